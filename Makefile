@@ -1,0 +1,31 @@
+# The two commands: `make run` (the local stack) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint venv prepare clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/base.txt requirements/local.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/local.txt
+	touch $@
+
+run: venv
+	$(PY) scripts/local_stack.py run
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(PY) scripts/local_stack.py test $(PYTEST_ARGS)
+
+prepare: venv
+	$(PY) scripts/local_stack.py prepare
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache tansu.log

@@ -1,0 +1,12 @@
+"""gunicorn settings for the API (local stack and container); GUNICORN_CMD_ARGS overrides."""
+
+import os
+
+bind = f"{os.environ.get('API_BIND_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8080')}"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+# Threads: a request waiting for its ACK holds one thread, not a whole process.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+timeout = 60
+graceful_timeout = 20
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "1" else None

@@ -1,0 +1,36 @@
+"""The worker's tables in the `worker` database: orders after the upsert rules."""
+
+from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KT
+
+
+class ProcessedOrderStatus(models.TextChoices):
+    DONE = "done"
+    DELETED = "deleted"
+
+
+class ProcessedOrder(models.Model):
+    """The worker's view of an order; `version` is the newest event version applied."""
+
+    order_id = models.UUIDField(primary_key=True)
+    user_id = models.UUIDField(db_index=True)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+    status = models.CharField(
+        max_length=16, choices=ProcessedOrderStatus.choices, default=ProcessedOrderStatus.DONE
+    )
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    bucket = models.PositiveSmallIntegerField()
+    version = models.PositiveIntegerField()
+    last_event_id = models.UUIDField(null=True, blank=True)
+    processed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(KT("payload__id"), F("user_id"), name="processed_external_id_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.order_id)

@@ -1,0 +1,1 @@
+"""OrderStream: an event-driven order service (Django API + Kafka worker)."""

@@ -1,0 +1,53 @@
+"""Admin helpers shared by both apps."""
+
+from django.contrib import admin
+
+
+class MultiDBModelAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose reads and writes go to the database alias `using`.
+
+    Taken from the Django documentation's "Exposing multiple databases in Django's
+    admin interface"; the router already sends the model there, this makes it explicit
+    for the admin's own queries (changelist counts, related lookups, deletes).
+    """
+
+    using = "default"
+
+    def save_model(self, request, obj, form, change):
+        obj.save(using=self.using)
+
+    def delete_model(self, request, obj):
+        obj.delete(using=self.using)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).using(self.using)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return super().formfield_for_foreignkey(db_field, request, using=self.using, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return super().formfield_for_manytomany(db_field, request, using=self.using, **kwargs)
+
+
+class OrderAdminBase(MultiDBModelAdmin):
+    """List, search (order id, user id, external id = payload.id) and status filter."""
+
+    list_display = (
+        "order_id",
+        "user_id",
+        "external_id",
+        "status",
+        "amount",
+        "version",
+        "updated_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("order_id", "user_id", "payload__id")
+    ordering = ("-updated_at",)
+    readonly_fields = ("order_id", "created_at", "updated_at", "version", "bucket")
+    show_full_result_count = False
+
+    @admin.display(description="external id")
+    def external_id(self, obj):
+        payload = obj.payload if isinstance(obj.payload, dict) else {}
+        return payload.get("id", "")

@@ -1,0 +1,84 @@
+"""Kafka client setup shared by the API and the worker.
+
+Every client is built here from settings, so bootstrap servers, timeouts and topic
+layout are configured in one place. Settings are read when a client is built, never
+at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+logger = logging.getLogger(__name__)
+
+
+def make_producer(**overrides) -> KafkaProducer:
+    """An idempotent producer that waits for all in-sync replicas (acks=all)."""
+    config = {
+        "bootstrap_servers": settings.KAFKA_BROKERS,
+        "client_id": "orderstream",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 0,
+        "retries": 5,
+        "request_timeout_ms": 10_000,
+        "max_block_ms": 5_000,
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsumer:
+    """A consumer with manual commits; `group_id=None` for a group-less reader."""
+    config = {
+        "bootstrap_servers": settings.KAFKA_BROKERS,
+        "client_id": "orderstream",
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
+        "session_timeout_ms": settings.KAFKA_SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+    }
+    config.update(overrides)
+    return KafkaConsumer(*topics, **config)
+
+
+def topic_layout() -> dict[str, int]:
+    """Topic name -> partition count, as the project expects them to exist."""
+    return {
+        settings.ORDERS_EVENTS_TOPIC: settings.ORDERS_EVENTS_PARTITIONS,
+        settings.ORDERS_ACK_TOPIC: settings.ORDERS_EVENTS_PARTITIONS,
+        settings.ORDERS_DLQ_TOPIC: 1,
+    }
+
+
+def ensure_topics(layout: dict[str, int] | None = None) -> list[str]:
+    """Create the project's topics where missing; return the names created."""
+    layout = layout or topic_layout()
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.KAFKA_BROKERS, client_id="orderstream-admin"
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, partitions, 1)
+            for name, partitions in layout.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them between our list and create
+        created = [topic.name for topic in missing]
+        if created:
+            logger.info("created topics %s", ", ".join(created))
+        return created
+    finally:
+        admin.close()

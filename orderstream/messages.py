@@ -1,0 +1,230 @@
+"""The message schema both apps share: the order event, its ACK, and the Redis result.
+
+The API builds `OrderEvent`s and reads `OrderAck`s; the worker does the opposite and
+writes `OrderResult`s. Parsing validates every field and raises `InvalidMessage`, so a
+bad message is turned into a dead-letter entry and an error ACK, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+# What the API asks for: the operation it performed on its own row.
+EVENT_STATUSES = frozenset({"created", "updated", "deleted"})
+# What the worker reports in the ACK.
+ACK_STATUSES = frozenset({"created", "updated", "deleted", "rejected"})
+
+
+class InvalidMessage(ValueError):
+    """A message that cannot be processed; `order_id` is kept when it could be read."""
+
+    def __init__(self, reason: str, *, order_id: str | None = None, event_id: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.order_id = order_id
+        self.event_id = event_id
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """Render an aware datetime as RFC 3339 in UTC with a `Z` suffix."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("timestamp has no time zone")
+    return moment
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(data: Any) -> bytes:
+    """Compact JSON bytes; Decimals become numbers, datetimes RFC 3339, UUIDs strings."""
+    return json.dumps(data, separators=(",", ":"), default=_json_default).encode()
+
+
+def _uuid_field(data: dict, name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise InvalidMessage(f"{name}: required uuid string")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidMessage(f"{name}: not a valid uuid") from None
+
+
+def _load_object(raw: bytes | str | None) -> dict:
+    if raw is None:
+        raise InvalidMessage("message has no value")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidMessage(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("message is not a JSON object")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """`orders.events` value; the Kafka key is `order_id`."""
+
+    event_id: str
+    order_id: str
+    user_id: str
+    payload: dict
+    status: str
+    version: int
+    timestamp: str
+    external_id: str | None = None
+
+    def to_bytes(self) -> bytes:
+        return dumps(asdict(self))
+
+    @property
+    def key(self) -> bytes:
+        return self.order_id.encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str | None) -> OrderEvent:
+        data = _load_object(raw)
+        order_id = data.get("order_id") if isinstance(data.get("order_id"), str) else None
+        event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+        try:
+            return cls._from_dict(data)
+        except InvalidMessage as exc:
+            exc.order_id = exc.order_id or _valid_uuid_or_none(order_id)
+            exc.event_id = exc.event_id or _valid_uuid_or_none(event_id)
+            raise
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> OrderEvent:
+        order_id = _uuid_field(data, "order_id")
+        event_id = _uuid_field(data, "event_id")
+        user_id = _uuid_field(data, "user_id")
+        payload = data.get("payload")
+        if not isinstance(payload, dict):
+            raise InvalidMessage("payload: required JSON object")
+        status = data.get("status")
+        if status not in EVENT_STATUSES:
+            raise InvalidMessage(f"status: must be one of {sorted(EVENT_STATUSES)}, got {status!r}")
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise InvalidMessage("version: required positive integer")
+        timestamp = data.get("timestamp")
+        if not isinstance(timestamp, str):
+            raise InvalidMessage("timestamp: required RFC 3339 string")
+        try:
+            parse_rfc3339(timestamp)
+        except ValueError:
+            raise InvalidMessage("timestamp: not an RFC 3339 date-time") from None
+        external_id = data.get("external_id")
+        if external_id is not None and not isinstance(external_id, str):
+            raise InvalidMessage("external_id: must be a string or null")
+        return cls(
+            event_id=event_id,
+            order_id=order_id,
+            user_id=user_id,
+            payload=payload,
+            status=status,
+            version=version,
+            timestamp=timestamp,
+            external_id=external_id,
+        )
+
+
+def _valid_uuid_or_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    """`orders.ack` value: the result of one event (`error` only when rejected)."""
+
+    event_id: str | None
+    order_id: str | None
+    status: str
+    processed_at: str
+    error: str | None = None
+
+    def to_bytes(self) -> bytes:
+        data = asdict(self)
+        if data["error"] is None:
+            del data["error"]
+        return dumps(data)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str | None) -> OrderAck:
+        data = _load_object(raw)
+        status = data.get("status")
+        if status not in ACK_STATUSES:
+            raise InvalidMessage(f"status: must be one of {sorted(ACK_STATUSES)}, got {status!r}")
+        return cls(
+            event_id=data.get("event_id"),
+            order_id=data.get("order_id"),
+            status=status,
+            processed_at=str(data.get("processed_at", "")),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """Redis `order_result:<order_id>` value: the worker's full view of the order."""
+
+    order_id: str
+    status: str
+    processed_at: str
+    order_status: str
+    user_id: str
+    amount: Decimal
+    payload: dict
+    created_at: str
+    updated_at: str
+    bucket: int
+
+    @staticmethod
+    def redis_key(order_id: str) -> str:
+        return f"order_result:{order_id}"
+
+    def to_bytes(self) -> bytes:
+        return dumps(asdict(self))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> OrderResult:
+        data = _load_object(raw)
+        return cls(
+            order_id=str(data["order_id"]),
+            status=str(data["status"]),
+            processed_at=str(data["processed_at"]),
+            order_status=str(data["order_status"]),
+            user_id=str(data["user_id"]),
+            amount=Decimal(str(data["amount"])),
+            payload=data["payload"],
+            created_at=str(data["created_at"]),
+            updated_at=str(data["updated_at"]),
+            bucket=int(data["bucket"]),
+        )

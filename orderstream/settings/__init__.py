@@ -1,0 +1,1 @@
+"""Settings package: base.py holds everything, leaf modules change only what differs."""

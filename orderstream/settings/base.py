@@ -1,0 +1,225 @@
+"""Settings shared by every environment.
+
+Every environment variable the project reads is read here, once. The leaf modules
+(local, test, production) import this module and change only what differs.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+
+def env(name: str, default: str) -> str:
+    """Return the environment variable `name`, or `default` when unset or empty."""
+    return os.environ.get(name) or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    return env(name, "1" if default else "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def redis_url(addr: str) -> str:
+    """Accept REDIS_ADDR as `host:port` (the Go services' form) or as a redis:// URL."""
+    if "://" in addr:
+        return addr
+    return f"redis://{addr}/0"
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# ------------------------------------------------------------------------------
+# GENERAL
+# ------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# Empty here; production.py refuses to start without one, local.py and test.py set a dev key.
+SECRET_KEY = env("DJANGO_SECRET_KEY", "")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+API_PORT = int(env("API_PORT", "8080"))
+
+# ------------------------------------------------------------------------------
+# APPS, MIDDLEWARE, URLS
+# ------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "orders_api",
+    "orders_worker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "orderstream.urls"
+WSGI_APPLICATION = "orderstream.wsgi.application"
+ASGI_APPLICATION = "orderstream.asgi.application"
+# `manage.py test` runs the pytest suite (see orderstream/test_runner.py).
+TEST_RUNNER = "orderstream.test_runner.PytestTestRunner"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ------------------------------------------------------------------------------
+# STATIC FILES (served by WhiteNoise behind gunicorn)
+# ------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# ------------------------------------------------------------------------------
+# DATABASES: `default` is the API's database, `worker` the worker's.
+# ------------------------------------------------------------------------------
+API_POSTGRES_DSN = env(
+    "API_POSTGRES_DSN",
+    "postgres://postgres:upvel123@localhost:5433/orderstream_api?sslmode=disable",
+)
+WORKER_POSTGRES_DSN = env(
+    "WORKER_POSTGRES_DSN",
+    "postgres://postgres:upvel123@localhost:5434/orderstream_worker?sslmode=disable",
+)
+DB_CONN_MAX_AGE = int(env("DB_CONN_MAX_AGE", "60"))
+DATABASES = {
+    "default": dj_database_url.parse(
+        API_POSTGRES_DSN, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True
+    ),
+    "worker": dj_database_url.parse(
+        WORKER_POSTGRES_DSN, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True
+    ),
+}
+DATABASE_ROUTERS = ["orderstream.routers.WorkerRouter", "orderstream.routers.ApiRouter"]
+
+# ------------------------------------------------------------------------------
+# CACHES (Redis; the worker's results use the raw client of this alias)
+# ------------------------------------------------------------------------------
+REDIS_ADDR = env("REDIS_ADDR", "localhost:6379")
+REDIS_URL = redis_url(REDIS_ADDR)
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": float(env("REDIS_CONNECT_TIMEOUT", "2")),
+            "SOCKET_TIMEOUT": float(env("REDIS_SOCKET_TIMEOUT", "2")),
+        },
+    }
+}
+# Lifetime of `order_result:<order_id>` in seconds (0 = keep forever).
+ORDER_RESULT_TTL = int(env("ORDER_RESULT_TTL", str(7 * 24 * 3600)))
+
+# ------------------------------------------------------------------------------
+# KAFKA
+# ------------------------------------------------------------------------------
+KAFKA_BROKERS = env_list("KAFKA_BROKERS", "localhost:29092")
+ORDERS_EVENTS_TOPIC = env("ORDERS_EVENTS_TOPIC", "orders.events")
+ORDERS_ACK_TOPIC = env("ORDERS_ACK_TOPIC", "orders.ack")
+ORDERS_DLQ_TOPIC = env("ORDERS_DLQ_TOPIC", "orders.events.dlq")
+ORDERS_EVENTS_PARTITIONS = int(env("ORDERS_EVENTS_PARTITIONS", "6"))
+WORKER_GROUP = env("WORKER_GROUP", "order-workers")
+# Consumer group liveness. Kept small for the embedded broker, whose group join
+# waits in proportion to max_poll_interval_ms; raise it for slow batches in production.
+KAFKA_MAX_POLL_INTERVAL_MS = int(env("KAFKA_MAX_POLL_INTERVAL_MS", "30000"))
+KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "10000"))
+KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000"))
+# Batch size of one worker poll.
+WORKER_BATCH_SIZE = int(env("WORKER_BATCH_SIZE", "500"))
+
+# ------------------------------------------------------------------------------
+# API BEHAVIOUR
+# ------------------------------------------------------------------------------
+# How long POST /orders waits for the worker's ACK before answering 202.
+ORDER_ACK_WAIT_TIMEOUT = float(env("ORDER_ACK_WAIT_TIMEOUT", "10"))
+# Largest accepted request body in bytes (larger bodies get 413).
+API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# Published outbox rows older than this many seconds are purged by the relay.
+OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(24 * 3600)))
+
+# ------------------------------------------------------------------------------
+# AUTH: the API is open (as the original service); /admin needs a staff login.
+# ------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# ------------------------------------------------------------------------------
+# DJANGO REST FRAMEWORK / OPENAPI
+# ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OrderStream API",
+    "DESCRIPTION": "Orders are stored, published to Kafka and processed by the worker.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# ------------------------------------------------------------------------------
+# LOGGING: one dict, everything to stdout.
+# ------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "plain",
+        },
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,26 @@
+"""Tests: own database names and topic names, so tests can run beside `make run`."""
+
+from .base import *  # noqa: F403
+from .base import DATABASES, env
+
+SECRET_KEY = "test-key-not-for-production"
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = None
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# TEST_DB_SUFFIX lets two test runs share one PostgreSQL server.
+_suffix = env("TEST_DB_SUFFIX", "")
+DATABASES["default"]["TEST"] = {"NAME": f"test_orderstream_api{_suffix}"}
+DATABASES["worker"]["TEST"] = {"NAME": f"test_orderstream_worker{_suffix}"}
+
+ORDERS_EVENTS_TOPIC = "test.orders.events"
+ORDERS_ACK_TOPIC = "test.orders.ack"
+ORDERS_DLQ_TOPIC = "test.orders.events.dlq"
+ORDERS_EVENTS_PARTITIONS = 4
+WORKER_GROUP = "test-order-workers"
+# Fast group joins on the embedded broker.
+KAFKA_MAX_POLL_INTERVAL_MS = 3000
+KAFKA_SESSION_TIMEOUT_MS = 3000
+KAFKA_HEARTBEAT_INTERVAL_MS = 300
+ORDER_ACK_WAIT_TIMEOUT = 10.0
+ORDER_RESULT_TTL = 600

@@ -1,0 +1,78 @@
+"""The admin needs a staff login and shows, searches and filters both databases' orders."""
+
+import pytest
+from django.urls import reverse
+
+from orders_api.tests.factories import OrderFactory
+from orders_worker.tests.factories import ProcessedOrderFactory
+
+pytestmark = pytest.mark.django_db(databases=["default", "worker"])
+
+CHANGELISTS = {
+    "api": ("admin:orders_api_order_changelist", OrderFactory),
+    "worker": ("admin:orders_worker_processedorder_changelist", ProcessedOrderFactory),
+}
+
+
+@pytest.fixture(params=sorted(CHANGELISTS))
+def changelist(request):
+    url_name, factory = CHANGELISTS[request.param]
+    return reverse(url_name), factory
+
+
+def test_admin_index_redirects_anonymous_users_to_login(client):
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_changelist_needs_staff(client, django_user_model, changelist):
+    url, _ = changelist
+    user = django_user_model.objects.create_user("plain", password="pw-123456")
+    client.force_login(user)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_admin_index_lists_both_databases(admin_client):
+    response = admin_client.get("/admin/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Orders (API database)" in body
+    assert "Processed orders (worker database)" in body
+
+
+def test_changelist_shows_rows(admin_client, changelist):
+    url, factory = changelist
+    order = factory()
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    assert str(order.order_id) in response.content.decode()
+
+
+@pytest.mark.parametrize("field", ["order_id", "user_id", "external_id"])
+def test_changelist_search(admin_client, changelist, field):
+    url, factory = changelist
+    wanted = factory(payload={"id": "ext-wanted-1", "amount": 1})
+    other = factory(payload={"id": "ext-other-2", "amount": 1})
+    term = wanted.payload["id"] if field == "external_id" else str(getattr(wanted, field))
+    body = admin_client.get(url, {"q": term}).content.decode()
+    assert str(wanted.order_id) in body
+    assert str(other.order_id) not in body
+
+
+def test_changelist_filters_by_status(admin_client, changelist):
+    url, factory = changelist
+    kept = factory()
+    deleted = factory(status="deleted")
+    body = admin_client.get(url, {"status__exact": "deleted"}).content.decode()
+    assert str(deleted.order_id) in body
+    assert str(kept.order_id) not in body
+
+
+def test_change_page_opens(admin_client, changelist):
+    url, factory = changelist
+    order = factory()
+    response = admin_client.get(f"{url}{order.pk}/change/")
+    assert response.status_code == 200
