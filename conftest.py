@@ -6,6 +6,7 @@ TEST_KAFKA_BROKERS to use an existing broker instead.
 """
 
 import os
+import threading
 import uuid
 
 import pytest
@@ -41,3 +42,42 @@ def unique_topics(settings):
     settings.WORKER_GROUP = f"test-order-workers-{suffix}"
     ensure_topics()
     return settings
+
+
+@pytest.fixture
+def running_worker(request, settings, kafka_broker):
+    """The order worker consuming in a background thread, on this test's topics.
+
+    Uses the test databases and Redis (tests need
+    `@pytest.mark.django_db(transaction=True, databases=["default", "worker"])`), waits
+    until the worker has joined its group, yields the `OrderWorker`, and on teardown stops
+    it, joins the thread and fails the test if the worker crashed. Combine with
+    `unique_topics` for topics of the test's own (it is applied first).
+    """
+    from orders_worker.consumer import OrderWorker, WorkerConfig
+
+    if "unique_topics" in request.fixturenames:
+        request.getfixturevalue("unique_topics")
+    worker = OrderWorker(
+        WorkerConfig.from_settings(poll_timeout_ms=100, stats_interval=60, backoff_max=1.0)
+    )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:  # reported by the teardown below
+            errors.append(exc)
+            raise
+
+    thread = threading.Thread(target=run, name="running-worker", daemon=True)
+    thread.start()
+    if not worker.assigned.wait(timeout=30):
+        worker.stop()
+        thread.join(timeout=10)
+        pytest.fail(f"the worker did not join group {settings.WORKER_GROUP} within 30 s: {errors}")
+    yield worker
+    worker.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the worker thread did not stop within 30 s"
+    assert not errors, f"the worker crashed: {errors[0]!r}"

@@ -1,4 +1,5 @@
-"""The worker's tables in the `worker` database: orders after the upsert rules."""
+"""The worker's tables in the `worker` database: orders after the upsert rules, and the
+events already applied (so a redelivered event is answered exactly as the first time)."""
 
 from django.db import models
 from django.db.models import F
@@ -25,6 +26,8 @@ class ProcessedOrder(models.Model):
     bucket = models.PositiveSmallIntegerField()
     version = models.PositiveIntegerField()
     last_event_id = models.UUIDField(null=True, blank=True)
+    # The ACK status of the newest event applied: created, updated or deleted.
+    last_status = models.CharField(max_length=16, default="created")
     processed_at = models.DateTimeField()
 
     class Meta:
@@ -34,3 +37,16 @@ class ProcessedOrder(models.Model):
 
     def __str__(self) -> str:
         return str(self.order_id)
+
+
+class ProcessedEvent(models.Model):
+    """One event the worker has handled, keyed by event_id, with the ACK status it got."""
+
+    event_id = models.UUIDField(primary_key=True)
+    order_id = models.UUIDField()
+    version = models.PositiveIntegerField()
+    ack_status = models.CharField(max_length=16)
+    processed_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.ack_status})"

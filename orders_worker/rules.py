@@ -1,13 +1,19 @@
-"""The pure order rules of SPEC.md: amount and bucket (the upsert decision joins them).
+"""The pure order rules of SPEC.md: amount, bucket and the upsert decision.
 
 No database, no Kafka: plain functions the worker and the API both call, with unit tests
-for every branch.
+for every branch. `order_upsert` takes the stored state (or None) and one event and
+says what the order becomes and what the ACK reports.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+
+from orderstream.messages import InvalidMessage, OrderEvent, parse_rfc3339
 
 CENT = Decimal("0.01")
 # The columns hold numeric(20, 2): anything of 18 integer digits or more is refused.
@@ -72,3 +78,132 @@ def external_id_of(payload: dict) -> str | None:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     return None
+
+
+# The `version` column is a PostgreSQL integer.
+MAX_VERSION = 2**31 - 1
+
+ORDER_DONE = "done"
+ORDER_DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """The worker's view of one order, as stored in `ProcessedOrder`."""
+
+    order_id: str
+    user_id: str
+    amount: Decimal
+    status: str  # ORDER_DONE or ORDER_DELETED
+    payload: dict
+    created_at: datetime
+    updated_at: datetime
+    bucket: int
+    version: int
+    last_event_id: str | None
+    last_status: str  # the ACK status of the newest event applied
+    processed_at: datetime
+
+
+class UpsertOutcome(StrEnum):
+    """What an event did to the order."""
+
+    APPLIED = "applied"  # the order was created or changed: write `state`
+    UNCHANGED = "unchanged"  # a newer event for a deleted order: nothing to write
+    DUPLICATE = "duplicate"  # the very event applied last, delivered again
+    STALE = "stale"  # older than (or as old as) what is stored: skipped
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertDecision:
+    """The state after the event, the ACK status to report, and whether to write."""
+
+    outcome: UpsertOutcome
+    ack_status: str
+    state: OrderState
+
+    @property
+    def changed(self) -> bool:
+        return self.outcome is UpsertOutcome.APPLIED
+
+
+def order_upsert(
+    *, stored: OrderState | None, event: OrderEvent, processed_at: datetime
+) -> UpsertDecision:
+    """Apply one event to the stored order (None: never seen) under SPEC.md's rules.
+
+    - never seen: created from the event (stored `done`, ACK `created`); a first-sight
+      delete is stored soft-deleted and acknowledged `deleted`;
+    - `version` not newer than the stored one: skipped and acknowledged with the current
+      state (`deleted`, else the last ACK status for the same event, else `updated`);
+    - a deleted order stays deleted whatever comes next (ACK `deleted`);
+    - `deleted`: soft delete, data kept; `created`/`updated`: payload replaced, amount
+      recomputed, status `done`, ACK `updated`.
+
+    Raises `InvalidMessage` when the amount cannot be computed or the version is out of
+    range: such an event is rejected whatever the stored state.
+    """
+    try:
+        amount = order_amount(event.payload)
+    except InvalidAmount as exc:
+        raise InvalidMessage(str(exc), order_id=event.order_id, event_id=event.event_id) from None
+    if event.version > MAX_VERSION:
+        raise InvalidMessage(
+            f"version: larger than {MAX_VERSION}",
+            order_id=event.order_id,
+            event_id=event.event_id,
+        )
+    happened_at = parse_rfc3339(event.timestamp)
+
+    if stored is None:
+        deleted = event.status == "deleted"
+        ack_status = "deleted" if deleted else "created"
+        state = OrderState(
+            order_id=event.order_id,
+            user_id=event.user_id,
+            amount=amount,
+            status=ORDER_DELETED if deleted else ORDER_DONE,
+            payload=event.payload,
+            created_at=happened_at,
+            updated_at=happened_at,
+            bucket=order_bucket(event.order_id),
+            version=event.version,
+            last_event_id=event.event_id,
+            last_status=ack_status,
+            processed_at=processed_at,
+        )
+        return UpsertDecision(UpsertOutcome.APPLIED, ack_status, state)
+
+    if event.version <= stored.version:
+        if stored.last_event_id == event.event_id:
+            return UpsertDecision(UpsertOutcome.DUPLICATE, stored.last_status, stored)
+        ack_status = "deleted" if stored.status == ORDER_DELETED else "updated"
+        return UpsertDecision(UpsertOutcome.STALE, ack_status, stored)
+
+    if stored.status == ORDER_DELETED:
+        return UpsertDecision(UpsertOutcome.UNCHANGED, "deleted", stored)
+
+    if event.status == "deleted":
+        state = replace(
+            stored,
+            status=ORDER_DELETED,
+            updated_at=happened_at,
+            version=event.version,
+            last_event_id=event.event_id,
+            last_status="deleted",
+            processed_at=processed_at,
+        )
+        return UpsertDecision(UpsertOutcome.APPLIED, "deleted", state)
+
+    state = replace(
+        stored,
+        amount=amount,
+        status=ORDER_DONE,
+        payload=event.payload,
+        updated_at=happened_at,
+        version=event.version,
+        last_event_id=event.event_id,
+        last_status="updated",
+        processed_at=processed_at,
+    )
+    return UpsertDecision(UpsertOutcome.APPLIED, "updated", state)

@@ -6,7 +6,8 @@ import factory
 from django.utils import timezone
 
 from orders_worker.models import ProcessedOrder, ProcessedOrderStatus
-from orders_worker.rules import order_bucket
+from orders_worker.rules import external_id_of, order_bucket
+from orderstream.messages import OrderEvent, rfc3339
 
 
 class ProcessedOrderFactory(factory.django.DjangoModelFactory):
@@ -25,3 +26,19 @@ class ProcessedOrderFactory(factory.django.DjangoModelFactory):
     bucket = factory.LazyAttribute(lambda o: order_bucket(o.order_id))
     version = 1
     last_event_id = factory.LazyFunction(uuid.uuid4)
+
+
+class OrderEventFactory(factory.Factory):
+    """An `orders.events` message; `order_id` is new unless given."""
+
+    class Meta:
+        model = OrderEvent
+
+    event_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    order_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    user_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    payload = factory.Sequence(lambda n: {"id": f"ext-{n}", "amount": "12.50"})
+    status = "created"
+    version = 1
+    timestamp = factory.LazyFunction(lambda: rfc3339(timezone.now()))
+    external_id = factory.LazyAttribute(lambda o: external_id_of(o.payload))

@@ -158,6 +158,12 @@ KAFKA_SESSION_TIMEOUT_MS = int(env("KAFKA_SESSION_TIMEOUT_MS", "10000"))
 KAFKA_HEARTBEAT_INTERVAL_MS = int(env("KAFKA_HEARTBEAT_INTERVAL_MS", "1000"))
 # Batch size of one worker poll.
 WORKER_BATCH_SIZE = int(env("WORKER_BATCH_SIZE", "500"))
+# Seconds between the worker's throughput/lag log lines.
+WORKER_STATS_INTERVAL = float(env("WORKER_STATS_INTERVAL", "10"))
+# How long the worker remembers handled event_ids (redelivery answered as the first time).
+WORKER_EVENT_RETENTION_SECONDS = int(env("WORKER_EVENT_RETENTION_SECONDS", str(7 * 24 * 3600)))
+# ms the worker's ACK producer waits to fill a request (the batch is flushed at its end).
+WORKER_ACK_LINGER_MS = int(env("WORKER_ACK_LINGER_MS", "20"))
 
 # ------------------------------------------------------------------------------
 # API BEHAVIOUR

@@ -13,9 +13,10 @@ _suffix = env("TEST_DB_SUFFIX", "")
 DATABASES["default"]["TEST"] = {"NAME": f"test_orderstream_api{_suffix}"}
 DATABASES["worker"]["TEST"] = {"NAME": f"test_orderstream_worker{_suffix}"}
 
-ORDERS_EVENTS_TOPIC = "test.orders.events"
-ORDERS_ACK_TOPIC = "test.orders.ack"
-ORDERS_DLQ_TOPIC = "test.orders.events.dlq"
+# Never the real topic names; TEST_* lets a worker subprocess of a test use its topics.
+ORDERS_EVENTS_TOPIC = env("TEST_ORDERS_EVENTS_TOPIC", "test.orders.events")
+ORDERS_ACK_TOPIC = env("TEST_ORDERS_ACK_TOPIC", "test.orders.ack")
+ORDERS_DLQ_TOPIC = env("TEST_ORDERS_DLQ_TOPIC", "test.orders.events.dlq")
 ORDERS_EVENTS_PARTITIONS = 4
 WORKER_GROUP = "test-order-workers"
 # Fast group joins on the embedded broker.

@@ -1,0 +1,429 @@
+"""The worker loop: poll a batch of order events, apply it, publish the results, commit.
+
+Per poll: every record is parsed (a bad one goes to the dead-letter topic and gets an
+error ACK), the valid events are applied in one database transaction, the results are
+written to Redis with one pipeline, one ACK per event is produced and the producer is
+flushed once, and only then are the offsets committed. A step that fails for a transient
+reason (PostgreSQL, Redis or Kafka unavailable) is retried with backoff, never skipped;
+a crash at any point only causes redelivery, which the upsert rules answer with the same
+ACKs and no change. `stop()` (the signal handler's flag) ends the loop between batches,
+or abandons a batch that is waiting on a retry, uncommitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import connections
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+from kafka.structs import OffsetAndMetadata
+from redis.exceptions import RedisError
+
+from orderstream.kafka import make_consumer, make_producer
+from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, rfc3339, utc_now
+
+from .results import order_results_write
+from .services import DB_ALIAS, EventResult, orders_apply_batch, processed_events_purge
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Failures of a service that may come back: retried with backoff, never skipped.
+TRANSIENT_ERRORS = (DatabaseError, RedisError, KafkaError, OSError)
+# The group moved on: these offsets can no longer be committed by this member.
+LOST_COMMIT_ERRORS = (
+    CommitFailedError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+    RebalanceInProgressError,
+)
+PURGE_INTERVAL = 3600.0
+
+
+class BatchAbandoned(Exception):
+    """Stop was requested while a batch waited on a retry; nothing was committed."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything the loop needs; `from_settings` fills it from Django settings."""
+
+    events_topic: str
+    ack_topic: str
+    dlq_topic: str
+    group: str
+    batch_size: int = 500
+    result_ttl: int = 0
+    max_messages: int | None = None
+    poll_timeout_ms: int = 500
+    stats_interval: float = 10.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 5.0
+    ack_linger_ms: int = 20
+    event_retention_seconds: int = 7 * 24 * 3600
+
+    @classmethod
+    def from_settings(cls, **overrides) -> WorkerConfig:
+        values = {
+            "events_topic": settings.ORDERS_EVENTS_TOPIC,
+            "ack_topic": settings.ORDERS_ACK_TOPIC,
+            "dlq_topic": settings.ORDERS_DLQ_TOPIC,
+            "group": settings.WORKER_GROUP,
+            "batch_size": settings.WORKER_BATCH_SIZE,
+            "result_ttl": settings.ORDER_RESULT_TTL,
+            "stats_interval": settings.WORKER_STATS_INTERVAL,
+            "ack_linger_ms": settings.WORKER_ACK_LINGER_MS,
+            "event_retention_seconds": settings.WORKER_EVENT_RETENTION_SECONDS,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class WorkerStats:
+    """Counters since start, and since the last log line."""
+
+    processed: int = 0
+    rejected: int = 0
+    batches: int = 0
+    retries: int = 0
+    window_start: float = field(default_factory=time.monotonic)
+    window_processed: int = 0
+    window_batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to produce: an ACK or a dead-letter entry."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] | None = None
+
+
+def dead_letter(record, error: str, dlq_topic: str) -> Outgoing:
+    """The DLQ entry: the original key and bytes, the error and the origin in headers."""
+    return Outgoing(
+        topic=dlq_topic,
+        key=record.key,
+        value=record.value if record.value is not None else b"",
+        headers=[
+            ("error", error.encode()),
+            ("source_topic", record.topic.encode()),
+            ("source_partition", str(record.partition).encode()),
+            ("source_offset", str(record.offset).encode()),
+            ("failed_at", rfc3339(utc_now()).encode()),
+        ],
+    )
+
+
+class OrderWorker(ConsumerRebalanceListener):
+    """One member of the worker group; `run()` loops until `stop()` or `max_messages`."""
+
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        self.stats = WorkerStats()
+        self.assigned = threading.Event()  # set once the group gave us our partitions
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._last_purge = 0.0
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        """Ask the loop to end after the current batch (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _remaining(self) -> int | None:
+        if self.config.max_messages is None:
+            return None
+        return self.config.max_messages - self.stats.processed
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> int:
+        """Consume until stopped; return the number of messages handled."""
+        cfg = self.config
+        logger.info(
+            "worker starting: topic %s, group %s, batch size %d",
+            cfg.events_topic,
+            cfg.group,
+            cfg.batch_size,
+        )
+        try:
+            self._consumer = self._retry("connect the consumer", self._build_consumer)
+            self._producer = self._retry("connect the producer", self._build_producer)
+            while not self.stopping and (self._remaining() is None or self._remaining() > 0):
+                records = self._poll()
+                if records:
+                    self._handle(records)
+                self._maybe_log_stats()
+                self._maybe_purge()
+        except BatchAbandoned as exc:
+            logger.warning("stop requested while retrying to %s: batch abandoned", exc)
+        finally:
+            self._close()
+        return self.stats.processed
+
+    def _build_consumer(self) -> KafkaConsumer:
+        consumer = make_consumer(
+            group_id=self.config.group,
+            client_id="orderstream-worker",
+            max_poll_records=self.config.batch_size,
+        )
+        consumer.subscribe([self.config.events_topic], listener=self)
+        return consumer
+
+    def _build_producer(self) -> KafkaProducer:
+        return make_producer(
+            client_id="orderstream-worker",
+            linger_ms=self.config.ack_linger_ms,
+            batch_size=256 * 1024,
+        )
+
+    def _poll(self) -> dict:
+        limit = self.config.batch_size
+        remaining = self._remaining()
+        if remaining is not None:
+            limit = min(limit, remaining)
+        try:
+            return self._consumer.poll(timeout_ms=self.config.poll_timeout_ms, max_records=limit)
+        except KafkaError as exc:
+            self.stats.retries += 1
+            logger.warning("poll failed, retrying: %s", exc)
+            self._stop.wait(self.config.backoff_max)
+            return {}
+
+    def _handle(self, records: dict) -> None:
+        """Apply one polled batch end to end, then commit its offsets."""
+        cfg = self.config
+        offsets = {
+            tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1)
+            for tp, recs in records.items()
+            if recs
+        }
+        ordered = [record for recs in records.values() for record in recs]
+        parsed: list[tuple[object, OrderEvent | InvalidMessage]] = []
+        for record in ordered:
+            try:
+                parsed.append((record, OrderEvent.from_bytes(record.value)))
+            except InvalidMessage as exc:
+                parsed.append((record, exc))
+            except (RecursionError, ValueError, TypeError) as exc:
+                parsed.append((record, InvalidMessage(f"unreadable message: {exc!r}")))
+        events = [item for _, item in parsed if isinstance(item, OrderEvent)]
+        processed_at = utc_now()
+
+        results = iter(
+            self._retry(
+                "apply the batch to PostgreSQL",
+                lambda: orders_apply_batch(events=events, processed_at=processed_at),
+            )
+        )
+        outgoing: list[Outgoing] = []
+        final_states = {}
+        stamp = rfc3339(processed_at)
+        for record, item in parsed:
+            if isinstance(item, OrderEvent):
+                result: EventResult = next(results)
+                if result.rejected:
+                    outgoing.extend(
+                        self._reject(record, result.error, item.order_id, item.event_id)
+                    )
+                    continue
+                final_states[item.order_id] = result.state
+                ack = OrderAck(item.event_id, item.order_id, result.ack_status, stamp)
+                outgoing.append(Outgoing(cfg.ack_topic, record.key, ack.to_bytes()))
+            else:
+                outgoing.extend(self._reject(record, item.reason, item.order_id, item.event_id))
+
+        self._retry(
+            "write results to Redis",
+            lambda: order_results_write(states=final_states.values(), ttl=cfg.result_ttl),
+        )
+        self._retry("produce ACKs and dead letters", lambda: self._produce(outgoing))
+        self._commit(offsets)
+        self.stats.processed += len(ordered)
+        self.stats.window_processed += len(ordered)
+        self.stats.batches += 1
+        self.stats.window_batches += 1
+
+    def _reject(
+        self, record, error: str, order_id: str | None, event_id: str | None
+    ) -> list[Outgoing]:
+        self.stats.rejected += 1
+        logger.warning(
+            "rejected message %s[%d]@%d key=%r: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            error,
+        )
+        out = [dead_letter(record, error, self.config.dlq_topic)]
+        if order_id:
+            ack = OrderAck(event_id, order_id, "rejected", rfc3339(utc_now()), error=error)
+            out.append(Outgoing(self.config.ack_topic, order_id.encode(), ack.to_bytes()))
+        return out
+
+    def _produce(self, outgoing: list[Outgoing]) -> None:
+        futures = [
+            self._producer.send(o.topic, value=o.value, key=o.key, headers=o.headers)
+            for o in outgoing
+        ]
+        self._producer.flush(timeout=30)
+        for future in futures:
+            if future.failed():
+                raise future.exception
+
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        with self._lock:
+            self._pending.update(offsets)
+
+        def commit() -> None:
+            try:
+                self._consumer.commit(offsets=dict(offsets))
+            except LOST_COMMIT_ERRORS as exc:
+                # Redelivered to the partitions' next owner and answered as duplicates.
+                logger.warning("offsets not committed, the group rebalanced: %s", exc)
+                return
+            with self._lock:
+                for tp, offset in offsets.items():
+                    if self._pending.get(tp) == offset:
+                        del self._pending[tp]
+
+        self._retry("commit offsets", commit)
+
+    # ------------------------------------------------------------------ retries
+    def _retry(self, what: str, step: Callable[[], T]) -> T:
+        """Run `step` until it succeeds, backing off on transient errors; honour stop."""
+        delay = self.config.backoff_initial
+        attempt = 0
+        while True:
+            try:
+                return step()
+            except TRANSIENT_ERRORS as exc:
+                attempt += 1
+                self.stats.retries += 1
+                logger.warning(
+                    "could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc
+                )
+                if isinstance(exc, DatabaseError):
+                    connections[DB_ALIAS].close()
+                if self._stop.wait(delay):
+                    raise BatchAbandoned(what) from exc
+                delay = min(delay * 2, self.config.backoff_max)
+
+    # ------------------------------------------------------------------ rebalance
+    def on_partitions_revoked(self, revoked) -> None:
+        """Commit what was applied for the partitions we give up (normally nothing)."""
+        with self._lock:
+            pending = {tp: self._pending.pop(tp) for tp in revoked if tp in self._pending}
+        if pending:
+            logger.info("committing applied offsets before revoke: %s", pending)
+            self._consumer.commit_async(offsets=pending)
+        if revoked:
+            logger.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        logger.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        self.assigned.set()
+
+    def on_partitions_lost(self, lost) -> None:
+        with self._lock:
+            for tp in lost:
+                self._pending.pop(tp, None)
+        logger.warning("partitions lost: %s", sorted(tp.partition for tp in lost))
+
+    # ------------------------------------------------------------------ housekeeping
+    def lag(self) -> int | None:
+        """Messages behind the end of our partitions, when known."""
+        total = 0
+        try:
+            for tp in self._consumer.assignment():
+                high = self._consumer.highwater(tp)
+                if high is None:
+                    return None
+                total += max(high - self._consumer.position(tp, timeout_ms=100), 0)
+        except (KafkaError, AssertionError, TypeError):
+            return None
+        return total
+
+    def _maybe_log_stats(self, force: bool = False) -> None:
+        stats = self.stats
+        elapsed = time.monotonic() - stats.window_start
+        if not force and elapsed < self.config.stats_interval:
+            return
+        if stats.window_processed or force:
+            mean_batch = (
+                stats.window_processed / stats.window_batches if stats.window_batches else 0
+            )
+            logger.info(
+                "processed %d in %.1fs (%.0f/s), mean batch %.0f, total %d, rejected %d,"
+                " retries %d, lag %s",
+                stats.window_processed,
+                elapsed,
+                stats.window_processed / elapsed if elapsed else 0,
+                mean_batch,
+                stats.processed,
+                stats.rejected,
+                stats.retries,
+                self.lag(),
+            )
+        stats.window_start = time.monotonic()
+        stats.window_processed = 0
+        stats.window_batches = 0
+
+    def _maybe_purge(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge < PURGE_INTERVAL:
+            return
+        self._last_purge = now
+        try:
+            purged = processed_events_purge(
+                older_than=timedelta(seconds=self.config.event_retention_seconds), now=utc_now()
+            )
+        except DatabaseError as exc:
+            connections[DB_ALIAS].close()
+            logger.warning("could not purge old event ids (will retry later): %s", exc)
+            return
+        if purged:
+            logger.info(
+                "forgot %d event ids older than %ss", purged, self.config.event_retention_seconds
+            )
+
+    def _close(self) -> None:
+        self._maybe_log_stats(force=True)
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except KafkaError as exc:
+                logger.warning("producer close failed: %s", exc)
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except KafkaError as exc:
+                logger.warning("consumer close failed: %s", exc)
+        connections.close_all()
+        logger.info("worker stopped after %d messages", self.stats.processed)

@@ -1,0 +1,56 @@
+"""`manage.py run_worker`: parse the options, build the worker, run it until a signal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from django.core.management.base import BaseCommand
+
+from orders_worker.consumer import OrderWorker, WorkerConfig
+
+
+class Command(BaseCommand):
+    help = (
+        "Consume order events from ORDERS_EVENTS_TOPIC, apply them to the worker database, "
+        "write results to Redis and ACKs to ORDERS_ACK_TOPIC. SIGTERM/Ctrl-C stop cleanly."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--group", help="consumer group (default: WORKER_GROUP)")
+        parser.add_argument(
+            "--batch-size", type=int, help="events per poll (default: WORKER_BATCH_SIZE)"
+        )
+        parser.add_argument(
+            "--max-messages", type=int, help="exit after handling this many messages"
+        )
+        parser.add_argument(
+            "--log-level",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="log level of the worker (default: LOG_LEVEL)",
+        )
+        parser.add_argument(
+            "--stats-interval", type=float, help="seconds between throughput log lines"
+        )
+
+    def handle(self, *args, **options):
+        if options["log_level"]:
+            logging.getLogger().setLevel(options["log_level"])
+        worker = OrderWorker(
+            WorkerConfig.from_settings(
+                group=options["group"],
+                batch_size=options["batch_size"],
+                max_messages=options["max_messages"],
+                stats_interval=options["stats_interval"],
+            )
+        )
+
+        def request_stop(signum, frame):
+            worker.stop()
+            # A second Ctrl-C interrupts at once.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        processed = worker.run()
+        self.stdout.write(f"worker stopped after {processed} messages")

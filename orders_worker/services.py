@@ -1,0 +1,202 @@
+"""Apply a batch of order events to the worker database in one transaction.
+
+`orders_apply_batch` reads every order and event_id the batch touches in two queries,
+decides each event with the pure `rules.order_upsert` in order, and writes the final
+state of each changed order and the handled event_ids in two statements. The order upsert
+only ever replaces a row with a higher `version`, so even two workers racing on one order
+(during a rebalance) cannot move it backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import DataError, IntegrityError, connections, transaction
+from psycopg2.extras import execute_values
+
+from orderstream.messages import InvalidMessage, OrderEvent
+
+from .models import ProcessedEvent, ProcessedOrder
+from .rules import OrderState, UpsertOutcome, order_upsert
+
+logger = logging.getLogger(__name__)
+
+DB_ALIAS = "worker"
+# Database errors caused by the data of one event; anything else is retried.
+DATA_ERRORS = (DataError, IntegrityError)
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """What one event came to: the ACK status and the order state after it, or an error."""
+
+    event: OrderEvent
+    ack_status: str
+    state: OrderState | None = None
+    outcome: UpsertOutcome | None = None
+    error: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.error is not None
+
+
+def _state_of(row: ProcessedOrder) -> OrderState:
+    return OrderState(
+        order_id=str(row.order_id),
+        user_id=str(row.user_id),
+        amount=row.amount,
+        status=row.status,
+        payload=row.payload,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        bucket=row.bucket,
+        version=row.version,
+        last_event_id=str(row.last_event_id) if row.last_event_id else None,
+        last_status=row.last_status,
+        processed_at=row.processed_at,
+    )
+
+
+_ORDER_COLUMNS = (
+    "order_id",
+    "user_id",
+    "amount",
+    "status",
+    "payload",
+    "created_at",
+    "updated_at",
+    "bucket",
+    "version",
+    "last_event_id",
+    "last_status",
+    "processed_at",
+)
+
+
+def _upsert_orders(cursor, states: list[OrderState]) -> None:
+    table = ProcessedOrder._meta.db_table
+    columns = ", ".join(_ORDER_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ORDER_COLUMNS if c != "order_id")
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES %s "
+        f"ON CONFLICT (order_id) DO UPDATE SET {updates} "
+        f"WHERE {table}.version < EXCLUDED.version"
+    )
+    rows = [
+        (
+            s.order_id,
+            s.user_id,
+            s.amount,
+            s.status,
+            json.dumps(s.payload),
+            s.created_at,
+            s.updated_at,
+            s.bucket,
+            s.version,
+            s.last_event_id,
+            s.last_status,
+            s.processed_at,
+        )
+        for s in states
+    ]
+    template = "(%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)"
+    execute_values(cursor, sql, rows, template=template, page_size=max(len(rows), 1))
+
+
+def _record_events(cursor, results: list[EventResult], processed_at: datetime) -> None:
+    table = ProcessedEvent._meta.db_table
+    rows = {
+        r.event.event_id: (r.event.event_id, r.event.order_id, r.event.version, r.ack_status)
+        for r in results
+        if not r.rejected
+    }
+    if not rows:
+        return
+    sql = (
+        f"INSERT INTO {table} (event_id, order_id, version, ack_status, processed_at) "
+        "VALUES %s ON CONFLICT (event_id) DO NOTHING"
+    )
+    values = [(*row, processed_at) for row in rows.values()]
+    execute_values(cursor, sql, values, page_size=max(len(values), 1))
+
+
+def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult]:
+    with transaction.atomic(using=DB_ALIAS):
+        order_ids = {e.order_id for e in events}
+        states: dict[str, OrderState] = {
+            str(row.order_id): _state_of(row)
+            for row in ProcessedOrder.objects.using(DB_ALIAS)
+            .select_for_update()
+            .filter(order_id__in=order_ids)
+        }
+        seen: dict[str, str] = {
+            str(event_id): status
+            for event_id, status in ProcessedEvent.objects.using(DB_ALIAS)
+            .filter(event_id__in={e.event_id for e in events})
+            .values_list("event_id", "ack_status")
+        }
+        changed: dict[str, OrderState] = {}
+        results = []
+        for event in events:
+            stored = states.get(event.order_id)
+            if event.event_id in seen and stored is not None:
+                # Handled before: answer exactly as the first time, change nothing.
+                results.append(
+                    EventResult(event, seen[event.event_id], stored, UpsertOutcome.DUPLICATE)
+                )
+                continue
+            try:
+                decision = order_upsert(stored=stored, event=event, processed_at=processed_at)
+            except InvalidMessage as exc:
+                results.append(EventResult(event, "rejected", error=exc.reason))
+                continue
+            states[event.order_id] = decision.state
+            if decision.changed:
+                changed[event.order_id] = decision.state
+            seen[event.event_id] = decision.ack_status
+            results.append(
+                EventResult(event, decision.ack_status, decision.state, decision.outcome)
+            )
+        with connections[DB_ALIAS].cursor() as cursor:
+            if changed:
+                _upsert_orders(cursor.cursor, list(changed.values()))
+            _record_events(cursor.cursor, results, processed_at)
+    return results
+
+
+def orders_apply_batch(*, events: list[OrderEvent], processed_at: datetime) -> list[EventResult]:
+    """Apply `events` in order, in one transaction; one result per event, same order.
+
+    When the database refuses the batch because of the data of some event (e.g. a JSON
+    value PostgreSQL cannot store), the events are applied one by one so only the
+    offending ones are rejected. Connection and other database errors propagate: the
+    caller retries the whole batch, which is safe because the batch is one transaction.
+    """
+    if not events:
+        return []
+    try:
+        return _apply(events, processed_at)
+    except DATA_ERRORS as exc:
+        logger.warning(
+            "batch of %d refused by the database (%s); applying one by one", len(events), exc
+        )
+    results = []
+    for event in events:
+        try:
+            results.extend(_apply([event], processed_at))
+        except DATA_ERRORS as exc:
+            reason = f"refused by the database: {str(exc).strip().splitlines()[0]}"
+            results.append(EventResult(event, "rejected", error=reason))
+    return results
+
+
+def processed_events_purge(*, older_than: timedelta, now: datetime) -> int:
+    """Forget handled event_ids older than `older_than`; return how many were deleted."""
+    deleted, _ = (
+        ProcessedEvent.objects.using(DB_ALIAS).filter(processed_at__lt=now - older_than).delete()
+    )
+    return deleted
