@@ -78,6 +78,8 @@ def _load_object(raw: bytes | str | None) -> dict:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMessage("not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidMessage("message is not a JSON object")
     return data

@@ -1,0 +1,320 @@
+"""Unit tests of the pure order rules: amount, bucket, external id and the upsert decision."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from orders_worker.rules import (
+    MAX_VERSION,
+    ORDER_DELETED,
+    ORDER_DONE,
+    InvalidAmount,
+    OrderState,
+    UpsertOutcome,
+    external_id_of,
+    order_amount,
+    order_bucket,
+    order_upsert,
+)
+from orderstream.messages import InvalidMessage, OrderEvent
+
+from .factories import OrderEventFactory
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+EARLIER = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- order_amount
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"amount": 12}, "12.00"),
+        ({"amount": 12.345}, "12.35"),  # half-up to cents
+        ({"amount": "7.5"}, "7.50"),
+        ({"amount": " 3 "}, "3.00"),
+        ({"amount": "-4.25"}, "-4.25"),
+        ({"amount": "1e3"}, "1000.00"),
+        ({"amount": 0}, "0.00"),
+        ({"amount": 5, "items": [{"price": 100}]}, "5.00"),  # amount wins over items
+        ({"amount": None, "items": [{"price": 2}]}, "2.00"),  # null amount: items
+        ({"items": [{"price": "2.50", "qty": 2}, {"price": 1}]}, "6.00"),  # qty defaults to 1
+        ({"items": [{"price": 3, "qty": None}]}, "3.00"),
+        ({"items": [{"qty": 4}]}, "0.00"),  # no price: 0
+        ({"items": []}, "0.00"),
+        ({"items": "not a list"}, "0.00"),
+        ({}, "0.00"),
+        ({"id": "x", "note": {"deep": [1, 2, {"x": None}]}}, "0.00"),
+        ({"amount": 10**17}, "100000000000000000.00"),
+    ],
+)
+def test_order_amount_follows_amount_then_items_then_zero(payload, expected):
+    """amount if present, else sum(price * qty) over items, else 0; rounded to cents."""
+    assert order_amount(payload) == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"amount": "abc"},
+        {"amount": ""},
+        {"amount": True},
+        {"amount": [1]},
+        {"amount": {"value": 1}},
+        {"amount": "NaN"},
+        {"amount": "Infinity"},
+        {"amount": float("inf")},
+        {"amount": 10**18},
+        {"amount": "-1e30"},
+        {"amount": "9" * 400},
+        {"items": [{"price": "x"}]},
+        {"items": [{"price": 1, "qty": "two"}]},
+        {"items": [{"price": False}]},
+        {"items": ["not an object"]},
+        {"items": [None]},
+        {"items": [{"price": 10**10, "qty": 10**10}]},
+    ],
+)
+def test_order_amount_refuses_unusable_numbers(payload):
+    """Non-numeric, boolean, non-finite or out-of-range values raise InvalidAmount."""
+    with pytest.raises(InvalidAmount):
+        order_amount(payload)
+
+
+def test_order_bucket_is_first_byte_mod_4():
+    assert order_bucket("ff000000-0000-4000-8000-000000000000") == 255 % 4
+    assert order_bucket(uuid.UUID("06000000-0000-4000-8000-000000000000")) == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"id": "A-1"}, "A-1"),
+        ({"id": 42}, "42"),
+        ({"id": 42.0}, "42"),
+        ({"id": 1.5}, "1.5"),
+        ({"id": True}, None),
+        ({"id": None}, None),
+        ({"id": {"x": 1}}, None),
+        ({}, None),
+    ],
+)
+def test_external_id_of_renders_strings_and_numbers(payload, expected):
+    assert external_id_of(payload) == expected
+
+
+# ---------------------------------------------------------------- order_upsert
+def stored_state(**changes) -> OrderState:
+    state = OrderState(
+        order_id=str(uuid.uuid4()),
+        user_id=str(uuid.uuid4()),
+        amount=Decimal("10.00"),
+        status=ORDER_DONE,
+        payload={"id": "old", "amount": 10},
+        created_at=EARLIER,
+        updated_at=EARLIER,
+        bucket=1,
+        version=2,
+        last_event_id=str(uuid.uuid4()),
+        last_status="updated",
+        processed_at=EARLIER,
+    )
+    return replace(state, **changes)
+
+
+def event_for(state: OrderState | None = None, **fields) -> OrderEvent:
+    if state is not None:
+        fields.setdefault("order_id", state.order_id)
+        fields.setdefault("user_id", state.user_id)
+    return OrderEventFactory(**fields)
+
+
+@pytest.mark.parametrize("status", ["created", "updated"])
+def test_first_sight_creates_the_order_and_reports_created(status):
+    """An unseen order is created from the event: done, amount computed, ACK created."""
+    event = event_for(status=status, version=3, payload={"id": 1, "items": [{"price": 2}]})
+    decision = order_upsert(stored=None, event=event, processed_at=NOW)
+    assert decision.outcome is UpsertOutcome.APPLIED
+    assert decision.changed
+    assert decision.ack_status == "created"
+    state = decision.state
+    assert (state.order_id, state.user_id) == (event.order_id, event.user_id)
+    assert (state.status, state.amount, state.version) == (ORDER_DONE, Decimal("2.00"), 3)
+    assert state.payload == event.payload
+    assert state.created_at == state.updated_at == datetime.fromisoformat(event.timestamp)
+    assert state.bucket == order_bucket(event.order_id)
+    assert (state.last_event_id, state.last_status) == (event.event_id, "created")
+    assert state.processed_at == NOW
+
+
+def test_first_sight_delete_stores_a_soft_deleted_order_and_reports_deleted():
+    event = event_for(status="deleted", payload={"amount": "3"})
+    decision = order_upsert(stored=None, event=event, processed_at=NOW)
+    assert decision.outcome is UpsertOutcome.APPLIED
+    assert decision.ack_status == "deleted"
+    assert (decision.state.status, decision.state.amount) == (ORDER_DELETED, Decimal("3.00"))
+
+
+def test_newer_update_replaces_payload_recomputes_amount_and_reports_updated():
+    stored = stored_state()
+    event = event_for(stored, status="updated", version=3, payload={"id": "new", "amount": "1.1"})
+    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "updated")
+    state = decision.state
+    assert (state.payload, state.amount, state.status) == (event.payload, Decimal("1.10"), "done")
+    assert state.created_at == EARLIER  # kept
+    assert state.updated_at == datetime.fromisoformat(event.timestamp)
+    assert (state.version, state.last_event_id, state.last_status) == (3, event.event_id, "updated")
+
+
+def test_newer_created_event_for_a_known_order_is_an_update():
+    stored = stored_state()
+    event = event_for(stored, status="created", version=5)
+    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "updated")
+
+
+def test_update_keeps_the_stored_user():
+    stored = stored_state()
+    event = event_for(stored, status="updated", version=3, user_id=str(uuid.uuid4()))
+    assert (
+        order_upsert(stored=stored, event=event, processed_at=NOW).state.user_id == stored.user_id
+    )
+
+
+def test_delete_is_a_soft_delete_that_keeps_the_data():
+    stored = stored_state()
+    event = event_for(stored, status="deleted", version=3, payload={"amount": 999})
+    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "deleted")
+    state = decision.state
+    assert state.status == ORDER_DELETED
+    assert (state.payload, state.amount) == (stored.payload, stored.amount)
+    assert (state.version, state.last_status) == (3, "deleted")
+
+
+@pytest.mark.parametrize("status", ["created", "updated", "deleted"])
+def test_any_newer_event_for_a_deleted_order_changes_nothing_and_reports_deleted(status):
+    stored = stored_state(status=ORDER_DELETED, last_status="deleted")
+    event = event_for(stored, status=status, version=9, payload={"amount": 1})
+    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert (decision.outcome, decision.ack_status) == (UpsertOutcome.UNCHANGED, "deleted")
+    assert not decision.changed
+    assert decision.state is stored
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_event_not_newer_than_the_stored_version_is_skipped_as_stale(version):
+    """Older (or same version, other event): skipped, ACK with the current state."""
+    stored = stored_state(version=2)
+    event = event_for(stored, status="updated", version=version, payload={"amount": 1})
+    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert (decision.outcome, decision.ack_status) == (UpsertOutcome.STALE, "updated")
+    assert decision.state is stored
+    assert not decision.changed
+
+
+def test_a_stale_event_for_a_deleted_order_reports_deleted():
+    stored = stored_state(status=ORDER_DELETED, last_status="deleted", version=4)
+    event = event_for(stored, status="created", version=1)
+    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert (decision.outcome, decision.ack_status) == (UpsertOutcome.STALE, "deleted")
+
+
+def test_the_last_applied_event_delivered_again_reports_its_original_status():
+    stored = stored_state(version=1, last_status="created")
+    event = event_for(stored, event_id=stored.last_event_id, version=1)
+    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert (decision.outcome, decision.ack_status) == (UpsertOutcome.DUPLICATE, "created")
+    assert decision.state is stored
+
+
+@pytest.mark.parametrize("stored", [None, stored_state()])
+def test_an_amount_that_cannot_be_computed_rejects_the_event(stored):
+    """Whatever is stored, an unusable amount makes the event invalid (with its ids)."""
+    event = event_for(stored, status="updated", version=3, payload={"amount": "ten"})
+    with pytest.raises(InvalidMessage) as info:
+        order_upsert(stored=stored, event=event, processed_at=NOW)
+    assert info.value.order_id == event.order_id
+    assert info.value.event_id == event.event_id
+    assert "amount" in info.value.reason
+
+
+def test_a_version_beyond_the_column_range_rejects_the_event():
+    event = event_for(version=MAX_VERSION + 1)
+    with pytest.raises(InvalidMessage, match="version"):
+        order_upsert(stored=None, event=event, processed_at=NOW)
+
+
+# ---------------------------------------------------------------- odd messages
+def valid_fields() -> dict:
+    return json.loads(OrderEventFactory().to_bytes())
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'"a string"', "not a JSON object"),
+        (b"1" * 5000, "not valid JSON"),  # beyond Python's int digit limit
+        (None, "no value"),
+    ],
+)
+def test_unreadable_messages_are_invalid_without_ids(raw, reason):
+    with pytest.raises(InvalidMessage, match=reason) as info:
+        OrderEvent.from_bytes(raw)
+    assert info.value.order_id is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"status": "archived"}, "status"),
+        ({"status": None}, "status"),
+        ({"payload": "a string"}, "payload"),
+        ({"payload": [1, 2]}, "payload"),
+        ({"payload": None}, "payload"),
+        ({"version": "2"}, "version"),
+        ({"version": 0}, "version"),
+        ({"version": True}, "version"),
+        ({"version": 1.5}, "version"),
+        ({"timestamp": "yesterday"}, "timestamp"),
+        ({"timestamp": "2026-01-01T00:00:00"}, "timestamp"),
+        ({"user_id": "nope"}, "user_id"),
+        ({"event_id": 12}, "event_id"),
+        ({"external_id": {"a": 1}}, "external_id"),
+    ],
+)
+def test_invalid_fields_are_named_and_the_ids_kept(changes, reason):
+    """A readable event with a bad field names it and keeps order_id/event_id for the ACK."""
+    fields = valid_fields() | changes
+    with pytest.raises(InvalidMessage, match=reason) as info:
+        OrderEvent.from_bytes(json.dumps(fields))
+    assert info.value.order_id == fields["order_id"]
+
+
+@pytest.mark.parametrize(
+    "missing", ["order_id", "event_id", "user_id", "payload", "status", "version", "timestamp"]
+)
+def test_missing_fields_make_the_event_invalid(missing):
+    fields = valid_fields()
+    del fields[missing]
+    with pytest.raises(InvalidMessage, match=missing):
+        OrderEvent.from_bytes(json.dumps(fields))
+
+
+def test_nested_garbage_in_the_payload_is_kept_as_data():
+    """Odd but valid JSON inside the payload is stored as is; only amount/items matter."""
+    payload = {"id": None, "items": [{"price": "1", "qty": 3, "x": [[[{}]]]}], "\u00e9": "\u2603"}
+    event = OrderEvent.from_bytes(json.dumps(valid_fields() | {"payload": payload}))
+    decision = order_upsert(stored=None, event=event, processed_at=NOW)
+    assert decision.state.payload == payload
+    assert decision.state.amount == Decimal("3.00")
