@@ -29,3 +29,9 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache tansu.log
+
+# The compose stack without a Docker engine: compose-spec schema, hadolint, shellcheck.
+compose-lint: venv
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose/docker-compose.yml
+	$(VENV)/bin/hadolint --failure-threshold info compose/Dockerfile
+	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-worker.sh
