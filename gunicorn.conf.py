@@ -10,3 +10,21 @@ threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60
 graceful_timeout = 20
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "1" else None
+
+
+def post_worker_init(worker):
+    """Start this worker's event publisher, outbox relay and ACK listener.
+
+    Runs in the worker process after the fork: Kafka clients and their threads are never
+    created in the master (they would not survive the fork).
+    """
+    from orders_api import runtime
+
+    runtime.start()
+
+
+def worker_exit(server, worker):
+    """Flush unsent events and stop the background threads (the relay covers the rest)."""
+    from orders_api import runtime
+
+    runtime.shutdown()

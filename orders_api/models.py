@@ -1,9 +1,9 @@
-"""The API's tables in the `default` database: the raw order as clients sent it."""
+"""The API's tables in the `default` database: orders, their outbox and idempotency keys."""
 
 import uuid
 
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.fields.json import KT
 
 
@@ -39,3 +39,64 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return str(self.order_id)
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as its order, published after commit.
+
+    `published_at` stays empty until the broker acknowledged the message; the relay
+    publishes rows still empty at `next_attempt_at` and purges old published rows.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(unique=True)
+    order_id = models.UUIDField()
+    version = models.PositiveIntegerField()
+    topic = models.CharField(max_length=249)
+    value = models.JSONField()
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # The relay's scan: unpublished rows that are due, oldest first.
+            models.Index(
+                F("next_attempt_at"),
+                F("id"),
+                name="outbox_unpublished_idx",
+                condition=Q(published_at__isnull=True),
+            ),
+            models.Index(
+                F("published_at"),
+                name="outbox_published_idx",
+                condition=Q(published_at__isnull=False),
+            ),
+            models.Index(F("order_id"), F("version"), name="outbox_order_version_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} v{self.version}"
+
+
+class IdempotencyKey(models.Model):
+    """The first request made with an `Idempotency-Key` (per user) and what it did."""
+
+    user_id = models.UUIDField()
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    order_id = models.UUIDField()
+    event_id = models.UUIDField()
+    operation = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "key"], name="idempotency_user_key_uniq"),
+        ]
+        indexes = [models.Index(F("created_at"), name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.key}"

@@ -1,9 +1,14 @@
-"""Routes of the API."""
+"""Routes of the API: /health and /orders."""
 
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from . import views
 
+router = SimpleRouter(trailing_slash=False)  # the Go service's paths: /orders, /orders/{id}
+router.register("orders", views.OrderViewSet, basename="orders")
+
 urlpatterns = [
     path("health", views.health, name="health"),
+    *router.urls,
 ]

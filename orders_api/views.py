@@ -1,10 +1,43 @@
-"""HTTP views: thin DRF views over services and selectors."""
+"""HTTP views: thin DRF views over services and selectors (routes in urls.py)."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
-from rest_framework.decorators import api_view, permission_classes
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+
+from . import runtime
+from .exceptions import ApplicationError
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import idempotency_key_clean
+from .selectors import order_get, order_get_by_external_id, order_list, order_views
+from .serializers import (
+    ByExternalQuerySerializer,
+    ErrorSerializer,
+    OrderEnvelopeSerializer,
+    OrderIdPathSerializer,
+    OrderListQuerySerializer,
+    OrderUpsertInputSerializer,
+    OrderViewSerializer,
+    OrderWriteResponseSerializer,
+)
+from .services import order_upsert
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
 
 
 @extend_schema(
@@ -15,3 +48,249 @@ from rest_framework.response import Response
 @permission_classes([AllowAny])
 def health(request):
     return Response({"status": "ok"})
+
+
+def _preferences(request) -> dict[str, str]:
+    """RFC 7240 `Prefer` header as {name: value}."""
+    prefs = {}
+    for item in request.headers.get("Prefer", "").split(","):
+        name, _, value = item.split(";")[0].strip().partition("=")
+        if name:
+            prefs[name.lower()] = value.strip().strip('"')
+    return prefs
+
+
+def ack_wait_seconds(request) -> float:
+    """How long this POST waits for the worker's ACK (0 = answer 202 at once).
+
+    `?wait=false` or `Prefer: respond-async` opt out; `Prefer: wait=N` shortens the wait.
+    """
+    wait = request.query_params.get("wait")
+    if wait is not None and wait.strip().lower() not in TRUE_WORDS | FALSE_WORDS | {""}:
+        raise ApplicationError("wait", "must be true or false")
+    prefs = _preferences(request)
+    if (wait and wait.strip().lower() in FALSE_WORDS) or "respond-async" in prefs:
+        return 0.0
+    seconds = settings.ORDER_ACK_WAIT_TIMEOUT
+    if prefs.get("wait"):
+        try:
+            seconds = min(seconds, max(float(prefs["wait"]), 0.0))
+        except ValueError:
+            raise ApplicationError("Prefer", "wait= must be a number of seconds") from None
+    return seconds
+
+
+class OrderPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input; names the field."),
+    404: OpenApiResponse(ErrorSerializer, description="No such order."),
+}
+
+WRITE_EXAMPLES = [
+    OpenApiExample(
+        "create",
+        request_only=True,
+        value={
+            "user_id": "7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10",
+            "payload": {"id": "A-1001", "items": [{"sku": "book", "price": 12.5, "qty": 2}]},
+        },
+    ),
+    OpenApiExample(
+        "create with payload_json as a string",
+        request_only=True,
+        value={
+            "order_id": "0",
+            "user_id": "7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10",
+            "payload_json": '{"id": "A-1002", "amount": 99.9}',
+        },
+    ),
+    OpenApiExample(
+        "update",
+        request_only=True,
+        value={
+            "order_id": "2b7e1516-28ae-4d2a-a6ab-f7158809cf4f",
+            "user_id": "7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10",
+            "payload_json": {"id": "A-1001", "amount": 30},
+        },
+    ),
+    OpenApiExample(
+        "soft delete",
+        request_only=True,
+        value={
+            "order_id": "2b7e1516-28ae-4d2a-a6ab-f7158809cf4f",
+            "user_id": "7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10",
+            "status": "deleted",
+        },
+    ),
+    OpenApiExample(
+        "acknowledged",
+        response_only=True,
+        status_codes=["200"],
+        value={"order_id": "2b7e1516-28ae-4d2a-a6ab-f7158809cf4f", "status": "created"},
+    ),
+    OpenApiExample(
+        "pending",
+        response_only=True,
+        status_codes=["202"],
+        value={"order_id": "2b7e1516-28ae-4d2a-a6ab-f7158809cf4f", "status": "pending"},
+    ),
+    OpenApiExample(
+        "invalid user_id",
+        response_only=True,
+        status_codes=["400"],
+        value={
+            "error": "user_id: must be a uuid",
+            "field": "user_id",
+            "reason": "must be a uuid",
+            "errors": [{"field": "user_id", "reason": "must be a uuid"}],
+        },
+    ),
+    OpenApiExample(
+        "deleted order",
+        response_only=True,
+        status_codes=["409"],
+        value={
+            "error": "order_id: the order is deleted and cannot be changed",
+            "field": "order_id",
+            "reason": "the order is deleted and cannot be changed",
+            "errors": [
+                {"field": "order_id", "reason": "the order is deleted and cannot be changed"}
+            ],
+        },
+    ),
+]
+
+
+class OrderViewSet(viewsets.GenericViewSet):
+    """Orders: create, update and soft-delete with POST; read by id, external id or list."""
+
+    permission_classes = [AllowAny]
+    pagination_class = OrderPagination
+    lookup_field = "order_id"
+    lookup_value_regex = "[^/]+"
+    serializer_class = OrderViewSerializer
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return OrderUpsertInputSerializer
+        return OrderViewSerializer
+
+    @extend_schema(
+        summary="Create, update or soft-delete an order",
+        description=(
+            '`order_id` empty, absent or "0" creates an order; a uuid updates it; '
+            '`status: "deleted"` soft-deletes it. The order data is `payload_json` (an '
+            "object, or a string holding one) or `payload` (an object). The answer waits "
+            "for the worker's ACK (200) up to ORDER_ACK_WAIT_TIMEOUT, else it is 202 "
+            "`pending`: the event is stored and will be processed."
+        ),
+        request=OrderUpsertInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                OpenApiTypes.BOOL,
+                OpenApiParameter.QUERY,
+                description="false: answer 202 at once instead of waiting for the ACK.",
+            ),
+            OpenApiParameter(
+                "Prefer",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="`respond-async` = wait=false; `wait=N` waits at most N seconds.",
+            ),
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="A repeated key (per user_id) returns the first request's order "
+                "instead of making a second one; reuse with another body is a 422.",
+            ),
+        ],
+        responses={
+            200: OpenApiResponse(OrderWriteResponseSerializer, description="The worker's ACK."),
+            202: OpenApiResponse(
+                OrderWriteResponseSerializer,
+                description="Stored and published; not yet acknowledged.",
+            ),
+            **ERRORS,
+            404: OpenApiResponse(ErrorSerializer, description="Unknown order_id (for this user)."),
+            409: OpenApiResponse(ErrorSerializer, description="The order is deleted."),
+            413: OpenApiResponse(
+                ErrorSerializer, description="Body larger than API_MAX_BODY_BYTES."
+            ),
+            422: OpenApiResponse(
+                ErrorSerializer, description="Idempotency-Key reused with a different request."
+            ),
+        },
+        examples=WRITE_EXAMPLES,
+    )
+    def create(self, request):
+        started = time.monotonic()
+        body = OrderUpsertInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = idempotency_key_clean(request.headers.get(IDEMPOTENCY_HEADER))
+        wait = ack_wait_seconds(request)
+        listener = None
+        if wait > 0:
+            listener = runtime.ack_listener()
+            # Only a listener positioned before the publish is sure to see the ACK.
+            listener.ready.wait(wait)
+        write = order_upsert(**body.validated_data, idempotency_key=key)
+        ack = None
+        if listener is not None:
+            remaining = wait - (time.monotonic() - started)
+            ack = listener.wait_for(write.event_id, max(remaining, 0.0))
+        headers = {"Location": f"/orders/{write.order_id}"}
+        if write.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        if ack is None:
+            if wait == 0:
+                headers["Preference-Applied"] = "respond-async"
+            answer = {"order_id": write.order_id, "status": "pending"}
+            return Response(answer, status=status.HTTP_202_ACCEPTED, headers=headers)
+        answer = {"order_id": write.order_id, "status": ack.status}
+        if ack.error:
+            answer["error"] = ack.error
+        return Response(OrderWriteResponseSerializer(answer).data, headers=headers)
+
+    @extend_schema(
+        summary="List orders (newest first, paginated)",
+        parameters=[OrderListQuerySerializer],
+        responses={200: OrderViewSerializer(many=True), 400: ERRORS[400]},
+    )
+    def list(self, request):
+        query = OrderListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = self.paginate_queryset(order_list(**query.validated_data))
+        data = OrderViewSerializer(order_views(orders=page), many=True).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        summary="One order by its order_id",
+        parameters=[OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={200: OrderEnvelopeSerializer, **ERRORS},
+    )
+    def retrieve(self, request, order_id=None):
+        path = OrderIdPathSerializer(data={"order_id": order_id})
+        path.is_valid(raise_exception=True)
+        view = order_get(**path.validated_data)
+        return Response(OrderEnvelopeSerializer({"order": view}).data)
+
+    @extend_schema(
+        summary="The newest order of a user with this external id (payload.id)",
+        parameters=[
+            OpenApiParameter("external_id", OpenApiTypes.STR, OpenApiParameter.PATH),
+            ByExternalQuerySerializer,
+        ],
+        responses={200: OrderEnvelopeSerializer, **ERRORS},
+    )
+    @action(detail=False, url_path=r"by-external/(?P<external_id>[^/]+)")
+    def by_external(self, request, external_id=None):
+        query = ByExternalQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        view = order_get_by_external_id(external_id=external_id, **query.validated_data)
+        return Response(OrderEnvelopeSerializer({"order": view}).data)

@@ -1,4 +1,8 @@
-"""URL configuration: the API, its schema and docs, and the admin."""
+"""URL configuration: the API, its schema and docs, and the admin.
+
+Errors outside DRF views (unknown URLs, oversized bodies) answer in the API's JSON error
+shape through the handlers below.
+"""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -11,3 +15,8 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema")),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "orders_api.exceptions.bad_request"
+handler403 = "orders_api.exceptions.permission_denied"
+handler404 = "orders_api.exceptions.not_found"
+handler500 = "orders_api.exceptions.server_error"

@@ -176,6 +176,22 @@ API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Published outbox rows older than this many seconds are purged by the relay.
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(24 * 3600)))
+# Longest wait for the broker when publishing (send's metadata wait, an update's confirm).
+OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
+# The relay thread in each API process: publishes events still unpublished after the
+# grace period, polling every INTERVAL seconds, backing off up to MAX_BACKOFF on failures.
+OUTBOX_RELAY_ENABLED = env_bool("OUTBOX_RELAY_ENABLED", True)
+OUTBOX_RELAY_INTERVAL = float(env("OUTBOX_RELAY_INTERVAL", "1"))
+OUTBOX_RELAY_GRACE_SECONDS = float(env("OUTBOX_RELAY_GRACE_SECONDS", "5"))
+OUTBOX_RELAY_MAX_BACKOFF = float(env("OUTBOX_RELAY_MAX_BACKOFF", "30"))
+OUTBOX_RELAY_BATCH = int(env("OUTBOX_RELAY_BATCH", "500"))
+OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
+# How long an Idempotency-Key is remembered (per user).
+IDEMPOTENCY_KEY_TTL_SECONDS = int(env("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
+# Longest time the broker may hold the ACK listener's fetch when there is nothing new.
+ACK_FETCH_MAX_WAIT_MS = int(env("ACK_FETCH_MAX_WAIT_MS", "100"))
+# Default page size of GET /orders (?page_size= up to 500).
+API_PAGE_SIZE = int(env("API_PAGE_SIZE", "50"))
 
 # ------------------------------------------------------------------------------
 # AUTH: the API is open (as the original service); /admin needs a staff login.
@@ -199,6 +215,9 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "DEFAULT_PARSER_CLASSES": ["orders_api.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "orders_api.exceptions.exception_handler",
+    "PAGE_SIZE": API_PAGE_SIZE,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OrderStream API",

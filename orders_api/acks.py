@@ -1,0 +1,145 @@
+"""The ACK wait: this process reads `orders.ack` and wakes the request waiting for it.
+
+Every API process runs its own group-less reader of all ACK partitions, positioned at the
+end when it starts (a shared consumer group would hand an ACK to the wrong process).
+Each ACK wakes the waiter registered for its `event_id`, if any, and is kept in a bounded
+table of recent ACKs, so an ACK that arrives before its request starts waiting is not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+
+from django.conf import settings
+from kafka import TopicPartition
+
+from orderstream.kafka import make_consumer
+from orderstream.messages import InvalidMessage, OrderAck
+
+logger = logging.getLogger(__name__)
+
+RECENT_ACKS = 20_000
+
+
+class _Slot:
+    __slots__ = ("event", "ack", "waiters")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.ack: OrderAck | None = None
+        self.waiters = 0
+
+
+class AckListener(threading.Thread):
+    """Reads every ACK partition from the end and wakes waiting requests."""
+
+    def __init__(self):
+        super().__init__(name="ack-listener", daemon=True)
+        self.brokers = tuple(settings.KAFKA_BROKERS)
+        self.topic = settings.ORDERS_ACK_TOPIC
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._slots: dict[str, _Slot] = {}
+        self._recent: OrderedDict[str, OrderAck] = OrderedDict()
+
+    # -- the request side -------------------------------------------------------------
+
+    def wait_for(self, event_id: str, timeout: float) -> OrderAck | None:
+        """The ACK of `event_id`, waiting up to `timeout` seconds; None when none came."""
+        with self._lock:
+            ack = self._recent.get(event_id)
+            if ack is not None:
+                return ack
+            slot = self._slots.get(event_id)
+            if slot is None:
+                slot = self._slots[event_id] = _Slot()
+            slot.waiters += 1
+        try:
+            slot.event.wait(timeout)
+            return slot.ack
+        finally:
+            with self._lock:
+                slot.waiters -= 1
+                if slot.waiters == 0 and self._slots.get(event_id) is slot:
+                    del self._slots[event_id]
+
+    def recent(self, event_id: str) -> OrderAck | None:
+        with self._lock:
+            return self._recent.get(event_id)
+
+    def deliver(self, ack: OrderAck) -> None:
+        """Record `ack` and wake whoever waits for it."""
+        if not ack.event_id:
+            return
+        with self._lock:
+            self._recent[ack.event_id] = ack
+            self._recent.move_to_end(ack.event_id)
+            while len(self._recent) > RECENT_ACKS:
+                self._recent.popitem(last=False)
+            slot = self._slots.get(ack.event_id)
+            if slot is not None:
+                slot.ack = ack
+                slot.event.set()
+
+    # -- the reader -------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            consumer = None
+            try:
+                consumer = make_consumer(
+                    group_id=None,
+                    client_id="orderstream-api-acks",
+                    fetch_max_wait_ms=settings.ACK_FETCH_MAX_WAIT_MS,
+                )
+                self._position_at_end(consumer)
+                while not self.stopping.is_set():
+                    batches = consumer.poll(timeout_ms=200)
+                    for records in batches.values():
+                        for record in records:
+                            self._handle(record)
+            except Exception:
+                logger.exception("ACK listener on %s failed; reconnecting", self.topic)
+                self.stopping.wait(1.0)
+            finally:
+                if consumer is not None:
+                    consumer.close()
+
+    def _position_at_end(self, consumer) -> None:
+        partitions = None
+        while not partitions and not self.stopping.is_set():
+            consumer.topics()  # refresh metadata
+            partitions = consumer.partitions_for_topic(self.topic)
+            if not partitions:
+                logger.warning("ACK topic %s not found yet; retrying", self.topic)
+                self.stopping.wait(1.0)
+        if not partitions:
+            return
+        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_end(*assigned)
+        for partition in assigned:
+            consumer.position(partition)  # resolve now: ACKs from here on are ours
+        self.ready.set()
+        logger.info("ACK listener reading %d partition(s) of %s", len(assigned), self.topic)
+
+    def _handle(self, record) -> None:
+        try:
+            ack = OrderAck.from_bytes(record.value)
+        except InvalidMessage as exc:
+            logger.warning(
+                "ignoring unreadable ACK at %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
+            return
+        self.deliver(ack)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.join(timeout)

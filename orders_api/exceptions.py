@@ -1,0 +1,136 @@
+"""One error shape for every 4xx (and 5xx) answer of the API.
+
+Every error body is
+
+    {"error": "<field>: <reason>", "field": "<field>", "reason": "<reason>",
+     "errors": [{"field": ..., "reason": ...}, ...]}
+
+`error` keeps the single-string form the original Go service answered with; `field` and
+`reason` name the first problem and `errors` lists all of them. Services raise
+`ApplicationError`; DRF's own exceptions, Django's `Http404` and `RequestDataTooBig` are
+turned into the same shape by `exception_handler`, and the `handler*` views at the end do
+the same for requests that never reach a DRF view (unknown URLs, oversized bodies).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """An error a client can act on: HTTP status, the field at fault and the reason."""
+
+    def __init__(self, field: str, reason: str, *, status_code: int = 400, code: str = "invalid"):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.status_code = status_code
+        self.code = code
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """The request body is larger than `API_MAX_BODY_BYTES`."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "request body is too large"
+    default_code = "too_large"
+
+
+def error_body(problems: list[tuple[str, str]]) -> dict:
+    """The JSON body for a list of (field, reason) pairs; the first one is the headline."""
+    field, reason = problems[0]
+    return {
+        "error": f"{field}: {reason}",
+        "field": field,
+        "reason": reason,
+        "errors": [{"field": f, "reason": r} for f, r in problems],
+    }
+
+
+def _flatten(detail, prefix: str) -> list[tuple[str, str]]:
+    """DRF's nested error detail as (dotted field path, reason) pairs."""
+    if isinstance(detail, dict):
+        pairs = []
+        for key, value in detail.items():
+            name = prefix if key == "non_field_errors" else (f"{prefix}.{key}" if prefix else key)
+            pairs.extend(_flatten(value, name or "body"))
+        return pairs
+    if isinstance(detail, list):
+        pairs = []
+        for index, value in enumerate(detail):
+            nested = isinstance(value, (dict, list))
+            pairs.extend(_flatten(value, f"{prefix}[{index}]" if nested else prefix))
+        return pairs
+    return [(prefix or "body", str(detail))]
+
+
+# The field named for DRF exceptions that are not about one input field.
+_EXCEPTION_FIELDS = {
+    exceptions.ParseError: "body",
+    exceptions.UnsupportedMediaType: "Content-Type",
+    exceptions.NotAcceptable: "Accept",
+    exceptions.MethodNotAllowed: "method",
+    exceptions.NotFound: "path",
+    PayloadTooLarge: "body",
+    exceptions.Throttled: "request",
+    exceptions.NotAuthenticated: "Authorization",
+    exceptions.AuthenticationFailed: "Authorization",
+    exceptions.PermissionDenied: "path",
+}
+
+
+def exception_handler(exc, context) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: application, DRF and Django errors as one JSON shape."""
+    if isinstance(exc, ApplicationError):
+        return Response(error_body([(exc.field, exc.reason)]), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(str(exc))
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound("no such resource")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a bug: Django's 500 handling (handler500 below) takes over
+    if isinstance(exc, exceptions.ValidationError):
+        problems = _flatten(exc.detail, "")
+    else:
+        field = next(
+            (name for kind, name in _EXCEPTION_FIELDS.items() if isinstance(exc, kind)), "request"
+        )
+        problems = [(field, str(exc.detail))]
+    headers = {}
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    return Response(error_body(problems), status=exc.status_code, headers=headers)
+
+
+def json_error(status_code: int, field: str, reason: str) -> JsonResponse:
+    return JsonResponse(error_body([(field, reason)]), status=status_code)
+
+
+# Django's handler views (orderstream/urls.py), for errors outside DRF views.
+
+
+def not_found(request, exception=None) -> JsonResponse:
+    return json_error(404, "path", f"no such resource: {request.path}")
+
+
+def bad_request(request, exception=None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        return json_error(413, "body", "request body is too large")
+    return json_error(400, "request", "bad request")
+
+
+def permission_denied(request, exception=None) -> JsonResponse:
+    return json_error(403, "path", "permission denied")
+
+
+def server_error(request) -> JsonResponse:
+    return json_error(500, "server", "internal error; the request was logged")

@@ -1,0 +1,99 @@
+"""`Idempotency-Key` on POST /orders: a repeated key (per user) replays the first request.
+
+The key is recorded in the same transaction as the order and its event, together with a
+fingerprint of the request; a repeat with the same fingerprint gets the first request's
+order and event back (no second order), a repeat with a different body is refused (422).
+Keys expire after IDEMPOTENCY_KEY_TTL_SECONDS (purged by the outbox relay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.utils import timezone
+
+from .exceptions import ApplicationError
+from .models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+def idempotency_key_clean(raw: str | None) -> str | None:
+    """The header's value, or None when absent; 400 when empty, too long or not printable."""
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ApplicationError(HEADER, f"must be 1 to {MAX_KEY_LENGTH} printable characters")
+    return key
+
+
+def request_fingerprint(
+    *, user_id: uuid.UUID, order_id: uuid.UUID | None, payload: dict | None, delete: bool
+) -> str:
+    """A hash of what the request asks for, to tell a retry from a different request."""
+    canonical = json.dumps(
+        [str(user_id), str(order_id or ""), payload, delete],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_find(*, user_id: uuid.UUID, key: str, fingerprint: str) -> IdempotencyKey | None:
+    """The unexpired record of `key` for this user; 422 when it was used for another request."""
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    record = IdempotencyKey.objects.filter(user_id=user_id, key=key, created_at__gte=cutoff).first()
+    if record is not None and record.fingerprint != fingerprint:
+        raise ApplicationError(
+            HEADER,
+            "was already used with a different request; use a new key",
+            status_code=422,
+            code="idempotency_mismatch",
+        )
+    return record
+
+
+def idempotency_record(
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    fingerprint: str,
+    order_id: uuid.UUID,
+    event_id: str,
+    operation: str,
+) -> None:
+    """Record the key in the current transaction (expired records of the key are replaced).
+
+    A concurrent request with the same key blocks on the unique index until this
+    transaction ends and then fails with IntegrityError, which the caller turns into a replay.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    IdempotencyKey.objects.filter(user_id=user_id, key=key, created_at__lt=cutoff).delete()
+    IdempotencyKey.objects.create(
+        user_id=user_id,
+        key=key,
+        fingerprint=fingerprint,
+        order_id=order_id,
+        event_id=event_id,
+        operation=operation,
+        created_at=timezone.now(),
+    )
+
+
+def is_key_conflict(exc: IntegrityError) -> bool:
+    return "idempotency_user_key_uniq" in str(exc)
+
+
+def idempotency_purge() -> int:
+    """Delete expired keys; return how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,299 @@
+"""The transactional outbox: events written with their order, published after commit.
+
+`outbox_event_add` writes the event row in the caller's transaction and
+`outbox_publish_on_commit` hands it to this process's `OutboxPublisher` once the
+transaction has committed (key = order_id). A publication the broker confirmed is marked
+`published_at` by a background marker, in batches. Whatever is still unpublished when its
+`next_attempt_at` comes (broker outage, crash between commit and publish) is published by
+`OutboxRelay`, a thread with backoff that several processes can run at once: each pass
+locks its rows with `SELECT ... FOR UPDATE SKIP LOCKED`. The relay also purges published
+rows older than OUTBOX_RETENTION_SECONDS and expired idempotency keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+from kafka.errors import KafkaError
+
+from orders_worker.rules import external_id_of
+from orderstream.kafka import make_producer
+from orderstream.messages import OrderEvent, dumps, rfc3339
+
+from .models import Order, OutboxEvent
+
+logger = logging.getLogger(__name__)
+
+MARK_BATCH = 1000
+
+
+def outbox_event_add(*, order: Order, operation: str) -> OrderEvent:
+    """Write the event of `operation` on `order` to the outbox (caller's transaction)."""
+    now = timezone.now()
+    event = OrderEvent(
+        event_id=str(uuid.uuid4()),
+        order_id=str(order.order_id),
+        user_id=str(order.user_id),
+        payload=order.payload,
+        status=operation,
+        version=order.version,
+        timestamp=rfc3339(now),
+        external_id=external_id_of(order.payload),
+    )
+    OutboxEvent.objects.create(
+        event_id=event.event_id,
+        order_id=order.order_id,
+        version=order.version,
+        topic=settings.ORDERS_EVENTS_TOPIC,
+        value=asdict(event),
+        created_at=now,
+        # The request publishes right after commit; the relay steps in after the grace.
+        next_attempt_at=now + timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS),
+    )
+    return event
+
+
+def outbox_publish_on_commit(*, event: OrderEvent, confirm: bool) -> None:
+    """Publish `event` once the current transaction commits (never before).
+
+    With `confirm`, the commit hook waits (up to OUTBOX_PUBLISH_TIMEOUT) for the broker
+    to confirm, so the caller can release a per-order lock knowing the order of events
+    on the partition. A failed publication is logged and left to the relay.
+    """
+    from .runtime import publisher
+
+    topic = settings.ORDERS_EVENTS_TOPIC
+
+    def publish() -> None:
+        publisher().publish(event=event, topic=topic, confirm=confirm)
+
+    transaction.on_commit(publish)
+
+
+@contextlib.contextmanager
+def outbox_order_lock(*, order_id: uuid.UUID):
+    """Serialise commit-and-publish of one order's events across processes.
+
+    A session-level PostgreSQL advisory lock on the order, held from before the row lock
+    until the broker confirmed the event, so two concurrent updates reach the partition
+    in version order.
+    """
+    key = int.from_bytes(order_id.bytes[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def relay_backoff(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones (exponential, capped)."""
+    base = max(settings.OUTBOX_RELAY_INTERVAL, 0.1)
+    return min(settings.OUTBOX_RELAY_MAX_BACKOFF, base * 2 ** max(attempts - 1, 0))
+
+
+def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, int]:
+    """Publish one batch of due, unpublished rows; return (published, failed).
+
+    The rows stay locked (SKIP LOCKED for other relays) until the broker answered, and
+    are sent in id order through one producer, so one order's events keep their order.
+    """
+    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH
+    timeout = settings.OUTBOX_PUBLISH_TIMEOUT
+    with transaction.atomic():
+        rows = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True, next_attempt_at__lte=timezone.now())
+            .order_by("id")[:batch_size]
+        )
+        if not rows:
+            return 0, 0
+        sent, failed = [], []
+        for row in rows:
+            try:
+                future = producer.send(
+                    row.topic, key=str(row.order_id).encode(), value=dumps(row.value)
+                )
+            except KafkaError as exc:
+                failed.append((row, exc))
+                continue
+            sent.append((row, future))
+        if sent:
+            with contextlib.suppress(KafkaError):
+                producer.flush(timeout=timeout)
+        published = []
+        for row, future in sent:
+            try:
+                future.get(timeout=0.01)
+            except KafkaError as exc:
+                failed.append((row, exc))
+            else:
+                published.append(row.id)
+        now = timezone.now()
+        if published:
+            OutboxEvent.objects.filter(id__in=published).update(published_at=now)
+        for row, exc in failed:
+            row.attempts += 1
+            row.next_attempt_at = now + timedelta(seconds=relay_backoff(row.attempts))
+            row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+        if failed:
+            OutboxEvent.objects.bulk_update(
+                [row for row, _ in failed], ["attempts", "next_attempt_at", "last_error"]
+            )
+    if published:
+        logger.info("outbox relay published %d event(s)", len(published))
+    if failed:
+        logger.warning("outbox relay could not publish %d event(s): %s", len(failed), failed[0][1])
+    return len(published), len(failed)
+
+
+def outbox_purge(*, older_than_seconds: int | None = None) -> int:
+    """Delete published rows older than the retention; return how many."""
+    seconds = (
+        settings.OUTBOX_RETENTION_SECONDS if older_than_seconds is None else older_than_seconds
+    )
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    deleted, _ = OutboxEvent.objects.filter(
+        published_at__isnull=False, published_at__lt=cutoff
+    ).delete()
+    return deleted
+
+
+class OutboxPublisher:
+    """This process's producer for order events, and the marker of confirmed rows."""
+
+    def __init__(self):
+        self.brokers = tuple(settings.KAFKA_BROKERS)
+        self.producer = make_producer(
+            client_id="orderstream-api",
+            max_block_ms=int(settings.OUTBOX_PUBLISH_TIMEOUT * 1000),
+        )
+        self._confirmed: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._marker = threading.Thread(target=self._mark_loop, name="outbox-marker", daemon=True)
+        self._marker.start()
+
+    def publish(self, *, event: OrderEvent, topic: str, confirm: bool) -> bool:
+        """Send `event`; with `confirm`, wait for the broker. False when it failed (yet)."""
+        try:
+            future = self.producer.send(topic, key=event.key, value=event.to_bytes())
+        except KafkaError as exc:
+            logger.warning(
+                "publish of %s v%d failed, left to the relay: %s",
+                event.order_id,
+                event.version,
+                exc,
+            )
+            return False
+        future.add_callback(self._on_confirmed, event.event_id)
+        future.add_errback(self._on_failed, event)
+        if not confirm:
+            return True
+        try:
+            future.get(timeout=settings.OUTBOX_PUBLISH_TIMEOUT)
+        except KafkaError:
+            return False  # logged by _on_failed, or still in flight: the relay steps in
+        return True
+
+    def _on_confirmed(self, event_id: str, _metadata) -> None:
+        self._confirmed.put(event_id)
+
+    def _on_failed(self, event: OrderEvent, exc: BaseException) -> None:
+        logger.warning(
+            "publish of %s v%d failed, left to the relay: %s", event.order_id, event.version, exc
+        )
+
+    def _mark_loop(self) -> None:
+        """Mark confirmed events as published, many per UPDATE."""
+        try:
+            while True:
+                first = self._confirmed.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < MARK_BATCH:
+                    try:
+                        item = self._confirmed.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._mark(batch)
+                        return
+                    batch.append(item)
+                self._mark(batch)
+        finally:
+            connection.close()
+
+    def _mark(self, event_ids: list[str]) -> None:
+        try:
+            close_old_connections()
+            OutboxEvent.objects.filter(event_id__in=event_ids, published_at__isnull=True).update(
+                published_at=timezone.now()
+            )
+        except Exception:
+            # The rows stay unpublished; the relay republishes them (duplicates are harmless).
+            logger.exception("could not mark %d outbox row(s) as published", len(event_ids))
+
+    def close(self, timeout: float = 5.0) -> None:
+        with contextlib.suppress(Exception):
+            self.producer.flush(timeout=timeout)
+        self._confirmed.put(None)
+        self._marker.join(timeout)
+        with contextlib.suppress(Exception):
+            self.producer.close(timeout=timeout)
+
+
+class OutboxRelay(threading.Thread):
+    """Background thread: publish due outbox rows with backoff; purge old rows now and then."""
+
+    def __init__(self, producer):
+        super().__init__(name="outbox-relay", daemon=True)
+        self.producer = producer
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        failures = 0
+        next_purge = 0.0
+        try:
+            while not self.stopping.is_set():
+                delay = settings.OUTBOX_RELAY_INTERVAL
+                try:
+                    close_old_connections()
+                    published, failed = outbox_relay_once(producer=self.producer)
+                    failures = failures + 1 if failed else 0
+                    if published >= settings.OUTBOX_RELAY_BATCH and not failed:
+                        delay = 0  # a backlog: go on at once
+                    if time.monotonic() >= next_purge:
+                        self.purge()
+                        next_purge = time.monotonic() + settings.OUTBOX_PURGE_INTERVAL
+                except Exception:
+                    failures += 1
+                    logger.exception("outbox relay pass failed")
+                if failures:
+                    delay = relay_backoff(failures)
+                self.stopping.wait(delay)
+        finally:
+            connection.close()
+
+    def purge(self) -> None:
+        from .idempotency import idempotency_purge
+
+        purged = outbox_purge()
+        expired = idempotency_purge()
+        if purged or expired:
+            logger.info("purged %d published outbox row(s), %d idempotency key(s)", purged, expired)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        self.join(timeout)

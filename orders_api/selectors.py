@@ -1,0 +1,113 @@
+"""Reads of the API: orders from the `default` database merged with the worker's result.
+
+An order's view is its API row; when the worker has written `order_result:<order_id>` to
+Redis, that result's order_status, amount, payload, created_at, updated_at and bucket
+override the row (SPEC.md). Redis is optional for reads: when it is down, or the value is
+unreadable, the row alone answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+from django.db.models.fields.json import KT
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+from orderstream.messages import InvalidMessage, OrderResult, rfc3339
+
+from .exceptions import ApplicationError
+from .models import Order
+
+logger = logging.getLogger(__name__)
+
+
+def _not_found(field: str, reason: str) -> ApplicationError:
+    return ApplicationError(field, reason, status_code=404, code="not_found")
+
+
+def order_results_get(*, order_ids: Iterable[uuid.UUID]) -> dict[str, OrderResult]:
+    """The worker's Redis results of `order_ids` that exist and parse (empty when Redis is down)."""
+    keys = [str(order_id) for order_id in order_ids]
+    if not keys:
+        return {}
+    try:
+        values = get_redis_connection("default").mget([OrderResult.redis_key(k) for k in keys])
+    except (RedisError, OSError) as exc:
+        logger.warning("Redis unavailable, answering from the database: %s", exc)
+        return {}
+    results = {}
+    for key, raw in zip(keys, values, strict=True):
+        if raw is None:
+            continue
+        try:
+            results[key] = OrderResult.from_bytes(raw)
+        except (InvalidMessage, KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            logger.warning("ignoring unreadable result of order %s: %s", key, exc)
+    return results
+
+
+def order_view(*, order: Order, result: OrderResult | None) -> dict:
+    """The OrderView of SPEC.md: the row, overridden by the worker's result when present."""
+    view = {
+        "order_id": order.order_id,
+        "user_id": order.user_id,
+        "amount": order.amount,
+        "status": order.status,
+        "payload_json": order.payload,
+        "created_at": rfc3339(order.created_at),
+        "updated_at": rfc3339(order.updated_at),
+        "bucket": order.bucket,
+    }
+    if result is not None:
+        view.update(
+            status=result.order_status,
+            amount=result.amount,
+            payload_json=result.payload,
+            created_at=result.created_at,
+            updated_at=result.updated_at,
+            bucket=result.bucket,
+        )
+    return view
+
+
+def order_views(*, orders: Iterable[Order]) -> list[dict]:
+    """Views of several orders, with one Redis round trip."""
+    orders = list(orders)
+    results = order_results_get(order_ids=[o.order_id for o in orders])
+    return [order_view(order=o, result=results.get(str(o.order_id))) for o in orders]
+
+
+def order_get(*, order_id: uuid.UUID) -> dict:
+    """The view of one order; 404 when unknown."""
+    order = Order.objects.filter(order_id=order_id).first()
+    if order is None:
+        raise _not_found("order_id", "no order with this order_id")
+    return order_views(orders=[order])[0]
+
+
+def order_get_by_external_id(*, external_id: str, user_id: uuid.UUID) -> dict:
+    """The newest order of `user_id` whose payload.id is `external_id`; 404 when none."""
+    # payload->>'id' = external_id: matches a string id and a number rendered as text.
+    order = (
+        Order.objects.alias(external_id=KT("payload__id"))
+        .filter(external_id=external_id, user_id=user_id)
+        .order_by("-created_at")
+        .first()
+    )
+    if order is None:
+        raise _not_found("external_id", "no order with this external_id for this user_id")
+    return order_views(orders=[order])[0]
+
+
+def order_list(*, user_id: uuid.UUID | None = None, status: str | None = None) -> QuerySet[Order]:
+    """Orders, newest first, optionally of one user and/or in one API status."""
+    orders = Order.objects.order_by("-created_at", "order_id")
+    if user_id is not None:
+        orders = orders.filter(user_id=user_id)
+    if status:
+        orders = orders.filter(status=status)
+    return orders

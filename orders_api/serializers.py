@@ -1,0 +1,229 @@
+"""Input and output shapes of the HTTP API (validation only; no business rules here)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import OrderStatus
+
+# order_id values that mean "create a new order" (the Go service's conventions).
+CREATE_MARKERS = (None, "", "0", 0)
+# Accepted `status` values on POST: "deleted" soft-deletes, the others are no-ops.
+STATUS_DELETED = "deleted"
+ACCEPTED_STATUSES = ("", "new", "created", "updated", STATUS_DELETED)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "uuid",
+        "nullable": True,
+        "description": 'Empty, absent, null or "0" creates an order; a uuid updates that order.',
+    }
+)
+class OrderIdField(serializers.Field):
+    """`order_id` of POST /orders: None for a create, a UUID for an update."""
+
+    default_error_messages = {"invalid": 'must be empty, "0" or an order uuid'}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("default", None)
+        super().__init__(**kwargs)
+
+    def validate_empty_values(self, data):
+        if data in CREATE_MARKERS and not isinstance(data, bool):
+            return True, None
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        text = data.strip()
+        if text in ("", "0"):
+            return None
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value):
+        return None if value is None else str(value)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": True},
+            {"type": "string", "description": "a string holding a JSON object"},
+        ],
+        "description": "The order data: a JSON object, or a string holding one.",
+    }
+)
+class PayloadJsonField(serializers.Field):
+    """`payload_json`: a JSON object, or a string that holds a JSON object."""
+
+    default_error_messages = {
+        "invalid": "must be a JSON object or a string holding a JSON object",
+        "malformed": "is a string but not valid JSON: {error}",
+        "not_object": "must hold a JSON object, got {kind}",
+    }
+
+    def validate_empty_values(self, data):
+        if data is None or data == "":
+            return True, None  # treated as absent
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            return data
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            self.fail("malformed", error=exc)
+        if not isinstance(parsed, dict):
+            self.fail("not_object", kind=type(parsed).__name__)
+        return parsed
+
+    def to_representation(self, value):
+        return value
+
+
+class ObjectField(serializers.JSONField):
+    """A JSON object (not an array, string or number)."""
+
+    default_error_messages = {"not_object": "must be a JSON object"}
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        return data
+
+
+UUID_ERRORS = {
+    "invalid": "must be a uuid",
+    "required": "is required (a uuid)",
+    "null": "is required (a uuid)",
+}
+
+
+@extend_schema_field(OpenApiTypes.UUID)
+class StrictUUIDField(serializers.UUIDField):
+    """A uuid given as a string (DRF would also take an integer)."""
+
+    default_error_messages = UUID_ERRORS
+
+    def to_internal_value(self, data):
+        if not isinstance(data, (str, uuid.UUID)):
+            self.fail("invalid")
+        return super().to_internal_value(data.strip() if isinstance(data, str) else data)
+
+
+class OrderUpsertInputSerializer(serializers.Serializer):
+    """Body of POST /orders."""
+
+    order_id = OrderIdField()
+    user_id = StrictUUIDField()
+    status = serializers.ChoiceField(
+        choices=ACCEPTED_STATUSES,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text='"deleted" soft-deletes the order; other values change nothing.',
+        error_messages={"invalid_choice": 'must be "deleted" or omitted, got "{input}"'},
+    )
+    payload_json = PayloadJsonField(required=False, allow_null=True)
+    payload = ObjectField(required=False, allow_null=True, help_text="The order data as an object.")
+
+    def validate(self, attrs):
+        delete = attrs.get("status") == STATUS_DELETED
+        payload = attrs.get("payload_json")
+        if payload is None:
+            payload = attrs.get("payload")
+        if delete and attrs.get("order_id") is None:
+            raise serializers.ValidationError(
+                {"order_id": 'is required to delete an order (status "deleted")'}
+            )
+        if payload is None and not delete:
+            raise serializers.ValidationError(
+                {"payload_json": "one of payload_json or payload is required"}
+            )
+        return {
+            "order_id": attrs.get("order_id"),
+            "user_id": attrs["user_id"],
+            "payload": payload,
+            "delete": delete,
+        }
+
+
+class OrderWriteResponseSerializer(serializers.Serializer):
+    """Answer of POST /orders."""
+
+    order_id = serializers.UUIDField()
+    status = serializers.ChoiceField(
+        choices=["created", "updated", "deleted", "pending", "rejected"],
+        help_text='The worker\'s result, or "pending" when the answer did not wait for it.',
+    )
+    error = serializers.CharField(required=False, help_text='Only with status "rejected".')
+
+
+class OrderViewSerializer(serializers.Serializer):
+    """An order as GET answers it: the API row, overridden by the worker's Redis result."""
+
+    order_id = serializers.UUIDField()
+    user_id = serializers.UUIDField()
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=False)
+    status = serializers.CharField(
+        help_text="API row status (new, updated, deleted), or the worker's order_status "
+        "(done, deleted) once it has processed the order."
+    )
+    payload_json = serializers.JSONField(help_text="The stored JSON object.")
+    created_at = serializers.CharField(help_text="RFC 3339")
+    updated_at = serializers.CharField(help_text="RFC 3339")
+    bucket = serializers.IntegerField(help_text="First byte of the order uuid mod 4.")
+
+
+class OrderEnvelopeSerializer(serializers.Serializer):
+    order = OrderViewSerializer()
+
+
+class ByExternalQuerySerializer(serializers.Serializer):
+    """Query of GET /orders/by-external/{external_id}."""
+
+    user_id = StrictUUIDField()
+
+
+class OrderListQuerySerializer(serializers.Serializer):
+    """Query of GET /orders."""
+
+    user_id = StrictUUIDField(required=False)
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+
+
+class OrderIdPathSerializer(serializers.Serializer):
+    order_id = StrictUUIDField()
+
+
+class ErrorItemSerializer(serializers.Serializer):
+    field = serializers.CharField(
+        help_text="The input field, header or part of the request at fault."
+    )
+    reason = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error answer."""
+
+    error = serializers.CharField(help_text='"<field>: <reason>" of the first problem.')
+    field = serializers.CharField()
+    reason = serializers.CharField()
+    errors = ErrorItemSerializer(many=True, help_text="Every problem found.")

@@ -1,0 +1,205 @@
+"""Writes of the API: create, update and soft-delete orders (POST /orders).
+
+`order_upsert` applies SPEC.md's pre-checks (unknown order 404, change of a deleted order
+409, amount must be computable), writes the order row and its outbox event in one
+transaction and has the event published after commit. Updates lock the row and bump
+`version`; a per-order advisory lock keeps concurrent updates' events in version order.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders_worker.rules import InvalidAmount, order_amount, order_bucket
+
+from .exceptions import ApplicationError
+from .idempotency import (
+    idempotency_find,
+    idempotency_record,
+    is_key_conflict,
+    request_fingerprint,
+)
+from .models import IdempotencyKey, Order, OrderStatus
+from .outbox import outbox_event_add, outbox_order_lock, outbox_publish_on_commit
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderWrite:
+    """What an accepted POST did: the order, the event to wait for, the operation."""
+
+    order_id: uuid.UUID
+    event_id: str
+    operation: str  # created, updated or deleted
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Idempotency:
+    key: str
+    fingerprint: str
+
+
+def _amount_of(payload: dict):
+    try:
+        return order_amount(payload)
+    except InvalidAmount as exc:
+        field, _, reason = str(exc).partition(": ")
+        raise ApplicationError(f"payload.{field}", reason or str(exc)) from None
+
+
+def _replay(record: IdempotencyKey) -> OrderWrite:
+    return OrderWrite(
+        order_id=record.order_id,
+        event_id=str(record.event_id),
+        operation=record.operation,
+        replayed=True,
+    )
+
+
+def order_upsert(
+    *,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID | None,
+    payload: dict | None,
+    delete: bool = False,
+    idempotency_key: str | None = None,
+) -> OrderWrite:
+    """Create (`order_id` None), update (`payload`) or soft-delete (`delete`) an order.
+
+    Raises ApplicationError: 400 for an amount that cannot be computed, 404 for an unknown
+    order (or one of another user), 409 for a change of a deleted order, 422 for an
+    idempotency key reused with another request.
+    """
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = _Idempotency(
+            key=idempotency_key,
+            fingerprint=request_fingerprint(
+                user_id=user_id, order_id=order_id, payload=payload, delete=delete
+            ),
+        )
+        record = idempotency_find(
+            user_id=user_id, key=idempotency.key, fingerprint=idempotency.fingerprint
+        )
+        if record is not None:
+            return _replay(record)
+    try:
+        if order_id is None:
+            return _order_create(user_id=user_id, payload=payload or {}, idempotency=idempotency)
+        with outbox_order_lock(order_id=order_id):
+            return _order_change(
+                user_id=user_id,
+                order_id=order_id,
+                payload=payload,
+                delete=delete,
+                idempotency=idempotency,
+            )
+    except IntegrityError as exc:
+        # A concurrent request with the same key committed first: answer as it did.
+        if idempotency is not None and is_key_conflict(exc):
+            record = idempotency_find(
+                user_id=user_id, key=idempotency.key, fingerprint=idempotency.fingerprint
+            )
+            if record is not None:
+                return _replay(record)
+        raise
+
+
+def _remember(idempotency: _Idempotency | None, *, user_id, order_id, event_id, operation) -> None:
+    if idempotency is not None:
+        idempotency_record(
+            user_id=user_id,
+            key=idempotency.key,
+            fingerprint=idempotency.fingerprint,
+            order_id=order_id,
+            event_id=event_id,
+            operation=operation,
+        )
+
+
+def _order_create(
+    *, user_id: uuid.UUID, payload: dict, idempotency: _Idempotency | None
+) -> OrderWrite:
+    amount = _amount_of(payload)
+    order_id = uuid.uuid4()
+    now = timezone.now()
+    with transaction.atomic():
+        order = Order.objects.create(
+            order_id=order_id,
+            user_id=user_id,
+            amount=amount,
+            status=OrderStatus.NEW,
+            payload=payload,
+            created_at=now,
+            updated_at=now,
+            bucket=order_bucket(order_id),
+            version=1,
+        )
+        event = outbox_event_add(order=order, operation="created")
+        _remember(
+            idempotency,
+            user_id=user_id,
+            order_id=order_id,
+            event_id=event.event_id,
+            operation="created",
+        )
+        # A new order has no earlier event to overtake: no need to wait for the broker.
+        outbox_publish_on_commit(event=event, confirm=False)
+    return OrderWrite(order_id=order_id, event_id=event.event_id, operation="created")
+
+
+def _order_change(
+    *,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID,
+    payload: dict | None,
+    delete: bool,
+    idempotency: _Idempotency | None,
+) -> OrderWrite:
+    amount = None if delete else _amount_of(payload or {})
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(order_id=order_id).first()
+        if order is None or order.user_id != user_id:
+            raise ApplicationError(
+                "order_id",
+                "no order with this order_id for this user_id",
+                status_code=404,
+                code="not_found",
+            )
+        if order.status == OrderStatus.DELETED:
+            raise ApplicationError(
+                "order_id",
+                "the order is deleted and cannot be changed",
+                status_code=409,
+                code="conflict",
+            )
+        if delete:
+            operation = "deleted"
+            order.status = OrderStatus.DELETED
+        else:
+            operation = "updated"
+            order.status = OrderStatus.UPDATED
+            order.payload = payload
+            order.amount = amount
+        order.version += 1
+        order.updated_at = timezone.now()
+        order.save(update_fields=["status", "payload", "amount", "version", "updated_at"])
+        event = outbox_event_add(order=order, operation=operation)
+        _remember(
+            idempotency,
+            user_id=user_id,
+            order_id=order_id,
+            event_id=event.event_id,
+            operation=operation,
+        )
+        # Confirmed before the caller releases the order lock: events stay in version order.
+        outbox_publish_on_commit(event=event, confirm=True)
+    logger.debug("order %s %s to version %d", order_id, operation, order.version)
+    return OrderWrite(order_id=order_id, event_id=event.event_id, operation=operation)

@@ -1,0 +1,419 @@
+"""The HTTP contract of SPEC.md: every status code, every input variant, one error shape."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django_redis import get_redis_connection
+
+from orders_api.models import IdempotencyKey, Order, OrderStatus, OutboxEvent
+from orders_api.tests.factories import OrderFactory
+from orderstream.messages import OrderResult
+
+pytestmark = pytest.mark.django_db
+
+USER = "7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10"
+
+
+def assert_error(response, status: int, field: str, reason_part: str = ""):
+    """The one error shape: `error`, `field`, `reason` and the list `errors`."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["field"] == field, body
+    assert body["error"] == f"{field}: {body['reason']}"
+    assert reason_part.lower() in body["reason"].lower(), body
+    assert {"field": field, "reason": body["reason"]} in body["errors"]
+    return body
+
+
+# -- POST /orders: creates --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order_id", ["absent", None, "", "0", 0])
+def test_empty_absent_or_zero_order_id_creates_an_order(api, order_id):
+    body = {"user_id": USER, "payload": {"id": "A-1", "amount": "12.50"}}
+    if order_id != "absent":
+        body["order_id"] = order_id
+    response = api.post("/orders?wait=false", body)
+    assert response.status_code == 202
+    answer = response.json()
+    assert answer["status"] == "pending"
+    order = Order.objects.get(order_id=answer["order_id"])
+    assert (order.status, order.version, str(order.user_id)) == (OrderStatus.NEW, 1, USER)
+    assert str(order.amount) == "12.50"
+    assert response["Location"] == f"/orders/{order.order_id}"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"payload_json": {"id": "P-1", "items": [{"price": 2, "qty": 3}]}},
+        {"payload_json": json.dumps({"id": "P-1", "items": [{"price": 2, "qty": 3}]})},
+        {"payload": {"id": "P-1", "items": [{"price": 2, "qty": 3}]}},
+    ],
+    ids=["payload_json-object", "payload_json-string", "payload-object"],
+)
+def test_payload_variants_store_the_same_object(api, data):
+    response = api.post("/orders?wait=false", {"user_id": USER, **data})
+    assert response.status_code == 202
+    order = Order.objects.get(order_id=response.json()["order_id"])
+    assert order.payload == {"id": "P-1", "items": [{"price": 2, "qty": 3}]}
+    assert str(order.amount) == "6.00"
+
+
+def test_payload_json_wins_over_payload_when_both_are_given(api):
+    body = {"user_id": USER, "payload_json": {"id": "json"}, "payload": {"id": "object"}}
+    response = api.post("/orders?wait=false", body)
+    assert Order.objects.get(order_id=response.json()["order_id"]).payload == {"id": "json"}
+
+
+@pytest.mark.parametrize(
+    "body, field, reason",
+    [
+        ({"payload": {}}, "user_id", "required"),
+        ({"user_id": "nope", "payload": {}}, "user_id", "uuid"),
+        ({"user_id": 42, "payload": {}}, "user_id", "uuid"),
+        ({"user_id": USER}, "payload_json", "payload_json or payload is required"),
+        ({"user_id": USER, "payload_json": "{not json"}, "payload_json", "not valid JSON"),
+        ({"user_id": USER, "payload_json": "[1, 2]"}, "payload_json", "must hold a JSON object"),
+        ({"user_id": USER, "payload_json": 7}, "payload_json", "JSON object"),
+        ({"user_id": USER, "payload": [1]}, "payload", "JSON object"),
+        ({"user_id": USER, "payload": {}, "order_id": "abc"}, "order_id", "uuid"),
+        ({"user_id": USER, "payload": {}, "order_id": 5}, "order_id", "uuid"),
+        ({"user_id": USER, "payload": {}, "status": "shipped"}, "status", "deleted"),
+        ({"user_id": USER, "status": "deleted"}, "order_id", "required to delete"),
+        ({"user_id": USER, "payload": {"amount": "lots"}}, "payload.amount", "not a number"),
+        (
+            {"user_id": USER, "payload": {"items": [{"price": "x"}]}},
+            "payload.items[0].price",
+            "not a number",
+        ),
+    ],
+)
+def test_invalid_input_is_400_naming_the_field(api, body, field, reason):
+    assert_error(api.post("/orders?wait=false", body), 400, field, reason)
+    assert not Order.objects.exists()
+
+
+def test_every_invalid_field_is_listed(api):
+    response = api.post("/orders", {"user_id": "x", "order_id": "y", "payload": {}})
+    assert response.status_code == 400
+    fields = {item["field"] for item in response.json()["errors"]}
+    assert fields == {"user_id", "order_id"}
+
+
+def test_malformed_json_is_400_naming_the_body(api):
+    assert_error(api.post("/orders", None, raw=b'{"user_id": '), 400, "body", "malformed JSON")
+
+
+def test_a_json_array_body_is_400(api):
+    assert_error(api.post("/orders", [1, 2]), 400, "body")
+
+
+def test_form_encoded_body_is_415(client):
+    response = client.post("/orders", {"user_id": USER})
+    assert_error(response, 415, "Content-Type")
+
+
+def test_body_over_the_limit_is_413(api, settings):
+    settings.API_MAX_BODY_BYTES = 200
+    body = {"user_id": USER, "payload": {"note": "x" * 300}}
+    body = assert_error(api.post("/orders", body), 413, "body", "200 bytes")
+    assert not Order.objects.exists()
+
+
+def test_django_request_data_too_big_is_413_json(client, settings):
+    """A form body over DATA_UPLOAD_MAX_MEMORY_SIZE, refused by Django itself (the admin)."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50
+    response = client.post("/admin/login/", {"username": "x" * 100, "password": "y"})
+    assert_error(response, 413, "body", "too large")
+
+
+def test_get_on_an_unknown_url_is_404_json(api):
+    assert_error(api.get("/nothing/here"), 404, "path")
+
+
+def test_unsupported_method_is_405_json(client):
+    assert_error(client.delete("/orders"), 405, "method")
+
+
+# -- POST /orders: updates and deletes ---------------------------------------------------
+
+
+def test_update_replaces_payload_recomputes_amount_and_bumps_version(api):
+    order = OrderFactory(user_id=USER, payload={"id": "U-1", "amount": 1})
+    body = {"order_id": str(order.order_id), "user_id": USER, "payload_json": {"amount": 7}}
+    response = api.post("/orders?wait=false", body)
+    assert response.status_code == 202
+    assert response.json() == {"order_id": str(order.order_id), "status": "pending"}
+    order.refresh_from_db()
+    assert (order.status, order.version, order.payload) == ("updated", 2, {"amount": 7})
+    assert str(order.amount) == "7.00"
+
+
+def test_status_deleted_soft_deletes_and_keeps_the_data(api):
+    order = OrderFactory(user_id=USER, payload={"id": "D-1", "amount": 3})
+    body = {"order_id": str(order.order_id), "user_id": USER, "status": "deleted"}
+    assert api.post("/orders?wait=false", body).status_code == 202
+    order.refresh_from_db()
+    assert (order.status, order.version, order.payload) == (
+        "deleted",
+        2,
+        {"id": "D-1", "amount": 3},
+    )
+    assert OutboxEvent.objects.get(order_id=order.order_id).value["status"] == "deleted"
+
+
+def test_update_of_an_unknown_order_is_404(api):
+    body = {"order_id": str(uuid.uuid4()), "user_id": USER, "payload": {}}
+    assert_error(api.post("/orders", body), 404, "order_id", "no order")
+
+
+def test_update_of_another_users_order_is_404(api):
+    order = OrderFactory()
+    body = {"order_id": str(order.order_id), "user_id": USER, "payload": {}}
+    assert_error(api.post("/orders", body), 404, "order_id")
+    order.refresh_from_db()
+    assert order.version == 1
+
+
+@pytest.mark.parametrize("change", [{"payload": {"amount": 2}}, {"status": "deleted"}])
+def test_change_of_a_deleted_order_is_409(api, change):
+    order = OrderFactory(user_id=USER, status=OrderStatus.DELETED, version=2)
+    body = {"order_id": str(order.order_id), "user_id": USER, **change}
+    assert_error(api.post("/orders", body), 409, "order_id", "deleted")
+    order.refresh_from_db()
+    assert order.version == 2
+    assert not OutboxEvent.objects.exists()
+
+
+# -- POST /orders: waiting for the ACK ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query, headers",
+    [("?wait=false", {}), ("?wait=0", {}), ("", {"Prefer": "respond-async"})],
+)
+def test_opting_out_of_the_wait_answers_202_at_once(api, query, headers, settings):
+    settings.ORDER_ACK_WAIT_TIMEOUT = 30  # would fail the test's pace if it waited
+    response = api.post(f"/orders{query}", {"user_id": USER, "payload": {}}, headers=headers)
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    assert response["Preference-Applied"] == "respond-async"
+
+
+def test_a_wait_that_times_out_answers_202_pending(api, settings):
+    """No worker is running: the ACK never comes, the event stays safe in the outbox."""
+    settings.ORDER_ACK_WAIT_TIMEOUT = 0.3
+    response = api.post("/orders", {"user_id": USER, "payload": {}})
+    assert response.status_code == 202
+    order_id = response.json()["order_id"]
+    assert response.json() == {"order_id": order_id, "status": "pending"}
+    assert OutboxEvent.objects.filter(order_id=order_id).count() == 1
+
+
+def test_an_unreadable_wait_parameter_is_400(api):
+    assert_error(api.post("/orders?wait=maybe", {"user_id": USER, "payload": {}}), 400, "wait")
+
+
+# -- Idempotency-Key ---------------------------------------------------------------------
+
+
+def test_a_repeated_idempotency_key_returns_the_first_order(api):
+    headers = {"Idempotency-Key": "retry-1"}
+    body = {"user_id": USER, "payload": {"id": "I-1"}}
+    first = api.post("/orders?wait=false", body, headers=headers)
+    again = api.post("/orders?wait=false", body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert again["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1
+    assert OutboxEvent.objects.count() == 1
+
+
+def test_the_idempotency_key_is_per_user(api):
+    headers = {"Idempotency-Key": "same-key"}
+    first = api.post("/orders?wait=false", {"user_id": USER, "payload": {}}, headers=headers)
+    other = api.post(
+        "/orders?wait=false", {"user_id": str(uuid.uuid4()), "payload": {}}, headers=headers
+    )
+    assert first.json()["order_id"] != other.json()["order_id"]
+    assert Order.objects.count() == 2
+
+
+def test_an_idempotency_key_reused_with_another_body_is_422(api):
+    headers = {"Idempotency-Key": "k-2"}
+    api.post("/orders?wait=false", {"user_id": USER, "payload": {"amount": 1}}, headers=headers)
+    response = api.post(
+        "/orders?wait=false", {"user_id": USER, "payload": {"amount": 2}}, headers=headers
+    )
+    assert_error(response, 422, "Idempotency-Key", "different request")
+    assert Order.objects.count() == 1
+
+
+def test_an_update_replayed_by_key_is_applied_once(api):
+    order = OrderFactory(user_id=USER)
+    body = {"order_id": str(order.order_id), "user_id": USER, "payload": {"amount": 5}}
+    headers = {"Idempotency-Key": "update-once"}
+    for _ in range(3):
+        assert api.post("/orders?wait=false", body, headers=headers).status_code == 202
+    order.refresh_from_db()
+    assert order.version == 2
+    assert IdempotencyKey.objects.get().operation == "updated"
+
+
+def test_an_overlong_idempotency_key_is_400(api):
+    headers = {"Idempotency-Key": "k" * 300}
+    assert_error(
+        api.post("/orders?wait=false", {"user_id": USER, "payload": {}}, headers=headers),
+        400,
+        "Idempotency-Key",
+    )
+
+
+# -- GET /orders/{order_id} --------------------------------------------------------------
+
+
+def test_get_answers_the_order_view(api):
+    order = OrderFactory(user_id=USER, payload={"id": "G-1", "amount": 10})
+    response = api.get(f"/orders/{order.order_id}")
+    assert response.status_code == 200
+    view = response.json()["order"]
+    assert view == {
+        "order_id": str(order.order_id),
+        "user_id": USER,
+        "amount": 10.0,
+        "status": "new",
+        "payload_json": {"id": "G-1", "amount": 10},
+        "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": order.updated_at.isoformat().replace("+00:00", "Z"),
+        "bucket": order.order_id.bytes[0] % 4,
+    }
+
+
+def test_get_merges_the_workers_redis_result(api):
+    order = OrderFactory(user_id=USER, payload={"id": "R-1", "amount": 10})
+    result = {
+        "order_id": str(order.order_id),
+        "status": "updated",
+        "processed_at": "2026-01-02T03:04:05Z",
+        "order_status": "done",
+        "user_id": USER,
+        "amount": 42.5,
+        "payload": {"id": "R-1", "amount": 42.5},
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-02T03:04:05Z",
+        "bucket": 3,
+    }
+    redis = get_redis_connection("default")
+    key = OrderResult.redis_key(str(order.order_id))
+    redis.set(key, json.dumps(result), ex=60)
+    try:
+        view = api.get(f"/orders/{order.order_id}").json()["order"]
+    finally:
+        redis.delete(key)
+    assert view["status"] == "done"
+    assert view["amount"] == 42.5
+    assert view["payload_json"] == {"id": "R-1", "amount": 42.5}
+    assert (view["created_at"], view["updated_at"]) == (result["created_at"], result["updated_at"])
+    assert view["bucket"] == 3
+    assert view["user_id"] == USER
+
+
+def test_get_answers_from_the_database_when_redis_is_down(api, settings):
+    order = OrderFactory(user_id=USER)
+    cache = dict(settings.CACHES["default"])
+    cache["LOCATION"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.CACHES = {"default": cache}
+    response = api.get(f"/orders/{order.order_id}")
+    assert response.status_code == 200
+    assert response.json()["order"]["status"] == "new"
+
+
+def test_get_of_a_non_uuid_is_400(api):
+    assert_error(api.get("/orders/not-a-uuid"), 400, "order_id", "uuid")
+
+
+def test_get_of_an_unknown_order_is_404(api):
+    assert_error(api.get(f"/orders/{uuid.uuid4()}"), 404, "order_id")
+
+
+def test_get_shows_a_deleted_order(api):
+    order = OrderFactory(status=OrderStatus.DELETED)
+    assert api.get(f"/orders/{order.order_id}").json()["order"]["status"] == "deleted"
+
+
+# -- GET /orders/by-external/{external_id}?user_id= --------------------------------------
+
+
+def test_by_external_answers_the_newest_match_of_the_user(api):
+    from datetime import timedelta
+
+    older = OrderFactory(user_id=USER, payload={"id": "X-9"})
+    newer = OrderFactory(
+        user_id=USER, payload={"id": "X-9"}, created_at=older.created_at + timedelta(seconds=1)
+    )
+    OrderFactory(payload={"id": "X-9"})  # another user's
+    response = api.get("/orders/by-external/X-9", {"user_id": USER})
+    assert response.status_code == 200
+    assert response.json()["order"]["order_id"] == str(newer.order_id)
+
+
+def test_by_external_matches_a_numeric_payload_id(api):
+    order = OrderFactory(user_id=USER, payload={"id": 12345, "amount": 1})
+    response = api.get("/orders/by-external/12345", {"user_id": USER})
+    assert response.json()["order"]["order_id"] == str(order.order_id)
+
+
+@pytest.mark.parametrize("params", [{}, {"user_id": "bad"}])
+def test_by_external_needs_a_valid_user_id(api, params):
+    assert_error(api.get("/orders/by-external/X-1", params), 400, "user_id")
+
+
+def test_by_external_without_a_match_is_404(api):
+    OrderFactory(user_id=USER, payload={"id": "X-1"})
+    assert_error(
+        api.get("/orders/by-external/X-2", {"user_id": USER}), 404, "external_id", "no order"
+    )
+
+
+# -- GET /orders (list) ------------------------------------------------------------------
+
+
+def test_list_is_paginated_and_filtered(api):
+    mine = [OrderFactory(user_id=USER) for _ in range(3)]
+    OrderFactory(user_id=USER, status=OrderStatus.DELETED)
+    OrderFactory()
+    response = api.get("/orders", {"user_id": USER, "status": "new", "page_size": 2})
+    assert response.status_code == 200
+    page = response.json()
+    assert page["count"] == 3
+    assert len(page["results"]) == 2
+    assert page["next"]
+    ids = {o["order_id"] for o in page["results"]}
+    assert ids <= {str(o.order_id) for o in mine}
+
+
+def test_list_with_a_bad_filter_is_400(api):
+    assert_error(api.get("/orders", {"status": "weird"}), 400, "status")
+
+
+# -- /health, docs and schema ------------------------------------------------------------
+
+
+def test_health(api):
+    assert api.get("/health").json() == {"status": "ok"}
+
+
+def test_schema_documents_bodies_errors_and_examples(api):
+    schema = api.get("/api/schema/", headers={"Accept": "application/json"}).json()
+    post = schema["paths"]["/orders"]["post"]
+    assert {"200", "202", "400", "404", "409", "413", "422"} <= set(post["responses"])
+    assert post["requestBody"]["content"]["application/json"]["examples"]
+    assert "/orders/{order_id}" in schema["paths"]
+    assert "/orders/by-external/{external_id}" in schema["paths"]
+    assert {"Error", "OrderView", "OrderUpsertInput"} <= set(schema["components"]["schemas"])
+    params = {p["name"] for p in post["parameters"]}
+    assert {"wait", "Prefer", "Idempotency-Key"} <= params
