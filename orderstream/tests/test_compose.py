@@ -263,45 +263,60 @@ def test_settings_variable_parser_finds_the_known_variables():
     assert read_env_variables(GUNICORN_CONF)["API_BIND_HOST"] == "127.0.0.1"
 
 
-def test_every_settings_variable_is_set_for_api_and_worker():
-    """Every variable the container's settings read reaches `api` and `worker`.
+def test_every_settings_variable_reaches_api_and_worker():
+    """Every variable the container's settings read is set, or may fall back to its default.
 
     The variables are parsed from orderstream/settings/base.py and production.py (and
-    gunicorn.conf.py for `api`), so a variable added there fails this test until the compose
-    file passes it on. The rule:
+    gunicorn.conf.py for `api`), so one added there is classified by this rule:
 
-    - a variable without a default, whose default points at loopback (inside a container
-      that is the container itself: DSNs, brokers, Redis, allowed hosts, gunicorn's bind
-      host) or that is a secret must be set explicitly: with .env.example it resolves to a
-      non-empty value other than the default;
-    - every other settings variable is passed through from .env (`X: ${X:-}`); empty means
-      "use the default", as the settings' `env()` treats empty as unset;
+    - no default, a default on loopback (inside a container that is the container itself:
+      DSNs, brokers, Redis, allowed hosts, gunicorn's bind host) or a secret: it must be set
+      in the service's `environment`, resolving (with .env.example) to a non-empty value
+      other than the default; the test fails until the compose file sets it;
+    - any other settings variable may fall back to its default; it reaches both services
+      from the repository's .env through `env_file` when the user sets it;
     - gunicorn.conf.py uses `os.environ.get`, which keeps empty strings, so its variables
-      must resolve to non-empty values;
-    - variables of IMAGE_FIXED belong to the image and must not be set per service.
+      are set in `api`'s environment and resolve to non-empty values;
+    - variables of IMAGE_FIXED belong to the image and are not set per service.
     """
     raw = load_compose()["services"]
     resolved = resolved_compose()["services"]
     variables = settings_variables()
     gunicorn_variables = read_env_variables(GUNICORN_CONF)
+    must_set = {name for name, default in variables.items() if needs_explicit_value(name, default)}
+    assert {"API_POSTGRES_DSN", "KAFKA_BROKERS", "REDIS_ADDR", "DJANGO_SECRET_KEY"} <= must_set
     for service_name in ("api", "worker"):
         declared = service_env(raw[service_name])
         values = service_env(resolved[service_name])
         assert values["DJANGO_SETTINGS_MODULE"] == "orderstream.settings.production"
-        for name, default in variables.items():
-            if name in IMAGE_FIXED:
-                assert name not in declared, f"{service_name}: {name} is fixed by the image"
-                continue
+        env_files = [
+            (COMPOSE_DIR / entry["path"]).resolve() for entry in raw[service_name]["env_file"]
+        ]
+        assert env_files == [ROOT / ".env"], f"{service_name} must read the repository's .env"
+        for name in must_set - IMAGE_FIXED:
             assert name in declared, f"{service_name} does not set {name}"
-            if needs_explicit_value(name, default):
-                assert values[name], f"{service_name}: {name} resolves to an empty value"
-                assert values[name] != default, f"{service_name}: {name} keeps the default"
-        if service_name == "api":
-            for name, default in gunicorn_variables.items():
-                assert values.get(name), f"api: gunicorn's {name} must be non-empty"
-                if needs_explicit_value(name, default):
-                    assert values[name] != default, f"api: {name} keeps the default"
-    assert service_env(resolved["api"])["API_BIND_HOST"] == "0.0.0.0"
+            assert values[name], f"{service_name}: {name} resolves to an empty value"
+            assert values[name] != variables[name], f"{service_name}: {name} keeps the default"
+        for name in IMAGE_FIXED:
+            assert name in variables, f"IMAGE_FIXED names {name}, which the settings no longer read"
+            assert name not in declared, f"{service_name}: {name} is fixed by the image"
+    api_values = service_env(resolved["api"])
+    for name, default in gunicorn_variables.items():
+        assert api_values.get(name), f"api: gunicorn's {name} must be set and non-empty"
+        if needs_explicit_value(name, default):
+            assert api_values[name] != default, f"api: {name} keeps the default"
+    assert api_values["API_BIND_HOST"] == "0.0.0.0"
+
+
+def test_env_example_names_only_variables_something_reads():
+    """No typo in .env.example: each name is read by the settings, gunicorn, a start script
+    or the compose file's interpolation."""
+    readers = set(settings_variables()) | set(read_env_variables(GUNICORN_CONF))
+    for script in START_SCRIPTS.values():
+        readers |= set(re.findall(r"\$\{(\w+)", script.read_text()))
+    readers |= {match[1] or match[4] for match in _VARIABLE.findall(COMPOSE_FILE.read_text())}
+    unknown = set(read_env_file(ENV_EXAMPLE)) - readers
+    assert not unknown, f".env.example sets variables nothing reads: {sorted(unknown)}"
 
 
 def test_connection_variables_name_the_compose_services():
@@ -484,6 +499,21 @@ def test_start_scripts_are_strict_bash_that_exec_their_process():
         assert lines[0] == "set -euo pipefail"
         assert any(line.startswith(f"python compose/prestart.py {alias} ") for line in lines)
         assert lines[-1].startswith("exec ")
+
+
+def test_topic_creation_script_passes_shellcheck(tmp_path):
+    """kafka-init's inline script (after compose's `$$` unescaping) is clean POSIX sh."""
+    init = resolved_compose()["services"]["kafka-init"]
+    assert init["entrypoint"] == ["/bin/sh", "-c"]
+    script = tmp_path / "kafka-init.sh"
+    script.write_text("#!/bin/sh\n" + init["command"][0])
+    result = subprocess.run(
+        [str(BIN / "shellcheck"), "--shell", "sh", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ------------------------------------------------------------------------------
