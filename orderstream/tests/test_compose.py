@@ -584,11 +584,15 @@ def dsn(dbname: str) -> str:
     return f"postgres://{auth}@{facts['host']}:{facts['port']}/{dbname}"
 
 
-def script_env(scratch: dict[str, str], topics, **extra: str) -> dict[str, str]:
-    """A container-like environment: only what the compose file would set."""
+def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dict[str, str]:
+    """A container-like environment: only what the compose file would set.
+
+    HOME is the test's own directory: gunicorn keeps its control socket there, apart from
+    that of a `make run` stack on this machine.
+    """
     return {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "DJANGO_SETTINGS_MODULE": "orderstream.settings.production",
@@ -683,6 +687,7 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
     env = script_env(
         scratch_databases,
         unique_topics,
+        tmp_path,
         DJANGO_STATIC_ROOT=str(static_root),
         API_BIND_HOST="127.0.0.1",
         API_PORT=str(port),
@@ -728,7 +733,7 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
     scratch_databases, unique_topics, tmp_path
 ):
     """start-worker.sh: waits, migrates only `worker`, execs run_worker, stops on SIGTERM."""
-    env = script_env(scratch_databases, unique_topics)
+    env = script_env(scratch_databases, unique_topics, tmp_path)
     launched = Launched(START_SCRIPTS["worker"], env, tmp_path / "worker.log")
     try:
         expected = app_tables("orders_worker")
@@ -740,7 +745,14 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
         )
         # Past migrating: the worker itself is running (the shell was replaced by exec).
         wait_until(lambda: "run_worker" in launched.command_line(), 20, "run_worker", launched)
-        time.sleep(3)
+        # ... and logging through the project's LOGGING (logger names of orders_worker).
+        wait_until(
+            lambda: re.search(r" orders_worker[.\w]*: ", launched.output()),
+            20,
+            "a log line of the worker",
+            launched,
+        )
+        time.sleep(2)
         launched.assert_running()
         assert "prestart: database `worker` is up" in launched.output()
 
@@ -756,7 +768,7 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
 
 def test_prestart_migrates_once_when_replicas_start_together(scratch_databases, tmp_path):
     """Two replicas (`--scale worker=2`) migrating one fresh database at once both succeed."""
-    env = script_env(scratch_databases, settings)
+    env = script_env(scratch_databases, settings, tmp_path)
     logs = [open(tmp_path / f"replica{i}.log", "wb") for i in range(2)]
     processes = [
         subprocess.Popen(
@@ -789,6 +801,7 @@ def test_prestart_gives_up_on_an_unreachable_database(tmp_path):
     env = script_env(
         {"default": "unused", "worker": "unused"},
         settings,
+        tmp_path,
         API_POSTGRES_DSN=f"postgres://postgres@127.0.0.1:{free_port()}/nowhere",
     )
     started = time.monotonic()
