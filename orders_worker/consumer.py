@@ -156,6 +156,12 @@ class OrderWorker(ConsumerRebalanceListener):
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def partitions(self) -> set[int]:
+        """The partitions of the events topic currently assigned to this worker."""
+        if self._consumer is None:
+            return set()
+        return {tp.partition for tp in self._consumer.assignment()}
+
     def _remaining(self) -> int | None:
         if self.config.max_messages is None:
             return None

@@ -161,7 +161,9 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
             results.append(
                 EventResult(event, decision.ack_status, decision.state, decision.outcome)
             )
-        with connections[DB_ALIAS].cursor() as cursor:
+        connection = connections[DB_ALIAS]
+        # The raw psycopg2 cursor for execute_values; errors still become Django's.
+        with connection.cursor() as cursor, connection.wrap_database_errors:
             if changed:
                 _upsert_orders(cursor.cursor, list(changed.values()))
             _record_events(cursor.cursor, results, processed_at)

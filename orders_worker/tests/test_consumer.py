@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from decimal import Decimal
@@ -66,3 +67,99 @@ def test_create_update_delete_flow_writes_row_redis_result_and_acks(
     assert result.payload == {"id": 7, "amount": 9.99}
     assert result.user_id == created.user_id
     assert ProcessedEvent.objects.using("worker").filter(order_id=created.order_id).count() == 3
+
+
+def test_a_duplicated_event_changes_nothing_and_is_acknowledged_as_the_first_time(
+    unique_topics, running_worker, send_events, ack_reader
+):
+    created = OrderEventFactory(payload={"amount": 3})
+    updated = replace(
+        created, event_id=str(uuid.uuid4()), status="updated", version=2, payload={"amount": 4}
+    )
+    send_events(created, created, updated, created)
+    ack_reader.read_until(lambda recs: len(recs) >= 4)
+    assert acks_by_event(ack_reader) == {
+        created.event_id: ["created", "created", "created"],
+        updated.event_id: ["updated"],
+    }
+    row = ProcessedOrder.objects.using("worker").get(order_id=created.order_id)
+    assert (row.version, row.amount, row.last_status) == (2, Decimal("4.00"), "updated")
+    assert order_result_read(order_id=created.order_id).amount == Decimal("4.00")
+
+
+def test_an_older_version_arriving_late_is_skipped_but_acknowledged_with_the_current_state(
+    unique_topics, running_worker, send_events, ack_reader
+):
+    v1 = OrderEventFactory(payload={"amount": 1})
+    v3 = replace(v1, event_id=str(uuid.uuid4()), status="updated", version=3, payload={"amount": 3})
+    v2 = replace(v1, event_id=str(uuid.uuid4()), status="updated", version=2, payload={"amount": 2})
+    send_events(v1, v3)
+    ack_reader.read_until(lambda recs: len(recs) >= 2)
+    send_events(v2)
+    ack_reader.read_until(lambda recs: len(recs) >= 3)
+    assert acks_by_event(ack_reader)[v2.event_id] == ["updated"]
+    row = ProcessedOrder.objects.using("worker").get(order_id=v1.order_id)
+    assert (row.version, row.amount, row.payload) == (3, Decimal("3.00"), {"amount": 3})
+    assert order_result_read(order_id=v1.order_id).payload == {"amount": 3}
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_event_is_processed(
+    unique_topics, running_worker, send_events, ack_reader, dlq_reader
+):
+    """Not JSON, a bad field, an unknown status and an unusable amount are dead-lettered
+    with the error and original bytes, answered `rejected` when the order_id is known;
+    the good event behind them is applied."""
+    bad_status = OrderEventFactory()
+    raw_bad_status = bad_status.to_bytes().replace(b'"created"', b'"archived"')
+    bad_amount = OrderEventFactory(payload={"amount": "ten"})
+    no_version = json.loads(OrderEventFactory().to_bytes())
+    del no_version["version"]
+    good = OrderEventFactory()
+    send_events(b"\x00not json at all", key=b"some-key")
+    send_events(raw_bad_status, key=bad_status.key)
+    send_events(json.dumps(no_version).encode(), key=no_version["order_id"].encode())
+    send_events(bad_amount, good)
+
+    dlq = dlq_reader.read_until(lambda recs: len(recs) >= 4)
+    acks = ack_reader.read_until(lambda recs: len(recs) >= 4)
+    errors = {r.value: dict(r.headers) for r in dlq}  # original bytes -> headers
+    not_json = errors[b"\x00not json at all"]
+    assert b"not valid JSON" in not_json["error"]
+    assert not_json["source_topic"] == unique_topics.ORDERS_EVENTS_TOPIC.encode()
+    assert {"source_partition", "source_offset", "failed_at"} <= set(not_json)
+    assert [r.key for r in dlq if r.value.startswith(b"\x00")] == [b"some-key"]
+    assert b"status" in errors[raw_bad_status]["error"]
+    assert b"version" in errors[json.dumps(no_version).encode()]["error"]
+    assert b"amount" in errors[bad_amount.to_bytes()]["error"]
+
+    by_order = {a.order_id: a for a in ack_reader.acks()}
+    assert by_order[bad_status.order_id].status == "rejected"
+    assert "status" in by_order[bad_status.order_id].error
+    assert by_order[no_version["order_id"]].status == "rejected"
+    assert by_order[bad_amount.order_id].status == "rejected"
+    assert by_order[good.order_id].status == "created"
+    assert len(acks) == 4  # the non-JSON message has no order_id: no ACK
+    assert ProcessedOrder.objects.using("worker").filter(order_id=good.order_id).exists()
+    assert not ProcessedOrder.objects.using("worker").filter(order_id=bad_amount.order_id).exists()
+
+
+def test_an_event_the_database_refuses_is_rejected_alone_and_the_rest_of_its_batch_applied(
+    unique_topics, running_worker, send_events, ack_reader, dlq_reader
+):
+    """PostgreSQL cannot store \\u0000 in jsonb: only that event is dead-lettered."""
+    before = OrderEventFactory()
+    refused = OrderEventFactory(payload={"note": "a\u0000b"})
+    after = OrderEventFactory()
+    send_events(before, refused, after)
+    ack_reader.read_until(lambda recs: len(recs) >= 3)
+    statuses = {a.order_id: a.status for a in ack_reader.acks()}
+    assert statuses == {
+        before.order_id: "created",
+        refused.order_id: "rejected",
+        after.order_id: "created",
+    }
+    dlq = dlq_reader.read_until(lambda recs: len(recs) >= 1)
+    assert b"database" in dict(dlq[0].headers)["error"]
+    stored = set(ProcessedOrder.objects.using("worker").values_list("order_id", flat=True))
+    assert {uuid.UUID(before.order_id), uuid.UUID(after.order_id)} <= stored
+    assert uuid.UUID(refused.order_id) not in stored

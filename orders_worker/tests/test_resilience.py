@@ -1,0 +1,171 @@
+"""The worker under failure: killed mid-batch and restarted, and two workers in a group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+
+from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker.models import ProcessedEvent, ProcessedOrder
+from orders_worker.results import order_result_read
+from orderstream.messages import OrderAck
+
+from .factories import OrderEventFactory
+
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.django_db(transaction=True, databases=["default", "worker"]),
+]
+
+
+def order_histories(count: int) -> tuple[list, dict]:
+    """`count` orders, each created, updated, and every third deleted; the event list in
+    order and each order's expected final (status, amount, version)."""
+    events, expected = [], {}
+    for n in range(count):
+        created = OrderEventFactory(payload={"id": n, "amount": n})
+        updated = replace(
+            created,
+            event_id=str(uuid.uuid4()),
+            status="updated",
+            version=2,
+            payload={"id": n, "items": [{"price": n, "qty": 2}]},
+        )
+        events += [created, updated]
+        expected[created.order_id] = ("done", Decimal(2 * n), 2)
+        if n % 3 == 0:
+            events.append(replace(created, event_id=str(uuid.uuid4()), status="deleted", version=3))
+            expected[created.order_id] = ("deleted", Decimal(2 * n), 3)
+    return events, expected
+
+
+def expected_ack(event) -> str:
+    return {"created": "created", "updated": "updated", "deleted": "deleted"}[event.status]
+
+
+def assert_applied_exactly(events, expected, ack_reader) -> None:
+    """Every order in its final state, every event recorded once and acknowledged with
+    the status of its first (and only) application, however often it was delivered."""
+    rows = {
+        str(r.order_id): (r.status, r.amount, r.version)
+        for r in ProcessedOrder.objects.using("worker").filter(order_id__in=expected)
+    }
+    assert rows == expected
+    assert ProcessedEvent.objects.using("worker").count() == len(events)
+    statuses: dict[str, set[str]] = {}
+    for ack in ack_reader.acks():
+        statuses.setdefault(ack.event_id, set()).add(ack.status)
+    assert statuses == {e.event_id: {expected_ack(e)} for e in events}
+    sample = next(iter(expected))
+    assert order_result_read(order_id=sample).order_status == expected[sample][0]
+
+
+def all_acknowledged(events):
+    """A `read_until` condition: every event has at least one ACK."""
+    wanted = {e.event_id for e in events}
+    return lambda recs: wanted <= {OrderAck.from_bytes(r.value).event_id for r in recs}
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def worker_process(group: str) -> subprocess.Popen:
+    """`manage.py run_worker` in a child process on this test's databases and topics."""
+    db = settings.DATABASES["worker"]
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "orderstream.settings.test",
+        "WORKER_POSTGRES_DSN": (
+            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}"
+            f"/{db['NAME']}"
+        ),
+        "KAFKA_BROKERS": ",".join(settings.KAFKA_BROKERS),
+        "TEST_ORDERS_EVENTS_TOPIC": settings.ORDERS_EVENTS_TOPIC,
+        "TEST_ORDERS_ACK_TOPIC": settings.ORDERS_ACK_TOPIC,
+        "TEST_ORDERS_DLQ_TOPIC": settings.ORDERS_DLQ_TOPIC,
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "run_worker", "--group", group, "--batch-size", "50"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_applies_nothing_twice(
+    unique_topics, send_events, ack_reader
+):
+    events, expected = order_histories(600)
+    send_events(*events)
+    applied = ProcessedEvent.objects.using("worker")
+
+    first = worker_process(unique_topics.WORKER_GROUP)
+    try:
+        wait_for(lambda: applied.count() >= 200, 60, "the first worker to apply 200 events")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    at_kill = applied.count()
+    assert at_kill < len(events), "the worker finished before it was killed"
+
+    second = worker_process(unique_topics.WORKER_GROUP)
+    try:
+        wait_for(lambda: applied.count() >= len(events), 60, "the restarted worker to catch up")
+        ack_reader.read_until(all_acknowledged(events), timeout=30)
+        second.send_signal(signal.SIGTERM)
+        output = second.communicate(timeout=30)[0].decode()
+    finally:
+        second.kill()
+    assert second.returncode == 0, output
+    assert "worker stopped after" in output
+    assert_applied_exactly(events, expected, ack_reader)
+
+
+def test_two_workers_in_one_group_share_the_partitions_and_apply_each_event_once(
+    unique_topics, send_events, ack_reader
+):
+    workers = [
+        OrderWorker(WorkerConfig.from_settings(poll_timeout_ms=100, batch_size=50))
+        for _ in range(2)
+    ]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(
+            lambda: (
+                all(w.partitions() for w in workers)
+                and workers[0].partitions() | workers[1].partitions() == set(range(4))
+            ),
+            30,
+            "both workers to hold partitions",
+        )
+        assert not workers[0].partitions() & workers[1].partitions()
+        events, expected = order_histories(300)
+        send_events(*events)
+        ack_reader.read_until(all_acknowledged(events), timeout=60)
+    finally:
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert all(w.stats.processed > 0 for w in workers)
+    assert_applied_exactly(events, expected, ack_reader)
