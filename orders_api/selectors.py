@@ -81,6 +81,11 @@ def order_views(*, orders: Iterable[Order]) -> list[dict]:
     return [order_view(order=o, result=results.get(str(o.order_id))) for o in orders]
 
 
+def order_is_processed(*, order_id: uuid.UUID) -> bool:
+    """Whether the worker has written a result for the order (it has seen its create)."""
+    return str(order_id) in order_results_get(order_ids=[order_id])
+
+
 def order_get(*, order_id: uuid.UUID) -> dict:
     """The view of one order; 404 when unknown."""
     order = Order.objects.filter(order_id=order_id).first()

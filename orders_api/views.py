@@ -23,7 +23,13 @@ from . import runtime
 from .exceptions import ApplicationError
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import idempotency_key_clean
-from .selectors import order_get, order_get_by_external_id, order_list, order_views
+from .selectors import (
+    order_get,
+    order_get_by_external_id,
+    order_is_processed,
+    order_list,
+    order_views,
+)
 from .serializers import (
     ByExternalQuerySerializer,
     ErrorSerializer,
@@ -240,22 +246,34 @@ class OrderViewSet(viewsets.GenericViewSet):
             # Only a listener positioned before the publish is sure to see the ACK.
             listener.ready.wait(wait)
         write = order_upsert(**body.validated_data, idempotency_key=key)
-        ack = None
-        if listener is not None:
-            remaining = wait - (time.monotonic() - started)
-            ack = listener.wait_for(write.event_id, max(remaining, 0.0))
         headers = {"Location": f"/orders/{write.order_id}"}
+        answer = None
         if write.replayed:
             headers["Idempotent-Replayed"] = "true"
-        if ack is None:
+            answer = self._known_outcome(write)
+        if answer is None and listener is not None:
+            ack = listener.wait_for(write.event_id, max(wait - (time.monotonic() - started), 0))
+            if ack is not None:
+                answer = {"order_id": write.order_id, "status": ack.status, "error": ack.error}
+        if answer is None:
             if wait == 0:
                 headers["Preference-Applied"] = "respond-async"
             answer = {"order_id": write.order_id, "status": "pending"}
             return Response(answer, status=status.HTTP_202_ACCEPTED, headers=headers)
-        answer = {"order_id": write.order_id, "status": ack.status}
-        if ack.error:
-            answer["error"] = ack.error
+        if not answer.get("error"):
+            answer.pop("error", None)
         return Response(OrderWriteResponseSerializer(answer).data, headers=headers)
+
+    @staticmethod
+    def _known_outcome(write) -> dict | None:
+        """For a replayed request: its ACK if this process has seen it (or, for a create,
+        the worker's result in Redis); None when unknown yet."""
+        ack = runtime.ack_listener().recent(write.event_id)
+        if ack is not None:
+            return {"order_id": write.order_id, "status": ack.status, "error": ack.error}
+        if write.operation == "created" and order_is_processed(order_id=write.order_id):
+            return {"order_id": write.order_id, "status": "created"}
+        return None
 
     @extend_schema(
         summary="List orders (newest first, paginated)",

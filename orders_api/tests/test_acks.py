@@ -1,0 +1,101 @@
+"""The ACK wait: each process reads every ACK itself and wakes the request waiting for it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from orders_api.acks import AckListener
+from orderstream.kafka import make_producer
+from orderstream.messages import OrderAck
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def listeners(unique_topics):
+    """Start AckListeners on the test's ACK topic (two of them = two API processes)."""
+    started = []
+
+    def start() -> AckListener:
+        listener = AckListener()
+        listener.start()
+        assert listener.ready.wait(15), "the listener did not position itself"
+        started.append(listener)
+        return listener
+
+    yield start
+    for listener in started:
+        listener.stop()
+
+
+@pytest.fixture
+def send_ack(unique_topics):
+    producer = make_producer()
+
+    def send(ack: OrderAck | bytes, *, key: bytes | None = None) -> None:
+        value = ack if isinstance(ack, bytes) else ack.to_bytes()
+        producer.send(unique_topics.ORDERS_ACK_TOPIC, key=key, value=value).get(timeout=10)
+
+    yield send
+    producer.close(timeout=2)
+
+
+def ack_of(event_id: str, status: str = "created") -> OrderAck:
+    return OrderAck(
+        event_id=event_id,
+        order_id=str(uuid.uuid4()),
+        status=status,
+        processed_at="2026-01-01T00:00:00Z",
+    )
+
+
+def test_a_waiting_request_is_woken_by_its_ack(listeners, send_ack):
+    listener = listeners()
+    event_id = str(uuid.uuid4())
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(ack=listener.wait_for(event_id, 10)))
+    waiter.start()
+    send_ack(ack_of(str(uuid.uuid4()), "updated"))  # someone else's ACK first
+    send_ack(ack_of(event_id))
+    waiter.join(15)
+    assert got["ack"].event_id == event_id
+    assert got["ack"].status == "created"
+
+
+def test_an_ack_that_came_before_the_wait_is_not_lost(listeners, send_ack):
+    listener = listeners()
+    event_id = str(uuid.uuid4())
+    send_ack(ack_of(event_id, "deleted"))
+    ack = None
+    for _ in range(100):  # the listener records it; wait_for then answers at once
+        ack = listener.wait_for(event_id, 0.1)
+        if ack:
+            break
+    assert ack is not None and ack.status == "deleted"
+
+
+def test_every_process_sees_every_ack(listeners, send_ack):
+    """No shared consumer group: the process that waits gets the ACK, whichever it is."""
+    first, second = listeners(), listeners()
+    event_id = str(uuid.uuid4())
+    send_ack(ack_of(event_id), key=b"any-partition")
+    assert second.wait_for(event_id, 10) is not None
+    assert first.wait_for(event_id, 10) is not None
+
+
+def test_the_wait_times_out_without_an_ack(listeners):
+    assert listeners().wait_for(str(uuid.uuid4()), 0.2) is None
+
+
+def test_an_unreadable_ack_is_skipped(listeners, send_ack):
+    listener = listeners()
+    event_id = str(uuid.uuid4())
+    send_ack(b"not json")
+    send_ack(b'{"status": "exploded"}')
+    send_ack(ack_of(event_id, "rejected"))
+    ack = listener.wait_for(event_id, 10)
+    assert ack is not None and ack.status == "rejected"
+    assert listener.is_alive()

@@ -1,0 +1,62 @@
+"""API → Kafka → worker → ACK → API, against the real broker, databases and Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from orders_api.models import Order, OutboxEvent
+from orders_api.tests.conftest import eventually
+from orders_worker.models import ProcessedOrder
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
+
+
+def test_create_update_delete_are_acknowledged_by_the_worker(api, unique_topics, running_worker):
+    user = str(uuid.uuid4())
+    created = api.post("/orders", {"user_id": user, "payload": {"id": "E-1", "amount": 5}})
+    assert created.status_code == 200, created.content
+    order_id = created.json()["order_id"]
+    assert created.json() == {"order_id": order_id, "status": "created"}
+
+    view = api.get(f"/orders/{order_id}").json()["order"]
+    assert view["status"] == "done"  # the worker's result, merged from Redis
+    assert view["amount"] == 5.0
+
+    updated = api.post(
+        "/orders",
+        {"order_id": order_id, "user_id": user, "payload_json": '{"id": "E-1", "amount": 8}'},
+    )
+    assert updated.json() == {"order_id": order_id, "status": "updated"}
+    assert api.get(f"/orders/{order_id}").json()["order"]["amount"] == 8.0
+
+    deleted = api.post("/orders", {"order_id": order_id, "user_id": user, "status": "deleted"})
+    assert deleted.json() == {"order_id": order_id, "status": "deleted"}
+    processed = ProcessedOrder.objects.using("worker").get(order_id=order_id)
+    assert (processed.status, processed.version) == ("deleted", 3)
+    assert api.get(f"/orders/{order_id}").json()["order"]["status"] == "deleted"
+    # The publications were confirmed and marked.
+    eventually(
+        lambda: not OutboxEvent.objects.filter(order_id=order_id, published_at=None).exists(),
+        message="outbox rows marked published",
+    )
+
+
+def test_a_retry_with_the_idempotency_key_gets_the_acknowledged_answer(
+    api, unique_topics, running_worker
+):
+    """The first answer was 202 (no wait); the retry after processing answers 200."""
+    body = {"user_id": str(uuid.uuid4()), "payload": {"id": "E-2"}}
+    headers = {"Idempotency-Key": "checkout-42"}
+    first = api.post("/orders?wait=false", body, headers=headers)
+    assert first.status_code == 202
+    order_id = first.json()["order_id"]
+    eventually(
+        lambda: ProcessedOrder.objects.using("worker").filter(order_id=order_id).exists(),
+        message="the worker applied the create",
+    )
+    retry = api.post("/orders", body, headers=headers)
+    assert retry.status_code == 200
+    assert retry.json() == {"order_id": first.json()["order_id"], "status": "created"}
+    assert Order.objects.count() == 1

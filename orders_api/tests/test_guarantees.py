@@ -1,0 +1,115 @@
+"""The promises of SPEC.md "Guarantees", end to end with the worker."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django.db import connection
+
+from orders_api import runtime
+from orders_api.models import OutboxEvent
+from orders_api.services import order_upsert
+from orders_api.tests.conftest import eventually
+from orders_worker.models import ProcessedEvent, ProcessedOrder
+from orderstream.devbroker import TansuBroker
+from orderstream.kafka import ensure_topics
+from orderstream.messages import OrderEvent
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
+
+
+def test_two_concurrent_updates_are_applied_in_version_order(
+    unique_topics, topic_reader, running_worker
+):
+    user = uuid.uuid4()
+    order = order_upsert(user_id=user, order_id=None, payload={"amount": 1})
+    eventually(
+        lambda: ProcessedOrder.objects.using("worker").filter(order_id=order.order_id).exists(),
+        message="the worker applied the create",
+    )
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    start = threading.Barrier(2)
+    errors = []
+
+    def update(amount: int) -> None:
+        try:
+            start.wait(5)
+            order_upsert(user_id=user, order_id=order.order_id, payload={"amount": amount})
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=update, args=(n,)) for n in (10, 20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not errors
+
+    records = reader.read_until(lambda records: len(records) >= 2)
+    events = [OrderEvent.from_bytes(r.value) for r in records]
+    assert len({r.partition for r in records}) == 1  # one key, one partition
+    assert [e.version for e in events] == [2, 3]  # in the partition's order
+    assert [r.offset for r in records] == sorted(r.offset for r in records)
+    last = events[-1]
+
+    def applied():
+        row = ProcessedOrder.objects.using("worker").filter(order_id=order.order_id).first()
+        return row is not None and row.version == 3 and row
+
+    row = eventually(applied, message="the worker applied version 3")
+    assert row.payload == last.payload  # the later update won
+    statuses = dict(
+        ProcessedEvent.objects.using("worker")
+        .filter(order_id=order.order_id, version__gt=1)
+        .values_list("version", "ack_status")
+    )
+    assert statuses == {2: "updated", 3: "updated"}  # both applied, neither stale
+
+
+@pytest.fixture
+def own_broker(settings):
+    """A broker of the test's own on a fixed port, which the test stops and restarts."""
+    broker = TansuBroker().start()
+    settings.KAFKA_BROKERS = [broker.bootstrap]
+    ensure_topics()
+    holder = {"broker": broker}
+    yield holder
+    runtime.shutdown()  # drop this broker's clients before it goes
+    holder["broker"].stop()
+
+
+def test_a_request_during_a_broker_outage_is_delivered_after_it(api, own_broker, settings, request):
+    settings.ORDER_ACK_WAIT_TIMEOUT = 1
+    settings.OUTBOX_PUBLISH_TIMEOUT = 0.5
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 0.5
+    settings.OUTBOX_RELAY_INTERVAL = 0.2
+    settings.OUTBOX_RELAY_MAX_BACKOFF = 1
+    user = str(uuid.uuid4())
+    warm = api.post("/orders?wait=false", {"user_id": user, "payload": {"id": "before"}})
+    assert warm.status_code == 202  # the process's clients know the broker
+
+    broker = own_broker["broker"]
+    port = broker.port
+    broker.stop()
+    response = api.post("/orders", {"user_id": user, "payload": {"id": "during", "amount": 4}})
+    assert response.status_code == 202
+    order_id = response.json()["order_id"]
+    assert response.json() == {"order_id": order_id, "status": "pending"}
+
+    own_broker["broker"] = TansuBroker(port=port).start()  # in memory: an empty broker
+    ensure_topics()
+    request.getfixturevalue("running_worker")
+
+    def applied():
+        return ProcessedOrder.objects.using("worker").filter(order_id=order_id).first()
+
+    row = eventually(applied, timeout=40, message="the outage's order reached the worker")
+    assert str(row.amount) == "4.00"
+    eventually(
+        lambda: OutboxEvent.objects.get(order_id=order_id).published_at,
+        message="its outbox row is marked published",
+    )

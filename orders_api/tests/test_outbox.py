@@ -1,0 +1,156 @@
+"""The transactional outbox: one transaction, publish after commit, the relay and its purge."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from orders_api import runtime
+from orders_api.models import Order, OutboxEvent
+from orders_api.outbox import outbox_event_add, outbox_purge, outbox_relay_once
+from orders_api.services import order_upsert
+from orders_api.tests.conftest import eventually
+from orders_api.tests.factories import OrderFactory
+from orderstream.devbroker import free_port
+from orderstream.kafka import make_producer
+from orderstream.messages import OrderEvent
+
+transactional = pytest.mark.django_db(transaction=True)
+
+
+def _unpublished_event(**order_fields) -> OrderEvent:
+    """An order and its event committed but never published: a crash right after commit."""
+    with transaction.atomic():
+        order = OrderFactory(**order_fields)
+        event = outbox_event_add(order=order, operation="created")
+    OutboxEvent.objects.filter(event_id=event.event_id).update(next_attempt_at=timezone.now())
+    return event
+
+
+@pytest.mark.django_db
+def test_the_order_and_its_event_commit_or_roll_back_together():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        order_upsert(user_id=uuid.uuid4(), order_id=None, payload={"amount": 1})
+        assert Order.objects.count() == OutboxEvent.objects.count() == 1
+        raise RuntimeError("the request fails after the write")
+    assert not Order.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_each_accepted_change_adds_an_event_with_the_rows_version():
+    user = uuid.uuid4()
+    write = order_upsert(user_id=user, order_id=None, payload={"id": 7, "amount": 1})
+    order_upsert(user_id=user, order_id=write.order_id, payload={"id": 7, "amount": 2})
+    order_upsert(user_id=user, order_id=write.order_id, payload=None, delete=True)
+    events = [row.value for row in OutboxEvent.objects.order_by("id")]
+    assert [(e["status"], e["version"]) for e in events] == [
+        ("created", 1),
+        ("updated", 2),
+        ("deleted", 3),
+    ]
+    assert {e["order_id"] for e in events} == {str(write.order_id)}
+    assert {e["external_id"] for e in events} == {"7"}
+    assert Order.objects.get().version == 3
+
+
+@transactional
+def test_the_event_is_published_after_commit_keyed_by_order_id(unique_topics, topic_reader):
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    write = order_upsert(user_id=uuid.uuid4(), order_id=None, payload={"amount": 3})
+    records = reader.read_until(lambda records: records)
+    assert records[0].key == str(write.order_id).encode()
+    event = OrderEvent.from_bytes(records[0].value)
+    assert (event.event_id, event.status, event.version) == (write.event_id, "created", 1)
+    eventually(
+        lambda: OutboxEvent.objects.get(event_id=write.event_id).published_at,
+        message="the row is marked published",
+    )
+
+
+@transactional
+def test_the_relay_publishes_what_a_crash_left_unpublished(unique_topics, topic_reader):
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    event = _unpublished_event()
+    assert outbox_relay_once(producer=runtime.publisher().producer) == (1, 0)
+    records = reader.read_until(lambda records: records)
+    assert json.loads(records[0].value)["event_id"] == event.event_id
+    assert records[0].key == event.order_id.encode()
+    assert OutboxEvent.objects.get(event_id=event.event_id).published_at is not None
+    assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+
+
+@transactional
+def test_the_relay_leaves_rows_alone_during_the_grace_period(settings):
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 60
+    with transaction.atomic():
+        outbox_event_add(order=OrderFactory(), operation="created")
+    assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+
+
+@transactional
+def test_the_relay_backs_off_while_the_broker_is_unreachable(settings):
+    settings.OUTBOX_RELAY_INTERVAL = 1
+    event = _unpublished_event()
+    producer = make_producer(
+        bootstrap_servers=[f"127.0.0.1:{free_port()}"], api_version=(2, 5), max_block_ms=200
+    )
+    try:
+        assert outbox_relay_once(producer=producer) == (0, 1)
+    finally:
+        producer.close(timeout=1)
+    row = OutboxEvent.objects.get(event_id=event.event_id)
+    assert row.published_at is None
+    assert row.attempts == 1
+    assert row.next_attempt_at > timezone.now()
+    assert "Timeout" in row.last_error
+    # Not due yet: the next pass does not try again.
+    assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+
+
+@transactional
+def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
+    """A row locked by one relay (FOR UPDATE SKIP LOCKED) is not published by another."""
+    event = _unpublished_event()
+    locked, release = threading.Event(), threading.Event()
+
+    def other_relay():
+        try:
+            with transaction.atomic():
+                list(OutboxEvent.objects.select_for_update().filter(event_id=event.event_id))
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_relay)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+    finally:
+        release.set()
+        thread.join(10)
+    assert outbox_relay_once(producer=runtime.publisher().producer) == (1, 0)
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_only_old_published_rows(settings):
+    settings.OUTBOX_RETENTION_SECONDS = 3600
+    with transaction.atomic():
+        events = [outbox_event_add(order=OrderFactory(), operation="created") for _ in range(3)]
+    old, recent, unpublished = (e.event_id for e in events)
+    now = timezone.now()
+    OutboxEvent.objects.filter(event_id=old).update(published_at=now - timedelta(hours=2))
+    OutboxEvent.objects.filter(event_id=recent).update(published_at=now - timedelta(minutes=5))
+    assert outbox_purge() == 1
+    assert set(OutboxEvent.objects.values_list("event_id", flat=True)) == {
+        uuid.UUID(recent),
+        uuid.UUID(unpublished),
+    }
