@@ -105,6 +105,8 @@ class WorkerStats:
     window_start: float = field(default_factory=time.monotonic)
     window_processed: int = 0
     window_batches: int = 0
+    first_batch_at: float | None = None  # monotonic time the first batch arrived
+    last_batch_at: float | None = None  # monotonic time the last batch was committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +225,25 @@ class OrderWorker(ConsumerRebalanceListener):
 
     def _handle(self, records: dict) -> None:
         """Apply one polled batch end to end, then commit its offsets."""
-        cfg = self.config
+        if self.stats.first_batch_at is None:
+            self.stats.first_batch_at = time.monotonic()
         offsets = {
             tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1)
             for tp, recs in records.items()
             if recs
         }
         ordered = [record for recs in records.values() for record in recs]
+        self._process(ordered)
+        self._commit(offsets)
+        self.stats.processed += len(ordered)
+        self.stats.window_processed += len(ordered)
+        self.stats.batches += 1
+        self.stats.window_batches += 1
+        self.stats.last_batch_at = time.monotonic()
+
+    def _process(self, ordered: list) -> None:
+        """Parse, apply in one transaction, write Redis in one pipeline, produce and flush."""
+        cfg = self.config
         parsed: list[tuple[object, OrderEvent | InvalidMessage]] = []
         for record in ordered:
             try:
@@ -269,11 +283,6 @@ class OrderWorker(ConsumerRebalanceListener):
             lambda: order_results_write(states=final_states.values(), ttl=cfg.result_ttl),
         )
         self._retry("produce ACKs and dead letters", lambda: self._produce(outgoing))
-        self._commit(offsets)
-        self.stats.processed += len(ordered)
-        self.stats.window_processed += len(ordered)
-        self.stats.batches += 1
-        self.stats.window_batches += 1
 
     def _reject(
         self, record, error: str, order_id: str | None, event_id: str | None

@@ -1,0 +1,73 @@
+"""`manage.py bench_worker`: the worker's throughput, batched vs naive vs raw PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+from orders_worker.bench import bench_worker_run
+from orderstream.devbroker import TansuBroker
+
+
+class Command(BaseCommand):
+    help = (
+        "Load N events onto fresh topics and time the worker draining them, against the "
+        "naive per-event design and the raw PostgreSQL upsert rate; print and write JSON."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--events", type=int, default=20000, help="events for the batched run")
+        parser.add_argument(
+            "--naive-events", type=int, default=3000, help="events for the naive run"
+        )
+        parser.add_argument("--batch-size", type=int, default=settings.WORKER_BATCH_SIZE)
+        parser.add_argument(
+            "--database",
+            default=None,
+            help="bench database name (default: the worker database name + _bench)",
+        )
+        parser.add_argument("--json", default="bench_worker.json", help="where to write JSON")
+        parser.add_argument(
+            "--use-brokers",
+            action="store_true",
+            help="use KAFKA_BROKERS instead of starting an embedded Tansu broker",
+        )
+
+    def handle(self, *args, **options):
+        broker = None
+        if not options["use_brokers"]:
+            broker = TansuBroker().start()
+            settings.KAFKA_BROKERS = [broker.bootstrap]
+            # The embedded broker's group join waits in proportion to this.
+            settings.KAFKA_MAX_POLL_INTERVAL_MS = 3000
+            settings.KAFKA_SESSION_TIMEOUT_MS = 3000
+            settings.KAFKA_HEARTBEAT_INTERVAL_MS = 300
+        database = options["database"] or f"{connections['worker'].settings_dict['NAME']}_bench"
+        try:
+            report = bench_worker_run(
+                events=options["events"],
+                naive_events=options["naive_events"],
+                batch_size=options["batch_size"],
+                database=database,
+                json_path=options["json"],
+            )
+        finally:
+            if broker:
+                broker.stop()
+        for name in ("batched", "naive", "postgres_upsert"):
+            run = report[name]
+            self.stdout.write(
+                f"{name:>16}: {run['events']:>6} in {run['seconds']:7.2f}s "
+                f"= {run['events_per_s']:>9.1f}/s ({run['batches']} batches)"
+            )
+        ratios = report["ratios"]
+        self.stdout.write(
+            f"batched / naive = {ratios['batched_over_naive']}x; "
+            f"batched / PostgreSQL upsert = {ratios['batched_over_postgres_upsert']}"
+        )
+        if options["json"]:
+            self.stdout.write(f"wrote {options['json']}")
+        self.stdout.write(json.dumps(ratios))
