@@ -1,13 +1,20 @@
-"""Fixtures of the worker tests: a producer for events and a reader of ACKs/dead letters."""
+"""Fixtures of the worker tests: a producer for events, readers of ACKs and dead letters,
+and a proxy that makes Redis unavailable on demand."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import socket
+import threading
 import time
+from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
 from kafka import KafkaConsumer
 
+from orderstream.devbroker import free_port
 from orderstream.kafka import make_consumer, make_producer
 from orderstream.messages import OrderAck, OrderEvent
 
@@ -27,6 +34,14 @@ class TopicReader:
             if time.monotonic() > deadline:
                 pytest.fail(f"{self.topic}: condition not met in {timeout}s, got {self.records}")
             for recs in self._consumer.poll(timeout_ms=200).values():
+                self.records.extend(recs)
+        return self.records
+
+    def read_for(self, seconds: float) -> list:
+        """Collect whatever arrives during `seconds` (to show that nothing does)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for recs in self._consumer.poll(timeout_ms=100).values():
                 self.records.extend(recs)
         return self.records
 
@@ -66,3 +81,76 @@ def dlq_reader(unique_topics):
     reader = TopicReader(settings.ORDERS_DLQ_TOPIC)
     yield reader
     reader.close()
+
+
+class PausableProxy:
+    """A TCP forwarder to `target` on a loopback port that can refuse service and return."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.port = free_port()
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> PausableProxy:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        return self
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return  # closed by pause()
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def pause(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        if self._server:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            self._server.close()
+            self._server = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for sock in conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def resume(self) -> None:
+        self.start()
+
+
+@pytest.fixture
+def redis_outage(settings):
+    """Redis reached through a proxy the test can cut (`.pause()`) and restore."""
+    url = urlparse(settings.REDIS_URL)
+    proxy = PausableProxy((url.hostname, url.port or 6379)).start()
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = f"redis://127.0.0.1:{proxy.port}{url.path or '/0'}"
+    settings.CACHES = caches
+    yield proxy
+    proxy.pause()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import replace
 from decimal import Decimal
@@ -163,3 +164,26 @@ def test_an_event_the_database_refuses_is_rejected_alone_and_the_rest_of_its_bat
     stored = set(ProcessedOrder.objects.using("worker").values_list("order_id", flat=True))
     assert {uuid.UUID(before.order_id), uuid.UUID(after.order_id)} <= stored
     assert uuid.UUID(refused.order_id) not in stored
+
+
+def test_redis_unavailable_is_retried_without_acknowledging_and_recovers_by_itself(
+    unique_topics, redis_outage, running_worker, send_events, ack_reader
+):
+    """While Redis is down the batch is retried (applied in PostgreSQL, no ACK, no commit);
+    when Redis returns the same batch completes and is acknowledged once."""
+    redis_outage.pause()
+    event = OrderEventFactory()
+    send_events(event)
+    deadline = time.monotonic() + 20
+    while running_worker.stats.retries < 2:
+        assert time.monotonic() < deadline, "the worker did not retry the Redis write"
+        time.sleep(0.05)
+    assert ProcessedEvent.objects.using("worker").filter(event_id=event.event_id).exists()
+    assert running_worker.stats.processed == 0
+    assert ack_reader.read_for(1.0) == []  # nothing acknowledged while Redis is down
+
+    redis_outage.resume()
+    ack_reader.read_until(lambda recs: len(recs) >= 1)
+    assert acks_by_event(ack_reader) == {event.event_id: ["created"]}
+    assert running_worker.stats.processed == 1
+    assert order_result_read(order_id=event.order_id).status == "created"
