@@ -35,3 +35,10 @@ compose-lint: venv
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose/docker-compose.yml
 	$(VENV)/bin/hadolint --failure-threshold info compose/Dockerfile
 	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-worker.sh
+
+# The worker benchmark (own broker, database and topics; see README "Worker").
+# BENCH_ARGS="--events 50000" passes options.
+bench-worker: venv
+	$(PY) -c 'import os, sys; sys.path.insert(0, "scripts"); from local_stack import load_local_env; \
+		load_local_env(); os.execv(sys.executable, [sys.executable, "manage.py", "bench_worker", *sys.argv[1:]])' \
+		$(BENCH_ARGS)
