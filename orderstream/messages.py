@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -56,6 +56,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _fields_of(message: Any) -> dict:
+    """A dataclass's fields as a dict, without `asdict`'s deep copy of the payload."""
+    return {f.name: getattr(message, f.name) for f in fields(message)}
+
+
 def dumps(data: Any) -> bytes:
     """Compact JSON bytes; Decimals become numbers, datetimes RFC 3339, UUIDs strings."""
     return json.dumps(data, separators=(",", ":"), default=_json_default).encode()
@@ -99,7 +104,7 @@ class OrderEvent:
     external_id: str | None = None
 
     def to_bytes(self) -> bytes:
-        return dumps(asdict(self))
+        return dumps(_fields_of(self))
 
     @property
     def key(self) -> bytes:
@@ -173,7 +178,7 @@ class OrderAck:
     error: str | None = None
 
     def to_bytes(self) -> bytes:
-        data = asdict(self)
+        data = _fields_of(self)
         if data["error"] is None:
             del data["error"]
         return dumps(data)
@@ -213,7 +218,7 @@ class OrderResult:
         return f"order_result:{order_id}"
 
     def to_bytes(self) -> bytes:
-        return dumps(asdict(self))
+        return dumps(_fields_of(self))
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> OrderResult:
