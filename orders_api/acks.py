@@ -90,11 +90,7 @@ class AckListener(threading.Thread):
         while not self.stopping.is_set():
             consumer = None
             try:
-                consumer = make_consumer(
-                    group_id=None,
-                    client_id="orderstream-api-acks",
-                    fetch_max_wait_ms=settings.ACK_FETCH_MAX_WAIT_MS,
-                )
+                consumer = make_consumer(group_id=None, client_id="orderstream-api-acks")
                 self._position_at_end(consumer)
                 while not self.stopping.is_set():
                     batches = consumer.poll(timeout_ms=200)

@@ -176,13 +176,25 @@ class OutboxPublisher:
 
     def __init__(self):
         self.brokers = tuple(settings.KAFKA_BROKERS)
-        self.producer = make_producer(
-            client_id="orderstream-api",
-            max_block_ms=int(settings.OUTBOX_PUBLISH_TIMEOUT * 1000),
-        )
+        self.producer = self._new_producer()
         self._confirmed: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._marker = threading.Thread(target=self._mark_loop, name="outbox-marker", daemon=True)
         self._marker.start()
+
+    @staticmethod
+    def _new_producer():
+        return make_producer(
+            client_id="orderstream-api",
+            max_block_ms=int(settings.OUTBOX_PUBLISH_TIMEOUT * 1000),
+        )
+
+    def renew_producer(self) -> None:
+        """Replace the producer: after a broker restart an idempotent producer's sequence
+        state can be refused for good (OutOfOrderSequenceNumber)."""
+        old, self.producer = self.producer, self._new_producer()
+        with contextlib.suppress(Exception):
+            old.close(timeout=1)
+        logger.warning("outbox publisher: producer renewed after repeated failures")
 
     def publish(self, *, event: OrderEvent, topic: str, confirm: bool) -> bool:
         """Send `event`; with `confirm`, wait for the broker. False when it failed (yet)."""
@@ -257,9 +269,12 @@ class OutboxPublisher:
 class OutboxRelay(threading.Thread):
     """Background thread: publish due outbox rows with backoff; purge old rows now and then."""
 
-    def __init__(self, producer):
+    # Consecutive failed passes after which the publisher's producer is replaced.
+    RENEW_AFTER = 3
+
+    def __init__(self, publisher: OutboxPublisher):
         super().__init__(name="outbox-relay", daemon=True)
-        self.producer = producer
+        self.publisher = publisher
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -270,8 +285,10 @@ class OutboxRelay(threading.Thread):
                 delay = settings.OUTBOX_RELAY_INTERVAL
                 try:
                     close_old_connections()
-                    published, failed = outbox_relay_once(producer=self.producer)
+                    published, failed = outbox_relay_once(producer=self.publisher.producer)
                     failures = failures + 1 if failed else 0
+                    if failures and failures % self.RENEW_AFTER == 0:
+                        self.publisher.renew_producer()
                     if published >= settings.OUTBOX_RELAY_BATCH and not failed:
                         delay = 0  # a backlog: go on at once
                     if time.monotonic() >= next_purge:

@@ -55,7 +55,7 @@ def _build_publisher():
     publisher = OutboxPublisher()
     relay = None
     if settings.OUTBOX_RELAY_ENABLED:
-        relay = OutboxRelay(publisher.producer)
+        relay = OutboxRelay(publisher)
         relay.start()
     return publisher, relay
 

@@ -44,6 +44,7 @@ def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsu
         "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
         "session_timeout_ms": settings.KAFKA_SESSION_TIMEOUT_MS,
         "heartbeat_interval_ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+        "fetch_max_wait_ms": settings.KAFKA_FETCH_MAX_WAIT_MS,
     }
     config.update(overrides)
     return KafkaConsumer(*topics, **config)

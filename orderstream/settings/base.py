@@ -152,6 +152,10 @@ ORDERS_ACK_TOPIC = env("ORDERS_ACK_TOPIC", "orders.ack")
 ORDERS_DLQ_TOPIC = env("ORDERS_DLQ_TOPIC", "orders.events.dlq")
 ORDERS_EVENTS_PARTITIONS = int(env("ORDERS_EVENTS_PARTITIONS", "6"))
 WORKER_GROUP = env("WORKER_GROUP", "order-workers")
+# Longest time the broker holds a consumer's fetch when there is nothing new. Apache Kafka
+# answers as soon as data arrives; the embedded Tansu broker waits the whole time, so the
+# local stack sets a few milliseconds (each hop of the API → worker → API trip costs it).
+KAFKA_FETCH_MAX_WAIT_MS = int(env("KAFKA_FETCH_MAX_WAIT_MS", "500"))
 # Consumer group liveness. Kept small for the embedded broker, whose group join
 # waits in proportion to max_poll_interval_ms; raise it for slow batches in production.
 KAFKA_MAX_POLL_INTERVAL_MS = int(env("KAFKA_MAX_POLL_INTERVAL_MS", "30000"))
@@ -188,8 +192,6 @@ OUTBOX_RELAY_BATCH = int(env("OUTBOX_RELAY_BATCH", "500"))
 OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
 # How long an Idempotency-Key is remembered (per user).
 IDEMPOTENCY_KEY_TTL_SECONDS = int(env("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
-# Longest time the broker may hold the ACK listener's fetch when there is nothing new.
-ACK_FETCH_MAX_WAIT_MS = int(env("ACK_FETCH_MAX_WAIT_MS", "100"))
 # Default page size of GET /orders (?page_size= up to 500).
 API_PAGE_SIZE = int(env("API_PAGE_SIZE", "50"))
 
@@ -217,6 +219,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["orders_api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "orders_api.exceptions.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
 }
 SPECTACULAR_SETTINGS = {
