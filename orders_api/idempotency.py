@@ -61,7 +61,7 @@ def idempotency_find(*, user_id: uuid.UUID, key: str, fingerprint: str) -> Idemp
     return record
 
 
-def idempotency_record(
+def idempotency_record_build(
     *,
     user_id: uuid.UUID,
     key: str,
@@ -69,15 +69,16 @@ def idempotency_record(
     order_id: uuid.UUID,
     event_id: str,
     operation: str,
-) -> None:
-    """Record the key in the current transaction (expired records of the key are replaced).
+) -> IdempotencyKey:
+    """The record of `key` (not saved), after deleting expired records of the same key.
 
-    A concurrent request with the same key blocks on the unique index until this
-    transaction ends and then fails with IntegrityError, which the caller turns into a replay.
+    Save it in the transaction (or statement) that writes the order: a concurrent request
+    with the same key then blocks on the unique index until that commits and fails with
+    IntegrityError, which the caller turns into a replay.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
     IdempotencyKey.objects.filter(user_id=user_id, key=key, created_at__lt=cutoff).delete()
-    IdempotencyKey.objects.create(
+    return IdempotencyKey(
         user_id=user_id,
         key=key,
         fingerprint=fingerprint,

@@ -1,6 +1,7 @@
 """The transactional outbox: events written with their order, published after commit.
 
-`outbox_event_add` writes the event row in the caller's transaction and
+`outbox_event_add` writes the event row in the caller's transaction (or
+`outbox_event_build` gives it to a caller that inserts it with its order) and
 `outbox_publish_on_commit` hands it to this process's `OutboxPublisher` once the
 transaction has committed (key = order_id). A publication the broker confirmed is marked
 `published_at` by a background marker, in batches. Whatever is still unpublished when its
@@ -37,8 +38,8 @@ logger = logging.getLogger(__name__)
 MARK_BATCH = 1000
 
 
-def outbox_event_add(*, order: Order, operation: str) -> OrderEvent:
-    """Write the event of `operation` on `order` to the outbox (caller's transaction)."""
+def outbox_event_build(*, order: Order, operation: str) -> tuple[OrderEvent, OutboxEvent]:
+    """The event of `operation` on `order` and its outbox row (not saved yet)."""
     now = timezone.now()
     event = OrderEvent(
         event_id=str(uuid.uuid4()),
@@ -50,7 +51,7 @@ def outbox_event_add(*, order: Order, operation: str) -> OrderEvent:
         timestamp=rfc3339(now),
         external_id=external_id_of(order.payload),
     )
-    OutboxEvent.objects.create(
+    row = OutboxEvent(
         event_id=event.event_id,
         order_id=order.order_id,
         version=order.version,
@@ -60,6 +61,13 @@ def outbox_event_add(*, order: Order, operation: str) -> OrderEvent:
         # The request publishes right after commit; the relay steps in after the grace.
         next_attempt_at=now + timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS),
     )
+    return event, row
+
+
+def outbox_event_add(*, order: Order, operation: str) -> OrderEvent:
+    """Write the event of `operation` on `order` to the outbox (caller's transaction)."""
+    event, row = outbox_event_build(order=order, operation=operation)
+    row.save(force_insert=True)
     return event
 
 

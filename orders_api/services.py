@@ -20,12 +20,18 @@ from orders_worker.rules import InvalidAmount, order_amount, order_bucket
 from .exceptions import ApplicationError
 from .idempotency import (
     idempotency_find,
-    idempotency_record,
+    idempotency_record_build,
     is_key_conflict,
     request_fingerprint,
 )
 from .models import IdempotencyKey, Order, OrderStatus
-from .outbox import outbox_event_add, outbox_order_lock, outbox_publish_on_commit
+from .outbox import (
+    outbox_event_add,
+    outbox_event_build,
+    outbox_order_lock,
+    outbox_publish_on_commit,
+)
+from .single_statement import insert_in_one_statement
 
 logger = logging.getLogger(__name__)
 
@@ -112,46 +118,49 @@ def order_upsert(
         raise
 
 
-def _remember(idempotency: _Idempotency | None, *, user_id, order_id, event_id, operation) -> None:
-    if idempotency is not None:
-        idempotency_record(
-            user_id=user_id,
-            key=idempotency.key,
-            fingerprint=idempotency.fingerprint,
-            order_id=order_id,
-            event_id=event_id,
-            operation=operation,
-        )
+def _key_record(idempotency: _Idempotency | None, *, user_id, order_id, event_id, operation):
+    """The idempotency record to write with the order, or None without a key."""
+    if idempotency is None:
+        return None
+    return idempotency_record_build(
+        user_id=user_id,
+        key=idempotency.key,
+        fingerprint=idempotency.fingerprint,
+        order_id=order_id,
+        event_id=event_id,
+        operation=operation,
+    )
 
 
 def _order_create(
     *, user_id: uuid.UUID, payload: dict, idempotency: _Idempotency | None
 ) -> OrderWrite:
-    amount = _amount_of(payload)
+    """Insert the order, its event and its idempotency key in one atomic statement
+    (one round trip instead of BEGIN, the INSERTs and COMMIT), then publish."""
     order_id = uuid.uuid4()
     now = timezone.now()
-    with transaction.atomic():
-        order = Order.objects.create(
-            order_id=order_id,
-            user_id=user_id,
-            amount=amount,
-            status=OrderStatus.NEW,
-            payload=payload,
-            created_at=now,
-            updated_at=now,
-            bucket=order_bucket(order_id),
-            version=1,
-        )
-        event = outbox_event_add(order=order, operation="created")
-        _remember(
-            idempotency,
-            user_id=user_id,
-            order_id=order_id,
-            event_id=event.event_id,
-            operation="created",
-        )
-        # A new order has no earlier event to overtake: no need to wait for the broker.
-        outbox_publish_on_commit(event=event, confirm=False)
+    order = Order(
+        order_id=order_id,
+        user_id=user_id,
+        amount=_amount_of(payload),
+        status=OrderStatus.NEW,
+        payload=payload,
+        created_at=now,
+        updated_at=now,
+        bucket=order_bucket(order_id),
+        version=1,
+    )
+    event, outbox_row = outbox_event_build(order=order, operation="created")
+    key_record = _key_record(
+        idempotency,
+        user_id=user_id,
+        order_id=order_id,
+        event_id=event.event_id,
+        operation="created",
+    )
+    insert_in_one_statement(*(row for row in (order, outbox_row, key_record) if row))
+    # A new order has no earlier event to overtake: no need to wait for the broker.
+    outbox_publish_on_commit(event=event, confirm=False)
     return OrderWrite(order_id=order_id, event_id=event.event_id, operation="created")
 
 
@@ -192,13 +201,15 @@ def _order_change(
         order.updated_at = timezone.now()
         order.save(update_fields=["status", "payload", "amount", "version", "updated_at"])
         event = outbox_event_add(order=order, operation=operation)
-        _remember(
+        key_record = _key_record(
             idempotency,
             user_id=user_id,
             order_id=order_id,
             event_id=event.event_id,
             operation=operation,
         )
+        if key_record is not None:
+            key_record.save(force_insert=True)
         # Confirmed before the caller releases the order lock: events stay in version order.
         outbox_publish_on_commit(event=event, confirm=True)
     logger.debug("order %s %s to version %d", order_id, operation, order.version)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
@@ -11,6 +10,7 @@ from kafka import TopicPartition
 
 from orders_api import runtime
 from orderstream.kafka import make_consumer
+from orderstream.testing import eventually
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -22,18 +22,6 @@ def api_background(django_db_setup, django_db_blocker):
     """
     yield
     runtime.shutdown()
-
-
-def eventually(check, *, timeout: float = 15.0, interval: float = 0.05, message: str = ""):
-    """Call `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"not true within {timeout}s: {message or check}")
-        time.sleep(interval)
 
 
 class JsonClient:

@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from orders_api.models import Order, OutboxEvent
-from orders_api.tests.conftest import eventually
 from orders_worker.models import ProcessedOrder
+from orderstream.testing import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 

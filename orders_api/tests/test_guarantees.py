@@ -11,11 +11,11 @@ from django.db import connection
 from orders_api import runtime
 from orders_api.models import OutboxEvent
 from orders_api.services import order_upsert
-from orders_api.tests.conftest import eventually
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orderstream.devbroker import TansuBroker
 from orderstream.kafka import ensure_topics
 from orderstream.messages import OrderEvent
+from orderstream.testing import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 

@@ -25,3 +25,5 @@ KAFKA_SESSION_TIMEOUT_MS = 3000
 KAFKA_HEARTBEAT_INTERVAL_MS = 300
 ORDER_ACK_WAIT_TIMEOUT = 10.0
 ORDER_RESULT_TTL = 600
+# The embedded broker holds an empty fetch this long before answering: keep ACKs quick.
+KAFKA_FETCH_MAX_WAIT_MS = 20

@@ -1,0 +1,50 @@
+"""Insert several model instances with one SQL statement, atomically.
+
+A create writes the order, its outbox event (and its idempotency key) together. Inside
+`transaction.atomic()` that costs four round trips to PostgreSQL (BEGIN, two or three
+INSERTs, COMMIT); chained as data-modifying CTEs (`WITH a AS (INSERT ...) INSERT ...`)
+it is one statement, which PostgreSQL runs in one implicit transaction: all rows or
+none. Each INSERT is compiled by Django's own insert compiler, so fields, defaults and
+value adaptation (JSON, UUID, Decimal) are exactly what `Model.save()` would send.
+"""
+
+from __future__ import annotations
+
+from django.db import connections, models, router
+from django.db.models.sql import InsertQuery
+
+
+def _insert_sql(instance: models.Model, using: str) -> tuple[str, tuple]:
+    model = type(instance)
+    meta = model._meta
+    fields = [
+        field
+        for field in meta.local_concrete_fields
+        if not (field is meta.pk and getattr(field, "db_returning", False) and instance.pk is None)
+    ]
+    query = InsertQuery(model)
+    query.insert_values(fields, [instance])
+    [(sql, params)] = query.get_compiler(using=using).as_sql()
+    return sql, tuple(params)
+
+
+def insert_in_one_statement(*instances: models.Model) -> None:
+    """INSERT every instance in one atomic statement (all on the same database alias).
+
+    Auto-increment primary keys are left to the database and not read back. Raises the
+    database's IntegrityError, with no row written, when any of the INSERTs fails.
+    """
+    aliases = {router.db_for_write(type(instance)) for instance in instances}
+    if len(aliases) != 1:
+        raise ValueError(f"instances span several databases: {sorted(aliases)}")
+    using = aliases.pop()
+    statements = [_insert_sql(instance, using) for instance in instances]
+    *leading, (last_sql, last_params) = statements
+    ctes = ", ".join(f"insert_{index} AS ({sql})" for index, (sql, _) in enumerate(leading))
+    sql = f"WITH {ctes} {last_sql}" if leading else last_sql
+    params = tuple(p for _, ps in leading for p in ps) + last_params
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = using
