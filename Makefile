@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint venv prepare clean
+.PHONY: run test lint venv prepare clean compose-lint bench-api bench-worker
 
 venv: $(VENV)/.installed
 
@@ -36,9 +36,11 @@ compose-lint: venv
 	$(VENV)/bin/hadolint --failure-threshold info compose/Dockerfile
 	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-worker.sh
 
-# The worker benchmark (own broker, database and topics; see README "Worker").
-# BENCH_ARGS="--events 50000" passes options.
+# Benchmarks; BENCH_ARGS="--help" lists their options (see README "HTTP API" and "Worker").
+# bench-api measures the running `make run` stack; bench-worker brings its own broker,
+# database and topics.
+bench-api: venv
+	$(PY) scripts/local_stack.py manage bench_api $(BENCH_ARGS)
+
 bench-worker: venv
-	$(PY) -c 'import os, sys; sys.path.insert(0, "scripts"); from local_stack import load_local_env; \
-		load_local_env(); os.execv(sys.executable, [sys.executable, "manage.py", "bench_worker", *sys.argv[1:]])' \
-		$(BENCH_ARGS)
+	$(PY) scripts/local_stack.py manage bench_worker $(BENCH_ARGS)

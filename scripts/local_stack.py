@@ -4,6 +4,7 @@
     python scripts/local_stack.py run      prepare, then serve the API and run the worker
     python scripts/local_stack.py test     prepare PostgreSQL and Redis, then run pytest
     python scripts/local_stack.py prepare  prepare only (databases, Redis, broker, topics)
+    python scripts/local_stack.py manage CMD [ARGS]   manage.py CMD with the local values
 
 Environment: the values of `local.env` are used where the shell does not set them.
 Preparing means: check PostgreSQL and create the two databases if missing, check Redis,
@@ -218,6 +219,9 @@ def main(argv: list[str]) -> int:
             if broker:
                 broker.stop()
             return 0
+        if command == "manage":
+            os.chdir(ROOT)
+            os.execv(sys.executable, [sys.executable, "manage.py", *argv[1:]])
         if command == "test":
             prepare(with_broker=False)  # the test suite starts its own broker
             return run_tests(argv[1:])
