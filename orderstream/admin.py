@@ -30,7 +30,11 @@ class MultiDBModelAdmin(admin.ModelAdmin):
 
 
 class OrderAdminBase(MultiDBModelAdmin):
-    """List, search (order id, user id, external id = payload.id) and status filter."""
+    """Read-only list, search (order id, user id, external id = payload.id), status filter.
+
+    Orders change only through the API (which writes the outbox event with the row) and
+    the worker (which applies the upsert rules); an edit here would bypass both.
+    """
 
     list_display = (
         "order_id",
@@ -46,6 +50,15 @@ class OrderAdminBase(MultiDBModelAdmin):
     ordering = ("-updated_at",)
     readonly_fields = ("order_id", "created_at", "updated_at", "version", "bucket")
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
     @admin.display(description="external id")
     def external_id(self, obj):

@@ -5,7 +5,8 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import SECRET_KEY, env_bool
 
-if not SECRET_KEY or len(SECRET_KEY) < 32:
+# The placeholder of .env.example is public: refuse it like a missing key.
+if not SECRET_KEY or len(SECRET_KEY) < 32 or SECRET_KEY.startswith("change-me"):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set to a random value of 32+ characters.")
 
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)

@@ -76,3 +76,15 @@ def test_change_page_opens(admin_client, changelist):
     order = factory()
     response = admin_client.get(f"{url}{order.pk}/change/")
     assert response.status_code == 200
+
+
+def test_orders_are_read_only_in_the_admin(admin_client, changelist):
+    """Changes go through the API and the worker only: no add, change or delete here."""
+    url, factory = changelist
+    order = factory()
+    assert admin_client.get(f"{url}add/").status_code == 403
+    assert admin_client.get(f"{url}{order.pk}/delete/").status_code == 403
+    response = admin_client.post(f"{url}{order.pk}/change/", {"status": "deleted"})
+    assert response.status_code == 403
+    order.refresh_from_db()
+    assert order.status != "deleted"
