@@ -16,11 +16,16 @@ def post_worker_init(worker):
     """Start this worker's event publisher, outbox relay and ACK listener.
 
     Runs in the worker process after the fork: Kafka clients and their threads are never
-    created in the master (they would not survive the fork).
+    created in the master (they would not survive the fork). A failure here is logged,
+    never raised: a raise is a WORKER_BOOT_ERROR, on which the master halts the whole
+    server; the pieces are built again on first use.
     """
     from orders_api import runtime
 
-    runtime.start()
+    try:
+        runtime.start()
+    except Exception:
+        worker.log.exception("could not start the API's background pieces; retried on first use")
 
 
 def worker_exit(server, worker):

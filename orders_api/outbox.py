@@ -83,7 +83,13 @@ def outbox_publish_on_commit(*, event: OrderEvent, confirm: bool) -> None:
     topic = settings.ORDERS_EVENTS_TOPIC
 
     def publish() -> None:
-        publisher().publish(event=event, topic=topic, confirm=confirm)
+        # Never raise from here: the order is committed, the request must still answer.
+        try:
+            publisher().publish(event=event, topic=topic, confirm=confirm)
+        except Exception:
+            logger.exception(
+                "publish of %s v%d failed, left to the relay", event.order_id, event.version
+            )
 
     transaction.on_commit(publish)
 
@@ -180,34 +186,71 @@ def outbox_purge(*, older_than_seconds: int | None = None) -> int:
 
 
 class OutboxPublisher:
-    """This process's producer for order events, and the marker of confirmed rows."""
+    """This process's producer for order events, and the marker of confirmed rows.
+
+    The producer is built on first use, not here: with no broker answering, building one
+    fails after OUTBOX_PUBLISH_TIMEOUT (kafka-python probes the broker in the
+    constructor), and the process must serve requests anyway. A request retries the build
+    at most every BUILD_RETRY_SECONDS; the relay retries it on every pass.
+    """
+
+    BUILD_RETRY_SECONDS = 5.0
 
     def __init__(self):
         self.brokers = tuple(settings.KAFKA_BROKERS)
-        self.producer = self._new_producer()
+        self.producer = None
+        self._build_lock = threading.Lock()
+        self._build_after = 0.0  # monotonic time before which requests do not rebuild
         self._confirmed: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._marker = threading.Thread(target=self._mark_loop, name="outbox-marker", daemon=True)
         self._marker.start()
 
     @staticmethod
     def _new_producer():
+        bound_ms = int(settings.OUTBOX_PUBLISH_TIMEOUT * 1000)
         return make_producer(
-            client_id="orderstream-api",
-            max_block_ms=int(settings.OUTBOX_PUBLISH_TIMEOUT * 1000),
+            client_id="orderstream-api", max_block_ms=bound_ms, bootstrap_timeout_ms=bound_ms
         )
+
+    def ensure_producer(self, *, force: bool = False):
+        """The producer, built now if there is none; None when no broker answers (yet).
+
+        Without `force` (a request), a build that failed less than BUILD_RETRY_SECONDS
+        ago is not tried again: the request leaves its event to the relay.
+        """
+        producer = self.producer
+        if producer is not None:
+            return producer
+        with self._build_lock:
+            if self.producer is None and (force or time.monotonic() >= self._build_after):
+                try:
+                    self.producer = self._new_producer()
+                except Exception as exc:
+                    self._build_after = time.monotonic() + self.BUILD_RETRY_SECONDS
+                    logger.warning("outbox publisher: no producer for %s: %s", self.brokers, exc)
+            return self.producer
 
     def renew_producer(self) -> None:
         """Replace the producer: after a broker restart an idempotent producer's sequence
         state can be refused for good (OutOfOrderSequenceNumber)."""
-        old, self.producer = self.producer, self._new_producer()
-        with contextlib.suppress(Exception):
-            old.close(timeout=1)
-        logger.warning("outbox publisher: producer renewed after repeated failures")
+        with self._build_lock:
+            old, self.producer = self.producer, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close(timeout=1)
+        logger.warning("outbox publisher: renewing the producer after repeated failures")
+        self.ensure_producer(force=True)
 
     def publish(self, *, event: OrderEvent, topic: str, confirm: bool) -> bool:
         """Send `event`; with `confirm`, wait for the broker. False when it failed (yet)."""
+        producer = self.ensure_producer()
+        if producer is None:
+            logger.warning(
+                "publish of %s v%d left to the relay: no producer", event.order_id, event.version
+            )
+            return False
         try:
-            future = self.producer.send(topic, key=event.key, value=event.to_bytes())
+            future = producer.send(topic, key=event.key, value=event.to_bytes())
         except KafkaError as exc:
             logger.warning(
                 "publish of %s v%d failed, left to the relay: %s",
@@ -266,12 +309,15 @@ class OutboxPublisher:
             logger.exception("could not mark %d outbox row(s) as published", len(event_ids))
 
     def close(self, timeout: float = 5.0) -> None:
-        with contextlib.suppress(Exception):
-            self.producer.flush(timeout=timeout)
+        producer = self.producer
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.flush(timeout=timeout)
         self._confirmed.put(None)
         self._marker.join(timeout)
-        with contextlib.suppress(Exception):
-            self.producer.close(timeout=timeout)
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=timeout)
 
 
 class OutboxRelay(threading.Thread):
@@ -293,9 +339,13 @@ class OutboxRelay(threading.Thread):
                 delay = settings.OUTBOX_RELAY_INTERVAL
                 try:
                     close_old_connections()
-                    published, failed = outbox_relay_once(producer=self.publisher.producer)
+                    producer = self.publisher.ensure_producer(force=True)
+                    if producer is None:
+                        published, failed = 0, 1  # no broker yet: back off, try again
+                    else:
+                        published, failed = outbox_relay_once(producer=producer)
                     failures = failures + 1 if failed else 0
-                    if failures and failures % self.RENEW_AFTER == 0:
+                    if producer is not None and failures and failures % self.RENEW_AFTER == 0:
                         self.publisher.renew_producer()
                     if published >= settings.OUTBOX_RELAY_BATCH and not failed:
                         delay = 0  # a backlog: go on at once

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 from django.db import connection
+from kafka import TopicPartition
 
 from orders_api import runtime
-from orders_api.models import OutboxEvent
+from orders_api.models import Order, OutboxEvent
 from orders_api.services import order_upsert
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orderstream.devbroker import TansuBroker
-from orderstream.kafka import ensure_topics
+from orderstream.devbroker import TansuBroker, free_port
+from orderstream.kafka import ensure_topics, make_consumer
 from orderstream.messages import OrderEvent
 from orderstream.testing import eventually
 
@@ -113,3 +115,69 @@ def test_a_request_during_a_broker_outage_is_delivered_after_it(api, own_broker,
         lambda: OutboxEvent.objects.get(order_id=order_id).published_at,
         message="its outbox row is marked published",
     )
+
+
+def _read_from_start(topic: str, count: int, timeout: float = 20.0) -> list:
+    """The first `count` records of `topic`, read from its beginning."""
+    consumer = make_consumer(group_id=None, client_id="api-tests-start")
+    try:
+        partitions = eventually(
+            lambda: consumer.partitions_for_topic(topic) or consumer.topics() and None,
+            message=f"metadata of {topic}",
+        )
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        records: list = []
+
+        def enough():
+            for batch in consumer.poll(timeout_ms=100).values():
+                records.extend(batch)
+            return len(records) >= count
+
+        eventually(enough, timeout=timeout, interval=0, message=f"{count} record(s) on {topic}")
+        return records
+    finally:
+        consumer.close()
+
+
+def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_later(api, settings):
+    """No broker when the process starts: start() and a POST answer at once (202, order and
+    outbox row committed), and the relay publishes the event once a broker comes up."""
+    runtime.shutdown()  # a fresh process: no publisher, relay or listener yet
+    port = free_port()  # nothing listens here
+    settings.KAFKA_BROKERS = [f"127.0.0.1:{port}"]
+    settings.OUTBOX_PUBLISH_TIMEOUT = 0.5
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 0.2
+    settings.OUTBOX_RELAY_INTERVAL = 0.2
+    settings.OUTBOX_RELAY_MAX_BACKOFF = 1
+    broker = None
+    try:
+        started = time.monotonic()
+        runtime.start()  # gunicorn's post_worker_init: must neither raise nor hang
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        response = api.post(
+            "/orders?wait=false", {"user_id": str(uuid.uuid4()), "payload": {"id": "cold"}}
+        )
+        assert time.monotonic() - started < 10
+        assert response.status_code == 202, response.content
+        order_id = response.json()["order_id"]
+        assert Order.objects.filter(order_id=order_id).exists()
+        row = OutboxEvent.objects.get(order_id=order_id)
+        assert row.published_at is None
+
+        broker = TansuBroker(port=port).start()
+        ensure_topics()
+        eventually(
+            lambda: OutboxEvent.objects.get(order_id=order_id).published_at,
+            timeout=40,
+            message="the relay published the event once the broker was up",
+        )
+        records = _read_from_start(settings.ORDERS_EVENTS_TOPIC, 1)
+        events = [OrderEvent.from_bytes(r.value) for r in records]
+        assert [e.event_id for e in events] == [str(row.event_id)]
+    finally:
+        runtime.shutdown()
+        if broker is not None:
+            broker.stop()
