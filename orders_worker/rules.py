@@ -10,14 +10,37 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from enum import StrEnum
 
-from orderstream.messages import InvalidMessage, OrderEvent, parse_rfc3339
+from orderstream.messages import InvalidMessage, OrderEvent, event_time
 
 CENT = Decimal("0.01")
 # The columns hold numeric(20, 2): anything of 18 integer digits or more is refused.
 MAX_AMOUNT = Decimal("1e18")
+
+
+def _amount_context() -> Context:
+    """The arithmetic of `order_amount`, independent of the thread's decimal context: wide
+    exponents (huge or tiny inputs round instead of failing) and errors trapped."""
+    return Context(
+        prec=40,
+        rounding=ROUND_HALF_EVEN,
+        Emax=MAX_EMAX,
+        Emin=MIN_EMIN,
+        traps=[InvalidOperation, DivisionByZero, Overflow],
+    )
 
 
 class InvalidAmount(ValueError):
@@ -29,7 +52,12 @@ def _number(value: object, field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise InvalidAmount(f"{field}: not a number: {value!r}")
     try:
-        number = Decimal(value.strip() if isinstance(value, str) else str(value))
+        if isinstance(value, str):
+            number = Decimal(value.strip())
+        elif isinstance(value, int):
+            number = Decimal(value)  # exact, and no int-to-str digit limit
+        else:
+            number = Decimal(str(value))
     except InvalidOperation:
         raise InvalidAmount(f"{field}: not a number: {value!r}") from None
     if not number.is_finite():
@@ -41,8 +69,17 @@ def order_amount(payload: dict) -> Decimal:
     """`payload.amount` if present, else the sum of price * qty over `payload.items`
     (qty defaults to 1), else 0; rounded half-up to cents.
 
-    Raises `InvalidAmount` for non-numeric values or a result beyond the column's range.
+    Raises `InvalidAmount` for non-numeric values or a result beyond the column's range,
+    including a product or sum too large for any decimal (`decimal.Overflow`).
     """
+    try:
+        with localcontext(_amount_context()):
+            return _order_amount(payload)
+    except ArithmeticError as exc:  # Overflow, InvalidOperation, ...
+        raise InvalidAmount(f"amount: cannot be computed ({type(exc).__name__})") from None
+
+
+def _order_amount(payload: dict) -> Decimal:
     if payload.get("amount") is not None:
         total = _number(payload["amount"], "amount")
     elif isinstance(payload.get("items"), list):
@@ -57,7 +94,7 @@ def order_amount(payload: dict) -> Decimal:
     else:
         total = Decimal(0)
     if abs(total) >= MAX_AMOUNT:
-        raise InvalidAmount(f"amount: {total} is out of range")
+        raise InvalidAmount(f"amount: {total:.6g} is out of range")
     return total.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -140,8 +177,8 @@ def order_upsert(
     - `deleted`: soft delete, data kept; `created`/`updated`: payload replaced, amount
       recomputed, status `done`, ACK `updated`.
 
-    Raises `InvalidMessage` when the amount cannot be computed or the version is out of
-    range: such an event is rejected whatever the stored state.
+    Raises `InvalidMessage` when the amount cannot be computed, or the version or the
+    timestamp is out of range: such an event is rejected whatever the stored state.
     """
     try:
         amount = order_amount(event.payload)
@@ -153,7 +190,12 @@ def order_upsert(
             order_id=event.order_id,
             event_id=event.event_id,
         )
-    happened_at = parse_rfc3339(event.timestamp)
+    try:
+        happened_at = event_time(event.timestamp)
+    except ValueError as exc:
+        raise InvalidMessage(
+            f"timestamp: {exc}", order_id=event.order_id, event_id=event.event_id
+        ) from None
 
     if stored is None:
         deleted = event.status == "deleted"

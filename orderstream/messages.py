@@ -18,6 +18,12 @@ from typing import Any
 EVENT_STATUSES = frozenset({"created", "updated", "deleted"})
 # What the worker reports in the ACK.
 ACK_STATUSES = frozenset({"created", "updated", "deleted", "rejected"})
+# The largest serialised event the API may publish: below kafka-python's default
+# `max_request_size` (1 MiB), leaving room for the key, headers and record overhead.
+MAX_EVENT_BYTES = 900_000
+# Event timestamps outside these UTC years are refused: a datetime near year 1 or 9999
+# overflows when moved between time zones (PostgreSQL stores it, Python cannot read it back).
+EVENT_YEARS = range(1970, 9999)
 
 
 class InvalidMessage(ValueError):
@@ -46,6 +52,22 @@ def parse_rfc3339(text: str) -> datetime:
     return moment
 
 
+def event_time(text: str) -> datetime:
+    """An event's `timestamp` as an aware UTC datetime within `EVENT_YEARS`.
+
+    Raises `ValueError` for anything else.
+    """
+    try:
+        moment = parse_rfc3339(text).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date out of range") from None
+    if moment.year not in EVENT_YEARS:
+        raise ValueError(
+            f"year {moment.year} is outside {EVENT_YEARS.start}..{EVENT_YEARS.stop - 1}"
+        )
+    return moment
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -62,8 +84,18 @@ def _fields_of(message: Any) -> dict:
 
 
 def dumps(data: Any) -> bytes:
-    """Compact JSON bytes; Decimals become numbers, datetimes RFC 3339, UUIDs strings."""
-    return json.dumps(data, separators=(",", ":"), default=_json_default).encode()
+    """Compact UTF-8 JSON bytes; Decimals become numbers, datetimes RFC 3339, UUIDs strings.
+
+    Non-ASCII text is kept as UTF-8 (one to four bytes a character, where a `\\uXXXX`
+    escape takes six or twelve). A lone surrogate (from a `\\ud800` escape in the input)
+    has no UTF-8 form: such a document falls back to ASCII escapes, which is valid JSON.
+    """
+    try:
+        return json.dumps(
+            data, separators=(",", ":"), ensure_ascii=False, default=_json_default
+        ).encode()
+    except UnicodeEncodeError:
+        return json.dumps(data, separators=(",", ":"), default=_json_default).encode()
 
 
 def _uuid_field(data: dict, name: str) -> str:
@@ -143,6 +175,10 @@ class OrderEvent:
             parse_rfc3339(timestamp)
         except ValueError:
             raise InvalidMessage("timestamp: not an RFC 3339 date-time") from None
+        try:
+            event_time(timestamp)
+        except ValueError as exc:
+            raise InvalidMessage(f"timestamp: out of range: {exc}") from None
         external_id = data.get("external_id")
         if external_id is not None and not isinstance(external_id, str):
             raise InvalidMessage("external_id: must be a string or null")
@@ -212,13 +248,19 @@ class OrderResult:
     created_at: str
     updated_at: str
     bucket: int
+    # The order's version: a result is only ever replaced by one of a higher version.
+    # Absent (0) in values written before it was added.
+    version: int = 0
 
     @staticmethod
     def redis_key(order_id: str) -> str:
         return f"order_result:{order_id}"
 
     def to_bytes(self) -> bytes:
-        return dumps(_fields_of(self))
+        """The JSON value, `version` first so the worker's compare-and-set script can read
+        it without decoding the payload."""
+        data = {"version": self.version} | _fields_of(self)
+        return dumps(data)
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> OrderResult:
@@ -234,4 +276,5 @@ class OrderResult:
             created_at=str(data["created_at"]),
             updated_at=str(data["updated_at"]),
             bucket=int(data["bucket"]),
+            version=int(data.get("version") or 0),
         )

@@ -6,7 +6,7 @@ import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 
@@ -78,12 +78,29 @@ def test_order_amount_follows_amount_then_items_then_zero(payload, expected):
         {"items": ["not an object"]},
         {"items": [None]},
         {"items": [{"price": 10**10, "qty": 10**10}]},
+        {"items": [{"price": "1e999999", "qty": "1e999999"}]},  # decimal.Overflow by default
+        {"items": [{"price": "1e999999999999999999", "qty": "1e999999999999999999"}]},
+        {"items": [{"price": "-1e999999999999999999", "qty": "1e999999999999999999"}]},
+        {"amount": 10**5000},  # an int beyond Python's int-to-str digit limit
     ],
 )
 def test_order_amount_refuses_unusable_numbers(payload):
-    """Non-numeric, boolean, non-finite or out-of-range values raise InvalidAmount."""
+    """Non-numeric, boolean, non-finite or out-of-range values raise InvalidAmount, even
+    when the arithmetic itself overflows every decimal exponent."""
     with pytest.raises(InvalidAmount):
         order_amount(payload)
+
+
+def test_order_amount_does_not_depend_on_the_callers_decimal_context():
+    """A thread context with 3 digits and no traps changes neither the sum nor the errors."""
+    with localcontext(prec=3, traps=[]):
+        assert order_amount({"items": [{"price": "1234.56", "qty": 3}]}) == Decimal("3703.68")
+        with pytest.raises(InvalidAmount):
+            order_amount({"items": [{"price": "1e999999", "qty": "1e999999"}]})
+
+
+def test_order_amount_of_vanishingly_small_products_is_zero():
+    assert order_amount({"items": [{"price": "1e-999999", "qty": "1e-999999"}]}) == 0
 
 
 def test_order_bucket_is_first_byte_mod_4():
@@ -288,6 +305,10 @@ def test_unreadable_messages_are_invalid_without_ids(raw, reason):
         ({"version": 1.5}, "version"),
         ({"timestamp": "yesterday"}, "timestamp"),
         ({"timestamp": "2026-01-01T00:00:00"}, "timestamp"),
+        ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp"),  # year 10000 in UTC
+        ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),  # year 0 in UTC
+        ({"timestamp": "9999-12-31T23:59:59Z"}, "timestamp"),
+        ({"timestamp": "1969-12-31T23:59:59Z"}, "timestamp"),
         ({"user_id": "nope"}, "user_id"),
         ({"event_id": 12}, "event_id"),
         ({"external_id": {"a": 1}}, "external_id"),
@@ -309,6 +330,21 @@ def test_missing_fields_make_the_event_invalid(missing):
     del fields[missing]
     with pytest.raises(InvalidMessage, match=missing):
         OrderEvent.from_bytes(json.dumps(fields))
+
+
+def test_the_event_timestamp_is_stored_in_utc():
+    event = OrderEventFactory(timestamp="2026-03-04T05:06:07+02:00")
+    state = order_upsert(stored=None, event=event, processed_at=NOW).state
+    assert state.created_at == state.updated_at == datetime(2026, 3, 4, 3, 6, 7, tzinfo=UTC)
+    assert state.created_at.tzinfo is UTC
+
+
+def test_an_event_built_in_code_with_an_out_of_range_timestamp_is_rejected_by_the_rules():
+    """Not only parsing guards the range: `order_upsert` refuses it too (never a crash)."""
+    event = OrderEventFactory(timestamp="9999-12-31T23:59:59-01:00")
+    with pytest.raises(InvalidMessage, match="timestamp") as info:
+        order_upsert(stored=None, event=event, processed_at=NOW)
+    assert info.value.order_id == event.order_id
 
 
 def test_nested_garbage_in_the_payload_is_kept_as_data():

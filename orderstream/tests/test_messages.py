@@ -1,0 +1,136 @@
+"""Unit tests of the shared message schema: UTF-8 serialisation, sizes and the Redis result."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from orderstream.messages import (
+    MAX_EVENT_BYTES,
+    InvalidMessage,
+    OrderAck,
+    OrderEvent,
+    OrderResult,
+    dumps,
+    event_time,
+)
+
+CYRILLIC = "Привет, мир! "
+
+
+def an_event(payload: dict) -> OrderEvent:
+    return OrderEvent(
+        event_id=str(uuid.uuid4()),
+        order_id=str(uuid.uuid4()),
+        user_id=str(uuid.uuid4()),
+        payload=payload,
+        status="created",
+        version=1,
+        timestamp="2026-01-02T03:04:05Z",
+    )
+
+
+def a_result(**changes) -> OrderResult:
+    values = {
+        "order_id": str(uuid.uuid4()),
+        "status": "updated",
+        "processed_at": "2026-01-02T03:04:05Z",
+        "order_status": "done",
+        "user_id": str(uuid.uuid4()),
+        "amount": Decimal("4.50"),
+        "payload": {"note": CYRILLIC, "version": 99},
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-02T03:04:05Z",
+        "bucket": 2,
+        "version": 7,
+    }
+    return OrderResult(**(values | changes))
+
+
+def test_dumps_writes_non_ascii_text_as_utf8_not_escapes():
+    raw = dumps({"note": "Привет ☃ 😀"})
+    assert raw == '{"note":"Привет ☃ 😀"}'.encode()
+    assert b"\\u" not in raw
+
+
+def test_a_600_kb_cyrillic_payload_fits_in_one_event():
+    """300 000 Cyrillic letters are 600 KB of UTF-8; as \\uXXXX escapes they were 1.8 MB."""
+    body = "ж" * 300_000
+    event = an_event({"body": body})
+    raw = event.to_bytes()
+    assert len(body.encode()) <= len(raw) < MAX_EVENT_BYTES
+    assert OrderEvent.from_bytes(raw) == event
+
+
+def test_max_event_bytes_leaves_room_below_the_producers_default_request_size():
+    assert MAX_EVENT_BYTES < 1_048_576 - 64 * 1024
+
+
+def test_every_message_round_trips_non_ascii_text():
+    event = an_event({"id": "Заказ-1", "items": [{"name": "чай", "price": "2.50"}]})
+    assert OrderEvent.from_bytes(event.to_bytes()) == event
+    ack = OrderAck(event.event_id, event.order_id, "rejected", "2026-01-02T03:04:05Z", "ошибка")
+    assert OrderAck.from_bytes(ack.to_bytes()) == ack
+    result = a_result()
+    assert OrderResult.from_bytes(result.to_bytes()) == result
+    assert CYRILLIC.encode() in result.to_bytes()  # readable as is in RedisInsight
+
+
+def test_a_lone_surrogate_falls_back_to_ascii_escapes_and_still_parses():
+    """`"\\ud800"` is valid JSON but has no UTF-8 form: the document is escaped instead."""
+    payload = json.loads('{"note": "a\\ud800b", "name": "чай"}')
+    raw = an_event(payload).to_bytes()
+    assert b"\\ud800" in raw
+    raw.decode("ascii")  # all escaped, so valid UTF-8 too
+    assert OrderEvent.from_bytes(raw).payload == payload
+
+
+def test_the_result_value_starts_with_its_version():
+    """The worker's compare-and-set script reads the version from the value's prefix; a
+    `version` key inside the payload does not confuse it."""
+    raw = a_result(version=7).to_bytes()
+    assert raw.startswith(b'{"version":7,')
+    assert json.loads(raw)["version"] == 7
+
+
+def test_a_result_written_before_versions_reads_as_version_0():
+    data = json.loads(a_result().to_bytes())
+    del data["version"]
+    assert OrderResult.from_bytes(json.dumps(data)).version == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-04T05:06:07+02:00", "2026-03-04T03:06:07+00:00"),
+        ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00+00:00"),
+        ("9998-12-31T23:59:59Z", "9998-12-31T23:59:59+00:00"),
+    ],
+)
+def test_event_time_is_utc(text, expected):
+    assert event_time(text).isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00+01:00",
+        "9999-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2026-01-01T00:00:00",
+    ],
+)
+def test_event_time_refuses_naive_and_out_of_range_moments(text):
+    with pytest.raises(ValueError):
+        event_time(text)
+
+
+def test_an_event_with_an_out_of_range_timestamp_is_invalid():
+    data = json.loads(an_event({}).to_bytes()) | {"timestamp": "9999-12-31T23:59:59-01:00"}
+    with pytest.raises(InvalidMessage, match="timestamp: out of range") as info:
+        OrderEvent.from_bytes(json.dumps(data))
+    assert info.value.order_id == data["order_id"]
