@@ -45,7 +45,9 @@ class OutboxEvent(models.Model):
     """An event written in the same transaction as its order, published after commit.
 
     `published_at` stays empty until the broker acknowledged the message; the relay
-    publishes rows still empty at `next_attempt_at` and purges old published rows.
+    publishes rows still empty at `next_attempt_at` and purges old published rows. A row
+    the broker refuses for good (too large, invalid record) is `parked_at`: never retried,
+    kept for an operator (clear `parked_at` to have the relay try it again).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -57,6 +59,7 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField()
     published_at = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
 
@@ -67,7 +70,7 @@ class OutboxEvent(models.Model):
                 F("next_attempt_at"),
                 F("id"),
                 name="outbox_unpublished_idx",
-                condition=Q(published_at__isnull=True),
+                condition=Q(published_at__isnull=True, parked_at__isnull=True),
             ),
             models.Index(
                 F("published_at"),

@@ -7,8 +7,10 @@ transaction has committed (key = order_id). A publication the broker confirmed i
 `published_at` by a background marker, in batches. Whatever is still unpublished when its
 `next_attempt_at` comes (broker outage, crash between commit and publish) is published by
 `OutboxRelay`, a thread with backoff that several processes can run at once: each pass
-locks its rows with `SELECT ... FOR UPDATE SKIP LOCKED`. The relay also purges published
-rows older than OUTBOX_RETENTION_SECONDS and expired idempotency keys.
+locks its rows with `SELECT ... FOR UPDATE SKIP LOCKED`. A row the broker refuses for good
+(e.g. too large) is parked (`parked_at`, an ERROR log line) instead of retried forever.
+The relay also purges published rows older than OUTBOX_RETENTION_SECONDS and expired
+idempotency keys.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
-from kafka.errors import KafkaError
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
 from orders_worker.rules import external_id_of
 from orderstream.kafka import make_producer
@@ -36,6 +44,17 @@ from .models import Order, OutboxEvent
 logger = logging.getLogger(__name__)
 
 MARK_BATCH = 1000
+
+# Refusals of the record itself: sending it again can never succeed, so the relay parks
+# the row. Other non-retriable errors (authorisation, OutOfOrderSequenceNumber) are about
+# the producer or the cluster, not the row: those rows are retried with backoff (and the
+# producer renewed), so they go out once the cause is fixed.
+PERMANENT_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+    CorruptRecordError,
+)
 
 
 def outbox_event_build(*, order: Order, operation: str) -> tuple[OrderEvent, OutboxEvent]:
@@ -123,13 +142,19 @@ def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, 
 
     The rows stay locked (SKIP LOCKED for other relays) until the broker answered, and
     are sent in id order through one producer, so one order's events keep their order.
+    A row the broker refuses for good (PERMANENT_ERRORS) is parked (`parked_at`, logged
+    at ERROR) instead of being retried forever; parked rows are not counted as failed.
     """
     batch_size = batch_size or settings.OUTBOX_RELAY_BATCH
     timeout = settings.OUTBOX_PUBLISH_TIMEOUT
     with transaction.atomic():
         rows = list(
             OutboxEvent.objects.select_for_update(skip_locked=True)
-            .filter(published_at__isnull=True, next_attempt_at__lte=timezone.now())
+            .filter(
+                published_at__isnull=True,
+                parked_at__isnull=True,
+                next_attempt_at__lte=timezone.now(),
+            )
             .order_by("id")[:batch_size]
         )
         if not rows:
@@ -158,13 +183,27 @@ def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, 
         now = timezone.now()
         if published:
             OutboxEvent.objects.filter(id__in=published).update(published_at=now)
+        parked = [(row, exc) for row, exc in failed if isinstance(exc, PERMANENT_ERRORS)]
+        failed = [(row, exc) for row, exc in failed if not isinstance(exc, PERMANENT_ERRORS)]
         for row, exc in failed:
             row.attempts += 1
             row.next_attempt_at = now + timedelta(seconds=relay_backoff(row.attempts))
             row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-        if failed:
+        for row, exc in parked:
+            row.attempts += 1
+            row.parked_at = now
+            row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+            logger.error(
+                "outbox relay parked %s v%d (event %s): the broker refuses it for good: %s",
+                row.order_id,
+                row.version,
+                row.event_id,
+                row.last_error,
+            )
+        if failed or parked:
             OutboxEvent.objects.bulk_update(
-                [row for row, _ in failed], ["attempts", "next_attempt_at", "last_error"]
+                [row for row, _ in failed + parked],
+                ["attempts", "next_attempt_at", "last_error", "parked_at"],
             )
     if published:
         logger.info("outbox relay published %d event(s)", len(published))

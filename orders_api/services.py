@@ -16,6 +16,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders_worker.rules import InvalidAmount, order_amount, order_bucket
+from orderstream import messages
+from orderstream.messages import OrderEvent
 
 from .exceptions import ApplicationError
 from .idempotency import (
@@ -26,7 +28,6 @@ from .idempotency import (
 )
 from .models import IdempotencyKey, Order, OrderStatus
 from .outbox import (
-    outbox_event_add,
     outbox_event_build,
     outbox_order_lock,
     outbox_publish_on_commit,
@@ -58,6 +59,21 @@ def _amount_of(payload: dict):
     except InvalidAmount as exc:
         field, _, reason = str(exc).partition(": ")
         raise ApplicationError(f"payload.{field}", reason or str(exc)) from None
+    except ArithmeticError:  # e.g. decimal.Overflow of a product of huge numbers
+        raise ApplicationError("payload", "the amount cannot be computed (too large)") from None
+
+
+def _event_size_check(event: OrderEvent) -> None:
+    """413 for an event larger than the broker takes (it could never be published)."""
+    size = len(event.to_bytes())
+    limit = messages.MAX_EVENT_BYTES
+    if size > limit:
+        raise ApplicationError(
+            "payload",
+            f"the order's event would be {size} bytes, more than the limit of {limit}",
+            status_code=413,
+            code="too_large",
+        )
 
 
 def _replay(record: IdempotencyKey) -> OrderWrite:
@@ -80,8 +96,8 @@ def order_upsert(
     """Create (`order_id` None), update (`payload`) or soft-delete (`delete`) an order.
 
     Raises ApplicationError: 400 for an amount that cannot be computed, 404 for an unknown
-    order (or one of another user), 409 for a change of a deleted order, 422 for an
-    idempotency key reused with another request.
+    order (or one of another user), 409 for a change of a deleted order, 413 for an event
+    larger than MAX_EVENT_BYTES, 422 for an idempotency key reused with another request.
     """
     idempotency = None
     if idempotency_key is not None:
@@ -151,6 +167,7 @@ def _order_create(
         version=1,
     )
     event, outbox_row = outbox_event_build(order=order, operation="created")
+    _event_size_check(event)
     key_record = _key_record(
         idempotency,
         user_id=user_id,
@@ -159,7 +176,10 @@ def _order_create(
         operation="created",
     )
     insert_in_one_statement(*(row for row in (order, outbox_row, key_record) if row))
-    # A new order has no earlier event to overtake: no need to wait for the broker.
+    # Not confirmed (a create answers fast): a concurrent update of this order from another
+    # process, once it knows the order_id, can reach the partition first. The worker still
+    # ends on the newest version; only the ACK statuses may be mislabelled (the create
+    # then looks stale).
     outbox_publish_on_commit(event=event, confirm=False)
     return OrderWrite(order_id=order_id, event_id=event.event_id, operation="created")
 
@@ -200,7 +220,9 @@ def _order_change(
         order.version += 1
         order.updated_at = timezone.now()
         order.save(update_fields=["status", "payload", "amount", "version", "updated_at"])
-        event = outbox_event_add(order=order, operation=operation)
+        event, outbox_row = outbox_event_build(order=order, operation=operation)
+        _event_size_check(event)  # raised here, the transaction rolls back
+        outbox_row.save(force_insert=True)
         key_record = _key_record(
             idempotency,
             user_id=user_id,

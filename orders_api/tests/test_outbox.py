@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from datetime import timedelta
@@ -78,12 +79,12 @@ def test_the_event_is_published_after_commit_keyed_by_order_id(unique_topics, to
 def test_the_relay_publishes_what_a_crash_left_unpublished(unique_topics, topic_reader):
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     event = _unpublished_event()
-    assert outbox_relay_once(producer=runtime.publisher().producer) == (1, 0)
+    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
     records = reader.read_until(lambda records: records)
     assert json.loads(records[0].value)["event_id"] == event.event_id
     assert records[0].key == event.order_id.encode()
     assert OutboxEvent.objects.get(event_id=event.event_id).published_at is not None
-    assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
 
 
 @transactional
@@ -91,7 +92,7 @@ def test_the_relay_leaves_rows_alone_during_the_grace_period(settings):
     settings.OUTBOX_RELAY_GRACE_SECONDS = 60
     with transaction.atomic():
         outbox_event_add(order=OrderFactory(), operation="created")
-    assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
 
 
 @transactional
@@ -111,7 +112,7 @@ def test_the_relay_backs_off_while_the_broker_is_unreachable(settings):
     assert row.next_attempt_at > timezone.now()
     assert "Timeout" in row.last_error
     # Not due yet: the next pass does not try again.
-    assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
 
 
 @transactional
@@ -133,11 +134,11 @@ def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
     thread.start()
     try:
         assert locked.wait(10)
-        assert outbox_relay_once(producer=runtime.publisher().producer) == (0, 0)
+        assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
     finally:
         release.set()
         thread.join(10)
-    assert outbox_relay_once(producer=runtime.publisher().producer) == (1, 0)
+    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
 
 
 @pytest.mark.django_db
@@ -154,3 +155,32 @@ def test_the_purge_deletes_only_old_published_rows(settings):
         uuid.UUID(recent),
         uuid.UUID(unpublished),
     }
+
+
+@transactional
+def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, topic_reader, caplog):
+    """A record too large for the producer (MessageSizeTooLargeError, not retriable) is
+    parked with an ERROR line instead of being retried forever; the rest goes out."""
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    big = _unpublished_event(payload={"note": "x" * 5000})
+    small = _unpublished_event(payload={"amount": 1})
+    producer = make_producer(client_id="api-tests-small", max_request_size=2000)
+    try:
+        with caplog.at_level(logging.ERROR, logger="orders_api.outbox"):
+            assert outbox_relay_once(producer=producer) == (1, 0)
+        # Even when due again, a parked row is not tried again.
+        OutboxEvent.objects.update(next_attempt_at=timezone.now())
+        assert outbox_relay_once(producer=producer) == (0, 0)
+    finally:
+        producer.close(timeout=1)
+    parked = OutboxEvent.objects.get(event_id=big.event_id)
+    assert parked.parked_at is not None
+    assert parked.published_at is None
+    assert "MessageSizeTooLarge" in parked.last_error
+    assert OutboxEvent.objects.get(event_id=small.event_id).published_at is not None
+    assert any(
+        r.levelno == logging.ERROR and "parked" in r.getMessage() and big.order_id in r.getMessage()
+        for r in caplog.records
+    )
+    records = reader.read_until(lambda records: records)
+    assert [json.loads(r.value)["event_id"] for r in records] == [small.event_id]
