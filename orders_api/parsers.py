@@ -1,8 +1,11 @@
-"""A JSON body parser that refuses bodies above `API_MAX_BODY_BYTES` with a 413.
+"""Strict JSON for the API: a body parser with a size bound, and `json_loads_strict`.
 
 DRF's parsers read the request stream directly, which bypasses Django's
-DATA_UPLOAD_MAX_MEMORY_SIZE check; this one checks Content-Length up front and counts
-what it reads, so chunked bodies without a length are bounded too.
+DATA_UPLOAD_MAX_MEMORY_SIZE check; `BoundedJSONParser` checks Content-Length up front and
+counts what it reads, so chunked bodies without a length are bounded too (413).
+`json_loads_strict` (the body, and a `payload_json` string) refuses what PostgreSQL or
+the event encoding would choke on later: NaN and Infinity, and nesting deeper than
+JSON_MAX_DEPTH (which would otherwise end in a RecursionError somewhere).
 """
 
 from __future__ import annotations
@@ -14,6 +17,45 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from .exceptions import PayloadTooLarge
+
+# Deepest nesting of arrays and objects accepted in a body or a payload_json string.
+JSON_MAX_DEPTH = 100
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _too_deep(value, limit: int) -> bool:
+    """Whether `value` nests arrays/objects more than `limit` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def json_loads_strict(text: str):
+    """`json.loads` without NaN/Infinity and at most JSON_MAX_DEPTH levels deep.
+
+    Raises ValueError (with the reason) for anything it refuses.
+    """
+    too_deep = ValueError(f"nested deeper than {JSON_MAX_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise too_deep from None
+    if _too_deep(value, JSON_MAX_DEPTH):
+        raise too_deep
+    return value
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -34,6 +76,6 @@ class BoundedJSONParser(JSONParser):
             raise _too_large(limit)
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return json.loads(raw.decode(encoding))
+            return json_loads_strict(raw.decode(encoding))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"malformed JSON: {exc}") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from drf_spectacular.types import OpenApiTypes
@@ -10,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import OrderStatus
+from .parsers import json_loads_strict
 
 # order_id values that mean "create a new order" (the Go service's conventions).
 CREATE_MARKERS = (None, "", "0", 0)
@@ -57,6 +57,30 @@ class OrderIdField(serializers.Field):
         return None if value is None else str(value)
 
 
+def _unstorable_text(value) -> str | None:
+    """The first string or key in `value` PostgreSQL cannot store (NUL, unpaired
+    surrogate), or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return item
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
+
+
+STORABLE_TEXT_ERROR = "must not contain NUL (\\u0000) characters or unpaired surrogates"
+
+
 @extend_schema_field(
     {
         "oneOf": [
@@ -73,6 +97,7 @@ class PayloadJsonField(serializers.Field):
         "invalid": "must be a JSON object or a string holding a JSON object",
         "malformed": "is a string but not valid JSON: {error}",
         "not_object": "must hold a JSON object, got {kind}",
+        "unstorable": STORABLE_TEXT_ERROR,
     }
 
     def validate_empty_values(self, data):
@@ -81,17 +106,18 @@ class PayloadJsonField(serializers.Field):
         return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
-            return data
-        if not isinstance(data, str):
+        if isinstance(data, str):
+            try:
+                data = json_loads_strict(data)
+            except ValueError as exc:
+                self.fail("malformed", error=exc)
+            if not isinstance(data, dict):
+                self.fail("not_object", kind=type(data).__name__)
+        elif not isinstance(data, dict):
             self.fail("invalid")
-        try:
-            parsed = json.loads(data)
-        except ValueError as exc:
-            self.fail("malformed", error=exc)
-        if not isinstance(parsed, dict):
-            self.fail("not_object", kind=type(parsed).__name__)
-        return parsed
+        if _unstorable_text(data) is not None:
+            self.fail("unstorable")
+        return data
 
     def to_representation(self, value):
         return value
@@ -100,12 +126,17 @@ class PayloadJsonField(serializers.Field):
 class ObjectField(serializers.JSONField):
     """A JSON object (not an array, string or number)."""
 
-    default_error_messages = {"not_object": "must be a JSON object"}
+    default_error_messages = {
+        "not_object": "must be a JSON object",
+        "unstorable": STORABLE_TEXT_ERROR,
+    }
 
     def to_internal_value(self, data):
         data = super().to_internal_value(data)
         if not isinstance(data, dict):
             self.fail("not_object")
+        if _unstorable_text(data) is not None:
+            self.fail("unstorable")
         return data
 
 

@@ -10,7 +10,8 @@ from django_redis import get_redis_connection
 
 from orders_api.models import IdempotencyKey, Order, OrderStatus, OutboxEvent
 from orders_api.tests.factories import OrderFactory
-from orderstream.messages import OrderResult
+from orderstream import messages
+from orderstream.messages import MAX_EVENT_BYTES, OrderResult
 
 pytestmark = pytest.mark.django_db
 
@@ -129,6 +130,69 @@ def test_django_request_data_too_big_is_413_json(client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50
     response = client.post("/admin/login/", {"username": "x" * 100, "password": "y"})
     assert_error(response, 413, "body", "too large")
+
+
+@pytest.mark.parametrize(
+    "body, field, reason",
+    [
+        ({"user_id": USER, "payload_json": '{"x": NaN}'}, "payload_json", "NaN"),
+        ({"user_id": USER, "payload_json": '{"x": -Infinity}'}, "payload_json", "Infinity"),
+        ({"user_id": USER, "payload": {"id": "a\u0000b"}}, "payload", "NUL"),
+        ({"user_id": USER, "payload": {"a\u0000": 1}}, "payload", "NUL"),
+        ({"user_id": USER, "payload": {"items": [{"sku": ["\u0000"]}]}}, "payload", "NUL"),
+        ({"user_id": USER, "payload_json": '{"id": "a\\u0000b"}'}, "payload_json", "NUL"),
+        ({"user_id": USER, "payload": {"id": "\ud800"}}, "payload", "surrogate"),
+        (
+            {"user_id": USER, "payload_json": "[" * 5000 + "]" * 5000},
+            "payload_json",
+            "nested deeper",
+        ),
+        (
+            {"user_id": USER, "payload": {"items": [{"price": "1e999999", "qty": "1e999999"}]}},
+            "payload.amount",
+            "",
+        ),
+    ],
+)
+def test_input_postgresql_or_decimal_would_choke_on_is_400(api, body, field, reason):
+    """NaN/Infinity, NUL characters, unpaired surrogates, deep nesting and amounts that
+    overflow a decimal are refused before any write (they used to be 500s)."""
+    raw = json.dumps(body).encode()
+    assert_error(api.post("/orders?wait=false", None, raw=raw), 400, field, reason)
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b'{"user_id": "%s", "payload": {"x": NaN}}' % USER.encode(), "NaN"),
+        (b'{"user_id": "%s", "payload": {"x": Infinity}}' % USER.encode(), "Infinity"),
+        (b'{"payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested deeper"),
+        (b'{"payload": ' + b'{"a":' * 150 + b"1" + b"}" * 150 + b"}", "nested deeper"),
+    ],
+)
+def test_a_body_with_nan_or_deep_nesting_is_400_naming_the_body(api, raw, reason):
+    assert_error(api.post("/orders?wait=false", None, raw=raw), 400, "body", reason)
+    assert not Order.objects.exists()
+
+
+def test_an_order_whose_event_would_exceed_the_broker_limit_is_413(api):
+    """The body is within API_MAX_BODY_BYTES, but its event exceeds MAX_EVENT_BYTES: it
+    could never be published, so it is refused before anything is written."""
+    body = {"user_id": USER, "payload": {"note": "x" * (MAX_EVENT_BYTES + 1000)}}
+    assert_error(api.post("/orders?wait=false", body), 413, "payload", str(MAX_EVENT_BYTES))
+    assert not Order.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_an_update_whose_event_would_exceed_the_limit_is_413_and_changes_nothing(api, monkeypatch):
+    order = OrderFactory(user_id=USER, version=1)
+    monkeypatch.setattr(messages, "MAX_EVENT_BYTES", 2000)
+    body = {"order_id": str(order.order_id), "user_id": USER, "payload": {"note": "x" * 3000}}
+    assert_error(api.post("/orders?wait=false", body), 413, "payload", "2000")
+    order.refresh_from_db()
+    assert order.version == 1
+    assert not OutboxEvent.objects.exists()
 
 
 def test_get_on_an_unknown_url_is_404_json(api):
