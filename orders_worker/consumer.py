@@ -6,8 +6,11 @@ written to Redis with one pipeline, one ACK per event is produced and the produc
 flushed once, and only then are the offsets committed. A step that fails for a transient
 reason (PostgreSQL, Redis or Kafka unavailable) is retried with backoff, never skipped;
 a crash at any point only causes redelivery, which the upsert rules answer with the same
-ACKs and no change. `stop()` (the signal handler's flag) ends the loop between batches,
-or abandons a batch that is waiting on a retry, uncommitted.
+ACKs and no change. A step that fails for any other reason (a message no check foresaw)
+makes the batch run again one message at a time: the message that still fails is
+dead-lettered and answered `rejected`, the others are applied, and the loop goes on.
+`stop()` (the signal handler's flag) ends the loop between batches, or abandons a batch
+that is waiting on a retry, uncommitted.
 """
 
 from __future__ import annotations
@@ -135,6 +138,17 @@ def dead_letter(record, error: str, dlq_topic: str) -> Outgoing:
     )
 
 
+def _ids_of(record) -> tuple[str | None, str | None]:
+    """The order_id and event_id of a record, as far as they can be read."""
+    try:
+        event = OrderEvent.from_bytes(record.value)
+    except InvalidMessage as exc:
+        return exc.order_id, exc.event_id
+    except (RecursionError, ValueError, TypeError):
+        return None, None
+    return event.order_id, event.event_id
+
+
 class OrderWorker(ConsumerRebalanceListener):
     """One member of the worker group; `run()` loops until `stop()` or `max_messages`."""
 
@@ -233,7 +247,18 @@ class OrderWorker(ConsumerRebalanceListener):
             if recs
         }
         ordered = [record for recs in records.values() for record in recs]
-        self._process(ordered)
+        try:
+            self._process(ordered)
+        except BatchAbandoned:
+            raise
+        except Exception:
+            # Not transient (those are retried inside): some message makes a step fail.
+            logger.exception(
+                "batch of %d failed unexpectedly; processing it one message at a time",
+                len(ordered),
+            )
+            for record in ordered:
+                self._process_alone(record)
         self._commit(offsets)
         self.stats.processed += len(ordered)
         self.stats.window_processed += len(ordered)
@@ -283,6 +308,26 @@ class OrderWorker(ConsumerRebalanceListener):
             lambda: order_results_write(states=final_states.values(), ttl=cfg.result_ttl),
         )
         self._retry("produce ACKs and dead letters", lambda: self._produce(outgoing))
+
+    def _process_alone(self, record) -> None:
+        """Process one message; if it fails unexpectedly, dead-letter it and answer
+        `rejected` (its database changes, if any were committed, are kept)."""
+        try:
+            self._process([record])
+        except BatchAbandoned:
+            raise
+        except Exception as exc:
+            logger.exception(
+                "message %s[%d]@%d key=%r failed unexpectedly",
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+            )
+            order_id, event_id = _ids_of(record)
+            reason = f"could not be processed: {type(exc).__name__}: {exc}"[:500]
+            outgoing = self._reject(record, reason, order_id, event_id)
+            self._retry("produce a dead letter", lambda: self._produce(outgoing))
 
     def _reject(
         self, record, error: str, order_id: str | None, event_id: str | None

@@ -164,6 +164,15 @@ class UpsertDecision:
         return self.outcome is UpsertOutcome.APPLIED
 
 
+def order_stale_answer(*, stored: OrderState, event: OrderEvent) -> UpsertDecision:
+    """The answer to an event no newer than `stored`: nothing changes, and the ACK reports
+    the current state (the last ACK status again if it is the very event stored last)."""
+    if stored.last_event_id == event.event_id:
+        return UpsertDecision(UpsertOutcome.DUPLICATE, stored.last_status, stored)
+    ack_status = "deleted" if stored.status == ORDER_DELETED else "updated"
+    return UpsertDecision(UpsertOutcome.STALE, ack_status, stored)
+
+
 def order_upsert(
     *, stored: OrderState | None, event: OrderEvent, processed_at: datetime
 ) -> UpsertDecision:
@@ -217,10 +226,7 @@ def order_upsert(
         return UpsertDecision(UpsertOutcome.APPLIED, ack_status, state)
 
     if event.version <= stored.version:
-        if stored.last_event_id == event.event_id:
-            return UpsertDecision(UpsertOutcome.DUPLICATE, stored.last_status, stored)
-        ack_status = "deleted" if stored.status == ORDER_DELETED else "updated"
-        return UpsertDecision(UpsertOutcome.STALE, ack_status, stored)
+        return order_stale_answer(stored=stored, event=event)
 
     if stored.status == ORDER_DELETED:
         return UpsertDecision(UpsertOutcome.UNCHANGED, "deleted", stored)

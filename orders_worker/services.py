@@ -4,7 +4,8 @@
 decides each event with the pure `rules.order_upsert` in order, and writes the final
 state of each changed order and the handled event_ids in two statements. The order upsert
 only ever replaces a row with a higher `version`, so even two workers racing on one order
-(during a rebalance) cannot move it backwards.
+(during a rebalance) cannot move it backwards; an order the other worker wrote first is
+read again and its events are answered from the stored state, like stale events.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import DataError, IntegrityError, connections, transaction
+from django.db import Error as DatabaseError
 from psycopg2.extras import execute_values
 
 from orderstream.messages import InvalidMessage, OrderEvent
 
 from .models import ProcessedEvent, ProcessedOrder
-from .rules import OrderState, UpsertOutcome, order_upsert
+from .rules import OrderState, UpsertOutcome, order_stale_answer, order_upsert
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +79,16 @@ _ORDER_COLUMNS = (
 )
 
 
-def _upsert_orders(cursor, states: list[OrderState]) -> None:
+def _upsert_orders(cursor, states: list[OrderState]) -> set[str]:
+    """Insert or replace (only by a higher version) each state; return the ids written."""
     table = ProcessedOrder._meta.db_table
     columns = ", ".join(_ORDER_COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ORDER_COLUMNS if c != "order_id")
     sql = (
         f"INSERT INTO {table} ({columns}) VALUES %s "
         f"ON CONFLICT (order_id) DO UPDATE SET {updates} "
-        f"WHERE {table}.version < EXCLUDED.version"
+        f"WHERE {table}.version < EXCLUDED.version "
+        "RETURNING order_id"
     )
     rows = [
         (
@@ -104,7 +108,47 @@ def _upsert_orders(cursor, states: list[OrderState]) -> None:
         for s in states
     ]
     template = "(%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)"
-    execute_values(cursor, sql, rows, template=template, page_size=max(len(rows), 1))
+    written = execute_values(
+        cursor, sql, rows, template=template, page_size=max(len(rows), 1), fetch=True
+    )
+    return {str(order_id) for (order_id,) in written}
+
+
+def _answer_from_stored(results: list[EventResult], order_ids: set[str]) -> list[EventResult]:
+    """Answer the events of `order_ids` from their stored rows, like stale events.
+
+    These rows hold a version at least as new as the one this batch computed: another
+    worker wrote them after our read (two workers overlapping during a rebalance). An
+    event handled before keeps the ACK status it got the first time.
+    """
+    stored = {
+        str(row.order_id): _state_of(row)
+        for row in ProcessedOrder.objects.using(DB_ALIAS).filter(order_id__in=order_ids)
+    }
+    logger.warning(
+        "orders written meanwhile with a newer version, answered from the database: %s",
+        sorted(order_ids),
+    )
+    answers: dict[str, EventResult] = {}
+    answered = []
+    for result in results:
+        event = result.event
+        if result.rejected or event.order_id not in order_ids:
+            answered.append(result)
+            continue
+        if event.event_id not in answers:
+            state = stored[event.order_id]
+            if result.outcome is UpsertOutcome.DUPLICATE:
+                answers[event.event_id] = EventResult(
+                    event, result.ack_status, state, UpsertOutcome.DUPLICATE
+                )
+            else:
+                decision = order_stale_answer(stored=state, event=event)
+                answers[event.event_id] = EventResult(
+                    event, decision.ack_status, state, decision.outcome
+                )
+        answered.append(answers[event.event_id])
+    return answered
 
 
 def _record_events(cursor, results: list[EventResult], processed_at: datetime) -> None:
@@ -165,34 +209,53 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
         # The raw psycopg2 cursor for execute_values; errors still become Django's.
         with connection.cursor() as cursor, connection.wrap_database_errors:
             if changed:
-                _upsert_orders(cursor.cursor, list(changed.values()))
+                written = _upsert_orders(cursor.cursor, list(changed.values()))
+                if lost := changed.keys() - written:
+                    results = _answer_from_stored(results, lost)
             _record_events(cursor.cursor, results, processed_at)
     return results
+
+
+def _caused_by_its_data(exc: Exception) -> bool:
+    """Whether applying a batch failed because of what some event holds (retrying cannot
+    help), not because the database is unavailable (retried by the caller)."""
+    return isinstance(exc, DATA_ERRORS) or not isinstance(exc, DatabaseError)
+
+
+def _rejection_reason(exc: Exception) -> str:
+    if isinstance(exc, DatabaseError):
+        return f"refused by the database: {str(exc).strip().splitlines()[0]}"
+    return f"could not be applied: {type(exc).__name__}: {exc}"
 
 
 def orders_apply_batch(*, events: list[OrderEvent], processed_at: datetime) -> list[EventResult]:
     """Apply `events` in order, in one transaction; one result per event, same order.
 
-    When the database refuses the batch because of the data of some event (e.g. a JSON
-    value PostgreSQL cannot store), the events are applied one by one so only the
-    offending ones are rejected. Connection and other database errors propagate: the
-    caller retries the whole batch, which is safe because the batch is one transaction.
+    When the batch fails because of the data of some event (a JSON value PostgreSQL
+    cannot store, or any unexpected error that is not the database being unavailable),
+    the events are applied one by one so only the offending ones are rejected. Connection
+    and other database errors propagate: the caller retries the whole batch, which is safe
+    because the batch is one transaction.
     """
     if not events:
         return []
     try:
         return _apply(events, processed_at)
-    except DATA_ERRORS as exc:
+    except Exception as exc:
+        if not _caused_by_its_data(exc):
+            raise
         logger.warning(
-            "batch of %d refused by the database (%s); applying one by one", len(events), exc
+            "batch of %d failed (%r); applying one by one", len(events), exc, exc_info=exc
         )
     results = []
     for event in events:
         try:
             results.extend(_apply([event], processed_at))
-        except DATA_ERRORS as exc:
-            reason = f"refused by the database: {str(exc).strip().splitlines()[0]}"
-            results.append(EventResult(event, "rejected", error=reason))
+        except Exception as exc:
+            if not _caused_by_its_data(exc):
+                raise
+            logger.warning("event %s of order %s rejected: %r", event.event_id, event.order_id, exc)
+            results.append(EventResult(event, "rejected", error=_rejection_reason(exc)))
     return results
 
 

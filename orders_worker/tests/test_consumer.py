@@ -9,9 +9,12 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from django_redis import get_redis_connection
 
+from orders_worker import results
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
+from orderstream.messages import MAX_EVENT_BYTES, OrderResult
 from orderstream.testing import eventually
 
 from .factories import OrderEventFactory
@@ -189,3 +192,72 @@ def test_redis_unavailable_is_retried_without_acknowledging_and_recovers_by_itse
     # The ACK is produced before the offsets are committed and the batch is counted.
     eventually(lambda: running_worker.stats.processed == 1, timeout=10)
     assert order_result_read(order_id=event.order_id).status == "created"
+
+
+def test_an_event_that_fails_after_the_database_step_is_dead_lettered_and_the_loop_goes_on(
+    unique_topics, running_worker, send_events, ack_reader, dlq_reader, monkeypatch
+):
+    """An error no check foresaw (here: building the Redis result of one order raises)
+    makes the batch run again one message at a time: the poison event is dead-lettered
+    and answered `rejected`, the good event behind it is applied, the worker keeps going."""
+    poison = OrderEventFactory()
+    good = OrderEventFactory()
+    real_result_of = results.order_result_of
+
+    def result_of_failing_for_poison(state):
+        if state.order_id == poison.order_id:
+            raise OverflowError("date value out of range")
+        return real_result_of(state)
+
+    monkeypatch.setattr(results, "order_result_of", result_of_failing_for_poison)
+    send_events(poison, good)
+    ack_reader.read_until(lambda recs: len(recs) >= 2)
+    assert {a.order_id: a.status for a in ack_reader.acks()} == {
+        poison.order_id: "rejected",
+        good.order_id: "created",
+    }
+    dlq = dlq_reader.read_until(lambda recs: len(recs) >= 1)
+    assert [r.value for r in dlq] == [poison.to_bytes()]
+    assert b"OverflowError" in dict(dlq[0].headers)["error"]
+    assert order_result_read(order_id=good.order_id).status == "created"
+    assert order_result_read(order_id=poison.order_id) is None
+    eventually(lambda: running_worker.stats.processed == 2, timeout=10)
+
+    later = OrderEventFactory()
+    send_events(later)
+    ack_reader.read_until(lambda recs: len(recs) >= 3)
+    assert order_result_read(order_id=later.order_id).status == "created"
+
+
+def test_out_of_range_timestamps_and_overflowing_amounts_are_rejected_not_fatal(
+    unique_topics, running_worker, send_events, ack_reader, dlq_reader
+):
+    """The two events that used to stop the worker for good: a timestamp that is year
+    10000 in UTC, and price * qty beyond any decimal."""
+    far_future = OrderEventFactory(timestamp="9999-12-31T23:59:59-01:00")
+    overflow = OrderEventFactory(payload={"items": [{"price": "1e999999", "qty": "1e999999"}]})
+    good = OrderEventFactory()
+    send_events(far_future, overflow, good)
+    ack_reader.read_until(lambda recs: len(recs) >= 3)
+    acks = {a.order_id: a for a in ack_reader.acks()}
+    assert acks[far_future.order_id].status == "rejected"
+    assert "timestamp" in acks[far_future.order_id].error
+    assert acks[overflow.order_id].status == "rejected"
+    assert "amount" in acks[overflow.order_id].error
+    assert acks[good.order_id].status == "created"
+    assert len(dlq_reader.read_until(lambda recs: len(recs) >= 2)) == 2
+    assert not ProcessedOrder.objects.using("worker").filter(order_id=far_future.order_id)
+
+
+def test_non_ascii_payloads_travel_as_utf8_to_postgresql_and_redis(
+    unique_topics, running_worker, send_events, ack_reader
+):
+    event = OrderEventFactory(payload={"id": "Заказ-1", "body": "ж" * 300_000, "amount": 1})
+    assert len(event.to_bytes()) < MAX_EVENT_BYTES
+    send_events(event)
+    ack_reader.read_until(lambda recs: len(recs) >= 1)
+    row = ProcessedOrder.objects.using("worker").get(order_id=event.order_id)
+    assert row.payload == event.payload
+    raw = get_redis_connection("default").get(OrderResult.redis_key(event.order_id))
+    assert "Заказ-1".encode() in raw
+    assert order_result_read(order_id=event.order_id).payload == event.payload
