@@ -1,7 +1,9 @@
 """The ACK wait: this process reads `orders.ack` and wakes the request waiting for it.
 
 Every API process runs its own group-less reader of all ACK partitions, positioned at the
-end when it starts (a shared consumer group would hand an ACK to the wrong process).
+end when it starts (a shared consumer group would hand an ACK to the wrong process). After
+an error it reconnects where it left off (the next offset of each partition), so ACKs
+produced while it was reconnecting are not skipped.
 Each ACK wakes the waiter registered for its `event_id`, if any, and is kept in a bounded
 table of recent ACKs, so an ACK that arrives before its request starts waiting is not lost.
 """
@@ -44,6 +46,8 @@ class AckListener(threading.Thread):
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
         self._recent: OrderedDict[str, OrderAck] = OrderedDict()
+        # The next offset to read per partition (reader thread only): where a reconnect resumes.
+        self._next: dict[TopicPartition, int] = {}
 
     # -- the request side -------------------------------------------------------------
 
@@ -91,12 +95,13 @@ class AckListener(threading.Thread):
             consumer = None
             try:
                 consumer = make_consumer(group_id=None, client_id="orderstream-api-acks")
-                self._position_at_end(consumer)
+                self._position(consumer)
                 while not self.stopping.is_set():
                     batches = consumer.poll(timeout_ms=200)
-                    for records in batches.values():
+                    for partition, records in batches.items():
                         for record in records:
                             self._handle(record)
+                            self._next[partition] = record.offset + 1
             except Exception:
                 logger.exception("ACK listener on %s failed; reconnecting", self.topic)
                 self.stopping.wait(1.0)
@@ -104,7 +109,9 @@ class AckListener(threading.Thread):
                 if consumer is not None:
                     consumer.close()
 
-    def _position_at_end(self, consumer) -> None:
+    def _position(self, consumer) -> None:
+        """Assign every ACK partition: at the end the first time, where the last reader
+        stopped after a reconnect (new partitions at their end)."""
         partitions = None
         while not partitions and not self.stopping.is_set():
             consumer.topics()  # refresh metadata
@@ -116,9 +123,14 @@ class AckListener(threading.Thread):
             return
         assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
-        consumer.seek_to_end(*assigned)
+        fresh = [tp for tp in assigned if tp not in self._next]
+        if fresh:
+            consumer.seek_to_end(*fresh)
         for partition in assigned:
-            consumer.position(partition)  # resolve now: ACKs from here on are ours
+            if partition in self._next:
+                consumer.seek(partition, self._next[partition])
+            else:  # resolve now: ACKs from here on are ours
+                self._next[partition] = consumer.position(partition)
         self.ready.set()
         logger.info("ACK listener reading %d partition(s) of %s", len(assigned), self.topic)
 

@@ -27,12 +27,21 @@ logger = logging.getLogger(__name__)
 class ApplicationError(Exception):
     """An error a client can act on: HTTP status, the field at fault and the reason."""
 
-    def __init__(self, field: str, reason: str, *, status_code: int = 400, code: str = "invalid"):
+    def __init__(
+        self,
+        field: str,
+        reason: str,
+        *,
+        status_code: int = 400,
+        code: str = "invalid",
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
         self.status_code = status_code
         self.code = code
+        self.headers = headers or {}
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -89,7 +98,9 @@ _EXCEPTION_FIELDS = {
 def exception_handler(exc, context) -> Response | None:
     """DRF's EXCEPTION_HANDLER: application, DRF and Django errors as one JSON shape."""
     if isinstance(exc, ApplicationError):
-        return Response(error_body([(exc.field, exc.reason)]), status=exc.status_code)
+        return Response(
+            error_body([(exc.field, exc.reason)]), status=exc.status_code, headers=exc.headers
+        )
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(str(exc))
     elif isinstance(exc, Http404):

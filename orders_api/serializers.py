@@ -201,10 +201,9 @@ class OrderWriteResponseSerializer(serializers.Serializer):
 
     order_id = serializers.UUIDField()
     status = serializers.ChoiceField(
-        choices=["created", "updated", "deleted", "pending", "rejected"],
+        choices=["created", "updated", "deleted", "pending"],
         help_text='The worker\'s result, or "pending" when the answer did not wait for it.',
     )
-    error = serializers.CharField(required=False, help_text='Only with status "rejected".')
 
 
 class OrderViewSerializer(serializers.Serializer):

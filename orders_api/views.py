@@ -43,6 +43,9 @@ from .serializers import (
 from .services import order_upsert
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
+# Longest a waiting POST waits for this process's ACK listener to be positioned (only
+# before the first ACK read, or while no broker answers) before it writes anyway.
+ACK_LISTENER_READY_WAIT = 1.0
 FALSE_WORDS = {"0", "false", "no", "off"}
 
 
@@ -84,6 +87,19 @@ def ack_wait_seconds(request) -> float:
         except ValueError:
             raise ApplicationError("Prefer", "wait= must be a number of seconds") from None
     return seconds
+
+
+def _ack_answer(write, ack, headers: dict) -> dict:
+    """The 200 body for the worker's ACK; a rejection is a 422 naming the payload."""
+    if ack.status == "rejected":
+        raise ApplicationError(
+            "payload",
+            ack.error or "rejected by the worker",
+            status_code=422,
+            code="rejected",
+            headers=headers,
+        )
+    return {"order_id": write.order_id, "status": ack.status}
 
 
 class OrderPagination(PageNumberPagination):
@@ -156,6 +172,17 @@ WRITE_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "rejected by the worker",
+        response_only=True,
+        status_codes=["422"],
+        value={
+            "error": "payload: amount: exceeds the column",
+            "field": "payload",
+            "reason": "amount: exceeds the column",
+            "errors": [{"field": "payload", "reason": "amount: exceeds the column"}],
+        },
+    ),
+    OpenApiExample(
         "deleted order",
         response_only=True,
         status_codes=["409"],
@@ -192,7 +219,8 @@ class OrderViewSet(viewsets.GenericViewSet):
             '`status: "deleted"` soft-deletes it. The order data is `payload_json` (an '
             "object, or a string holding one) or `payload` (an object). The answer waits "
             "for the worker's ACK (200) up to ORDER_ACK_WAIT_TIMEOUT, else it is 202 "
-            "`pending`: the event is stored and will be processed."
+            "`pending`: the event is stored and will be processed. An order the worker "
+            "rejects is a 422."
         ),
         request=OrderUpsertInputSerializer,
         parameters=[
@@ -226,10 +254,14 @@ class OrderViewSet(viewsets.GenericViewSet):
             404: OpenApiResponse(ErrorSerializer, description="Unknown order_id (for this user)."),
             409: OpenApiResponse(ErrorSerializer, description="The order is deleted."),
             413: OpenApiResponse(
-                ErrorSerializer, description="Body larger than API_MAX_BODY_BYTES."
+                ErrorSerializer,
+                description="Body larger than API_MAX_BODY_BYTES, or an order whose event "
+                "would exceed the broker's limit (field payload).",
             ),
             422: OpenApiResponse(
-                ErrorSerializer, description="Idempotency-Key reused with a different request."
+                ErrorSerializer,
+                description="Idempotency-Key reused with a different request, or the worker "
+                "rejected the order (field payload, the worker's reason).",
             ),
         },
         examples=WRITE_EXAMPLES,
@@ -243,34 +275,34 @@ class OrderViewSet(viewsets.GenericViewSet):
         listener = None
         if wait > 0:
             listener = runtime.ack_listener()
-            # Only a listener positioned before the publish is sure to see the ACK.
-            listener.ready.wait(wait)
+            # Only a listener positioned before the publish is sure to see the ACK; one
+            # that is not ready soon (no broker) is not waited for: the answer is a 202.
+            if not listener.ready.wait(min(wait, ACK_LISTENER_READY_WAIT)):
+                listener = None
         write = order_upsert(**body.validated_data, idempotency_key=key)
         headers = {"Location": f"/orders/{write.order_id}"}
         answer = None
         if write.replayed:
             headers["Idempotent-Replayed"] = "true"
-            answer = self._known_outcome(write)
+            answer = self._known_outcome(write, headers)
         if answer is None and listener is not None:
             ack = listener.wait_for(write.event_id, max(wait - (time.monotonic() - started), 0))
             if ack is not None:
-                answer = {"order_id": write.order_id, "status": ack.status, "error": ack.error}
+                answer = _ack_answer(write, ack, headers)
         if answer is None:
             if wait == 0:
                 headers["Preference-Applied"] = "respond-async"
             answer = {"order_id": write.order_id, "status": "pending"}
             return Response(answer, status=status.HTTP_202_ACCEPTED, headers=headers)
-        if not answer.get("error"):
-            answer.pop("error", None)
         return Response(OrderWriteResponseSerializer(answer).data, headers=headers)
 
     @staticmethod
-    def _known_outcome(write) -> dict | None:
+    def _known_outcome(write, headers: dict) -> dict | None:
         """For a replayed request: its ACK if this process has seen it (or, for a create,
         the worker's result in Redis); None when unknown yet."""
         ack = runtime.ack_listener().recent(write.event_id)
         if ack is not None:
-            return {"order_id": write.order_id, "status": ack.status, "error": ack.error}
+            return _ack_answer(write, ack, headers)
         if write.operation == "created" and order_is_processed(order_id=write.order_id):
             return {"order_id": write.order_id, "status": "created"}
         return None

@@ -99,3 +99,26 @@ def test_an_unreadable_ack_is_skipped(listeners, send_ack):
     ack = listener.wait_for(event_id, 10)
     assert ack is not None and ack.status == "rejected"
     assert listener.is_alive()
+
+
+def test_after_an_error_the_listener_resumes_where_it_stopped(listeners, send_ack, monkeypatch):
+    """ACKs sent while the listener reconnects after an error are still delivered (it
+    resumes at its next offsets instead of jumping to the end)."""
+    failed = threading.Event()
+    handle = AckListener._handle
+
+    def handle_failing_once(self, record):
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("the connection broke")
+        handle(self, record)
+
+    monkeypatch.setattr(AckListener, "_handle", handle_failing_once)
+    listener = listeners()
+    first, during = str(uuid.uuid4()), str(uuid.uuid4())
+    send_ack(ack_of(first))  # its handling fails: the listener drops its consumer
+    assert failed.wait(10)
+    send_ack(ack_of(during, "updated"))  # sent while the listener waits to reconnect
+    assert listener.wait_for(first, 15) is not None
+    ack = listener.wait_for(during, 15)
+    assert ack is not None and ack.status == "updated"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
 
+from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
 from orders_worker.models import ProcessedOrder
+from orderstream.kafka import make_producer
+from orderstream.messages import OrderAck, OrderEvent
 from orderstream.testing import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
@@ -60,3 +64,46 @@ def test_a_retry_with_the_idempotency_key_gets_the_acknowledged_answer(
     assert retry.status_code == 200
     assert retry.json() == {"order_id": first.json()["order_id"], "status": "created"}
     assert Order.objects.count() == 1
+
+
+def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(api, unique_topics, topic_reader):
+    """A rejection ACK (here from a stand-in worker on the real topics) is a 422 in the
+    one error shape: field "payload", the worker's reason."""
+    events = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    stop = threading.Event()
+
+    def rejecting_worker() -> None:
+        producer = make_producer(client_id="api-tests-rejecter")
+        try:
+            while not stop.is_set():
+                for batch in events.consumer.poll(timeout_ms=100).values():
+                    for record in batch:
+                        event = OrderEvent.from_bytes(record.value)
+                        ack = OrderAck(
+                            event_id=event.event_id,
+                            order_id=event.order_id,
+                            status="rejected",
+                            processed_at="2026-01-01T00:00:00Z",
+                            error="amount: exceeds the column",
+                        )
+                        producer.send(unique_topics.ORDERS_ACK_TOPIC, value=ack.to_bytes())
+                producer.flush(timeout=5)
+        finally:
+            producer.close(timeout=2)
+
+    runtime.ack_listener().ready.wait(15)  # this topic's listener, positioned
+    thread = threading.Thread(target=rejecting_worker, daemon=True)
+    thread.start()
+    try:
+        response = api.post("/orders", {"user_id": str(uuid.uuid4()), "payload": {"amount": 1}})
+    finally:
+        stop.set()
+        thread.join(10)
+    assert response.status_code == 422, response.content
+    assert response.json() == {
+        "error": "payload: amount: exceeds the column",
+        "field": "payload",
+        "reason": "amount: exceeds the column",
+        "errors": [{"field": "payload", "reason": "amount: exceeds the column"}],
+    }
+    assert response["Location"].startswith("/orders/")

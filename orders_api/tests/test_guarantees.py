@@ -142,8 +142,9 @@ def _read_from_start(topic: str, count: int, timeout: float = 20.0) -> list:
 
 
 def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_later(api, settings):
-    """No broker when the process starts: start() and a POST answer at once (202, order and
-    outbox row committed), and the relay publishes the event once a broker comes up."""
+    """No broker when the process starts: start() and POSTs (with or without the ACK wait)
+    answer at once (202, order and outbox row committed), and the relay publishes the
+    events once a broker comes up."""
     runtime.shutdown()  # a fresh process: no publisher, relay or listener yet
     port = free_port()  # nothing listens here
     settings.KAFKA_BROKERS = [f"127.0.0.1:{port}"]
@@ -166,17 +167,26 @@ def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_la
         assert Order.objects.filter(order_id=order_id).exists()
         row = OutboxEvent.objects.get(order_id=order_id)
         assert row.published_at is None
+        # A POST that would wait for its ACK does not wait for a listener that cannot
+        # position itself: it writes and answers 202.
+        settings.ORDER_ACK_WAIT_TIMEOUT = 30
+        started = time.monotonic()
+        waiting = api.post("/orders", {"user_id": str(uuid.uuid4()), "payload": {"id": "w"}})
+        assert time.monotonic() - started < 10
+        assert waiting.status_code == 202, waiting.content
+        assert waiting.json()["status"] == "pending"
+        waiting_row = OutboxEvent.objects.get(order_id=waiting.json()["order_id"])
 
         broker = TansuBroker(port=port).start()
         ensure_topics()
         eventually(
-            lambda: OutboxEvent.objects.get(order_id=order_id).published_at,
+            lambda: not OutboxEvent.objects.filter(published_at=None).exists(),
             timeout=40,
-            message="the relay published the event once the broker was up",
+            message="the relay published both events once the broker was up",
         )
-        records = _read_from_start(settings.ORDERS_EVENTS_TOPIC, 1)
-        events = [OrderEvent.from_bytes(r.value) for r in records]
-        assert [e.event_id for e in events] == [str(row.event_id)]
+        records = _read_from_start(settings.ORDERS_EVENTS_TOPIC, 2)
+        events = {OrderEvent.from_bytes(r.value).event_id for r in records}
+        assert events == {str(row.event_id), str(waiting_row.event_id)}
     finally:
         runtime.shutdown()
         if broker is not None:
