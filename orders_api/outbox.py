@@ -118,8 +118,10 @@ def outbox_order_lock(*, order_id: uuid.UUID):
     """Serialise commit-and-publish of one order's events across processes.
 
     A session-level PostgreSQL advisory lock on the order, held from before the row lock
-    until the broker confirmed the event, so two concurrent updates reach the partition
-    in version order.
+    until the broker confirmed the event or OUTBOX_PUBLISH_TIMEOUT passed, so two
+    concurrent updates reach the partition in version order while the broker answers in
+    time (an event left to the relay may arrive after a newer one: the worker keeps the
+    newest version, only its ACK statuses may be mislabelled).
     """
     key = int.from_bytes(order_id.bytes[:8], "big", signed=True)
     with connection.cursor() as cursor:

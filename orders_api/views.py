@@ -20,7 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from . import runtime
-from .exceptions import ApplicationError
+from .exceptions import ApplicationError, error_body
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import idempotency_key_clean
 from .selectors import (
@@ -160,40 +160,15 @@ WRITE_EXAMPLES = [
         status_codes=["202"],
         value={"order_id": "2b7e1516-28ae-4d2a-a6ab-f7158809cf4f", "status": "pending"},
     ),
-    OpenApiExample(
-        "invalid user_id",
-        response_only=True,
-        status_codes=["400"],
-        value={
-            "error": "user_id: must be a uuid",
-            "field": "user_id",
-            "reason": "must be a uuid",
-            "errors": [{"field": "user_id", "reason": "must be a uuid"}],
-        },
-    ),
-    OpenApiExample(
-        "rejected by the worker",
-        response_only=True,
-        status_codes=["422"],
-        value={
-            "error": "payload: amount: exceeds the column",
-            "field": "payload",
-            "reason": "amount: exceeds the column",
-            "errors": [{"field": "payload", "reason": "amount: exceeds the column"}],
-        },
-    ),
-    OpenApiExample(
-        "deleted order",
-        response_only=True,
-        status_codes=["409"],
-        value={
-            "error": "order_id: the order is deleted and cannot be changed",
-            "field": "order_id",
-            "reason": "the order is deleted and cannot be changed",
-            "errors": [
-                {"field": "order_id", "reason": "the order is deleted and cannot be changed"}
-            ],
-        },
+    *(
+        OpenApiExample(
+            name, response_only=True, status_codes=[code], value=error_body([(field, reason)])
+        )
+        for name, code, field, reason in [
+            ("invalid user_id", "400", "user_id", "must be a uuid"),
+            ("deleted order", "409", "order_id", "the order is deleted and cannot be changed"),
+            ("rejected by the worker", "422", "payload", "amount: exceeds the column"),
+        ]
     ),
 ]
 
