@@ -1,5 +1,5 @@
 """Fixtures of the worker tests: a producer for events, readers of ACKs and dead letters,
-and a proxy that makes Redis unavailable on demand."""
+and a proxy that makes Redis or the worker's PostgreSQL unavailable on demand."""
 
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ class PausableProxy:
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.accepted = 0  # connections forwarded since start
 
     def start(self) -> PausableProxy:
         server = socket.socket()
@@ -111,6 +112,7 @@ class PausableProxy:
             upstream = socket.create_connection(self.target)
             with self._lock:
                 self._conns += [client, upstream]
+                self.accepted += 1
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
@@ -154,3 +156,34 @@ def redis_outage(settings):
     settings.CACHES = caches
     yield proxy
     proxy.pause()
+
+
+@pytest.fixture
+def worker_db_outage():
+    """The `worker` database of threads that connect from now on (the `running_worker`
+    thread: request this fixture before it) reached through a proxy the test can cut
+    (`.pause()`) and restore. The calling thread keeps its direct connection.
+
+    Django builds a thread's connection from `connections.settings[alias]`, the very dict
+    the existing connections hold as `settings_dict`: the entry is replaced by a copy,
+    never edited in place, and put back on teardown.
+    """
+    from django.db import connections
+
+    direct = connections["worker"]  # this thread's wrapper, created before the swap
+    original = connections.settings["worker"]
+    if (original["HOST"] or "").startswith("/"):
+        pytest.skip("the worker database is reached through a Unix socket, not TCP")
+    proxy = PausableProxy((original["HOST"] or "127.0.0.1", int(original["PORT"] or 5432)))
+    proxy.start()
+    proxied = copy.deepcopy(original)
+    proxied["HOST"], proxied["PORT"] = "127.0.0.1", str(proxy.port)
+    connections.settings["worker"] = proxied
+    try:
+        yield proxy
+    finally:
+        connections.settings["worker"] = original
+        proxy.pause()
+    assert connections["worker"] is direct
+    assert connections.settings["worker"] is original
+    assert direct.settings_dict is original

@@ -1,0 +1,132 @@
+"""The worker while its PostgreSQL is unreachable: retried, nothing skipped or repeated."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from django.db import connections
+from kafka import TopicPartition
+
+from orders_worker.models import ProcessedEvent, ProcessedOrder
+from orders_worker.results import order_result_read
+from orderstream.kafka import make_consumer
+from orderstream.testing import eventually
+
+from .factories import OrderEventFactory
+
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.django_db(transaction=True, databases=["default", "worker"]),
+]
+
+
+@pytest.fixture
+def long_poll_interval(settings):
+    """The production default max.poll.interval.ms (30 s) instead of the tests' 3 s, for
+    the worker started after this fixture: the outage below outlasts 3 s, and a worker
+    stuck retrying longer than that is dropped from its group, so its commit fails and
+    the batch is redelivered and acknowledged a second time (at least once, not once)."""
+    settings.KAFKA_MAX_POLL_INTERVAL_MS = 30_000
+    return settings
+
+
+def committed_offsets(group: str, topic: str) -> int:
+    """The sum of the offsets `group` has committed on the partitions of `topic`."""
+    consumer = make_consumer(group_id=group)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def worker_errors(caplog) -> list[str]:
+    """Errors the worker logged: a database outage must never take the path of an
+    unexpected failure (a batch replayed one message at a time, messages dead-lettered)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("orders_worker") and r.levelno >= logging.ERROR
+    ]
+
+
+def acks_by_event(reader) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for ack in reader.acks():
+        seen.setdefault(ack.event_id, []).append(ack.status)
+    return seen
+
+
+def test_postgresql_unreachable_is_retried_without_commit_ack_or_skip_and_recovers_once(
+    unique_topics,
+    worker_db_outage,
+    long_poll_interval,
+    running_worker,
+    send_events,
+    ack_reader,
+    caplog,
+):
+    """The worker's connection is cut and new ones refused: the batch is retried with no
+    ACK and no offset commit; when PostgreSQL returns the same event is applied exactly
+    once, acknowledged once, committed, and the next event flows."""
+    group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
+    events = ProcessedEvent.objects.using("worker")
+    direct_port = str(connections["worker"].settings_dict["PORT"])
+
+    # Warm up: the worker holds an open connection through the proxy.
+    before = OrderEventFactory()
+    send_events(before)
+    ack_reader.read_until(lambda recs: len(recs) >= 1, timeout=10)
+    eventually(lambda: running_worker.stats.processed == 1, timeout=10)
+    assert worker_db_outage.accepted >= 1, "the worker thread did not connect via the proxy"
+    assert committed_offsets(group, topic) == 1
+
+    worker_db_outage.pause()  # cut the open connection, refuse new ones
+    retries = running_worker.stats.retries
+    during = OrderEventFactory()
+    send_events(during)
+    # Past the backoff cap (0.2, 0.4, 0.8, then 1 s), watching for an ACK all along.
+    deadline = time.monotonic() + 10
+    while running_worker.stats.retries < retries + 5:
+        assert time.monotonic() < deadline, "the worker did not retry the database step"
+        assert len(ack_reader.read_for(0.1)) == 1, "an ACK while PostgreSQL was away"
+    assert running_worker.stats.processed == 1
+    assert running_worker.stats.rejected == 0
+    assert not worker_errors(caplog)
+    assert "could not apply the batch to PostgreSQL" in caplog.text
+    assert not worker_errors(caplog)
+    assert committed_offsets(group, topic) == 1
+    # The test's own connection still goes straight to PostgreSQL.
+    assert str(connections["worker"].settings_dict["PORT"]) == direct_port
+    assert not events.filter(event_id=during.event_id).exists()
+    assert not ProcessedOrder.objects.using("worker").filter(order_id=during.order_id).exists()
+    assert order_result_read(order_id=during.order_id) is None
+
+    accepted = worker_db_outage.accepted
+    worker_db_outage.resume()
+    ack_reader.read_until(lambda recs: len(recs) >= 2, timeout=10)
+    eventually(lambda: running_worker.stats.processed == 2, timeout=10)
+    assert worker_db_outage.accepted > accepted  # reconnected through the proxy
+    assert committed_offsets(group, topic) == 2
+    assert events.filter(event_id=during.event_id).count() == 1
+    row = ProcessedOrder.objects.using("worker").get(order_id=during.order_id)
+    assert (row.version, row.last_status) == (1, "created")
+    assert order_result_read(order_id=during.order_id).status == "created"
+
+    after = OrderEventFactory()
+    send_events(after)
+    ack_reader.read_until(lambda recs: len(recs) >= 3, timeout=10)
+    eventually(lambda: running_worker.stats.processed == 3, timeout=10)
+    assert acks_by_event(ack_reader) == {
+        before.event_id: ["created"],
+        during.event_id: ["created"],
+        after.event_id: ["created"],
+    }
+    assert committed_offsets(group, topic) == 3
+    assert (
+        events.filter(event_id__in=[before.event_id, during.event_id, after.event_id]).count() == 3
+    )
+    assert running_worker.stats.rejected == 0
+    assert not worker_errors(caplog)
