@@ -79,6 +79,7 @@ class WorkerConfig:
     backoff_max: float = 5.0
     ack_linger_ms: int = 20
     event_retention_seconds: int = 7 * 24 * 3600
+    max_poll_interval_ms: int = 30_000
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerConfig:
@@ -92,6 +93,7 @@ class WorkerConfig:
             "stats_interval": settings.WORKER_STATS_INTERVAL,
             "ack_linger_ms": settings.WORKER_ACK_LINGER_MS,
             "event_retention_seconds": settings.WORKER_EVENT_RETENTION_SECONDS,
+            "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -380,20 +382,65 @@ class OrderWorker(ConsumerRebalanceListener):
         """Run `step` until it succeeds, backing off on transient errors; honour stop."""
         delay = self.config.backoff_initial
         attempt = 0
+        try:
+            while True:
+                try:
+                    return step()
+                except TRANSIENT_ERRORS as exc:
+                    attempt += 1
+                    self.stats.retries += 1
+                    logger.warning(
+                        "could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc
+                    )
+                    if isinstance(exc, DatabaseError):
+                        connections[DB_ALIAS].close()
+                    if self._backoff(delay):
+                        raise BatchAbandoned(what) from exc
+                    delay = min(delay * 2, self.config.backoff_max)
+        finally:
+            if attempt:
+                self._resume_partitions()
+
+    def _backoff(self, delay: float) -> bool:
+        """Wait `delay` seconds, staying in the group meanwhile; True when stop was asked.
+
+        A retry can outlast max_poll_interval_ms. Without a poll in that time the group
+        would drop this member and hand the batch to another one (which then applies it
+        as a duplicate and ACKs it a second time). So the wait polls now and then, with
+        every partition paused: the group keeps us, and no new records are handed out.
+        """
+        deadline = time.monotonic() + delay
+        step = max(self.config.max_poll_interval_ms / 1000 / 3, 0.05)
         while True:
-            try:
-                return step()
-            except TRANSIENT_ERRORS as exc:
-                attempt += 1
-                self.stats.retries += 1
-                logger.warning(
-                    "could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc
-                )
-                if isinstance(exc, DatabaseError):
-                    connections[DB_ALIAS].close()
-                if self._stop.wait(delay):
-                    raise BatchAbandoned(what) from exc
-                delay = min(delay * 2, self.config.backoff_max)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._stop.wait(min(step, remaining)):
+                return True
+            self._poll_paused()
+
+    def _poll_paused(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            assigned = consumer.assignment()
+            if assigned:
+                consumer.pause(*assigned)
+            records = consumer.poll(timeout_ms=0)
+        except KafkaError as exc:
+            logger.debug("poll while retrying failed: %s", exc)
+            return
+        # Partitions newly assigned during this poll were not paused: rewind whatever they
+        # returned, so the records come again with the next regular poll.
+        for tp, recs in records.items():
+            if recs:
+                consumer.seek(tp, recs[0].offset)
+
+    def _resume_partitions(self) -> None:
+        consumer = self._consumer
+        if consumer is not None and consumer.paused():
+            consumer.resume(*consumer.paused())
 
     # ------------------------------------------------------------------ rebalance
     def on_partitions_revoked(self, revoked) -> None:

@@ -22,16 +22,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def long_poll_interval(settings):
-    """The production default max.poll.interval.ms (30 s) instead of the tests' 3 s, for
-    the worker started after this fixture: the outage below outlasts 3 s, and a worker
-    stuck retrying longer than that is dropped from its group, so its commit fails and
-    the batch is redelivered and acknowledged a second time (at least once, not once)."""
-    settings.KAFKA_MAX_POLL_INTERVAL_MS = 30_000
-    return settings
-
-
 def committed_offsets(group: str, topic: str) -> int:
     """The sum of the offsets `group` has committed on the partitions of `topic`."""
     consumer = make_consumer(group_id=group)
@@ -62,15 +52,15 @@ def acks_by_event(reader) -> dict[str, list[str]]:
 def test_postgresql_unreachable_is_retried_without_commit_ack_or_skip_and_recovers_once(
     unique_topics,
     worker_db_outage,
-    long_poll_interval,
     running_worker,
     send_events,
     ack_reader,
     caplog,
 ):
-    """The worker's connection is cut and new ones refused: the batch is retried with no
-    ACK and no offset commit; when PostgreSQL returns the same event is applied exactly
-    once, acknowledged once, committed, and the next event flows."""
+    """The worker's connection is cut and new ones refused for longer than
+    max.poll.interval.ms (3 s in the tests): the batch is retried with no ACK and no offset
+    commit while the worker keeps its place in the group; when PostgreSQL returns the same
+    event is applied exactly once, acknowledged once, committed, and the next event flows."""
     group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
     events = ProcessedEvent.objects.using("worker")
     direct_port = str(connections["worker"].settings_dict["PORT"])
@@ -87,11 +77,14 @@ def test_postgresql_unreachable_is_retried_without_commit_ack_or_skip_and_recove
     retries = running_worker.stats.retries
     during = OrderEventFactory()
     send_events(during)
-    # Past the backoff cap (0.2, 0.4, 0.8, then 1 s), watching for an ACK all along.
-    deadline = time.monotonic() + 10
-    while running_worker.stats.retries < retries + 5:
+    # Past the backoff cap (0.2, 0.4, 0.8, then 1 s) and past max.poll.interval.ms,
+    # watching for an ACK all along.
+    outage_started = time.monotonic()
+    deadline = outage_started + 15
+    while running_worker.stats.retries < retries + 7:
         assert time.monotonic() < deadline, "the worker did not retry the database step"
         assert len(ack_reader.read_for(0.1)) == 1, "an ACK while PostgreSQL was away"
+    assert time.monotonic() - outage_started > unique_topics.KAFKA_MAX_POLL_INTERVAL_MS / 1000
     assert running_worker.stats.processed == 1
     assert running_worker.stats.rejected == 0
     assert not worker_errors(caplog)
