@@ -48,6 +48,13 @@ class TopicReader:
     def acks(self) -> list[OrderAck]:
         return [OrderAck.from_bytes(r.value) for r in self.records]
 
+    def statuses_by_event(self) -> dict[str, list[str]]:
+        """The ACK statuses read so far, per event_id, in arrival order."""
+        seen: dict[str, list[str]] = {}
+        for ack in self.acks():
+            seen.setdefault(ack.event_id, []).append(ack.status)
+        return seen
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 

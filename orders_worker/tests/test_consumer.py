@@ -25,13 +25,6 @@ pytestmark = [
 ]
 
 
-def acks_by_event(reader) -> dict[str, list[str]]:
-    seen: dict[str, list[str]] = {}
-    for ack in reader.acks():
-        seen.setdefault(ack.event_id, []).append(ack.status)
-    return seen
-
-
 def test_create_update_delete_flow_writes_row_redis_result_and_acks(
     unique_topics, running_worker, send_events, ack_reader
 ):
@@ -54,7 +47,7 @@ def test_create_update_delete_flow_writes_row_redis_result_and_acks(
 
     send_events(updated, deleted)
     ack_reader.read_until(lambda recs: len(recs) >= 3)
-    assert acks_by_event(ack_reader) == {
+    assert ack_reader.statuses_by_event() == {
         created.event_id: ["created"],
         updated.event_id: ["updated"],
         deleted.event_id: ["deleted"],
@@ -83,7 +76,7 @@ def test_a_duplicated_event_changes_nothing_and_is_acknowledged_as_the_first_tim
     )
     send_events(created, created, updated, created)
     ack_reader.read_until(lambda recs: len(recs) >= 4)
-    assert acks_by_event(ack_reader) == {
+    assert ack_reader.statuses_by_event() == {
         created.event_id: ["created", "created", "created"],
         updated.event_id: ["updated"],
     }
@@ -102,7 +95,7 @@ def test_an_older_version_arriving_late_is_skipped_but_acknowledged_with_the_cur
     ack_reader.read_until(lambda recs: len(recs) >= 2)
     send_events(v2)
     ack_reader.read_until(lambda recs: len(recs) >= 3)
-    assert acks_by_event(ack_reader)[v2.event_id] == ["updated"]
+    assert ack_reader.statuses_by_event()[v2.event_id] == ["updated"]
     row = ProcessedOrder.objects.using("worker").get(order_id=v1.order_id)
     assert (row.version, row.amount, row.payload) == (3, Decimal("3.00"), {"amount": 3})
     assert order_result_read(order_id=v1.order_id).payload == {"amount": 3}
@@ -188,7 +181,7 @@ def test_redis_unavailable_is_retried_without_acknowledging_and_recovers_by_itse
 
     redis_outage.resume()
     ack_reader.read_until(lambda recs: len(recs) >= 1)
-    assert acks_by_event(ack_reader) == {event.event_id: ["created"]}
+    assert ack_reader.statuses_by_event() == {event.event_id: ["created"]}
     # The ACK is produced before the offsets are committed and the batch is counted.
     eventually(lambda: running_worker.stats.processed == 1, timeout=10)
     assert order_result_read(order_id=event.order_id).status == "created"

@@ -42,13 +42,6 @@ def worker_errors(caplog) -> list[str]:
     ]
 
 
-def acks_by_event(reader) -> dict[str, list[str]]:
-    seen: dict[str, list[str]] = {}
-    for ack in reader.acks():
-        seen.setdefault(ack.event_id, []).append(ack.status)
-    return seen
-
-
 def test_postgresql_unreachable_is_retried_without_commit_ack_or_skip_and_recovers_once(
     unique_topics,
     worker_db_outage,
@@ -112,7 +105,7 @@ def test_postgresql_unreachable_is_retried_without_commit_ack_or_skip_and_recove
     send_events(after)
     ack_reader.read_until(lambda recs: len(recs) >= 3, timeout=10)
     eventually(lambda: running_worker.stats.processed == 3, timeout=10)
-    assert acks_by_event(ack_reader) == {
+    assert ack_reader.statuses_by_event() == {
         before.event_id: ["created"],
         during.event_id: ["created"],
         after.event_id: ["created"],
