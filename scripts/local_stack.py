@@ -4,6 +4,7 @@
     python scripts/local_stack.py run      prepare, then serve the API and run the worker
     python scripts/local_stack.py test     prepare PostgreSQL and Redis, then run pytest
     python scripts/local_stack.py prepare  prepare only (databases, Redis, broker, topics)
+    python scripts/local_stack.py broker   only the embedded broker, in the foreground
     python scripts/local_stack.py manage CMD [ARGS]   manage.py CMD with the local values
 
 Environment: the values of `local.env` are used where the shell does not set them.
@@ -201,6 +202,18 @@ def run_services(broker: TansuBroker | None) -> int:
     return exit_code
 
 
+def run_broker(broker: TansuBroker | None) -> int:
+    """Keep the embedded broker in the foreground until Ctrl-C (for running parts apart)."""
+    if broker is None:
+        return 0  # one already answers at KAFKA_BROKERS
+    try:
+        return broker.process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        broker.stop()
+
+
 def run_tests(pytest_args: list[str]) -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "orderstream.settings.test"}
     return subprocess.call(
@@ -219,6 +232,8 @@ def main(argv: list[str]) -> int:
             if broker:
                 broker.stop()
             return 0
+        if command == "broker":
+            return run_broker(ensure_broker())
         if command == "manage":
             os.chdir(ROOT)
             os.execv(sys.executable, [sys.executable, "manage.py", *argv[1:]])
