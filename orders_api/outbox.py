@@ -23,6 +23,7 @@ import time
 import uuid
 from dataclasses import asdict
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -36,9 +37,11 @@ from kafka.errors import (
 )
 
 from orders_worker.rules import external_id_of
+from orderstream import messages
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderEvent, dumps, rfc3339
 
+from .exceptions import ApplicationError
 from .models import Order, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -60,8 +63,20 @@ PERMANENT_ERRORS = (
 )
 
 
-def outbox_event_build(*, order: Order, operation: str) -> tuple[OrderEvent, OutboxEvent]:
-    """The event of `operation` on `order` and its outbox row (not saved yet)."""
+class PendingEvent(NamedTuple):
+    """An event built for the outbox: the message, its encoded value, its row (unsaved)."""
+
+    event: OrderEvent
+    value: bytes
+    row: OutboxEvent
+
+
+def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
+    """The event of `operation` on `order`, encoded once, and its outbox row (not saved).
+
+    Raises ApplicationError (413, field `payload`) for an event larger than the broker
+    takes: it could never be published, so the change must not be accepted.
+    """
     now = timezone.now()
     event = OrderEvent(
         event_id=str(uuid.uuid4()),
@@ -73,6 +88,15 @@ def outbox_event_build(*, order: Order, operation: str) -> tuple[OrderEvent, Out
         timestamp=rfc3339(now),
         external_id=external_id_of(order.payload),
     )
+    value = event.to_bytes()
+    limit = messages.MAX_EVENT_BYTES
+    if len(value) > limit:
+        raise ApplicationError(
+            "payload",
+            f"the order's event would be {len(value)} bytes, more than the limit of {limit}",
+            status_code=413,
+            code="too_large",
+        )
     row = OutboxEvent(
         event_id=event.event_id,
         order_id=order.order_id,
@@ -83,18 +107,18 @@ def outbox_event_build(*, order: Order, operation: str) -> tuple[OrderEvent, Out
         # The request publishes right after commit; the relay steps in after the grace.
         next_attempt_at=now + timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS),
     )
-    return event, row
+    return PendingEvent(event, value, row)
 
 
-def outbox_event_add(*, order: Order, operation: str) -> OrderEvent:
+def outbox_event_add(*, order: Order, operation: str) -> PendingEvent:
     """Write the event of `operation` on `order` to the outbox (caller's transaction)."""
-    event, row = outbox_event_build(order=order, operation=operation)
-    row.save(force_insert=True)
-    return event
+    pending = outbox_event_build(order=order, operation=operation)
+    pending.row.save(force_insert=True)
+    return pending
 
 
-def outbox_publish_on_commit(*, event: OrderEvent, confirm: bool) -> None:
-    """Publish `event` once the current transaction commits (never before).
+def outbox_publish_on_commit(*, pending: PendingEvent, confirm: bool) -> None:
+    """Publish `pending` once the current transaction commits (never before).
 
     With `confirm`, the commit hook waits (up to OUTBOX_PUBLISH_TIMEOUT) for the broker
     to confirm, so the caller can release a per-order lock knowing the order of events
@@ -103,11 +127,12 @@ def outbox_publish_on_commit(*, event: OrderEvent, confirm: bool) -> None:
     from .runtime import publisher
 
     topic = settings.ORDERS_EVENTS_TOPIC
+    event = pending.event
 
     def publish() -> None:
         # Never raise from here: the order is committed, the request must still answer.
         try:
-            publisher().publish(event=event, topic=topic, confirm=confirm)
+            publisher().publish(event=event, value=pending.value, topic=topic, confirm=confirm)
         except Exception:
             logger.exception(
                 "publish of %s v%d failed, left to the relay", event.order_id, event.version
@@ -285,8 +310,9 @@ class OutboxPublisher:
         logger.warning("outbox publisher: renewing the producer after repeated failures")
         self.ensure_producer(force=True)
 
-    def publish(self, *, event: OrderEvent, topic: str, confirm: bool) -> bool:
-        """Send `event`; with `confirm`, wait for the broker. False when it failed (yet)."""
+    def publish(self, *, event: OrderEvent, value: bytes, topic: str, confirm: bool) -> bool:
+        """Send `event` (encoded as `value`); with `confirm`, wait for the broker. False
+        when it failed (yet)."""
         producer = self.ensure_producer()
         if producer is None:
             logger.warning(
@@ -294,7 +320,7 @@ class OutboxPublisher:
             )
             return False
         try:
-            future = producer.send(topic, key=event.key, value=event.to_bytes())
+            future = producer.send(topic, key=event.key, value=value)
         except KafkaError as exc:
             logger.warning(
                 "publish of %s v%d failed, left to the relay: %s",

@@ -1,8 +1,9 @@
 """Writes of the API: create, update and soft-delete orders (POST /orders).
 
 `order_upsert` applies SPEC.md's pre-checks (unknown order 404, change of a deleted order
-409, amount must be computable), writes the order row and its outbox event in one
-transaction and has the event published after commit. Updates lock the row and bump
+409, amount must be computable, event within the broker's size: 413), writes the order row
+and its outbox event atomically (a create in one statement, a change in one transaction)
+and has the event published after commit. Updates lock the row and bump
 `version`; a per-order advisory lock keeps concurrent updates' events in version order.
 """
 
@@ -16,8 +17,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders_worker.rules import InvalidAmount, order_amount, order_bucket
-from orderstream import messages
-from orderstream.messages import OrderEvent
 
 from .exceptions import ApplicationError
 from .idempotency import (
@@ -28,6 +27,7 @@ from .idempotency import (
 )
 from .models import IdempotencyKey, Order, OrderStatus
 from .outbox import (
+    outbox_event_add,
     outbox_event_build,
     outbox_order_lock,
     outbox_publish_on_commit,
@@ -61,19 +61,6 @@ def _amount_of(payload: dict):
         raise ApplicationError(f"payload.{field}", reason or str(exc)) from None
     except ArithmeticError:  # e.g. decimal.Overflow of a product of huge numbers
         raise ApplicationError("payload", "the amount cannot be computed (too large)") from None
-
-
-def _event_size_check(event: OrderEvent) -> None:
-    """413 for an event larger than the broker takes (it could never be published)."""
-    size = len(event.to_bytes())
-    limit = messages.MAX_EVENT_BYTES
-    if size > limit:
-        raise ApplicationError(
-            "payload",
-            f"the order's event would be {size} bytes, more than the limit of {limit}",
-            status_code=413,
-            code="too_large",
-        )
 
 
 def _replay(record: IdempotencyKey) -> OrderWrite:
@@ -166,8 +153,8 @@ def _order_create(
         bucket=order_bucket(order_id),
         version=1,
     )
-    event, outbox_row = outbox_event_build(order=order, operation="created")
-    _event_size_check(event)
+    pending = outbox_event_build(order=order, operation="created")  # 413 if too large
+    event = pending.event
     key_record = _key_record(
         idempotency,
         user_id=user_id,
@@ -175,12 +162,12 @@ def _order_create(
         event_id=event.event_id,
         operation="created",
     )
-    insert_in_one_statement(*(row for row in (order, outbox_row, key_record) if row))
+    insert_in_one_statement(*(row for row in (order, pending.row, key_record) if row))
     # Not confirmed (a create answers fast): a concurrent update of this order from another
     # process, once it knows the order_id, can reach the partition first. The worker still
     # ends on the newest version; only the ACK statuses may be mislabelled (the create
     # then looks stale).
-    outbox_publish_on_commit(event=event, confirm=False)
+    outbox_publish_on_commit(pending=pending, confirm=False)
     return OrderWrite(order_id=order_id, event_id=event.event_id, operation="created")
 
 
@@ -220,9 +207,8 @@ def _order_change(
         order.version += 1
         order.updated_at = timezone.now()
         order.save(update_fields=["status", "payload", "amount", "version", "updated_at"])
-        event, outbox_row = outbox_event_build(order=order, operation=operation)
-        _event_size_check(event)  # raised here, the transaction rolls back
-        outbox_row.save(force_insert=True)
+        pending = outbox_event_add(order=order, operation=operation)  # 413 rolls back
+        event = pending.event
         key_record = _key_record(
             idempotency,
             user_id=user_id,
@@ -233,6 +219,6 @@ def _order_change(
         if key_record is not None:
             key_record.save(force_insert=True)
         # Confirmed before the caller releases the order lock: events stay in version order.
-        outbox_publish_on_commit(event=event, confirm=True)
+        outbox_publish_on_commit(pending=pending, confirm=True)
     logger.debug("order %s %s to version %d", order_id, operation, order.version)
     return OrderWrite(order_id=order_id, event_id=event.event_id, operation=operation)

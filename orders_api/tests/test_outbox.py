@@ -29,7 +29,7 @@ def _unpublished_event(**order_fields) -> OrderEvent:
     """An order and its event committed but never published: a crash right after commit."""
     with transaction.atomic():
         order = OrderFactory(**order_fields)
-        event = outbox_event_add(order=order, operation="created")
+        event = outbox_event_add(order=order, operation="created").event
     OutboxEvent.objects.filter(event_id=event.event_id).update(next_attempt_at=timezone.now())
     return event
 
@@ -145,7 +145,9 @@ def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
 def test_the_purge_deletes_only_old_published_rows(settings):
     settings.OUTBOX_RETENTION_SECONDS = 3600
     with transaction.atomic():
-        events = [outbox_event_add(order=OrderFactory(), operation="created") for _ in range(3)]
+        events = [
+            outbox_event_add(order=OrderFactory(), operation="created").event for _ in range(3)
+        ]
     old, recent, unpublished = (e.event_id for e in events)
     now = timezone.now()
     OutboxEvent.objects.filter(event_id=old).update(published_at=now - timedelta(hours=2))
