@@ -48,6 +48,11 @@ class OutboxEvent(models.Model):
     publishes rows still empty at `next_attempt_at` and purges old published rows. A row
     the broker refuses for good (too large, invalid record) is `parked_at`: never retried,
     kept for an operator (clear `parked_at` to have the relay try it again).
+
+    `value` holds the record value exactly as encoded and size-checked when the order
+    was written (UTF-8 JSON text), so the relay publishes the very bytes the request
+    would have: a jsonb round trip would reorder keys and could lengthen numbers
+    (1e300 comes back as 301 digits) past the broker's limit.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -55,7 +60,7 @@ class OutboxEvent(models.Model):
     order_id = models.UUIDField()
     version = models.PositiveIntegerField()
     topic = models.CharField(max_length=249)
-    value = models.JSONField()
+    value = models.TextField()
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField()
     published_at = models.DateTimeField(null=True, blank=True)

@@ -21,7 +21,6 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import asdict
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -39,7 +38,7 @@ from kafka.errors import (
 from orders_worker.rules import external_id_of
 from orderstream import messages
 from orderstream.kafka import make_producer
-from orderstream.messages import OrderEvent, dumps, rfc3339
+from orderstream.messages import OrderEvent, rfc3339
 
 from .exceptions import ApplicationError
 from .models import Order, OutboxEvent
@@ -102,7 +101,7 @@ def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
         order_id=order.order_id,
         version=order.version,
         topic=settings.ORDERS_EVENTS_TOPIC,
-        value=asdict(event),
+        value=value.decode(),
         created_at=now,
         # The request publishes right after commit; the relay steps in after the grace.
         next_attempt_at=now + timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS),
@@ -193,7 +192,7 @@ def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, 
         for row in rows:
             try:
                 future = producer.send(
-                    row.topic, key=str(row.order_id).encode(), value=dumps(row.value)
+                    row.topic, key=str(row.order_id).encode(), value=row.value.encode()
                 )
             except KafkaError as exc:
                 failed.append((row, exc))

@@ -50,7 +50,7 @@ def test_each_accepted_change_adds_an_event_with_the_rows_version():
     write = order_upsert(user_id=user, order_id=None, payload={"id": 7, "amount": 1})
     order_upsert(user_id=user, order_id=write.order_id, payload={"id": 7, "amount": 2})
     order_upsert(user_id=user, order_id=write.order_id, payload=None, delete=True)
-    events = [row.value for row in OutboxEvent.objects.order_by("id")]
+    events = [json.loads(row.value) for row in OutboxEvent.objects.order_by("id")]
     assert [(e["status"], e["version"]) for e in events] == [
         ("created", 1),
         ("updated", 2),
@@ -157,6 +157,23 @@ def test_the_purge_deletes_only_old_published_rows(settings):
         uuid.UUID(recent),
         uuid.UUID(unpublished),
     }
+
+
+@transactional
+def test_the_relay_publishes_the_bytes_the_request_checked(unique_topics, topic_reader):
+    """Not a re-encoding of a stored document: jsonb would print 1e300 as 301 digits,
+    turning a small event into one past the broker's limit, and reorder its keys."""
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    payload = {"zeta": 1, "alpha": [1e300] * 50}
+    with transaction.atomic():
+        pending = outbox_event_add(order=OrderFactory(payload=payload), operation="created")
+    OutboxEvent.objects.filter(event_id=pending.event.event_id).update(
+        next_attempt_at=timezone.now()
+    )
+    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
+    records = reader.read_until(lambda records: records)
+    assert records[0].value == pending.value
+    assert len(records[0].value) < 2000
 
 
 @transactional

@@ -1,5 +1,6 @@
 """`insert_in_one_statement` writes all its rows or none, in one statement."""
 
+import json
 import uuid
 
 import pytest
@@ -38,7 +39,9 @@ def test_all_rows_are_written_by_a_single_statement():
     assert stored.payload == {"id": "ext-1", "amount": "12.50"}
     assert stored.user_id == order.user_id
     outbox = OutboxEvent.objects.get(event_id=event.event_id)
-    assert outbox.value["order_id"] == str(order.order_id) and outbox.published_at is None
+    assert (
+        json.loads(outbox.value)["order_id"] == str(order.order_id) and outbox.published_at is None
+    )
     assert IdempotencyKey.objects.filter(order_id=order.order_id, key="k-1").exists()
 
 

@@ -227,7 +227,7 @@ def test_status_deleted_soft_deletes_and_keeps_the_data(api):
         2,
         {"id": "D-1", "amount": 3},
     )
-    assert OutboxEvent.objects.get(order_id=order.order_id).value["status"] == "deleted"
+    assert json.loads(OutboxEvent.objects.get(order_id=order.order_id).value)["status"] == "deleted"
 
 
 def test_update_of_an_unknown_order_is_404(api):
