@@ -35,10 +35,10 @@ from kafka.errors import (
     RecordListTooLargeError,
 )
 
-from orders_worker.rules import external_id_of
 from orderstream import messages
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderEvent, rfc3339
+from orderstream.order_fields import external_id_of
 
 from .exceptions import ApplicationError
 from .models import Order, OutboxEvent

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders_worker.rules import InvalidAmount, order_amount, order_bucket
+from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
 
 from .exceptions import ApplicationError
 from .idempotency import (

@@ -1,121 +1,19 @@
-"""The pure order rules of SPEC.md: amount, bucket and the upsert decision.
+"""The worker's pure upsert rules of SPEC.md.
 
-No database, no Kafka: plain functions the worker and the API both call, with unit tests
-for every branch. `order_upsert` takes the stored state (or None) and one event and
-says what the order becomes and what the ACK reports.
+No database, no Kafka: `order_upsert` takes the stored state (or None) and one event and
+says what the order becomes and what the ACK reports. The fields derived from a payload
+(amount, bucket, external id) are in `orderstream.order_fields`, shared with the API.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import (
-    MAX_EMAX,
-    MIN_EMIN,
-    ROUND_HALF_EVEN,
-    ROUND_HALF_UP,
-    Context,
-    Decimal,
-    DivisionByZero,
-    InvalidOperation,
-    Overflow,
-    localcontext,
-)
+from decimal import Decimal
 from enum import StrEnum
 
 from orderstream.messages import InvalidMessage, OrderEvent, event_time
-
-CENT = Decimal("0.01")
-# The columns hold numeric(20, 2): anything of 18 integer digits or more is refused.
-MAX_AMOUNT = Decimal("1e18")
-
-
-def _amount_context() -> Context:
-    """The arithmetic of `order_amount`, independent of the thread's decimal context: wide
-    exponents (huge or tiny inputs round instead of failing) and errors trapped."""
-    return Context(
-        prec=40,
-        rounding=ROUND_HALF_EVEN,
-        Emax=MAX_EMAX,
-        Emin=MIN_EMIN,
-        traps=[InvalidOperation, DivisionByZero, Overflow],
-    )
-
-
-class InvalidAmount(ValueError):
-    """The payload's amount, price or qty is not a usable number."""
-
-
-def _number(value: object, field: str) -> Decimal:
-    """A JSON number or numeric string as a finite Decimal; booleans are not numbers."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        raise InvalidAmount(f"{field}: not a number: {value!r}")
-    try:
-        if isinstance(value, str):
-            number = Decimal(value.strip())
-        elif isinstance(value, int):
-            number = Decimal(value)  # exact, and no int-to-str digit limit
-        else:
-            number = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidAmount(f"{field}: not a number: {value!r}") from None
-    if not number.is_finite():
-        raise InvalidAmount(f"{field}: not a finite number: {value!r}")
-    return number
-
-
-def order_amount(payload: dict) -> Decimal:
-    """`payload.amount` if present, else the sum of price * qty over `payload.items`
-    (qty defaults to 1), else 0; rounded half-up to cents.
-
-    Raises `InvalidAmount` for non-numeric values or a result beyond the column's range,
-    including a product or sum too large for any decimal (`decimal.Overflow`).
-    """
-    try:
-        with localcontext(_amount_context()):
-            return _order_amount(payload)
-    except ArithmeticError as exc:  # Overflow, InvalidOperation, ...
-        raise InvalidAmount(f"amount: cannot be computed ({type(exc).__name__})") from None
-
-
-def _order_amount(payload: dict) -> Decimal:
-    if payload.get("amount") is not None:
-        total = _number(payload["amount"], "amount")
-    elif isinstance(payload.get("items"), list):
-        total = Decimal(0)
-        for index, item in enumerate(payload["items"]):
-            if not isinstance(item, dict):
-                raise InvalidAmount(f"items[{index}]: not an object")
-            price = _number(item.get("price", 0), f"items[{index}].price")
-            qty_value = item.get("qty")
-            qty = Decimal(1) if qty_value is None else _number(qty_value, f"items[{index}].qty")
-            total += price * qty
-    else:
-        total = Decimal(0)
-    if abs(total) >= MAX_AMOUNT:
-        raise InvalidAmount(f"amount: {total:.6g} is out of range")
-    return total.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def order_bucket(order_id: str | uuid.UUID) -> int:
-    """First byte of the order uuid mod 4."""
-    return uuid.UUID(str(order_id)).bytes[0] % 4
-
-
-def external_id_of(payload: dict) -> str | None:
-    """`payload.id` as a string (a number rendered as its string), or None."""
-    value = payload.get("id")
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return None
-
+from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
 
 # The `version` column is a PostgreSQL integer.
 MAX_VERSION = 2**31 - 1

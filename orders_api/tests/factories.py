@@ -6,7 +6,7 @@ import factory
 from django.utils import timezone
 
 from orders_api.models import Order, OrderStatus
-from orders_worker.rules import order_bucket
+from orderstream.order_fields import order_bucket
 
 
 class OrderFactory(factory.django.DjangoModelFactory):

@@ -6,8 +6,8 @@ import factory
 from django.utils import timezone
 
 from orders_worker.models import ProcessedOrder, ProcessedOrderStatus
-from orders_worker.rules import external_id_of, order_bucket
 from orderstream.messages import OrderEvent, rfc3339
+from orderstream.order_fields import external_id_of, order_bucket
 
 
 class ProcessedOrderFactory(factory.django.DjangoModelFactory):
