@@ -6,7 +6,10 @@ Measures, in one run:
   reader (like the API's ACK listener) — the part of a synchronous POST no API code can save;
 - sequential synchronous POST /orders creates (waiting for the worker's ACK): p50/p95/p99;
 - non-waiting POSTs (`?wait=false`) at several concurrency levels: requests per second;
-- GET /orders/{order_id} at the same levels: requests per second.
+- GET /orders/{order_id} at the same levels: requests per second;
+- GET /health at the same levels: the baseline of a request that does no work (the
+  framework, the server and the load generator alone), so the throughputs can be read as
+  ratios to it: this machine is shared and its speed varies from one run to the next.
 Bounded in count and time; loopback only.
 """
 
@@ -213,13 +216,18 @@ def run_bench(config: BenchConfig, out) -> dict:
     def get_one(c: Client) -> int:
         return c.request("GET", f"/orders/{ids[int(time.perf_counter_ns()) % len(ids)]}")[0]
 
-    nowait, gets = [], []
-    for level in config.concurrency:
-        out.write(f"non-waiting POST at concurrency {level} for {config.duration}s...\n")
-        nowait.append(load(config.base_url, level, config.duration, post_nowait))
-    for level in config.concurrency:
-        out.write(f"GET at concurrency {level} for {config.duration}s...\n")
-        gets.append(load(config.base_url, level, config.duration, get_one))
+    def get_health(c: Client) -> int:
+        return c.request("GET", "/health")[0]
+
+    runs = {"nowait_create": [], "get_order": [], "health": []}
+    for key, label, make_request in (
+        ("health", "GET /health (baseline)", get_health),
+        ("nowait_create", "non-waiting POST", post_nowait),
+        ("get_order", "GET /orders/{id}", get_one),
+    ):
+        for level in config.concurrency:
+            out.write(f"{label} at concurrency {level} for {config.duration}s...\n")
+            runs[key].append(load(config.base_url, level, config.duration, make_request))
 
     report = {
         "base_url": config.base_url,
@@ -230,8 +238,11 @@ def run_bench(config: BenchConfig, out) -> dict:
         "sync_create_p50_over_floor_p50": round(sync["p50"] / floor["p50"], 2)
         if floor.get("p50")
         else None,
-        "nowait_create": nowait,
-        "get_order": gets,
+        **runs,
+        "nowait_create_over_health": [
+            round(post["rps"] / health["rps"], 3) if health["rps"] else None
+            for post, health in zip(runs["nowait_create"], runs["health"], strict=True)
+        ],
     }
     with open(config.json_path, "w") as fh:
         json.dump(report, fh, indent=2)
@@ -257,6 +268,7 @@ def format_table(report: dict) -> str:
     for name, rows in (
         ("POST ?wait=false", report["nowait_create"]),
         ("GET /orders/{id}", report["get_order"]),
+        ("GET /health (baseline)", report["health"]),
     ):
         for row in rows:
             errors = row["requests"] - row["ok"]
@@ -264,4 +276,9 @@ def format_table(report: dict) -> str:
                 f"{name + ' @ concurrency ' + str(row['concurrency']):44} {row['rps']:>8} "
                 f"{row['latency_ms']['p50']:>8} {row['latency_ms']['p99']:>8} {errors:>7}"
             )
+    ratios = ", ".join(
+        f"{ratio} at c={row['concurrency']}"
+        for ratio, row in zip(report["nowait_create_over_health"], report["health"], strict=True)
+    )
+    lines.append(f"  non-waiting POST req/s / GET /health req/s: {ratios}")
     return "\n".join(lines) + "\n"
