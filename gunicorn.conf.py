@@ -9,6 +9,8 @@ worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60
 graceful_timeout = 20
+# A new worker serves once its ACK listener is positioned, or after this many seconds.
+LISTENER_READY_TIMEOUT = 10
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "1" else None
 
 
@@ -23,7 +25,12 @@ def post_worker_init(worker):
     from orders_api import runtime
 
     try:
-        runtime.start()
+        if not runtime.start(ready_timeout=LISTENER_READY_TIMEOUT):
+            worker.log.warning(
+                "ACK listener not ready after %ss (no broker?): serving anyway; POSTs "
+                "answer 202 until it is",
+                LISTENER_READY_TIMEOUT,
+            )
     except Exception:
         worker.log.exception("could not start the API's background pieces; retried on first use")
 

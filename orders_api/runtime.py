@@ -78,10 +78,15 @@ def ack_listener() -> AckListener:
     return _current("listener", identity, _build_listener)
 
 
-def start() -> None:
-    """Start every piece now (gunicorn's post_worker_init), instead of on first use."""
+def start(*, ready_timeout: float = 0.0) -> bool:
+    """Start every piece now (gunicorn's post_worker_init), instead of on first use.
+
+    Waits up to `ready_timeout` seconds for the ACK listener to be positioned, so that the
+    first requests of a new process can wait for their ACK (a POST waits at most a second
+    for an unready listener, then answers 202). True when the listener is ready.
+    """
     publisher()
-    ack_listener()
+    return ack_listener().ready.wait(ready_timeout)
 
 
 def shutdown() -> None:

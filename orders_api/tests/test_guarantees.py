@@ -141,6 +141,14 @@ def _read_from_start(topic: str, count: int, timeout: float = 20.0) -> list:
         consumer.close()
 
 
+def test_a_new_process_starts_serving_with_its_ack_listener_positioned(unique_topics):
+    """gunicorn's post_worker_init waits for the listener, so the first waiting POST of a
+    new worker process is not answered 202 for want of a ready listener."""
+    runtime.shutdown()  # a fresh process
+    assert runtime.start(ready_timeout=10) is True
+    assert runtime.ack_listener().ready.is_set()
+
+
 def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_later(api, settings):
     """No broker when the process starts: start() and POSTs (with or without the ACK wait)
     answer at once (202, order and outbox row committed), and the relay publishes the
@@ -155,7 +163,8 @@ def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_la
     broker = None
     try:
         started = time.monotonic()
-        runtime.start()  # gunicorn's post_worker_init: must neither raise nor hang
+        # gunicorn's post_worker_init: must neither raise nor hang
+        assert runtime.start(ready_timeout=1) is False
         assert time.monotonic() - started < 10
         started = time.monotonic()
         response = api.post(
