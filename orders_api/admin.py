@@ -1,12 +1,152 @@
-"""Admin for the API database's orders."""
+"""Admin for the API database: its orders, and its outbox of events (read-only, with retry)."""
 
-from django.contrib import admin
+import json
+import re
+import uuid
 
-from orderstream.admin import OrderAdminBase
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from .models import Order
+from orderstream.admin import OrderAdminBase, ReadOnlyModelAdmin
+
+from .models import Order, OutboxEvent
+from .outbox_operations import outbox_events_unpark
 
 
 @admin.register(Order)
 class OrderAdmin(OrderAdminBase):
     using = "default"
+
+
+# One JSON token: a string (with its escapes), a structural character, or a literal/number.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\],:]|[^\s{}\[\],:"]+')
+
+
+def json_indented(text: str, indent: str = "  ") -> str:
+    """`text` laid out one member per line, each token kept exactly as written.
+
+    Not `json.dumps(json.loads(text), indent=2)`: that rewrites numbers (1e300 becomes
+    1e+300, 2.50 becomes 2.5) and escapes, and the page is to show what the relay
+    publishes. Text that is not JSON is returned unchanged.
+    """
+    try:
+        json.loads(text)
+    except ValueError:
+        return text
+    out, depth, newline = [], 0, False
+    for token in _JSON_TOKEN.findall(text):
+        if token in ("}", "]"):
+            depth -= 1
+            out.append(token if newline else "\n" + indent * depth + token)
+            newline = False
+            continue
+        if newline:
+            out.append("\n" + indent * depth)
+            newline = False
+        if token in ("{", "["):
+            depth += 1
+            newline = True
+        elif token == ",":
+            newline = True
+        out.append(": " if token == ":" else token)
+    return "".join(out)
+
+
+class OutboxStateFilter(admin.SimpleListFilter):
+    """Where a row is in the relay's life: waiting to be published, parked, published."""
+
+    title = "state"
+    parameter_name = "state"
+    STATES = {
+        "unpublished": Q(published_at__isnull=True, parked_at__isnull=True),
+        "parked": Q(parked_at__isnull=False),
+        "published": Q(published_at__isnull=False),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(state, state) for state in self.STATES]
+
+    def queryset(self, request, queryset):
+        state = self.STATES.get(self.value())
+        return queryset if state is None else queryset.filter(state)
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyModelAdmin):
+    """The outbox, read-only: rows are written only with their order, and deleting one
+    would lose its event. The one change allowed is putting parked rows back in the
+    relay's queue (the action "Retry the selected parked events")."""
+
+    using = "default"
+    list_display = (
+        "id",
+        "order_id",
+        "version",
+        "topic",
+        "created_at",
+        "published_at",
+        "parked_at",
+        "attempts",
+        "last_error_short",
+    )
+    list_filter = (OutboxStateFilter,)
+    # Matched exactly, as uuids, by get_search_results below (both are indexed).
+    search_fields = ("order_id", "event_id")
+    search_help_text = "An order id or an event id (the whole uuid)."
+    # Newest first; the primary key's order, which needs no sort of the whole table.
+    ordering = ("-id",)
+    show_full_result_count = False
+    fields = (
+        "id",
+        "event_id",
+        "order_id",
+        "version",
+        "topic",
+        "created_at",
+        "next_attempt_at",
+        "published_at",
+        "parked_at",
+        "attempts",
+        "last_error",
+        "value_indented",
+    )
+    readonly_fields = fields
+    actions = ("retry_parked",)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            wanted = uuid.UUID(term)
+        except ValueError:
+            return queryset.none(), False
+        return queryset.filter(Q(order_id=wanted) | Q(event_id=wanted)), False
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return Truncator(obj.last_error).chars(80)
+
+    @admin.display(description="value (the event's JSON, as published)")
+    def value_indented(self, obj):
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', json_indented(obj.value))
+
+    def has_retry_permission(self, request):
+        """Retrying changes rows: it needs the change permission on outbox events."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Retry the selected parked events", permissions=["retry"])
+    def retry_parked(self, request, queryset):
+        count = outbox_events_unpark(event_ids=queryset.values_list("event_id", flat=True))
+        if count:
+            self.message_user(
+                request, f"{count} parked event(s) put back in the relay's queue.", messages.SUCCESS
+            )
+        else:
+            self.message_user(
+                request,
+                "None of the selected events is parked and unpublished: nothing changed.",
+                messages.WARNING,
+            )

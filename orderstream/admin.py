@@ -29,7 +29,23 @@ class MultiDBModelAdmin(admin.ModelAdmin):
         return super().formfield_for_manytomany(db_field, request, using=self.using, **kwargs)
 
 
-class OrderAdminBase(MultiDBModelAdmin):
+class ReadOnlyModelAdmin(MultiDBModelAdmin):
+    """A MultiDBModelAdmin that shows rows but never adds, changes or deletes them.
+
+    For rows that only the application writes: an edit here would bypass its rules.
+    """
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OrderAdminBase(ReadOnlyModelAdmin):
     """Read-only list, search (order id, user id, external id = payload.id), status filter.
 
     Orders change only through the API (which writes the outbox event with the row) and
@@ -50,15 +66,6 @@ class OrderAdminBase(MultiDBModelAdmin):
     ordering = ("-updated_at",)
     readonly_fields = ("order_id", "created_at", "updated_at", "version", "bucket")
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="external id")
     def external_id(self, obj):
