@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from orderstream.kafka import make_consumer, make_producer
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, rfc3339, utc_now
 
+from .heartbeat import Heartbeat
 from .results import order_results_write
 from .services import DB_ALIAS, EventResult, orders_apply_batch, processed_events_purge
 
@@ -80,6 +81,7 @@ class WorkerConfig:
     ack_linger_ms: int = 20
     event_retention_seconds: int = 7 * 24 * 3600
     max_poll_interval_ms: int = 30_000
+    heartbeat_file: str = ""
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerConfig:
@@ -94,6 +96,7 @@ class WorkerConfig:
             "ack_linger_ms": settings.WORKER_ACK_LINGER_MS,
             "event_retention_seconds": settings.WORKER_EVENT_RETENTION_SECONDS,
             "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
+            "heartbeat_file": settings.WORKER_HEARTBEAT_FILE,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -164,6 +167,7 @@ class OrderWorker(ConsumerRebalanceListener):
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._last_purge = 0.0
+        self._heartbeat = Heartbeat(config.heartbeat_file)
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -199,6 +203,7 @@ class OrderWorker(ConsumerRebalanceListener):
             self._consumer = self._retry("connect the consumer", self._build_consumer)
             self._producer = self._retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
+                self._heartbeat.touch()
                 records = self._poll()
                 if records:
                     self._handle(records)
@@ -417,6 +422,7 @@ class OrderWorker(ConsumerRebalanceListener):
                 return False
             if self._stop.wait(min(step, remaining)):
                 return True
+            self._heartbeat.touch()  # backing off from an outage is alive (see heartbeat.py)
             self._poll_paused()
 
     def _poll_paused(self) -> None:

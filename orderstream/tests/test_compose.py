@@ -35,6 +35,7 @@ from django.apps import apps
 from django.conf import settings
 from psycopg2 import sql
 
+from orders_worker.consumer import WorkerConfig
 from orderstream.devbroker import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -402,6 +403,29 @@ def test_services_ports_healthchecks_and_dependencies():
         assert services[name]["volumes"]
 
 
+def worker_healthcheck_args() -> dict[str, str]:
+    """`--option value` pairs of the worker's healthcheck command."""
+    test = resolved_compose()["services"]["worker"]["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "-m", "orders_worker.heartbeat"], test
+    options = test[4:]
+    return dict(zip(options[::2], options[1::2], strict=True))
+
+
+def test_worker_healthcheck_checks_the_heartbeat_of_its_loop():
+    """The worker is healthy while its loop turns: the healthcheck reads the file the worker
+    touches, and allows more than the longest legitimate gap between two turns (a poll
+    interval of the group plus a retry backoff wait)."""
+    worker = resolved_compose()["services"]["worker"]
+    args = worker_healthcheck_args()
+    heartbeat_file = service_env(worker)["WORKER_HEARTBEAT_FILE"]
+    assert args["--file"] == heartbeat_file
+    assert heartbeat_file.startswith("/tmp/"), "the non-root user must be able to write it"
+    max_poll_interval = float(settings_variables()["KAFKA_MAX_POLL_INTERVAL_MS"]) / 1000
+    assert float(args["--max-age"]) > max_poll_interval + WorkerConfig.backoff_max
+    for key in ("interval", "timeout", "retries", "start_period"):
+        assert worker["healthcheck"][key], f"worker healthcheck without {key}"
+
+
 def test_kafka_runs_kraft_with_a_listener_for_containers_and_one_for_the_host():
     services = resolved_compose()["services"]
     kafka = services["kafka"]
@@ -732,8 +756,20 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
 def test_worker_start_script_migrates_worker_and_runs_the_worker(
     scratch_databases, unique_topics, tmp_path
 ):
-    """start-worker.sh: waits, migrates only `worker`, execs run_worker, stops on SIGTERM."""
-    env = script_env(scratch_databases, unique_topics, tmp_path)
+    """start-worker.sh: waits, migrates only `worker`, execs run_worker, stops on SIGTERM;
+    the compose healthcheck (on this test's heartbeat file) passes while it runs."""
+    heartbeat_file = tmp_path / "worker.alive"
+    env = script_env(
+        scratch_databases, unique_topics, tmp_path, WORKER_HEARTBEAT_FILE=str(heartbeat_file)
+    )
+    # The compose healthcheck as written (minus CMD), on this test's heartbeat file.
+    healthcheck = resolved_compose()["services"]["worker"]["healthcheck"]["test"][1:]
+    healthcheck[healthcheck.index("--file") + 1] = str(heartbeat_file)
+
+    def healthy() -> bool:
+        result = subprocess.run(healthcheck, cwd=ROOT, env=env, capture_output=True, timeout=30)
+        return result.returncode == 0
+
     launched = Launched(START_SCRIPTS["worker"], env, tmp_path / "worker.log")
     try:
         expected = app_tables("orders_worker")
@@ -752,6 +788,7 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
             "a log line of the worker",
             launched,
         )
+        wait_until(healthy, 20, "the worker healthcheck to pass", launched)
         time.sleep(2)
         launched.assert_running()
         assert "prestart: database `worker` is up" in launched.output()
