@@ -11,7 +11,7 @@ timeout = 60
 graceful_timeout = 20
 # A new worker serves once its ACK listener is positioned, or after this many seconds.
 LISTENER_READY_TIMEOUT = 10
-accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "1" else None
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
 
 
 def post_worker_init(worker):

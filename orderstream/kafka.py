@@ -28,6 +28,9 @@ def make_producer(**overrides) -> KafkaProducer:
         "retries": 5,
         "request_timeout_ms": 10_000,
         "max_block_ms": 5_000,
+        # kafka-python's client metrics (sensors updated on every request and record) are
+        # read by nothing here; in a profile under load they were ~5 % of the worker's CPU.
+        "metrics_enabled": False,
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -45,6 +48,7 @@ def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsu
         "session_timeout_ms": settings.KAFKA_SESSION_TIMEOUT_MS,
         "heartbeat_interval_ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
         "fetch_max_wait_ms": settings.KAFKA_FETCH_MAX_WAIT_MS,
+        "metrics_enabled": False,  # as for the producer
     }
     config.update(overrides)
     return KafkaConsumer(*topics, **config)
