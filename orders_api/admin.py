@@ -18,7 +18,6 @@ class OrderAdmin(OrderAdminBase):
     using = "default"
 
 
-# One JSON token: a string (with its escapes), a structural character, or a literal/number.
 class OutboxStateFilter(admin.SimpleListFilter):
     """Where a row is in the relay's life: waiting to be published, parked, published."""
 

@@ -219,13 +219,14 @@ def run_bench(config: BenchConfig, out) -> dict:
     def get_health(c: Client) -> int:
         return c.request("GET", "/health")[0]
 
+    # Each level's baseline runs right before the runs it is compared with.
     runs = {"nowait_create": [], "get_order": [], "health": []}
-    for key, label, make_request in (
-        ("health", "GET /health (baseline)", get_health),
-        ("nowait_create", "non-waiting POST", post_nowait),
-        ("get_order", "GET /orders/{id}", get_one),
-    ):
-        for level in config.concurrency:
+    for level in config.concurrency:
+        for key, label, make_request in (
+            ("health", "GET /health (baseline)", get_health),
+            ("nowait_create", "non-waiting POST", post_nowait),
+            ("get_order", "GET /orders/{id}", get_one),
+        ):
             out.write(f"{label} at concurrency {level} for {config.duration}s...\n")
             runs[key].append(load(config.base_url, level, config.duration, make_request))
 

@@ -47,12 +47,14 @@ class OutboxEvent(models.Model):
     `published_at` stays empty until the broker acknowledged the message; the relay
     publishes rows still empty at `next_attempt_at` and purges old published rows. A row
     the broker refuses for good (too large, invalid record) is `parked_at`: never retried,
-    kept for an operator (clear `parked_at` to have the relay try it again).
+    kept for an operator (the admin's retry action, `outbox_events_unpark`, puts it back).
 
     `value` holds the record value exactly as encoded and size-checked when the order
     was written (UTF-8 JSON text), so the relay publishes the very bytes the request
     would have: a jsonb round trip would reorder keys and could lengthen numbers
-    (1e300 comes back as 301 digits) past the broker's limit.
+    (1e300 comes back as 301 digits) past the broker's limit. Rows written before
+    migration 0004 hold jsonb's rendering of the event instead: the same JSON document,
+    published as it is.
     """
 
     id = models.BigAutoField(primary_key=True)

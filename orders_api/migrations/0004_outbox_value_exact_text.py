@@ -4,15 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    """The outbox keeps the event's exact encoded text instead of a jsonb document.
+
+    ALTER COLUMN ... TYPE text rewrites the table under an exclusive lock: creates wait
+    until it is done. On a large outbox, let the relay purge published rows first (or
+    lower OUTBOX_RETENTION_SECONDS for a while). Existing rows keep jsonb's rendering.
+    """
 
     dependencies = [
-        ('orders_api', '0003_outbox_parked'),
+        ("orders_api", "0003_outbox_parked"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='outboxevent',
-            name='value',
+            model_name="outboxevent",
+            name="value",
             field=models.TextField(),
         ),
     ]

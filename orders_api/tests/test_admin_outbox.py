@@ -125,7 +125,7 @@ def test_the_detail_page_is_read_only_and_shows_the_event_json_as_published(admi
     response = admin_client.get(f"{changelist_url()}{row.pk}/change/")
     assert response.status_code == 200
     body = response.content.decode()
-    for field in ("topic", "attempts", "last_error", "value", "parked_at"):
+    for field in ("topic", "attempts", "last_error", "parked_at"):
         assert f'name="{field}"' not in body
     assert escape(row.value) in body  # the stored text itself: 1e300 stays 1e300
     assert "<b>&</b>" not in body
