@@ -6,12 +6,19 @@ an error it reconnects where it left off (the next offset of each partition), so
 produced while it was reconnecting are not skipped.
 Each ACK wakes the waiter registered for its `event_id`, if any, and is kept in a bounded
 table of recent ACKs, so an ACK that arrives before its request starts waiting is not lost.
+
+The reader polls without pause only while requests wait for an ACK (and HOT_SECONDS after
+the last one began): with no one waiting it reads every ACK_LISTENER_IDLE_POLL_MS, in
+bulk, and a request that starts waiting wakes it at once. Each poll costs a fetch round
+trip in Python whether or not ACKs came, and with non-waiting traffic or none at all
+nobody needs them sooner.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 from django.conf import settings
@@ -23,6 +30,9 @@ from orderstream.messages import InvalidMessage, OrderAck
 logger = logging.getLogger(__name__)
 
 RECENT_ACKS = 20_000
+# After a wait begins, the reader stays on continuous polling this long (a client sending
+# one waiting POST after another keeps it there).
+HOT_SECONDS = 2.0
 
 
 class _Slot:
@@ -43,7 +53,10 @@ class AckListener(threading.Thread):
         self.topic = settings.ORDERS_ACK_TOPIC
         self.ready = threading.Event()
         self.stopping = threading.Event()
+        self.idle_poll_seconds = settings.ACK_LISTENER_IDLE_POLL_MS / 1000
         self._lock = threading.Lock()
+        self._hot_until = 0.0  # monotonic time until which the reader polls continuously
+        self._wake = threading.Event()  # set when a wait begins
         self._slots: dict[str, _Slot] = {}
         self._recent: OrderedDict[str, OrderAck] = OrderedDict()
         # The next offset to read per partition (reader thread only): where a reconnect resumes.
@@ -61,6 +74,8 @@ class AckListener(threading.Thread):
             if slot is None:
                 slot = self._slots[event_id] = _Slot()
             slot.waiters += 1
+            self._hot_until = time.monotonic() + HOT_SECONDS
+        self._wake.set()
         try:
             slot.event.wait(timeout)
             return slot.ack
@@ -97,7 +112,7 @@ class AckListener(threading.Thread):
                 consumer = make_consumer(group_id=None, client_id="orderstream-api-acks")
                 self._position(consumer)
                 while not self.stopping.is_set():
-                    batches = consumer.poll(timeout_ms=200)
+                    batches = consumer.poll(timeout_ms=200 if self._pause_before_poll() else 0)
                     for partition, records in batches.items():
                         for record in records:
                             self._handle(record)
@@ -108,6 +123,18 @@ class AckListener(threading.Thread):
             finally:
                 if consumer is not None:
                     consumer.close()
+
+    def _pause_before_poll(self) -> bool:
+        """While nobody waits, sleep up to the idle interval (a new wait ends the sleep);
+        True when the reader should poll continuously (block in poll for records)."""
+        with self._lock:
+            hot = bool(self._slots) or time.monotonic() < self._hot_until
+        if hot or self.idle_poll_seconds <= 0:
+            return True
+        self._wake.clear()
+        if self._wake.wait(self.idle_poll_seconds):
+            return True
+        return False
 
     def _position(self, consumer) -> None:
         """Assign every ACK partition: at the end the first time, where the last reader
@@ -150,4 +177,5 @@ class AckListener(threading.Thread):
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
+        self._wake.set()
         self.join(timeout)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 
+from orders_api import acks
 from orders_api.acks import AckListener
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderAck
+from orderstream.testing import eventually
 
 pytestmark = pytest.mark.broker
 
@@ -122,3 +125,64 @@ def test_after_an_error_the_listener_resumes_where_it_stopped(listeners, send_ac
     assert listener.wait_for(first, 15) is not None
     ack = listener.wait_for(during, 15)
     assert ack is not None and ack.status == "updated"
+
+
+class _CountingPolls:
+    """Wraps the listener's consumer to count its polls (each one a fetch round trip)."""
+
+    def __init__(self, consumer, counter: list[float]):
+        self._consumer = consumer
+        self._counter = counter
+
+    def poll(self, *args, **kwargs):
+        self._counter.append(time.monotonic())
+        return self._consumer.poll(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._consumer, name)
+
+
+@pytest.fixture
+def poll_times(monkeypatch):
+    """The monotonic times of every poll of the listeners started in this test."""
+    times: list[float] = []
+    make = acks.make_consumer
+    monkeypatch.setattr(acks, "make_consumer", lambda **kw: _CountingPolls(make(**kw), times))
+    return times
+
+
+def _polls_during(times: list[float], seconds: float) -> int:
+    start = time.monotonic()
+    time.sleep(seconds)
+    return sum(1 for t in times if t >= start)
+
+
+def test_with_nobody_waiting_the_listener_reads_only_every_idle_interval(
+    listeners, send_ack, poll_times, settings
+):
+    settings.ACK_LISTENER_IDLE_POLL_MS = 200
+    listener = listeners()
+    idle_polls = _polls_during(poll_times, 1.0)
+    assert 2 <= idle_polls <= 7, idle_polls  # about 5 at 200 ms
+    # ...yet it reads every ACK: a replayed request finds it among the recent ones.
+    event_id = str(uuid.uuid4())
+    send_ack(ack_of(event_id, "updated"))
+    eventually(lambda: listener.recent(event_id), message="the ACK is read while idle")
+
+
+def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(
+    listeners, send_ack, poll_times, settings
+):
+    settings.ACK_LISTENER_IDLE_POLL_MS = 30_000  # asleep for the rest of the test, unless woken
+    listener = listeners()
+    time.sleep(0.5)  # now in its idle sleep
+    event_id = str(uuid.uuid4())
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(ack=listener.wait_for(event_id, 10)))
+    started = time.monotonic()
+    waiter.start()
+    send_ack(ack_of(event_id))
+    waiter.join(15)
+    assert got["ack"] is not None and time.monotonic() - started < 5
+    # Right after a wait it polls without pause (the next waiting request is not delayed).
+    assert _polls_during(poll_times, 0.5) >= 2

@@ -182,6 +182,9 @@ WORKER_HEARTBEAT_FILE = env("WORKER_HEARTBEAT_FILE", "")
 # ------------------------------------------------------------------------------
 # How long POST /orders waits for the worker's ACK before answering 202.
 ORDER_ACK_WAIT_TIMEOUT = float(env("ORDER_ACK_WAIT_TIMEOUT", "10"))
+# ms between two reads of orders.ack while no request waits for an ACK (0 = read without
+# pause); a request that starts waiting wakes the reader at once.
+ACK_LISTENER_IDLE_POLL_MS = int(env("ACK_LISTENER_IDLE_POLL_MS", "100"))
 # Largest accepted request body in bytes (larger bodies get 413).
 API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
