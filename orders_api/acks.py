@@ -33,6 +33,8 @@ RECENT_ACKS = 20_000
 # After a wait begins, the reader stays on continuous polling this long (a client sending
 # one waiting POST after another keeps it there).
 HOT_SECONDS = 2.0
+# An idle poll waits this much longer than the broker holds an empty fetch.
+FETCH_MARGIN_MS = 10
 
 
 class _Slot:
@@ -112,7 +114,7 @@ class AckListener(threading.Thread):
                 consumer = make_consumer(group_id=None, client_id="orderstream-api-acks")
                 self._position(consumer)
                 while not self.stopping.is_set():
-                    batches = consumer.poll(timeout_ms=200 if self._pause_before_poll() else 0)
+                    batches = consumer.poll(timeout_ms=self._poll_timeout_ms())
                     for partition, records in batches.items():
                         for record in records:
                             self._handle(record)
@@ -124,17 +126,19 @@ class AckListener(threading.Thread):
                 if consumer is not None:
                     consumer.close()
 
-    def _pause_before_poll(self) -> bool:
-        """While nobody waits, sleep up to the idle interval (a new wait ends the sleep);
-        True when the reader should poll continuously (block in poll for records)."""
+    def _poll_timeout_ms(self) -> int:
+        """How long the next poll may block: while requests wait, 200 ms (it returns as
+        soon as ACKs come). Otherwise sleep up to the idle interval first (a new wait ends
+        the sleep) and poll for one fetch: the broker answers an empty one after
+        fetch_max_wait_ms."""
         with self._lock:
             hot = bool(self._slots) or time.monotonic() < self._hot_until
         if hot or self.idle_poll_seconds <= 0:
-            return True
+            return 200
         self._wake.clear()
         if self._wake.wait(self.idle_poll_seconds):
-            return True
-        return False
+            return 200
+        return settings.KAFKA_FETCH_MAX_WAIT_MS + FETCH_MARGIN_MS
 
     def _position(self, consumer) -> None:
         """Assign every ACK partition: at the end the first time, where the last reader

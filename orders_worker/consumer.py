@@ -59,6 +59,12 @@ LOST_COMMIT_ERRORS = (
 PURGE_INTERVAL = 3600.0
 
 
+# A worker that saw no event for this long polls only every `idle_poll_ms` (when set).
+IDLE_AFTER_SECONDS = 2.0
+# An idle poll waits this much longer than the broker holds an empty fetch.
+FETCH_MARGIN_MS = 10
+
+
 class BatchAbandoned(Exception):
     """Stop was requested while a batch waited on a retry; nothing was committed."""
 
@@ -82,6 +88,8 @@ class WorkerConfig:
     event_retention_seconds: int = 7 * 24 * 3600
     max_poll_interval_ms: int = 30_000
     heartbeat_file: str = ""
+    idle_poll_ms: int = 0
+    fetch_max_wait_ms: int = 500
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerConfig:
@@ -97,6 +105,8 @@ class WorkerConfig:
             "event_retention_seconds": settings.WORKER_EVENT_RETENTION_SECONDS,
             "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
             "heartbeat_file": settings.WORKER_HEARTBEAT_FILE,
+            "idle_poll_ms": settings.WORKER_IDLE_POLL_MS,
+            "fetch_max_wait_ms": settings.KAFKA_FETCH_MAX_WAIT_MS,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -168,6 +178,7 @@ class OrderWorker(ConsumerRebalanceListener):
         self._producer: KafkaProducer | None = None
         self._last_purge = 0.0
         self._heartbeat = Heartbeat(config.heartbeat_file)
+        self._last_records_at = time.monotonic()
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -204,8 +215,10 @@ class OrderWorker(ConsumerRebalanceListener):
             self._producer = self._retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
                 self._heartbeat.touch()
-                records = self._poll()
+                busy = self._pause_when_idle()
+                records = self._poll(block=busy)
                 if records:
+                    self._last_records_at = time.monotonic()
                     self._handle(records)
                 self._maybe_log_stats()
                 self._maybe_purge()
@@ -231,13 +244,32 @@ class OrderWorker(ConsumerRebalanceListener):
             batch_size=256 * 1024,
         )
 
-    def _poll(self) -> dict:
+    def _pause_when_idle(self) -> bool:
+        """With `idle_poll_ms`, once no event came for IDLE_AFTER_SECONDS: wait that long
+        before the next poll, and return False (poll only as long as one fetch takes).
+
+        Each poll is a fetch round trip in Python; a broker that holds an empty fetch for
+        the whole fetch_max_wait_ms (the embedded development broker) makes an idle worker
+        poll some hundred times a second. The price is up to `idle_poll_ms` more latency
+        for the first event after a quiet spell. Off (0) by default: a Kafka broker
+        answers a long poll as soon as data comes.
+        """
+        idle = time.monotonic() - self._last_records_at > IDLE_AFTER_SECONDS
+        if not (self.config.idle_poll_ms and idle and self._consumer.assignment()):
+            return True
+        self._stop.wait(self.config.idle_poll_ms / 1000)
+        return False
+
+    def _poll(self, *, block: bool = True) -> dict:
         limit = self.config.batch_size
         remaining = self._remaining()
         if remaining is not None:
             limit = min(limit, remaining)
+        timeout_ms = self.config.poll_timeout_ms
+        if not block:  # one fetch: the broker answers an empty one after fetch_max_wait_ms
+            timeout_ms = min(timeout_ms, self.config.fetch_max_wait_ms + FETCH_MARGIN_MS)
         try:
-            return self._consumer.poll(timeout_ms=self.config.poll_timeout_ms, max_records=limit)
+            return self._consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as exc:
             self.stats.retries += 1
             logger.warning("poll failed, retrying: %s", exc)

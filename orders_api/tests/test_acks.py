@@ -12,7 +12,7 @@ from orders_api import acks
 from orders_api.acks import AckListener
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderAck
-from orderstream.testing import eventually
+from orderstream.testing import CountingPolls, eventually, polls_during
 
 pytestmark = pytest.mark.broker
 
@@ -127,34 +127,13 @@ def test_after_an_error_the_listener_resumes_where_it_stopped(listeners, send_ac
     assert ack is not None and ack.status == "updated"
 
 
-class _CountingPolls:
-    """Wraps the listener's consumer to count its polls (each one a fetch round trip)."""
-
-    def __init__(self, consumer, counter: list[float]):
-        self._consumer = consumer
-        self._counter = counter
-
-    def poll(self, *args, **kwargs):
-        self._counter.append(time.monotonic())
-        return self._consumer.poll(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._consumer, name)
-
-
 @pytest.fixture
 def poll_times(monkeypatch):
     """The monotonic times of every poll of the listeners started in this test."""
     times: list[float] = []
     make = acks.make_consumer
-    monkeypatch.setattr(acks, "make_consumer", lambda **kw: _CountingPolls(make(**kw), times))
+    monkeypatch.setattr(acks, "make_consumer", lambda **kw: CountingPolls(make(**kw), times))
     return times
-
-
-def _polls_during(times: list[float], seconds: float) -> int:
-    start = time.monotonic()
-    time.sleep(seconds)
-    return sum(1 for t in times if t >= start)
 
 
 def test_with_nobody_waiting_the_listener_reads_only_every_idle_interval(
@@ -162,7 +141,7 @@ def test_with_nobody_waiting_the_listener_reads_only_every_idle_interval(
 ):
     settings.ACK_LISTENER_IDLE_POLL_MS = 200
     listener = listeners()
-    idle_polls = _polls_during(poll_times, 1.0)
+    idle_polls = polls_during(poll_times, 1.0)
     assert 2 <= idle_polls <= 7, idle_polls  # about 5 at 200 ms
     # ...yet it reads every ACK: a replayed request finds it among the recent ones.
     event_id = str(uuid.uuid4())
@@ -185,4 +164,4 @@ def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(
     waiter.join(15)
     assert got["ack"] is not None and time.monotonic() - started < 5
     # Right after a wait it polls without pause (the next waiting request is not delayed).
-    assert _polls_during(poll_times, 0.5) >= 2
+    assert polls_during(poll_times, 0.5) >= 2

@@ -173,6 +173,9 @@ WORKER_STATS_INTERVAL = float(env("WORKER_STATS_INTERVAL", "10"))
 WORKER_EVENT_RETENTION_SECONDS = int(env("WORKER_EVENT_RETENTION_SECONDS", str(7 * 24 * 3600)))
 # ms the worker's ACK producer waits to fill a request (the batch is flushed at its end).
 WORKER_ACK_LINGER_MS = int(env("WORKER_ACK_LINGER_MS", "20"))
+# ms between two polls of a worker that saw no event for 2 s (0 = poll without pause): for
+# a broker that holds empty fetches instead of answering them when data comes.
+WORKER_IDLE_POLL_MS = int(env("WORKER_IDLE_POLL_MS", "0"))
 # File the worker touches (at most once a second) on every turn of its loop, retry waits
 # included; `python -m orders_worker.heartbeat` checks its age. Empty = no heartbeat.
 WORKER_HEARTBEAT_FILE = env("WORKER_HEARTBEAT_FILE", "")
