@@ -131,11 +131,11 @@ class AckListener(threading.Thread):
         soon as ACKs come). Otherwise sleep up to the idle interval first (a new wait ends
         the sleep) and poll for one fetch: the broker answers an empty one after
         fetch_max_wait_ms."""
+        self._wake.clear()  # before the check: a wait that begins after it ends the sleep
         with self._lock:
             hot = bool(self._slots) or time.monotonic() < self._hot_until
         if hot or self.idle_poll_seconds <= 0:
             return 200
-        self._wake.clear()
         if self._wake.wait(self.idle_poll_seconds):
             return 200
         return settings.KAFKA_FETCH_MAX_WAIT_MS + FETCH_MARGIN_MS
