@@ -24,7 +24,7 @@ from collections import OrderedDict
 from django.conf import settings
 from kafka import TopicPartition
 
-from orderstream.kafka import make_consumer
+from orderstream.kafka import make_consumer, one_fetch_timeout_ms
 from orderstream.messages import InvalidMessage, OrderAck
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,6 @@ RECENT_ACKS = 20_000
 # After a wait begins, the reader stays on continuous polling this long (a client sending
 # one waiting POST after another keeps it there).
 HOT_SECONDS = 2.0
-# An idle poll waits this much longer than the broker holds an empty fetch.
-FETCH_MARGIN_MS = 10
 
 
 class _Slot:
@@ -129,8 +127,7 @@ class AckListener(threading.Thread):
     def _poll_timeout_ms(self) -> int:
         """How long the next poll may block: while requests wait, 200 ms (it returns as
         soon as ACKs come). Otherwise sleep up to the idle interval first (a new wait ends
-        the sleep) and poll for one fetch: the broker answers an empty one after
-        fetch_max_wait_ms."""
+        the sleep) and poll for one fetch."""
         self._wake.clear()  # before the check: a wait that begins after it ends the sleep
         with self._lock:
             hot = bool(self._slots) or time.monotonic() < self._hot_until
@@ -138,7 +135,7 @@ class AckListener(threading.Thread):
             return 200
         if self._wake.wait(self.idle_poll_seconds):
             return 200
-        return settings.KAFKA_FETCH_MAX_WAIT_MS + FETCH_MARGIN_MS
+        return one_fetch_timeout_ms()
 
     def _position(self, consumer) -> None:
         """Assign every ACK partition: at the end the first time, where the last reader

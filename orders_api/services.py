@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from orderstream.messages import OrderEvent
 from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
 
 from .exceptions import ApplicationError
@@ -121,17 +122,18 @@ def order_upsert(
         raise
 
 
-def _key_record(idempotency: _Idempotency | None, *, user_id, order_id, event_id, operation):
-    """The idempotency record to write with the order, or None without a key."""
+def _key_record(idempotency: _Idempotency | None, event: OrderEvent):
+    """The idempotency record to write with the order and its `event`, or None without a
+    key: it answers a repeat with the event's order, id and operation (its status)."""
     if idempotency is None:
         return None
     return idempotency_record_build(
-        user_id=user_id,
+        user_id=event.user_id,
         key=idempotency.key,
         fingerprint=idempotency.fingerprint,
-        order_id=order_id,
-        event_id=event_id,
-        operation=operation,
+        order_id=event.order_id,
+        event_id=event.event_id,
+        operation=event.status,
     )
 
 
@@ -155,13 +157,7 @@ def _order_create(
     )
     pending = outbox_event_build(order=order, operation="created")  # 413 if too large
     event = pending.event
-    key_record = _key_record(
-        idempotency,
-        user_id=user_id,
-        order_id=order_id,
-        event_id=event.event_id,
-        operation="created",
-    )
+    key_record = _key_record(idempotency, event)
     insert_in_one_statement(*(row for row in (order, pending.row, key_record) if row))
     # Not confirmed (a create answers fast): a concurrent update of this order from another
     # process, once it knows the order_id, can reach the partition first. The worker still
@@ -209,13 +205,7 @@ def _order_change(
         order.save(update_fields=["status", "payload", "amount", "version", "updated_at"])
         pending = outbox_event_add(order=order, operation=operation)  # 413 rolls back
         event = pending.event
-        key_record = _key_record(
-            idempotency,
-            user_id=user_id,
-            order_id=order_id,
-            event_id=event.event_id,
-            operation=operation,
-        )
+        key_record = _key_record(idempotency, event)
         if key_record is not None:
             key_record.save(force_insert=True)
         # Confirmed before the caller releases the order lock: events stay in version order.

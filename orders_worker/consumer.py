@@ -37,7 +37,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 from redis.exceptions import RedisError
 
-from orderstream.kafka import make_consumer, make_producer
+from orderstream.kafka import make_consumer, make_producer, one_fetch_timeout_ms
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, rfc3339, utc_now
 
 from .heartbeat import Heartbeat
@@ -61,8 +61,6 @@ PURGE_INTERVAL = 3600.0
 
 # A worker that saw no event for this long polls only every `idle_poll_ms` (when set).
 IDLE_AFTER_SECONDS = 2.0
-# An idle poll waits this much longer than the broker holds an empty fetch.
-FETCH_MARGIN_MS = 10
 
 
 class BatchAbandoned(Exception):
@@ -89,7 +87,7 @@ class WorkerConfig:
     max_poll_interval_ms: int = 30_000
     heartbeat_file: str = ""
     idle_poll_ms: int = 0
-    fetch_max_wait_ms: int = 500
+    idle_poll_timeout_ms: int = 520
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerConfig:
@@ -106,7 +104,7 @@ class WorkerConfig:
             "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
             "heartbeat_file": settings.WORKER_HEARTBEAT_FILE,
             "idle_poll_ms": settings.WORKER_IDLE_POLL_MS,
-            "fetch_max_wait_ms": settings.KAFKA_FETCH_MAX_WAIT_MS,
+            "idle_poll_timeout_ms": one_fetch_timeout_ms(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -266,8 +264,8 @@ class OrderWorker(ConsumerRebalanceListener):
         if remaining is not None:
             limit = min(limit, remaining)
         timeout_ms = self.config.poll_timeout_ms
-        if not block:  # one fetch: the broker answers an empty one after fetch_max_wait_ms
-            timeout_ms = min(timeout_ms, self.config.fetch_max_wait_ms + FETCH_MARGIN_MS)
+        if not block:
+            timeout_ms = min(timeout_ms, self.config.idle_poll_timeout_ms)
         try:
             return self._consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as exc:

@@ -56,10 +56,7 @@ class Heartbeat:
             return
         self._last = now
         try:
-            try:
-                os.utime(self.path)
-            except FileNotFoundError:
-                self.path.touch()
+            self.path.touch()  # creates the file, or sets its time to now
         except OSError as exc:
             # Never stop the loop for it; the healthcheck will report the stale file.
             if not self._failing:

@@ -54,6 +54,20 @@ def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsu
     return KafkaConsumer(*topics, **config)
 
 
+# An idle poll waits this much longer than the broker holds an empty fetch.
+FETCH_MARGIN_MS = 10
+
+
+def one_fetch_timeout_ms() -> int:
+    """A poll timeout that covers one fetch: an idle loop polls this long after its pause.
+
+    The broker answers an empty fetch after fetch_max_wait_ms (the embedded development
+    broker never sooner), so a shorter poll would return before the answer and leave the
+    records it brings to the next turn.
+    """
+    return settings.KAFKA_FETCH_MAX_WAIT_MS + FETCH_MARGIN_MS
+
+
 def topic_layout() -> dict[str, int]:
     """Topic name -> partition count, as the project expects them to exist."""
     return {
