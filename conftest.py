@@ -12,7 +12,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from orderstream.devbroker import TansuBroker
+from orderstream.devstack.tansu import TansuBroker
 from orderstream.kafka import ensure_topics
 
 

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orderstream.devbroker import TansuBroker, port_answers  # noqa: E402
+from orderstream.devstack.ports import port_answers  # noqa: E402
+from orderstream.devstack.tansu import TansuBroker  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

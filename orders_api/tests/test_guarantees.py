@@ -14,7 +14,8 @@ from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
 from orders_api.services import order_upsert
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orderstream.devbroker import TansuBroker, free_port
+from orderstream.devstack.ports import free_port
+from orderstream.devstack.tansu import TansuBroker
 from orderstream.kafka import ensure_topics, make_consumer
 from orderstream.messages import OrderEvent
 from orderstream.testing import eventually

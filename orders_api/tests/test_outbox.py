@@ -17,7 +17,7 @@ from orders_api.models import Order, OutboxEvent
 from orders_api.outbox import outbox_event_add, outbox_purge, outbox_relay_once
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
-from orderstream.devbroker import free_port
+from orderstream.devstack.ports import free_port
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderEvent
 from orderstream.testing import eventually

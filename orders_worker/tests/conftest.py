@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from kafka import KafkaConsumer
 
-from orderstream.devbroker import free_port
+from orderstream.devstack.ports import free_port
 from orderstream.kafka import make_consumer, make_producer
 from orderstream.messages import OrderAck, OrderEvent
 

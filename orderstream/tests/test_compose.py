@@ -36,7 +36,7 @@ from django.conf import settings
 from psycopg2 import sql
 
 from orders_worker.consumer import WorkerConfig
-from orderstream.devbroker import free_port
+from orderstream.devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_DIR = ROOT / "compose"

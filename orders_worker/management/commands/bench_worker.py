@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 
 from orders_worker.bench import bench_worker_run
-from orderstream.devbroker import TansuBroker
+from orderstream.devstack.tansu import TansuBroker
 
 
 class Command(BaseCommand):

@@ -6,23 +6,10 @@ stack use Apache Kafka. Tansu keeps everything in memory: a restart loses all to
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+from .ports import free_port, port_answers
 
 
 class TansuBroker:
