@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The embedded broker: tansu (in memory, no Java) or kafka (Apache Kafka, needs Java 17 and Maven).
+BROKER ?= tansu
+export BROKER
 
 .PHONY: run test lint venv prepare clean compose-lint bench-api bench-worker
 
@@ -28,7 +31,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache tansu.log
+	rm -rf $(VENV) .local staticfiles .pytest_cache
 
 # The compose stack without a Docker engine: compose-spec schema, hadolint, shellcheck.
 compose-lint: venv

@@ -1,8 +1,8 @@
 """Fixtures shared by every app's tests.
 
-The whole session runs against one embedded Tansu broker on a free loopback port,
-started here, so tests never touch the broker of a running `make run` stack. Set
-TEST_KAFKA_BROKERS to use an existing broker instead.
+The whole session runs against one embedded broker on a free loopback port, started here,
+so tests never touch the broker of a running `make run` stack: Tansu, or Apache Kafka with
+BROKER=kafka. Set TEST_KAFKA_BROKERS to use an existing broker instead.
 """
 
 import os
@@ -12,19 +12,27 @@ import uuid
 import pytest
 from django.conf import settings
 
-from orderstream.devstack.tansu import TansuBroker
+from orderstream.devstack.brokers import embedded_broker
 from orderstream.kafka import ensure_topics
 
 
+def broker_kind() -> str:
+    return os.environ.get("BROKER", "tansu")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def kafka_broker():
+def kafka_broker(tmp_path_factory):
     """The session's broker, with the project's (test-named) topics created."""
     external = os.environ.get("TEST_KAFKA_BROKERS")
     broker = None
     if external:
         settings.KAFKA_BROKERS = external.split(",")
     else:
-        broker = TansuBroker().start()
+        kind = broker_kind()
+        logs = tmp_path_factory.mktemp("broker")
+        broker = embedded_broker(
+            kind, port=None, data_dir=logs / "data", log_path=logs / f"{kind}.log"
+        ).start()
         settings.KAFKA_BROKERS = [broker.bootstrap]
     ensure_topics()
     yield broker

