@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from orderstream.kafka import make_consumer, make_producer, one_fetch_timeout_ms
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, rfc3339, utc_now
 
+from .assignment import AssignmentWatch
 from .heartbeat import Heartbeat
 from .results import order_results_write
 from .services import DB_ALIAS, EventResult, orders_apply_batch, processed_events_purge
@@ -88,6 +89,8 @@ class WorkerConfig:
     heartbeat_file: str = ""
     idle_poll_ms: int = 0
     idle_poll_timeout_ms: int = 520
+    unassigned_warn_seconds: float = 60.0
+    unassigned_max_seconds: float = 300.0
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerConfig:
@@ -105,6 +108,8 @@ class WorkerConfig:
             "heartbeat_file": settings.WORKER_HEARTBEAT_FILE,
             "idle_poll_ms": settings.WORKER_IDLE_POLL_MS,
             "idle_poll_timeout_ms": one_fetch_timeout_ms(),
+            "unassigned_warn_seconds": settings.WORKER_UNASSIGNED_WARN_SECONDS,
+            "unassigned_max_seconds": settings.WORKER_UNASSIGNED_MAX_SECONDS,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -176,6 +181,9 @@ class OrderWorker(ConsumerRebalanceListener):
         self._producer: KafkaProducer | None = None
         self._last_purge = 0.0
         self._heartbeat = Heartbeat(config.heartbeat_file)
+        self.assignment = AssignmentWatch(
+            warn_after=config.unassigned_warn_seconds, fail_after=config.unassigned_max_seconds
+        )
         self._last_records_at = time.monotonic()
 
     # ------------------------------------------------------------------ control
@@ -189,9 +197,13 @@ class OrderWorker(ConsumerRebalanceListener):
 
     def partitions(self) -> set[int]:
         """The partitions of the events topic currently assigned to this worker."""
-        if self._consumer is None:
-            return set()
-        return {tp.partition for tp in self._consumer.assignment()}
+        return set(self.assignment.partitions)
+
+    def _beat(self) -> None:
+        """Touch the liveness heartbeat, unless the group has left us without partitions
+        for longer than `unassigned_max_seconds` (see assignment.py)."""
+        if self.assignment.alive():
+            self._heartbeat.touch()
 
     def _remaining(self) -> int | None:
         if self.config.max_messages is None:
@@ -212,7 +224,7 @@ class OrderWorker(ConsumerRebalanceListener):
             self._consumer = self._retry("connect the consumer", self._build_consumer)
             self._producer = self._retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
-                self._heartbeat.touch()
+                self._beat()
                 busy = self._pause_when_idle()
                 records = self._poll(block=busy)
                 if records:
@@ -452,7 +464,7 @@ class OrderWorker(ConsumerRebalanceListener):
                 return False
             if self._stop.wait(min(step, remaining)):
                 return True
-            self._heartbeat.touch()  # backing off from an outage is alive (see heartbeat.py)
+            self._beat()  # backing off from an outage is alive (see heartbeat.py)
             self._poll_paused()
 
     def _poll_paused(self) -> None:
@@ -488,9 +500,11 @@ class OrderWorker(ConsumerRebalanceListener):
             self._consumer.commit_async(offsets=pending)
         if revoked:
             logger.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+        self.assignment.update(self.assignment.partitions - {tp.partition for tp in revoked})
 
     def on_partitions_assigned(self, assigned) -> None:
         logger.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        self.assignment.update({tp.partition for tp in self._consumer.assignment()})
         self.assigned.set()
 
     def on_partitions_lost(self, lost) -> None:
@@ -498,6 +512,7 @@ class OrderWorker(ConsumerRebalanceListener):
             for tp in lost:
                 self._pending.pop(tp, None)
         logger.warning("partitions lost: %s", sorted(tp.partition for tp in lost))
+        self.assignment.update(self.assignment.partitions - {tp.partition for tp in lost})
 
     # ------------------------------------------------------------------ housekeeping
     def lag(self) -> int | None:
@@ -518,13 +533,22 @@ class OrderWorker(ConsumerRebalanceListener):
         elapsed = time.monotonic() - stats.window_start
         if not force and elapsed < self.config.stats_interval:
             return
+        if self.assignment.stalled():
+            logger.warning(
+                "holding no partitions of %s for %.0fs (group %s): events of partitions"
+                " nobody holds wait; the liveness check fails after %gs",
+                self.config.events_topic,
+                self.assignment.unassigned_for(),
+                self.config.group,
+                self.config.unassigned_max_seconds,
+            )
         if stats.window_processed or force:
             mean_batch = (
                 stats.window_processed / stats.window_batches if stats.window_batches else 0
             )
             logger.info(
                 "processed %d in %.1fs (%.0f/s), mean batch %.0f, total %d, rejected %d,"
-                " retries %d, lag %s",
+                " retries %d, lag %s, partitions %s",
                 stats.window_processed,
                 elapsed,
                 stats.window_processed / elapsed if elapsed else 0,
@@ -533,6 +557,7 @@ class OrderWorker(ConsumerRebalanceListener):
                 stats.rejected,
                 stats.retries,
                 self.lag(),
+                sorted(self.assignment.partitions),
             )
         stats.window_start = time.monotonic()
         stats.window_processed = 0

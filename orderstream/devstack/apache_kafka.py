@@ -83,7 +83,7 @@ def kafka_lib_dir(version: str = KAFKA_VERSION) -> Path:
     partial = lib.with_name("lib.partial")
     shutil.rmtree(partial, ignore_errors=True)
     print(f"Downloading Apache Kafka {version} from Maven Central into {lib} (once) ...")
-    subprocess.run(
+    result = subprocess.run(
         [
             "mvn",
             "-q",
@@ -94,8 +94,13 @@ def kafka_lib_dir(version: str = KAFKA_VERSION) -> Path:
             f"-Dkafka.version={version}",
             f"-Dlib.dir={partial}",
         ],
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"mvn could not fetch Apache Kafka {version}:\n{result.stdout}{result.stderr}"
+        )
     partial.rename(lib)  # only a complete download becomes the cache
     return lib
 
@@ -247,7 +252,12 @@ class ApacheKafkaBroker:
         return self
 
     def _answers(self) -> bool:
-        """The broker answers a metadata request and lists itself (it is unfenced)."""
+        """The broker lists itself (it is unfenced) and its group coordinator answers.
+
+        The first group request makes the broker create `__consumer_offsets` (50
+        partitions, from the compose settings); until they are loaded every consumer gets
+        NOT_COORDINATOR, so a worker started right after would wait seconds for its group.
+        """
         if not port_answers("127.0.0.1", self.port):
             return False
         from kafka import KafkaAdminClient
@@ -262,7 +272,10 @@ class ApacheKafkaBroker:
         except KafkaError:
             return False
         try:
-            return bool(admin.describe_cluster()["brokers"])
+            if not admin.describe_cluster()["brokers"]:
+                return False
+            admin.describe_groups(["orderstream-broker-ready"])
+            return True
         except KafkaError:
             return False
         finally:

@@ -179,6 +179,12 @@ WORKER_IDLE_POLL_MS = int(env("WORKER_IDLE_POLL_MS", "0"))
 # File the worker touches (at most once a second) on every turn of its loop, retry waits
 # included; `python -m orders_worker.heartbeat` checks its age. Empty = no heartbeat.
 WORKER_HEARTBEAT_FILE = env("WORKER_HEARTBEAT_FILE", "")
+# A worker that has held no partitions for this many seconds (longer than a rebalance
+# takes) logs a WARNING at every stats interval; past WORKER_UNASSIGNED_MAX_SECONDS it stops
+# touching its heartbeat, so its liveness check fails (0 = never: more workers than
+# partitions leave some without any by design).
+WORKER_UNASSIGNED_WARN_SECONDS = float(env("WORKER_UNASSIGNED_WARN_SECONDS", "60"))
+WORKER_UNASSIGNED_MAX_SECONDS = float(env("WORKER_UNASSIGNED_MAX_SECONDS", "300"))
 
 # ------------------------------------------------------------------------------
 # API BEHAVIOUR

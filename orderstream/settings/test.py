@@ -19,9 +19,10 @@ ORDERS_ACK_TOPIC = env("TEST_ORDERS_ACK_TOPIC", "test.orders.ack")
 ORDERS_DLQ_TOPIC = env("TEST_ORDERS_DLQ_TOPIC", "test.orders.events.dlq")
 ORDERS_EVENTS_PARTITIONS = 4
 WORKER_GROUP = "test-order-workers"
-# Fast group joins on the embedded broker.
-KAFKA_MAX_POLL_INTERVAL_MS = 3000
-KAFKA_SESSION_TIMEOUT_MS = 3000
+# Fast group joins on the embedded broker. 6 s is the shortest session Apache Kafka accepts
+# by default (group.min.session.timeout.ms), and the compose settings keep that default.
+KAFKA_MAX_POLL_INTERVAL_MS = 6000
+KAFKA_SESSION_TIMEOUT_MS = 6000
 KAFKA_HEARTBEAT_INTERVAL_MS = 300
 ORDER_ACK_WAIT_TIMEOUT = 10.0
 ORDER_RESULT_TTL = 600

@@ -1,0 +1,139 @@
+"""A worker the group leaves without partitions says so, and its liveness check fails."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import pytest
+
+from orders_worker.assignment import AssignmentWatch
+from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker.heartbeat import heartbeat_age
+from orderstream.kafka import ensure_topics
+from orderstream.testing import eventually
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_new_member_counts_as_unassigned_from_its_start():
+    clock = FakeClock()
+    watch = AssignmentWatch(warn_after=10, fail_after=30, clock=clock)
+    clock.now += 10
+    assert watch.unassigned_for() == 10
+    assert not watch.stalled()  # a rebalance may take this long
+    clock.now += 0.5
+    assert watch.stalled()
+    assert watch.alive()
+    clock.now += 20
+    assert not watch.alive()
+
+
+def test_holding_a_partition_resets_the_watch_and_losing_all_starts_it_again():
+    clock = FakeClock()
+    watch = AssignmentWatch(warn_after=1, fail_after=2, clock=clock)
+    clock.now += 5
+    watch.update({0, 3})
+    assert watch.partitions == {0, 3}
+    assert watch.unassigned_for() == 0 and watch.alive() and not watch.stalled()
+    clock.now += 100
+    assert watch.alive()  # time with partitions never counts
+    watch.update(set())
+    clock.now += 1.5
+    assert watch.unassigned_for() == 1.5
+    assert watch.stalled() and watch.alive()
+    watch.update(set())  # a second revoke does not restart the clock
+    clock.now += 1
+    assert not watch.alive()
+
+
+def test_fail_after_zero_never_fails_liveness():
+    clock = FakeClock()
+    watch = AssignmentWatch(warn_after=1, fail_after=0, clock=clock)
+    clock.now += 10_000
+    assert watch.stalled()
+    assert watch.alive()
+
+
+@pytest.fixture
+def one_partition_topics(settings):
+    """Topics of this test's own whose events topic has a single partition."""
+    suffix = uuid.uuid4().hex[:8]
+    settings.ORDERS_EVENTS_TOPIC = f"test.orders.events.one.{suffix}"
+    settings.ORDERS_ACK_TOPIC = f"test.orders.ack.one.{suffix}"
+    settings.ORDERS_DLQ_TOPIC = f"test.orders.dlq.one.{suffix}"
+    settings.ORDERS_EVENTS_PARTITIONS = 1
+    settings.WORKER_GROUP = f"test-one-partition-{suffix}"
+    ensure_topics()
+    return settings
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "worker"])
+def test_a_worker_without_partitions_warns_and_stops_beating_until_it_gets_one(
+    one_partition_topics, tmp_path, caplog
+):
+    """Two workers, one partition: the one that holds none warns at every stats interval
+    and lets its heartbeat go stale, while the other beats on; once the holder stops, the
+    other takes the partition and beats again."""
+    caplog.set_level(logging.INFO, logger="orders_worker.consumer")
+    workers = {
+        name: OrderWorker(
+            WorkerConfig.from_settings(
+                poll_timeout_ms=100,
+                stats_interval=0.3,
+                heartbeat_file=str(tmp_path / f"{name}.alive"),
+                unassigned_warn_seconds=0.5,
+                unassigned_max_seconds=1.5,
+            )
+        )
+        for name in ("first", "second")
+    }
+    threads = [threading.Thread(target=w.run, name=n, daemon=True) for n, w in workers.items()]
+    for thread in threads:
+        thread.start()
+    try:
+
+        def holder() -> str | None:
+            held = [name for name, worker in workers.items() if worker.partitions() == {0}]
+            return held[0] if len(held) == 1 else None
+
+        holding = eventually(holder, timeout=30, message="one worker holds the partition")
+        idle = next(name for name in workers if name != holding)
+
+        def warnings_of(name: str) -> list[str]:
+            return [
+                r.getMessage()
+                for r in caplog.records
+                if r.threadName == name and "holding no partitions" in r.getMessage()
+            ]
+
+        eventually(lambda: len(warnings_of(idle)) >= 2, timeout=20, message="warned twice")
+        assert one_partition_topics.WORKER_GROUP in warnings_of(idle)[0]
+        eventually(
+            lambda: (heartbeat_age(tmp_path / f"{idle}.alive") or 0) > 1.5,
+            timeout=10,
+            message="the idle worker's heartbeat went stale",
+        )
+        assert workers[idle].partitions() == set()
+        assert heartbeat_age(tmp_path / f"{holding}.alive") < 1.5
+        assert not warnings_of(holding)
+
+        workers[holding].stop()
+        eventually(lambda: workers[idle].partitions() == {0}, timeout=30, message="rebalanced")
+        eventually(
+            lambda: heartbeat_age(tmp_path / f"{idle}.alive") < 1.5,
+            timeout=10,
+            message="the heartbeat is back",
+        )
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        for thread in threads:
+            thread.join(30)
