@@ -14,6 +14,7 @@ from django.conf import settings
 
 from orderstream.devstack.brokers import embedded_broker
 from orderstream.kafka import ensure_topics
+from orderstream.testing import eventually
 
 
 def broker_kind() -> str:
@@ -58,7 +59,7 @@ def running_worker(request, settings, kafka_broker):
 
     Uses the test databases and Redis (tests need
     `@pytest.mark.django_db(transaction=True, databases=["default", "worker"])`), waits
-    until the worker has joined its group, yields the `OrderWorker`, and on teardown stops
+    until the worker holds partitions, yields the `OrderWorker`, and on teardown stops
     it, joins the thread and fails the test if the worker crashed. Combine with
     `unique_topics` for topics of the test's own (it is applied first).
     """
@@ -80,7 +81,7 @@ def running_worker(request, settings, kafka_broker):
 
     thread = threading.Thread(target=run, name="running-worker", daemon=True)
     thread.start()
-    if not worker.assigned.wait(timeout=30):
+    if not eventually(worker.partitions, timeout=30, fail=False):
         worker.stop()
         thread.join(timeout=10)
         pytest.fail(f"the worker did not join group {settings.WORKER_GROUP} within 30 s: {errors}")

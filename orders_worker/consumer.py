@@ -33,6 +33,7 @@ from kafka.errors import (
     KafkaError,
     RebalanceInProgressError,
     UnknownMemberIdError,
+    UnknownTopicOrPartitionError,
 )
 from kafka.structs import OffsetAndMetadata
 from redis.exceptions import RedisError
@@ -239,12 +240,22 @@ class OrderWorker(ConsumerRebalanceListener):
         return self.stats.processed
 
     def _build_consumer(self) -> KafkaConsumer:
+        """A consumer subscribed to the events topic, once the topic's partitions are known.
+
+        A member that joins before its client has seen the topic's partitions (a topic
+        created a moment ago) is assigned nothing, and the client notices the partitions
+        only at its next metadata refresh, minutes later: so the topic comes first.
+        """
         consumer = make_consumer(
             group_id=self.config.group,
             client_id="orderstream-worker",
             max_poll_records=self.config.batch_size,
         )
-        consumer.subscribe([self.config.events_topic], listener=self)
+        topic = self.config.events_topic
+        if not consumer.partitions_for_topic(topic):
+            consumer.close(autocommit=False)
+            raise UnknownTopicOrPartitionError(f"{topic} has no partitions yet")
+        consumer.subscribe([topic], listener=self)
         return consumer
 
     def _build_producer(self) -> KafkaProducer:

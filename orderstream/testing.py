@@ -5,14 +5,19 @@ import time
 import pytest
 
 
-def eventually(check, *, timeout: float = 15.0, interval: float = 0.05, message: str = ""):
-    """Call `check` until it returns something truthy; fail after `timeout` seconds."""
+def eventually(
+    check, *, timeout: float = 15.0, interval: float = 0.05, message: str = "", fail: bool = True
+):
+    """Call `check` until it returns something truthy; after `timeout` seconds fail the
+    test, or with `fail=False` return the last (falsy) result."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
+            if not fail:
+                return result
             pytest.fail(f"not true within {timeout}s: {message or check}")
         time.sleep(interval)
 

@@ -24,6 +24,7 @@ from orderstream.devstack.apache_kafka import (
     local_settings,
     properties_text,
 )
+from orderstream.testing import eventually
 
 COMPOSE_SETTINGS = {
     "cluster.id": "b3JkZXJzdHJlYW0ta3JhZg",
@@ -150,6 +151,14 @@ def tools_missing() -> list[str]:
 def test_broker_keeps_topics_messages_and_group_offsets_across_a_restart(tmp_path):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
     from kafka.admin import NewTopic
+    from kafka.errors import CoordinatorLoadInProgressError
+
+    def committed_offsets(admin, group: str) -> dict | None:
+        """The group's committed offsets; None while the coordinator still loads them."""
+        try:
+            return admin.list_group_offsets(group)[group]
+        except CoordinatorLoadInProgressError:
+            return None
 
     def read_one(bootstrap: str, group: str) -> bytes | None:
         consumer = KafkaConsumer(
@@ -184,7 +193,10 @@ def test_broker_keeps_topics_messages_and_group_offsets_across_a_restart(tmp_pat
     try:
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
         assert "restart.test" in admin.list_topics()
-        offsets = admin.list_group_offsets("group-before")["group-before"]
+        offsets = eventually(
+            lambda: committed_offsets(admin, "group-before"),
+            message="the group coordinator loaded its offsets after the restart",
+        )
         assert sum(meta.offset for meta in offsets.values()) == 1
         admin.close()
         assert read_one(broker.bootstrap, "group-after") == b"kept"
