@@ -4,7 +4,7 @@
     python scripts/local_stack.py run      prepare, then serve the API and run the worker
     python scripts/local_stack.py test     prepare PostgreSQL and Redis, then run pytest
     python scripts/local_stack.py prepare  prepare only (databases, Redis, broker, topics)
-    python scripts/local_stack.py broker   only the broker, in the foreground
+    python scripts/local_stack.py services prepare and keep the services up until Ctrl-C
     python scripts/local_stack.py manage CMD [ARGS]   manage.py CMD with the local values
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
@@ -283,7 +283,8 @@ def supervise(children: dict[str, subprocess.Popen]) -> int:
 
 
 def wait_for_ctrl_c() -> int:
-    """Keep the prepared services up in the foreground until Ctrl-C (running parts apart)."""
+    """Keep the prepared services up in the foreground until Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         signal.pause()
     except KeyboardInterrupt:
@@ -304,20 +305,18 @@ def main(argv: list[str]) -> int:
     if command == "manage":
         os.chdir(ROOT)
         os.execv(sys.executable, [sys.executable, "manage.py", *argv[1:]])
-    if command not in {"run", "prepare", "broker", "test"}:
+    if command not in {"run", "prepare", "services", "test"}:
         print(__doc__, file=sys.stderr)
         return 2
     throwaway = command == "test"
     data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
     stack = Stack(data_dir, throwaway=throwaway)
     try:
-        if command == "broker":
-            ensure_broker(stack)
-            print("Services:", *stack.banner, sep="\n", flush=True)
-            return wait_for_ctrl_c()
         prepare(stack, with_broker=command != "test")  # the test suite starts its own broker
         if command == "run":
             return run_services()
+        if command == "services":
+            return wait_for_ctrl_c()
         if command == "test":
             return run_tests(argv[1:])
         return 0
