@@ -186,6 +186,7 @@ class OrderWorker(ConsumerRebalanceListener):
             warn_after=config.unassigned_warn_seconds, fail_after=config.unassigned_max_seconds
         )
         self._last_records_at = time.monotonic()
+        self._rebalancing = False  # from a revoke or loss until the next assignment
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -274,9 +275,15 @@ class OrderWorker(ConsumerRebalanceListener):
         poll some hundred times a second. The price is up to `idle_poll_ms` more latency
         for the first event after a quiet spell. Off (0) by default: a Kafka broker
         answers a long poll as soon as data comes.
+
+        Never during a rebalance: kafka-python (3.0.12) drops a group join whose answer
+        arrives while the application is outside `poll()` and joins again, and a broker
+        that answers a rejoin after a fixed delay (Tansu: 3 s) then lands every answer
+        in the pause, so the member never gets its partitions (seen: minutes, or for good).
         """
         idle = time.monotonic() - self._last_records_at > IDLE_AFTER_SECONDS
-        if not (self.config.idle_poll_ms and idle and self._consumer.assignment()):
+        quiet = idle and not self._rebalancing and self._consumer.assignment()
+        if not (self.config.idle_poll_ms and quiet):
             return True
         self._stop.wait(self.config.idle_poll_ms / 1000)
         return False
@@ -504,6 +511,7 @@ class OrderWorker(ConsumerRebalanceListener):
     # ------------------------------------------------------------------ rebalance
     def on_partitions_revoked(self, revoked) -> None:
         """Commit what was applied for the partitions we give up (normally nothing)."""
+        self._rebalancing = True
         with self._lock:
             pending = {tp: self._pending.pop(tp) for tp in revoked if tp in self._pending}
         if pending:
@@ -515,10 +523,12 @@ class OrderWorker(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned) -> None:
         logger.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        self._rebalancing = False
         self.assignment.update({tp.partition for tp in self._consumer.assignment()})
         self.assigned.set()
 
     def on_partitions_lost(self, lost) -> None:
+        self._rebalancing = True
         with self._lock:
             for tp in lost:
                 self._pending.pop(tp, None)

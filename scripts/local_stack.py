@@ -6,6 +6,7 @@
     python scripts/local_stack.py prepare  prepare only (databases, Redis, broker, topics)
     python scripts/local_stack.py services prepare and keep the services up until Ctrl-C
     python scripts/local_stack.py manage CMD [ARGS]   manage.py CMD with the local values
+                                           (PostgreSQL and Redis started if none answers)
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
 (`tansu`, the default, or `kafka`) chooses the embedded broker.
@@ -302,17 +303,17 @@ def run_tests(pytest_args: list[str]) -> int:
 def main(argv: list[str]) -> int:
     load_local_env()
     command = argv[0] if argv else "run"
-    if command == "manage":
-        os.chdir(ROOT)
-        os.execv(sys.executable, [sys.executable, "manage.py", *argv[1:]])
-    if command not in {"run", "prepare", "services", "test"}:
+    if command not in {"run", "prepare", "services", "test", "manage"}:
         print(__doc__, file=sys.stderr)
         return 2
     throwaway = command == "test"
     data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
     stack = Stack(data_dir, throwaway=throwaway)
     try:
-        prepare(stack, with_broker=command != "test")  # the test suite starts its own broker
+        # The test suite and the benchmarks start their own broker.
+        prepare(stack, with_broker=command not in {"test", "manage"})
+        if command == "manage":
+            return subprocess.call([sys.executable, "manage.py", *argv[1:]], cwd=ROOT)
         if command == "run":
             return run_services()
         if command == "services":

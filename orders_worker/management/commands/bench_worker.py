@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
 from orders_worker.bench import bench_worker_run
-from orderstream.devstack.tansu import TansuBroker
+from orderstream.devstack.brokers import embedded_broker
 
 
 class Command(BaseCommand):
@@ -33,17 +36,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--use-brokers",
             action="store_true",
-            help="use KAFKA_BROKERS instead of starting an embedded Tansu broker",
+            help="use KAFKA_BROKERS instead of starting the embedded broker BROKER names",
         )
 
     def handle(self, *args, **options):
         broker = None
         if not options["use_brokers"]:
-            broker = TansuBroker().start()
+            kind = os.environ.get("BROKER", "tansu")
+            scratch = Path(tempfile.mkdtemp(prefix="orderstream-bench-"))
+            broker = embedded_broker(
+                kind, port=None, data_dir=scratch / kind, log_path=scratch / f"{kind}.log"
+            ).start()
+            self.stdout.write(f"broker: {kind} on {broker.bootstrap} (log {scratch})")
             settings.KAFKA_BROKERS = [broker.bootstrap]
-            # The embedded broker's group join waits in proportion to this.
-            settings.KAFKA_MAX_POLL_INTERVAL_MS = 3000
-            settings.KAFKA_SESSION_TIMEOUT_MS = 3000
+            # Tansu's group join waits in proportion to this; 6 s is Apache Kafka's minimum.
+            settings.KAFKA_MAX_POLL_INTERVAL_MS = 6000
+            settings.KAFKA_SESSION_TIMEOUT_MS = 6000
             settings.KAFKA_HEARTBEAT_INTERVAL_MS = 300
         database = options["database"] or f"{connections['worker'].settings_dict['NAME']}_bench"
         try:
