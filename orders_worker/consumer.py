@@ -63,6 +63,8 @@ PURGE_INTERVAL = 3600.0
 
 # A worker that saw no event for this long polls only every `idle_poll_ms` (when set).
 IDLE_AFTER_SECONDS = 2.0
+# The longest poll of a retry wait during a rebalance (a stop is noticed within this).
+REBALANCE_POLL_SECONDS = 0.5
 
 
 class BatchAbandoned(Exception):
@@ -473,6 +475,10 @@ class OrderWorker(ConsumerRebalanceListener):
         would drop this member and hand the batch to another one (which then applies it
         as a duplicate and ACKs it a second time). So the wait polls now and then, with
         every partition paused: the group keeps us, and no new records are handed out.
+
+        While the group rebalances, the wait is spent inside poll() instead: kafka-python
+        drops a join answer that arrives outside it (see `_pause_when_idle`), so a member
+        that only looked in now and then would never get its new partitions.
         """
         deadline = time.monotonic() + delay
         step = max(self.config.max_poll_interval_ms / 1000 / 3, 0.05)
@@ -480,12 +486,17 @@ class OrderWorker(ConsumerRebalanceListener):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            if self._stop.wait(min(step, remaining)):
+            if self._rebalancing:
+                self._poll_paused(timeout_ms=int(min(REBALANCE_POLL_SECONDS, remaining) * 1000))
+            elif self._stop.wait(min(step, remaining)):
+                return True
+            else:
+                self._poll_paused()
+            if self.stopping:
                 return True
             self._beat()  # backing off from an outage is alive (see heartbeat.py)
-            self._poll_paused()
 
-    def _poll_paused(self) -> None:
+    def _poll_paused(self, timeout_ms: int = 0) -> None:
         consumer = self._consumer
         if consumer is None:
             return
@@ -493,7 +504,7 @@ class OrderWorker(ConsumerRebalanceListener):
             assigned = consumer.assignment()
             if assigned:
                 consumer.pause(*assigned)
-            records = consumer.poll(timeout_ms=0)
+            records = consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as exc:
             logger.debug("poll while retrying failed: %s", exc)
             return

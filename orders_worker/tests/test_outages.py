@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
 from django.db import connections
 from kafka import TopicPartition
 
+from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orderstream.kafka import make_consumer
@@ -119,3 +121,38 @@ def test_postgresql_unreachable_is_retried_without_commit_ack_or_skip_and_recove
     )
     assert running_worker.stats.rejected == 0
     assert not worker_errors(caplog)
+
+
+def test_a_worker_retrying_an_outage_takes_part_in_a_rebalance(
+    unique_topics, redis_outage, running_worker, send_events, ack_reader
+):
+    """While the first worker backs off from a Redis outage, a second one joins: the group
+    settles within seconds (the retrying member answers the rebalance from inside poll()),
+    both hold partitions, and once Redis is back the waiting event is applied and ACKed."""
+    redis_outage.pause()
+    stuck = OrderEventFactory()
+    send_events(stuck)
+    eventually(lambda: running_worker.stats.retries >= 2, message="the first worker retries")
+    second = OrderWorker(WorkerConfig.from_settings(poll_timeout_ms=100, backoff_max=1.0))
+    thread = threading.Thread(target=second.run, daemon=True)
+    thread.start()
+    partitions = set(range(unique_topics.ORDERS_EVENTS_PARTITIONS))
+    try:
+        eventually(
+            lambda: (
+                running_worker.partitions()
+                and second.partitions()
+                and running_worker.partitions() | second.partitions() == partitions
+            ),
+            timeout=20,
+            message="both workers hold partitions while the first one retries",
+        )
+        redis_outage.resume()
+        ack_reader.read_until(
+            lambda records: stuck.event_id in ack_reader.statuses_by_event(), timeout=30
+        )
+        assert set(ack_reader.statuses_by_event()[stuck.event_id]) == {"created"}
+        assert ProcessedEvent.objects.using("worker").filter(event_id=stuck.event_id).count() == 1
+    finally:
+        second.stop()
+        thread.join(30)
