@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,14 +41,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        broker = None
+        broker = scratch = None
         if not options["use_brokers"]:
             kind = os.environ.get("BROKER", "tansu")
             scratch = Path(tempfile.mkdtemp(prefix="orderstream-bench-"))
             broker = embedded_broker(
                 kind, port=None, data_dir=scratch / kind, log_path=scratch / f"{kind}.log"
             ).start()
-            self.stdout.write(f"broker: {kind} on {broker.bootstrap} (log {scratch})")
+            self.stdout.write(f"broker: {kind} on {broker.bootstrap}")
             settings.KAFKA_BROKERS = [broker.bootstrap]
             # Tansu's group join waits in proportion to this; 6 s is Apache Kafka's minimum.
             settings.KAFKA_MAX_POLL_INTERVAL_MS = 6000
@@ -65,6 +66,8 @@ class Command(BaseCommand):
         finally:
             if broker:
                 broker.stop()
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
         for name in ("batched", "naive", "postgres_upsert"):
             run = report[name]
             self.stdout.write(
