@@ -52,8 +52,15 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
+def _encodable(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (an unpaired surrogate echoed from the input,
+    e.g. `"status": "\\ud800"`) written as a backslash escape, so the body always renders."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(problems: list[tuple[str, str]]) -> dict:
     """The JSON body for a list of (field, reason) pairs; the first one is the headline."""
+    problems = [(_encodable(f), _encodable(r)) for f, r in problems]
     field, reason = problems[0]
     return {
         "error": f"{field}: {reason}",

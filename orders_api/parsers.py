@@ -4,16 +4,19 @@ DRF's parsers read the request stream directly, which bypasses Django's
 DATA_UPLOAD_MAX_MEMORY_SIZE check; `BoundedJSONParser` checks Content-Length up front and
 counts what it reads, so chunked bodies without a length are bounded too (413).
 `json_loads_strict` (the body, and a `payload_json` string) refuses what PostgreSQL or
-the event encoding would choke on later: NaN and Infinity, and nesting deeper than
-JSON_MAX_DEPTH (which would otherwise end in a RecursionError somewhere).
+the event encoding would choke on later: NaN and Infinity, numbers too large for a float
+(1e400, which Python reads as infinity), and nesting deeper than JSON_MAX_DEPTH (which
+would otherwise end in a RecursionError somewhere). A Content-Type charset that is no
+text encoding (`base64`, `hex`, `zlib`) is a 415.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 
 from .exceptions import PayloadTooLarge
@@ -24,6 +27,13 @@ JSON_MAX_DEPTH = 100
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is too large for a finite JSON number")
+    return value
 
 
 def _too_deep(value, limit: int) -> bool:
@@ -44,13 +54,14 @@ def _too_deep(value, limit: int) -> bool:
 
 
 def json_loads_strict(text: str):
-    """`json.loads` without NaN/Infinity and at most JSON_MAX_DEPTH levels deep.
+    """`json.loads` with finite numbers only (no NaN, Infinity or 1e400) and at most
+    JSON_MAX_DEPTH levels deep.
 
     Raises ValueError (with the reason) for anything it refuses.
     """
     too_deep = ValueError(f"nested deeper than {JSON_MAX_DEPTH} levels")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise too_deep from None
     if _too_deep(value, JSON_MAX_DEPTH):
@@ -74,8 +85,18 @@ class BoundedJSONParser(JSONParser):
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise _too_large(limit)
+        # Django keeps a charset Python knows (it ignores unknown names), even one that is
+        # no text encoding: bytes.decode("base64") is a LookupError.
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return json_loads_strict(raw.decode(encoding))
-        except (ValueError, UnicodeDecodeError) as exc:
+            text = raw.decode(encoding)
+        except LookupError:
+            raise UnsupportedMediaType(
+                f"charset={encoding}", detail=f"unsupported charset {encoding!r}: send UTF-8"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"malformed JSON: {exc}") from None
+        try:
+            return json_loads_strict(text)
+        except ValueError as exc:
             raise ParseError(f"malformed JSON: {exc}") from None

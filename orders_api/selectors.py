@@ -3,7 +3,7 @@
 An order's view is its API row; when the worker has written `order_result:<order_id>` to
 Redis, that result's order_status, amount, payload, created_at, updated_at and bucket
 override the row (SPEC.md). Redis is optional for reads: when it is down, or the value is
-unreadable, the row alone answers.
+unreadable (or its amount out of range), the row alone answers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from orderstream.messages import InvalidMessage, OrderResult, rfc3339
+from orderstream.order_fields import MAX_AMOUNT
 
 from .exceptions import ApplicationError
 from .models import Order
@@ -44,7 +45,12 @@ def order_results_get(*, order_ids: Iterable[uuid.UUID]) -> dict[str, OrderResul
         if raw is None:
             continue
         try:
-            results[key] = OrderResult.from_bytes(raw)
+            result = OrderResult.from_bytes(raw)
+            # The worker writes amounts as JSON numbers: the largest one may read back as
+            # 1e18 (a float), but never as more, NaN or Infinity.
+            if not result.amount.is_finite() or abs(result.amount) > MAX_AMOUNT:
+                raise ValueError(f"amount {result.amount} is out of range")
+            results[key] = result
         except (InvalidMessage, KeyError, TypeError, ValueError, ArithmeticError) as exc:
             logger.warning("ignoring unreadable result of order %s: %s", key, exc)
     return results

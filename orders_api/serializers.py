@@ -7,6 +7,7 @@ import uuid
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 
 from .models import OrderStatus
 from .parsers import json_loads_strict
@@ -153,6 +154,13 @@ class StrictUUIDField(serializers.UUIDField):
 
     default_error_messages = UUID_ERRORS
 
+    def get_value(self, dictionary):
+        # DRF reads an empty query (or form) value of an optional field as absent; an
+        # empty `?user_id=` is a bad uuid, not a missing filter.
+        if html.is_html_input(dictionary) and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
     def to_internal_value(self, data):
         if not isinstance(data, (str, uuid.UUID)):
             self.fail("invalid")
@@ -185,6 +193,11 @@ class OrderUpsertInputSerializer(serializers.Serializer):
                 {"order_id": 'is required to delete an order (status "deleted")'}
             )
         if payload is None and not delete:
+            # Name the field the client sent as null (or ""); payload_json when neither.
+            sent_null = [name for name in ("payload_json", "payload") if name in attrs]
+            if sent_null:
+                reason = "must be a JSON object, not null (payload_json or payload is required)"
+                raise serializers.ValidationError({sent_null[0]: reason})
             raise serializers.ValidationError(
                 {"payload_json": "one of payload_json or payload is required"}
             )
@@ -211,7 +224,9 @@ class OrderViewSerializer(serializers.Serializer):
 
     order_id = serializers.UUIDField()
     user_id = serializers.UUIDField()
-    amount = serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=False)
+    # No max_digits: the worker's result may say 1e18 for 999999999999999999.99 (its JSON
+    # number is a float), which DRF would refuse to render with max_digits=20 (a 500).
+    amount = serializers.DecimalField(max_digits=None, decimal_places=2, coerce_to_string=False)
     status = serializers.CharField(
         help_text="API row status (new, updated, deleted), or the worker's order_status "
         "(done, deleted) once it has processed the order."
@@ -224,6 +239,13 @@ class OrderViewSerializer(serializers.Serializer):
 
 class OrderEnvelopeSerializer(serializers.Serializer):
     order = OrderViewSerializer()
+
+
+class ExternalIdPathSerializer(serializers.Serializer):
+    """Path of GET /orders/by-external/{external_id}: any text but NUL (which no stored
+    payload.id holds, and PostgreSQL cannot compare)."""
+
+    external_id = serializers.CharField(trim_whitespace=False)
 
 
 class ByExternalQuerySerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -33,6 +34,7 @@ from .selectors import (
 from .serializers import (
     ByExternalQuerySerializer,
     ErrorSerializer,
+    ExternalIdPathSerializer,
     OrderEnvelopeSerializer,
     OrderIdPathSerializer,
     OrderListQuerySerializer,
@@ -103,8 +105,18 @@ def _ack_answer(write, ack, headers: dict) -> dict:
 
 
 class OrderPagination(PageNumberPagination):
+    """Pages of the list; a page that is no number or does not exist is a 400 naming
+    `page` (DRF answers 404)."""
+
     page_size_query_param = "page_size"
     max_page_size = 500
+    invalid_page_message = "no page {page_number}: {message}"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound as exc:  # raised only for an invalid page
+            raise ValidationError({self.page_query_param: [exc.detail]}) from None
 
 
 ERRORS = {
@@ -315,7 +327,9 @@ class OrderViewSet(viewsets.GenericViewSet):
     )
     @action(detail=False, url_path=r"by-external/(?P<external_id>[^/]+)")
     def by_external(self, request, external_id=None):
+        path = ExternalIdPathSerializer(data={"external_id": external_id})
+        path.is_valid(raise_exception=True)
         query = ByExternalQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        view = order_get_by_external_id(external_id=external_id, **query.validated_data)
+        view = order_get_by_external_id(**path.validated_data, **query.validated_data)
         return Response(OrderEnvelopeSerializer({"order": view}).data)

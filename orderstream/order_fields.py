@@ -22,8 +22,10 @@ from decimal import (
 )
 
 CENT = Decimal("0.01")
-# The columns hold numeric(20, 2): anything of 18 integer digits or more is refused.
+# The columns hold numeric(20, 2): at most 18 integer digits. An amount that reaches 1e18
+# once rounded to cents (999999999999999999.995 does) is refused.
 MAX_AMOUNT = Decimal("1e18")
+LARGEST_AMOUNT = MAX_AMOUNT - CENT
 
 
 def _amount_context() -> Context:
@@ -88,9 +90,14 @@ def _order_amount(payload: dict) -> Decimal:
             total += price * qty
     else:
         total = Decimal(0)
-    if abs(total) >= MAX_AMOUNT:
-        raise InvalidAmount(f"amount: {total:.6g} is out of range")
-    return total.quantize(CENT, rounding=ROUND_HALF_UP)
+    # Checked before rounding too: a huge total has more digits than the context holds.
+    if abs(total) < MAX_AMOUNT:
+        rounded = total.quantize(CENT, rounding=ROUND_HALF_UP)
+        if abs(rounded) < MAX_AMOUNT:
+            return rounded
+    raise InvalidAmount(
+        f"amount: {total:.6g} is out of range (rounded to cents, at most {LARGEST_AMOUNT})"
+    )
 
 
 def order_bucket(order_id: str | uuid.UUID) -> int:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 
 import pytest
 from django_redis import get_redis_connection
 
 from orders_api.models import IdempotencyKey, Order, OrderStatus, OutboxEvent
 from orders_api.tests.factories import OrderFactory
-from orderstream import messages
+from orders_worker.models import ProcessedOrder
+from orderstream import messages, order_fields
 from orderstream.messages import MAX_EVENT_BYTES, OrderResult
+from orderstream.order_fields import CENT
 
 pytestmark = pytest.mark.django_db
 
@@ -481,3 +484,220 @@ def test_schema_documents_bodies_errors_and_examples(api):
     assert {"Error", "OrderView", "OrderUpsertInput"} <= set(schema["components"]["schemas"])
     params = {p["name"] for p in post["parameters"]}
     assert {"wait", "Prefer", "Idempotency-Key"} <= params
+
+
+# -- Edges: input that answered 5xx, 404 or was ignored ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload_json",
+    [
+        '{"x": 1e400}',
+        '{"x": -1e400}',
+        '{"items": [{"price": 1e400}]}',
+        '{"id": "A", "items": [{"price": 1, "qty": 1e400}]}',
+    ],
+)
+def test_a_payload_json_number_that_overflows_to_infinity_is_400(api, payload_json):
+    """Python reads 1e400 as float('inf'), which neither JSON nor PostgreSQL can hold."""
+    body = {"user_id": USER, "payload_json": payload_json}
+    assert_error(api.post("/orders?wait=false", body), 400, "payload_json", "finite")
+    assert not Order.objects.exists()
+
+
+def test_a_body_number_that_overflows_to_infinity_is_400_naming_the_body(api):
+    raw = b'{"user_id": "%s", "payload": {"x": 1e400}}' % USER.encode()
+    assert_error(api.post("/orders?wait=false", None, raw=raw), 400, "body", "finite")
+    assert not Order.objects.exists()
+
+
+def test_an_unencodable_status_is_400_with_a_body_that_encodes(api):
+    """The error echoes the value; an unpaired surrogate is escaped, not a 500."""
+    raw = b'{"user_id": "%s", "payload": {}, "status": "\\ud800"}' % USER.encode()
+    response = api.post("/orders?wait=false", None, raw=raw)
+    body = assert_error(response, 400, "status", "\\ud800")
+    assert body["reason"].encode("utf-8")
+    assert not Order.objects.exists()
+
+
+def test_by_external_with_a_nul_character_is_400_naming_external_id(api):
+    """No stored payload.id can hold NUL (POST refuses it), and PostgreSQL cannot compare it."""
+    response = api.get("/orders/by-external/a%00b", {"user_id": USER})
+    assert_error(response, 400, "external_id", "null")
+
+
+@pytest.mark.parametrize("charset", ["base64", "hex", "zlib", "rot13"])
+def test_a_body_charset_that_is_not_a_text_encoding_is_415(client, charset):
+    """Django keeps any charset Python knows, and bytes.decode("base64") is a LookupError."""
+    body = json.dumps({"user_id": USER, "payload": {"amount": 1}}).encode()
+    content_type = f"application/json; charset={charset}"
+    response = client.generic("POST", "/orders", body, content_type=content_type)
+    assert_error(response, 415, "Content-Type", "charset")
+    assert not Order.objects.exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=LookupError,
+    reason="Django decodes the query string with the charset while building the request "
+    "(WSGIRequest.__init__), before any middleware or view",
+)
+def test_a_non_text_charset_with_a_query_string_is_415(client):
+    body = json.dumps({"user_id": USER, "payload": {"amount": 1}}).encode()
+    content_type = "application/json; charset=base64"
+    response = client.generic("POST", "/orders?wait=false", body, content_type=content_type)
+    assert_error(response, 415, "Content-Type", "charset")
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "99999"])
+def test_list_with_a_bad_page_is_400_naming_page(api, page):
+    OrderFactory(user_id=USER)
+    assert_error(api.get("/orders", {"user_id": USER, "page": page}), 400, "page")
+
+
+def test_list_with_an_empty_user_id_is_400(api):
+    OrderFactory()
+    assert_error(api.get("/orders", {"user_id": ""}), 400, "user_id", "uuid")
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"user_id": USER, "payload": None}, "payload"),
+        ({"user_id": USER, "payload_json": None}, "payload_json"),
+        ({"user_id": USER, "payload_json": None, "payload": None}, "payload_json"),
+    ],
+)
+def test_a_null_payload_is_400_naming_the_field_sent(api, body, field):
+    assert_error(api.post("/orders?wait=false", body), 400, field, "JSON object")
+    assert not Order.objects.exists()
+
+
+def test_a_null_payload_is_accepted_with_a_delete(api):
+    order = OrderFactory(user_id=USER)
+    body = {"order_id": str(order.order_id), "user_id": USER, "status": "deleted", "payload": None}
+    assert api.post("/orders?wait=false", body).status_code == 202
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DELETED
+
+
+# The amount columns of both apps: numeric(20, 2), at most 18 integer digits.
+LARGEST_AMOUNT = "999999999999999999.99"
+
+
+def test_the_amount_limit_is_what_both_amount_columns_hold():
+    """`order_fields.LARGEST_AMOUNT` is the largest value of the API's and the worker's column."""
+    for model in (Order, ProcessedOrder):
+        field = model._meta.get_field("amount")
+        largest = Decimal(10) ** (field.max_digits - field.decimal_places) - CENT
+        assert (field.decimal_places, largest) == (2, order_fields.LARGEST_AMOUNT)
+    assert order_fields.LARGEST_AMOUNT == Decimal(LARGEST_AMOUNT)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"payload": {"amount": "999999999999999999.995"}},
+        {"payload": {"amount": "1000000000000000000"}},
+        {"payload": {"amount": "-999999999999999999.995"}},
+        {"payload": {"amount": 999999999999999999.99}},  # a float: 1e18
+        {"payload": {"items": [{"price": "999999999999999999.995"}]}},
+        {"payload": {"items": [{"price": "333333333333333333.332", "qty": 3}]}},
+        {"payload": {"items": [{"price": LARGEST_AMOUNT}, {"price": "0.01"}]}},
+        {"payload_json": '{"amount": "999999999999999999.995"}'},
+        {"payload_json": '{"items": [{"price": "999999999999999999.999", "qty": "1"}]}'},
+    ],
+)
+def test_an_amount_that_does_not_fit_the_column_after_rounding_is_400(api, data):
+    """Whatever the form: a number, a string, price x qty, inside payload_json."""
+    response = api.post("/orders?wait=false", {"user_id": USER, **data})
+    assert response.status_code == 400, response.content
+    assert_error(response, 400, "payload.amount", "out of range")
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"amount": LARGEST_AMOUNT},
+        {"amount": "999999999999999999.994"},
+        {"amount": "-" + LARGEST_AMOUNT},
+        {"items": [{"price": "333333333333333333.33", "qty": 3}]},
+    ],
+)
+def test_the_largest_amounts_the_column_holds_are_stored_and_read_back(api, payload):
+    """Accepted, stored exactly, and readable by GET and the list page that holds it."""
+    response = api.post("/orders?wait=false", {"user_id": USER, "payload": payload})
+    assert response.status_code == 202, response.content
+    order_id = response.json()["order_id"]
+    order = Order.objects.get(order_id=order_id)
+    assert abs(order.amount) == Decimal(LARGEST_AMOUNT)
+    get = api.get(f"/orders/{order_id}")
+    assert get.status_code == 200, get.content
+    assert abs(Decimal(str(get.json()["order"]["amount"])) - order.amount) <= Decimal("0.01")
+    listing = api.get("/orders", {"user_id": USER})
+    assert listing.status_code == 200, listing.content
+
+
+@pytest.mark.parametrize("amount", [LARGEST_AMOUNT, "-" + LARGEST_AMOUNT])
+def test_the_largest_amount_reads_back_once_the_worker_wrote_its_result(api, amount):
+    """The worker's Redis result renders the amount as a JSON float (1e18 for the largest
+    one): GET and the list page holding the order still answer (they were 500s)."""
+    response = api.post("/orders?wait=false", {"user_id": USER, "payload": {"amount": amount}})
+    assert response.status_code == 202, response.content
+    order = Order.objects.get(order_id=response.json()["order_id"])
+    result = OrderResult(
+        order_id=str(order.order_id),
+        status="created",
+        processed_at="2026-01-02T03:04:05Z",
+        order_status="done",
+        user_id=USER,
+        amount=Decimal(amount),
+        payload=order.payload,
+        created_at="2026-01-02T03:04:05Z",
+        updated_at="2026-01-02T03:04:05Z",
+        bucket=order.bucket,
+        version=1,
+    )
+    redis = get_redis_connection("default")
+    key = OrderResult.redis_key(str(order.order_id))
+    redis.set(key, result.to_bytes(), ex=60)
+    try:
+        get = api.get(f"/orders/{order.order_id}")
+        listing = api.get("/orders", {"user_id": USER})
+    finally:
+        redis.delete(key)
+    assert get.status_code == 200, get.content
+    assert get.json()["order"]["status"] == "done"
+    assert abs(Decimal(str(get.json()["order"]["amount"])) - Decimal(amount)) <= Decimal("0.01")
+    assert listing.status_code == 200, listing.content
+    assert listing.json()["results"][0]["status"] == "done"
+
+
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "1e30", '"12"', "null"])
+def test_a_stored_result_with_an_unusable_amount_does_not_break_reads(api, amount):
+    """One bad stored result never breaks a read: the row answers instead."""
+    order = OrderFactory(user_id=USER, payload={"id": "B-1", "amount": 10})
+    result = {
+        "order_id": str(order.order_id),
+        "status": "created",
+        "processed_at": "2026-01-02T03:04:05Z",
+        "order_status": "done",
+        "user_id": USER,
+        "amount": "AMOUNT",
+        "payload": {},
+        "created_at": "2026-01-02T03:04:05Z",
+        "updated_at": "2026-01-02T03:04:05Z",
+        "bucket": 1,
+    }
+    raw = json.dumps(result).replace('"AMOUNT"', amount)  # as the JSON text says
+    redis = get_redis_connection("default")
+    key = OrderResult.redis_key(str(order.order_id))
+    redis.set(key, raw, ex=60)
+    try:
+        get = api.get(f"/orders/{order.order_id}")
+        listing = api.get("/orders", {"user_id": USER})
+    finally:
+        redis.delete(key)
+    assert get.status_code == 200, get.content
+    assert listing.status_code == 200, listing.content

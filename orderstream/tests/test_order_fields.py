@@ -31,6 +31,10 @@ from orderstream.order_fields import InvalidAmount, external_id_of, order_amount
         ({}, "0.00"),
         ({"id": "x", "note": {"deep": [1, 2, {"x": None}]}}, "0.00"),
         ({"amount": 10**17}, "100000000000000000.00"),
+        ({"amount": "999999999999999999.99"}, "999999999999999999.99"),  # numeric(20, 2) max
+        ({"amount": "999999999999999999.994"}, "999999999999999999.99"),
+        ({"amount": "-999999999999999999.994"}, "-999999999999999999.99"),
+        ({"items": [{"price": "333333333333333333.33", "qty": 3}]}, "999999999999999999.99"),
     ],
 )
 def test_order_amount_follows_amount_then_items_then_zero(payload, expected):
@@ -50,6 +54,10 @@ def test_order_amount_follows_amount_then_items_then_zero(payload, expected):
         {"amount": "Infinity"},
         {"amount": float("inf")},
         {"amount": 10**18},
+        {"amount": "999999999999999999.995"},  # within range, but 1e18 once rounded
+        {"amount": "-999999999999999999.995"},
+        {"items": [{"price": "333333333333333333.332", "qty": 3}]},
+        {"items": [{"price": "999999999999999999.99"}, {"price": "0.01"}]},
         {"amount": "-1e30"},
         {"amount": "9" * 400},
         {"items": [{"price": "x"}]},
