@@ -163,9 +163,11 @@ class AckListener(threading.Thread):
         logger.info("ACK listener reading %d partition(s) of %s", len(assigned), self.topic)
 
     def _handle(self, record) -> None:
+        """Deliver one ACK; log and skip one that cannot be read or delivered, so a bad
+        record never stops the reader (it would fail on it again after every reconnect)."""
         try:
-            ack = OrderAck.from_bytes(record.value)
-        except InvalidMessage as exc:
+            self.deliver(OrderAck.from_bytes(record.value))
+        except (InvalidMessage, TypeError, ValueError) as exc:
             logger.warning(
                 "ignoring unreadable ACK at %s[%d]@%d: %s",
                 record.topic,
@@ -173,8 +175,6 @@ class AckListener(threading.Thread):
                 record.offset,
                 exc,
             )
-            return
-        self.deliver(ack)
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()

@@ -225,6 +225,9 @@ class OrderAck:
         status = data.get("status")
         if status not in ACK_STATUSES:
             raise InvalidMessage(f"status: must be one of {sorted(ACK_STATUSES)}, got {status!r}")
+        for name in ("event_id", "order_id", "error"):
+            if not isinstance(data.get(name), str | None):
+                raise InvalidMessage(f"{name}: must be a string, got {type(data[name]).__name__}")
         return cls(
             event_id=data.get("event_id"),
             order_id=data.get("order_id"),

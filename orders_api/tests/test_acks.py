@@ -165,3 +165,26 @@ def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(
     assert got["ack"] is not None and time.monotonic() - started < 5
     # Right after a wait it polls without pause (the next waiting request is not delayed).
     assert polls_during(poll_times, 0.5) >= 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"event_id": ["x"], "status": "created"}',
+        b'{"event_id": {"a": 1}, "order_id": 5, "status": "created"}',
+        b'{"event_id": "e", "status": "created", "error": ["no"]}',
+    ],
+)
+def test_an_invalid_ack_is_skipped_and_the_next_one_still_delivered(
+    listeners, send_ack, bad, caplog
+):
+    """One bad ACK on the topic must not stop ACK delivery for the whole process (the
+    listener used to fail on it, reconnect at the same offset and fail again forever)."""
+    listener = listeners()
+    send_ack(bad, key=b"one-partition")  # the good ACK comes after it, on its partition
+    event_id = str(uuid.uuid4())
+    send_ack(ack_of(event_id), key=b"one-partition")
+    ack = listener.wait_for(event_id, 10)
+    assert ack is not None and ack.event_id == event_id
+    assert "ignoring unreadable ACK" in caplog.text
+    assert "failed; reconnecting" not in caplog.text
