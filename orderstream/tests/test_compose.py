@@ -15,36 +15,36 @@ import importlib.resources
 import json
 import os
 import re
-import secrets
-import signal
-import string
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import jsonschema
-import psycopg2
 import pytest
 import yaml
 from django.apps import apps
 from django.conf import settings
-from psycopg2 import sql
 
 from orders_worker.consumer import WorkerConfig
 from orderstream.devstack.ports import free_port
+from orderstream.tests import processes
+from orderstream.tests.processes import (
+    BIN,
+    ROOT,
+    Launched,
+    connect,
+    http_get,
+    script_env,
+    wait_until,
+)
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 DOCKERFILE = COMPOSE_DIR / "Dockerfile"
 START_SCRIPTS = {"api": COMPOSE_DIR / "start-api.sh", "worker": COMPOSE_DIR / "start-worker.sh"}
 ENV_EXAMPLE = ROOT / ".env.example"
-BIN = Path(sys.executable).parent
 # The settings modules a container loads (production imports base).
 CONTAINER_SETTINGS = [
     ROOT / "orderstream/settings/base.py",
@@ -543,28 +543,6 @@ def test_topic_creation_script_passes_shellcheck(tmp_path):
 # ------------------------------------------------------------------------------
 # The start scripts, run for real outside Docker
 # ------------------------------------------------------------------------------
-def random_secret_key() -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(50))
-
-
-def server_facts() -> dict:
-    """Host, port and credentials of the PostgreSQL server the test suite uses."""
-    config = settings.DATABASES["default"]
-    return {
-        "host": config["HOST"] or "127.0.0.1",
-        "port": int(config["PORT"] or 5432),
-        "user": config["USER"] or "postgres",
-        "password": config["PASSWORD"] or "",
-    }
-
-
-def connect(dbname: str):
-    conn = psycopg2.connect(dbname=dbname, connect_timeout=5, **server_facts())
-    conn.autocommit = True
-    return conn
-
-
 def table_names(dbname: str) -> set[str]:
     conn = connect(dbname)
     try:
@@ -583,122 +561,8 @@ def app_tables(label: str) -> set[str]:
 @pytest.fixture
 def scratch_databases():
     """Two fresh databases (`default`, `worker`) created and dropped by this test."""
-    names = {
-        alias: f"orderstream_compose_{uuid.uuid4().hex[:10]}_{alias}"
-        for alias in ("default", "worker")
-    }
-    admin = connect("postgres")
-    try:
-        with admin.cursor() as cursor:
-            for name in names.values():
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with processes.scratch_databases() as names:
         yield names
-    finally:
-        with admin.cursor() as cursor:
-            for name in names.values():
-                cursor.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-        admin.close()
-
-
-def dsn(dbname: str) -> str:
-    facts = server_facts()
-    auth = quote(facts["user"]) + (f":{quote(facts['password'])}" if facts["password"] else "")
-    return f"postgres://{auth}@{facts['host']}:{facts['port']}/{dbname}"
-
-
-def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dict[str, str]:
-    """A container-like environment: only what the compose file would set.
-
-    HOME is the test's own directory: gunicorn keeps its control socket there, apart from
-    that of a `make run` stack on this machine.
-    """
-    return {
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONUNBUFFERED": "1",
-        "DJANGO_SETTINGS_MODULE": "orderstream.settings.production",
-        "DJANGO_SECRET_KEY": random_secret_key(),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "API_POSTGRES_DSN": dsn(scratch["default"]),
-        "WORKER_POSTGRES_DSN": dsn(scratch["worker"]),
-        "KAFKA_BROKERS": ",".join(settings.KAFKA_BROKERS),
-        "REDIS_ADDR": settings.REDIS_URL,
-        "ORDERS_EVENTS_TOPIC": topics.ORDERS_EVENTS_TOPIC,
-        "ORDERS_ACK_TOPIC": topics.ORDERS_ACK_TOPIC,
-        "ORDERS_DLQ_TOPIC": topics.ORDERS_DLQ_TOPIC,
-        "ORDERS_EVENTS_PARTITIONS": str(topics.ORDERS_EVENTS_PARTITIONS),
-        "WORKER_GROUP": topics.WORKER_GROUP,
-        "KAFKA_MAX_POLL_INTERVAL_MS": str(settings.KAFKA_MAX_POLL_INTERVAL_MS),
-        "KAFKA_SESSION_TIMEOUT_MS": str(settings.KAFKA_SESSION_TIMEOUT_MS),
-        "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.KAFKA_HEARTBEAT_INTERVAL_MS),
-        "DB_WAIT_TIMEOUT": "10",
-        **extra,
-    }
-
-
-class Launched:
-    """A start script running in its own session, its output in a file."""
-
-    def __init__(self, script: Path, env: dict[str, str], log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [str(script)],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def assert_running(self) -> None:
-        assert self.process.poll() is None, (
-            f"exited with {self.process.returncode}:\n{self.output()}"
-        )
-
-    def command_line(self) -> str:
-        raw = Path(f"/proc/{self.process.pid}/cmdline").read_bytes()
-        return raw.replace(b"\0", b" ").decode()
-
-    def stop(self, timeout: float = 25.0) -> int:
-        """SIGTERM and wait, as `docker compose stop` does."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
-
-    def cleanup(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self._log.close()
-
-
-def wait_until(predicate, timeout: float, what: str, launched: Launched | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if launched is not None:
-            launched.assert_running()
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    details = f"\n{launched.output()}" if launched else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
-
-
-def http_get(url: str) -> tuple[int, dict, bytes] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-    except OSError:
-        return None
 
 
 @pytest.mark.broker

@@ -1,0 +1,381 @@
+"""The project's real processes, started by tests as a deployment starts them.
+
+The API through `compose/start-api.sh` (gunicorn), the worker as `manage.py run_worker`,
+each in its own session with its output in a file, against scratch databases created on
+the test PostgreSQL server, the test Redis and the session's broker. Used by the compose
+tests (the start scripts) and by the tests that break things under load (test_faults.py,
+test_real_broker.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg2
+from django.conf import settings
+from kafka import TopicPartition
+from psycopg2 import sql
+
+from orderstream.devstack.ports import free_port
+from orderstream.kafka import make_consumer
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+BIN = Path(sys.executable).parent
+START_API = ROOT / "compose" / "start-api.sh"
+
+
+# ------------------------------------------------------------------------------
+# Scratch databases on the test PostgreSQL server
+# ------------------------------------------------------------------------------
+def random_secret_key() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(50))
+
+
+def server_facts() -> dict:
+    """Host, port and credentials of the PostgreSQL server the test suite uses."""
+    config = settings.DATABASES["default"]
+    return {
+        "host": config["HOST"] or "127.0.0.1",
+        "port": int(config["PORT"] or 5432),
+        "user": config["USER"] or "postgres",
+        "password": config["PASSWORD"] or "",
+    }
+
+
+def connect(dbname: str):
+    conn = psycopg2.connect(dbname=dbname, connect_timeout=5, **server_facts())
+    conn.autocommit = True
+    return conn
+
+
+@contextlib.contextmanager
+def scratch_databases(prefix: str = "orderstream_compose") -> Iterator[dict[str, str]]:
+    """Two fresh databases (`default`, `worker`), dropped on exit."""
+    names = {alias: f"{prefix}_{uuid.uuid4().hex[:10]}_{alias}" for alias in ("default", "worker")}
+    admin = connect("postgres")
+    try:
+        with admin.cursor() as cursor:
+            for name in names.values():
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield names
+    finally:
+        with admin.cursor() as cursor:
+            for name in names.values():
+                cursor.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        admin.close()
+
+
+def dsn(dbname: str) -> str:
+    facts = server_facts()
+    auth = quote(facts["user"]) + (f":{quote(facts['password'])}" if facts["password"] else "")
+    return f"postgres://{auth}@{facts['host']}:{facts['port']}/{dbname}"
+
+
+def terminate_backends(dbname: str) -> int:
+    """Cut every connection to `dbname` but the one asking; return how many were cut."""
+    conn = connect("postgres")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [dbname],
+            )
+            return cursor.fetchone()[0]
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------------
+# Environment and processes
+# ------------------------------------------------------------------------------
+def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dict[str, str]:
+    """A container-like environment: only what the compose file would set.
+
+    HOME is the test's own directory: gunicorn keeps its control socket there, apart from
+    that of a `make run` stack on this machine.
+    """
+    return {
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "orderstream.settings.production",
+        "DJANGO_SECRET_KEY": random_secret_key(),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "API_POSTGRES_DSN": dsn(scratch["default"]),
+        "WORKER_POSTGRES_DSN": dsn(scratch["worker"]),
+        "KAFKA_BROKERS": ",".join(settings.KAFKA_BROKERS),
+        "REDIS_ADDR": settings.REDIS_URL,
+        "ORDERS_EVENTS_TOPIC": topics.ORDERS_EVENTS_TOPIC,
+        "ORDERS_ACK_TOPIC": topics.ORDERS_ACK_TOPIC,
+        "ORDERS_DLQ_TOPIC": topics.ORDERS_DLQ_TOPIC,
+        "ORDERS_EVENTS_PARTITIONS": str(topics.ORDERS_EVENTS_PARTITIONS),
+        "WORKER_GROUP": topics.WORKER_GROUP,
+        "KAFKA_MAX_POLL_INTERVAL_MS": str(settings.KAFKA_MAX_POLL_INTERVAL_MS),
+        "KAFKA_SESSION_TIMEOUT_MS": str(settings.KAFKA_SESSION_TIMEOUT_MS),
+        "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.KAFKA_HEARTBEAT_INTERVAL_MS),
+        "DB_WAIT_TIMEOUT": "10",
+        **extra,
+    }
+
+
+class Launched:
+    """A command (or a start script) running in its own session, its output in a file."""
+
+    def __init__(self, command: Path | Sequence[str], env: dict[str, str], log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        argv = [str(command)] if isinstance(command, Path) else list(command)
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def assert_running(self) -> None:
+        assert self.process.poll() is None, (
+            f"exited with {self.process.returncode}:\n{self.output()}"
+        )
+
+    def command_line(self) -> str:
+        raw = Path(f"/proc/{self.process.pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode()
+
+    def stop(self, timeout: float = 25.0) -> int:
+        """SIGTERM and wait, as `docker compose stop` does."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self._log.close()
+
+
+def wait_until(predicate, timeout: float, what: str, launched: Launched | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if launched is not None:
+            launched.assert_running()
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.2)
+    details = f"\n{launched.output()}" if launched else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
+
+
+def http_get(url: str) -> tuple[int, dict, bytes] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+    except OSError:
+        return None
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of process `pid` (e.g. a gunicorn master's workers)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            children += [int(item) for item in (task / "children").read_text().split()]
+    return children
+
+
+# ------------------------------------------------------------------------------
+# A deployment of one test: API instances and order workers
+# ------------------------------------------------------------------------------
+class ApiInstance:
+    """One gunicorn master (start-api.sh) serving on its own free port."""
+
+    def __init__(self, launched: Launched, port: int):
+        self.launched = launched
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.launched.process.pid)
+
+
+class Deployment:
+    """The API instances and order workers one test starts; every one is killed on exit.
+
+    `env` is `script_env` plus what tests under load need: the test settings' short
+    consumer-group timeouts (6 s session and poll interval, 300 ms heartbeat, set by
+    script_env), the test settings' short fetch wait (the embedded broker answers an empty
+    fetch only after it) and a worker stats line every 5 s.
+    """
+
+    def __init__(self, scratch: dict[str, str], topics, home: Path, **extra: str):
+        self.home = home
+        self.scratch = scratch
+        self.env = script_env(
+            scratch,
+            topics,
+            home,
+            KAFKA_FETCH_MAX_WAIT_MS=str(settings.KAFKA_FETCH_MAX_WAIT_MS),
+            WORKER_STATS_INTERVAL="5",
+            **extra,
+        )
+        self.group = topics.WORKER_GROUP
+        self.events_topic = topics.ORDERS_EVENTS_TOPIC
+        self.partitions = topics.ORDERS_EVENTS_PARTITIONS
+        self.started: list[Launched] = []
+        self.workers: list[Launched] = []
+        self.apis: list[ApiInstance] = []
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for launched in reversed(self.started):
+            launched.cleanup()
+
+    def _launch(self, command: Path | Sequence[str], name: str, **extra: str) -> Launched:
+        log_path = self.home / f"{name}-{len(self.started)}.log"
+        launched = Launched(command, {**self.env, **extra}, log_path)
+        self.started.append(launched)
+        return launched
+
+    def launch(self, apis: int = 1, gunicorn_workers: int = 2, workers: int = 2) -> None:
+        """Migrate, start `apis` gunicorn masters and `workers` order workers, and return
+        once every API answers and the workers share every partition."""
+        self.migrate_worker_database()
+        for _ in range(apis):
+            self.start_api(workers=gunicorn_workers)
+        for _ in range(workers):
+            self.start_worker()
+        self.wait_until_serving()
+        self.wait_until_consuming()
+
+    def migrate_worker_database(self) -> None:
+        """What start-worker.sh does before it execs the worker, done once for all workers."""
+        result = subprocess.run(
+            [sys.executable, "compose/prestart.py", "worker", "--timeout", "10"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def start_api(self, workers: int = 2, threads: int = 8) -> ApiInstance:
+        port = free_port()
+        launched = self._launch(
+            START_API,
+            "api",
+            API_BIND_HOST="127.0.0.1",
+            API_PORT=str(port),
+            GUNICORN_WORKERS=str(workers),
+            GUNICORN_THREADS=str(threads),
+        )
+        api = ApiInstance(launched, port)
+        self.apis.append(api)
+        return api
+
+    def start_worker(self) -> Launched:
+        worker = self._launch([sys.executable, "manage.py", "run_worker"], "worker")
+        self.workers.append(worker)
+        return worker
+
+    def restart_worker(self, worker: Launched) -> Launched:
+        """Forget a worker that was stopped or killed and start another in its place."""
+        worker.cleanup()
+        self.workers.remove(worker)
+        return self.start_worker()
+
+    def wait_until_serving(self, timeout: float = 60) -> None:
+        for api in self.apis:
+            wait_until(
+                lambda api=api: (http_get(f"{api.base_url}/health") or (0,))[0] == 200,
+                timeout,
+                f"/health of {api.base_url}",
+                api.launched,
+            )
+            wait_until(lambda api=api: len(api.worker_pids()) >= 1, timeout, "gunicorn workers")
+
+    def wait_until_consuming(self, timeout: float = 60) -> None:
+        """Every worker holds partitions and each partition has one holder."""
+        wait_until(
+            lambda: partitions_shared(self.workers, self.partitions),
+            timeout,
+            f"the workers of {self.group} to share every partition",
+        )
+
+    def log_excerpts(self, count: int = 12) -> str:
+        """The last warnings and errors of every process (for a failing test's message)."""
+        parts = []
+        for launched in self.started:
+            text = launched.log_path.read_text(errors="replace")
+            lines = [line for line in text.splitlines() if " WARNING " in line or "ERROR" in line]
+            parts.append(f"--- {launched.log_path.name}:\n" + "\n".join(lines[-count:]))
+        return "\n" + "\n".join(parts)
+
+    def group_lag(self) -> int | None:
+        return group_lag(self.group, self.events_topic)
+
+
+_PARTITIONS_CHANGE = re.compile(r"partitions (assigned|revoked|lost): \[([\d, ]*)\]")
+
+
+def worker_partitions(worker: Launched) -> set[int]:
+    """The partitions the worker holds now, from its log's assigned/revoked/lost lines."""
+    held: set[int] = set()
+    for change, numbers in _PARTITIONS_CHANGE.findall(worker.log_path.read_text(errors="replace")):
+        partitions = {int(n) for n in numbers.split(",") if n.strip()}
+        held = held | partitions if change == "assigned" else held - partitions
+    return held
+
+
+def partitions_shared(workers: list[Launched], partitions: int) -> bool:
+    """Every partition is held by exactly one of the (running) workers."""
+    for worker in workers:
+        worker.assert_running()
+    held = [worker_partitions(worker) for worker in workers]
+    return all(held) and sorted(p for h in held for p in h) == list(range(partitions))
+
+
+def group_lag(group: str, topic: str) -> int | None:
+    """Events of `topic` the group has not committed yet (None: the broker did not say)."""
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = make_consumer(group_id=group)
+    except KafkaError:
+        return None
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        ends = consumer.end_offsets(partitions)
+        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
+    except (KafkaError, TypeError):
+        return None
+    finally:
+        consumer.close(autocommit=False)
