@@ -31,6 +31,7 @@ from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
     KafkaError,
+    MessageSizeTooLargeError,
     RebalanceInProgressError,
     UnknownMemberIdError,
     UnknownTopicOrPartitionError,
@@ -58,7 +59,14 @@ LOST_COMMIT_ERRORS = (
     UnknownMemberIdError,
     RebalanceInProgressError,
 )
+# Errors no retry can heal, although KafkaError: the record is larger than the broker takes.
+PERMANENT_ERRORS = (MessageSizeTooLargeError,)
 PURGE_INTERVAL = 3600.0
+# A rejection's error text (ACK and dead-letter header) may echo the bad value: bounded.
+MAX_ERROR_CHARS = 1000
+# A dead letter keeps the original key and bytes up to this size, which leaves room for
+# the headers within the producer's 1 MiB request; beyond it, their coordinates only.
+MAX_DEAD_LETTER_BYTES = 1_000_000
 
 
 # A worker that saw no event for this long polls only every `idle_poll_ms` (when set).
@@ -143,20 +151,32 @@ class Outgoing:
     headers: list[tuple[str, bytes]] | None = None
 
 
+def bounded_error(error: str) -> str:
+    """`error` cut to MAX_ERROR_CHARS characters."""
+    if len(error) <= MAX_ERROR_CHARS:
+        return error
+    return error[: MAX_ERROR_CHARS - 1] + "…"
+
+
 def dead_letter(record, error: str, dlq_topic: str) -> Outgoing:
-    """The DLQ entry: the original key and bytes, the error and the origin in headers."""
-    return Outgoing(
-        topic=dlq_topic,
-        key=record.key,
-        value=record.value if record.value is not None else b"",
-        headers=[
-            ("error", error.encode()),
-            ("source_topic", record.topic.encode()),
-            ("source_partition", str(record.partition).encode()),
-            ("source_offset", str(record.offset).encode()),
-            ("failed_at", rfc3339(utc_now()).encode()),
-        ],
-    )
+    """The DLQ entry: the original key and bytes, the error and the origin in headers.
+
+    Key and bytes that would not fit beside the headers are left out (the header
+    `value_omitted_bytes` says how many there were): the origin headers still say where
+    they are, and a dead letter that the broker refused would stall the worker.
+    """
+    key, value = record.key, record.value if record.value is not None else b""
+    headers = [
+        ("error", bounded_error(error).encode(errors="backslashreplace")),
+        ("source_topic", record.topic.encode()),
+        ("source_partition", str(record.partition).encode()),
+        ("source_offset", str(record.offset).encode()),
+        ("failed_at", rfc3339(utc_now()).encode()),
+    ]
+    if len(value) + len(key or b"") > MAX_DEAD_LETTER_BYTES:
+        headers.append(("value_omitted_bytes", str(len(value)).encode()))
+        key, value = None, b""
+    return Outgoing(topic=dlq_topic, key=key, value=value, headers=headers)
 
 
 def _ids_of(record) -> tuple[str | None, str | None]:
@@ -401,6 +421,7 @@ class OrderWorker(ConsumerRebalanceListener):
     def _reject(
         self, record, error: str, order_id: str | None, event_id: str | None
     ) -> list[Outgoing]:
+        error = bounded_error(error)
         self.stats.rejected += 1
         logger.warning(
             "rejected message %s[%d]@%d key=%r: %s",
@@ -453,6 +474,8 @@ class OrderWorker(ConsumerRebalanceListener):
             while True:
                 try:
                     return step()
+                except PERMANENT_ERRORS:
+                    raise  # handled as an unexpected error: the message alone, dead-lettered
                 except TRANSIENT_ERRORS as exc:
                     attempt += 1
                     self.stats.retries += 1

@@ -7,11 +7,13 @@ import time
 import uuid
 from dataclasses import replace
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django_redis import get_redis_connection
 
 from orders_worker import results
+from orders_worker.consumer import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS, dead_letter
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orderstream.messages import MAX_EVENT_BYTES, OrderResult
@@ -254,3 +256,40 @@ def test_non_ascii_payloads_travel_as_utf8_to_postgresql_and_redis(
     raw = get_redis_connection("default").get(OrderResult.redis_key(event.order_id))
     assert "Заказ-1".encode() in raw
     assert order_result_read(order_id=event.order_id).payload == event.payload
+
+
+def test_an_invalid_event_near_the_size_limit_is_dead_lettered_within_the_limit(
+    unique_topics, running_worker, send_events, ack_reader, dlq_reader
+):
+    """The error text used to echo the bad value in full: a dead letter of twice the
+    event's size, refused by the producer, and retried forever (MessageSizeTooLargeError
+    counted as transient) while the next events waited. The error is bounded, the dead
+    letter fits (the original bytes when they fit beside it, else their coordinates), and
+    the event behind it is applied."""
+    huge = replace(OrderEventFactory(), status="x" * 900_000)
+    good = OrderEventFactory()
+    send_events(huge, good)
+    ack_reader.read_until(lambda recs: len(recs) >= 2, timeout=30)
+    acks = {a.order_id: a for a in ack_reader.acks()}
+    assert acks[good.order_id].status == "created"
+    assert acks[huge.order_id].status == "rejected"
+    assert "status" in acks[huge.order_id].error
+    assert len(acks[huge.order_id].error) <= MAX_ERROR_CHARS
+    [letter] = dlq_reader.read_until(lambda recs: len(recs) >= 1)
+    headers = dict(letter.headers)
+    assert len(headers["error"]) <= MAX_ERROR_CHARS * 4
+    assert headers["source_offset"] == b"0"
+    assert letter.value == huge.to_bytes()  # the original bytes fit beside a short error
+
+
+def test_a_dead_letter_too_large_for_the_broker_keeps_the_coordinates():
+    """When the original bytes cannot fit, the dead letter keeps where they are."""
+    record = SimpleNamespace(
+        topic="events", partition=3, offset=42, key=b"k", value=b"{" * (MAX_DEAD_LETTER_BYTES + 1)
+    )
+    letter = dead_letter(record, "not JSON", "dlq")
+    headers = dict(letter.headers)
+    assert letter.value == b""
+    assert headers["value_omitted_bytes"] == str(MAX_DEAD_LETTER_BYTES + 1).encode()
+    assert (headers["source_topic"], headers["source_partition"]) == (b"events", b"3")
+    assert headers["source_offset"] == b"42"
