@@ -403,6 +403,14 @@ def test_services_ports_healthchecks_and_dependencies():
         assert services[name]["volumes"]
 
 
+def test_every_published_port_binds_to_loopback_only():
+    """Databases, Redis, Kafka and the web UIs must not open on every interface of the
+    host: each `ports` entry names 127.0.0.1."""
+    for name, service in resolved_compose()["services"].items():
+        for entry in service.get("ports", []):
+            assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry}"
+
+
 def worker_healthcheck_args() -> dict[str, str]:
     """`--option value` pairs of the worker's healthcheck command."""
     test = resolved_compose()["services"]["worker"]["healthcheck"]["test"]
