@@ -81,8 +81,9 @@ def order_upsert(
     - `version` not newer than the stored one: skipped and acknowledged with the current
       state (`deleted`, else the last ACK status for the same event, else `updated`);
     - a deleted order stays deleted whatever comes next (ACK `deleted`);
-    - `deleted`: soft delete, data kept; `created`/`updated`: payload replaced, amount
-      recomputed, status `done`, ACK `updated`.
+    - `deleted`: soft delete keeping the data the event carries (the API's last accepted
+      payload); `created`/`updated`: payload replaced, amount recomputed, status `done`,
+      ACK `updated`.
 
     Raises `InvalidMessage` when the amount cannot be computed, or the version or the
     timestamp is out of range: such an event is rejected whatever the stored state.
@@ -130,8 +131,13 @@ def order_upsert(
         return UpsertDecision(UpsertOutcome.UNCHANGED, "deleted", stored)
 
     if event.status == "deleted":
+        # Soft delete with the data the event carries: the API kept the order's last
+        # accepted payload and put it in the event, which may be newer than ours (the
+        # delete can overtake an update that waits in the relay; that one is stale then).
         state = replace(
             stored,
+            amount=amount,
+            payload=event.payload,
             status=ORDER_DELETED,
             updated_at=happened_at,
             version=event.version,

@@ -5,15 +5,20 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from kafka import TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
+from orders_api.outbox import outbox_relay_once
 from orders_api.services import order_upsert
 from orders_worker.models import ProcessedEvent, ProcessedOrder
+from orders_worker.results import order_result_read
 from orderstream.devstack.ports import free_port
 from orderstream.devstack.tansu import TansuBroker
 from orderstream.kafka import ensure_topics, make_consumer
@@ -71,6 +76,57 @@ def test_two_concurrent_updates_are_applied_in_version_order(
         .values_list("version", "ack_status")
     )
     assert statuses == {2: "updated", 3: "updated"}  # both applied, neither stale
+
+
+def test_a_delete_that_overtakes_a_held_back_update_ends_on_the_updates_data(
+    unique_topics, running_worker, settings, monkeypatch
+):
+    """The update's publish fails (left to the relay), the delete is published at once:
+    the worker sees v1, v3 (delete), then v2. The delete's event carries the order as the
+    API kept it (v2's payload), so the order ends deleted with v2's data, and v2 is stale.
+    (The worker used to keep its own v1 data on a delete.)"""
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 3600  # no relay touches the held-back update yet
+    user = uuid.uuid4()
+    order = order_upsert(user_id=user, order_id=None, payload={"id": "O-1", "amount": 1})
+    processed = ProcessedOrder.objects.using("worker")
+    eventually(lambda: processed.filter(order_id=order.order_id).exists(), message="created")
+
+    publisher = runtime.publisher()
+    publish = publisher.publish
+
+    def hold_back_updates(*, event, **kwargs):
+        if event.status == "updated":
+            raise KafkaTimeoutError("held back by the test")
+        return publish(event=event, **kwargs)
+
+    monkeypatch.setattr(publisher, "publish", hold_back_updates)
+    order_upsert(user_id=user, order_id=order.order_id, payload={"id": "O-1", "amount": 7})
+    order_upsert(user_id=user, order_id=order.order_id, payload=None, delete=True)
+    eventually(
+        lambda: processed.filter(order_id=order.order_id, version=3).exists(),
+        message="the delete (v3) applied before the update (v2)",
+    )
+    monkeypatch.undo()
+    held_back = OutboxEvent.objects.filter(order_id=order.order_id, published_at=None)
+    eventually(
+        lambda: list(held_back.values_list("version", flat=True)) == [2],
+        message="v1 and v3 marked published, v2 left to the relay",
+    )
+    held_back.update(next_attempt_at=timezone.now())  # the relay's turn has come
+    assert outbox_relay_once(producer=publisher.ensure_producer()) == (1, 0)  # v2, late
+    eventually(
+        lambda: ProcessedEvent.objects.using("worker")
+        .filter(order_id=order.order_id, version=2)
+        .exists(),
+        message="the late update was handled",
+    )
+    row = processed.get(order_id=order.order_id)
+    assert (row.status, row.version) == ("deleted", 3)
+    assert row.payload == {"id": "O-1", "amount": 7}
+    assert row.amount == Decimal("7.00")
+    stale = ProcessedEvent.objects.using("worker").get(order_id=order.order_id, version=2)
+    assert stale.ack_status == "deleted"
+    assert order_result_read(order_id=str(order.order_id)).amount == Decimal("7.00")
 
 
 @pytest.fixture

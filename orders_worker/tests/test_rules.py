@@ -106,15 +106,21 @@ def test_update_keeps_the_stored_user():
     )
 
 
-def test_delete_is_a_soft_delete_that_keeps_the_data():
-    stored = stored_state()
-    event = event_for(stored, status="deleted", version=3, payload={"amount": 999})
+def test_delete_is_a_soft_delete_that_keeps_the_data_its_event_carries():
+    """The delete's event carries the order's full state as the API kept it (its last
+    accepted payload), which may be newer than the worker's: an update that the delete
+    overtook (held back in the relay) is then skipped as stale."""
+    stored = stored_state(version=1)
+    event = event_for(stored, status="deleted", version=3, payload={"id": "new", "amount": 999})
     decision = order_upsert(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "deleted")
     state = decision.state
     assert state.status == ORDER_DELETED
-    assert (state.payload, state.amount) == (stored.payload, stored.amount)
+    assert (state.payload, state.amount) == (event.payload, Decimal("999.00"))
     assert (state.version, state.last_status) == (3, "deleted")
+    late_update = event_for(stored, status="updated", version=2, payload={"amount": 5})
+    late = order_upsert(stored=state, event=late_update, processed_at=NOW)
+    assert (late.outcome, late.ack_status) == (UpsertOutcome.STALE, "deleted")
 
 
 @pytest.mark.parametrize("status", ["created", "updated", "deleted"])
