@@ -115,9 +115,11 @@ def test_a_delete_that_overtakes_a_held_back_update_ends_on_the_updates_data(
     held_back.update(next_attempt_at=timezone.now())  # the relay's turn has come
     assert outbox_relay_once(producer=publisher.ensure_producer()) == (1, 0)  # v2, late
     eventually(
-        lambda: ProcessedEvent.objects.using("worker")
-        .filter(order_id=order.order_id, version=2)
-        .exists(),
+        lambda: (
+            ProcessedEvent.objects.using("worker")
+            .filter(order_id=order.order_id, version=2)
+            .exists()
+        ),
         message="the late update was handled",
     )
     row = processed.get(order_id=order.order_id)
