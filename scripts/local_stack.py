@@ -243,6 +243,7 @@ def run_services() -> int:
         f"\nOrderStream is up:\n"
         f"  API          http://127.0.0.1:{port}/orders  (health: /health)\n"
         f"  Swagger UI   http://127.0.0.1:{port}/docs\n"
+        f"  ReDoc        http://127.0.0.1:{port}/redoc\n"
         f"  Admin        http://127.0.0.1:{port}/admin/  "
         f"(user {os.environ.get('LOCAL_ADMIN_USER', 'admin')})\n"
         f"  Kafka        {os.environ['KAFKA_BROKERS']}\n"
@@ -301,6 +302,8 @@ def run_tests(pytest_args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    # SIGTERM ends us through `finally` too (stopping the services), as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load_local_env()
     command = argv[0] if argv else "run"
     if command not in {"run", "prepare", "services", "test", "manage"}:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
 
 # The one pin of the broker version; compose/docker-compose.yml uses the same image tag.
@@ -238,6 +239,7 @@ class ApacheKafkaBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in the terminal goes to our owner, who stops us
+                preexec_fn=stop_with_parent,
             )
         deadline = time.monotonic() + timeout
         while not self._answers():

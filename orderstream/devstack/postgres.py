@@ -16,6 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
 
 SYSTEM_USER = "embedded_postgres"
@@ -69,6 +70,7 @@ class EmbeddedPostgres:
             stderr=subprocess.STDOUT,
             user=user,
             start_new_session=True,  # Ctrl-C goes to our owner, who stops us
+            preexec_fn=stop_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout

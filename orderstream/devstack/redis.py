@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
 
 
@@ -49,6 +50,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=stop_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not port_answers("127.0.0.1", self.port, timeout=0.2):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 
+from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
 
 
@@ -43,6 +44,7 @@ class TansuBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the terminal goes to our owner, who stops us
+            preexec_fn=stop_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not port_answers("127.0.0.1", self.port):
