@@ -8,16 +8,23 @@ the event encoding would choke on later: NaN and Infinity, numbers too large for
 (1e400, which Python reads as infinity), and nesting deeper than JSON_MAX_DEPTH (which
 would otherwise end in a RecursionError somewhere). A Content-Type charset that is no
 text encoding (`base64`, `hex`, `zlib`) is a 415.
+
+Numbers are kept exactly or refused, never changed: a payload is stored (and sent to the
+worker) as JSON written from Python floats, so a number with a fraction or an exponent is
+accepted only when a float holds it exactly (`orderstream.messages.exact_float`);
+70368744177664.01 or 999999999999999999.99 sent as JSON numbers are 400s that say to send
+them as strings, which are exact at any size.
 """
 
 from __future__ import annotations
 
 import json
-import math
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
+
+from orderstream.messages import InexactNumber, exact_float
 
 from .exceptions import PayloadTooLarge
 
@@ -27,13 +34,6 @@ JSON_MAX_DEPTH = 100
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"{text} is too large for a finite JSON number")
-    return value
 
 
 def _too_deep(value, limit: int) -> bool:
@@ -54,14 +54,15 @@ def _too_deep(value, limit: int) -> bool:
 
 
 def json_loads_strict(text: str):
-    """`json.loads` with finite numbers only (no NaN, Infinity or 1e400) and at most
-    JSON_MAX_DEPTH levels deep.
+    """`json.loads` with exact, finite numbers only (no NaN, Infinity, 1e400, or a number
+    a float would change) and at most JSON_MAX_DEPTH levels deep.
 
-    Raises ValueError (with the reason) for anything it refuses.
+    Raises ValueError (with the reason; `InexactNumber` for a number a float would
+    change) for anything it refuses.
     """
     too_deep = ValueError(f"nested deeper than {JSON_MAX_DEPTH} levels")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=exact_float)
     except RecursionError:
         raise too_deep from None
     if _too_deep(value, JSON_MAX_DEPTH):
@@ -98,5 +99,7 @@ class BoundedJSONParser(JSONParser):
             raise ParseError(f"malformed JSON: {exc}") from None
         try:
             return json_loads_strict(text)
+        except InexactNumber as exc:
+            raise ParseError(str(exc)) from None
         except ValueError as exc:
             raise ParseError(f"malformed JSON: {exc}") from None

@@ -3,25 +3,28 @@
 An order's view is its API row; when the worker has written `order_result:<order_id>` to
 Redis, that result's order_status, amount, payload, created_at, updated_at and bucket
 override the row (SPEC.md). Redis is optional for reads: when it is down, or the value is
-unreadable (or its amount out of range), the row alone answers.
+unreadable (or its amount is no amount the columns could hold), the row alone answers.
+Either way the amount is a Decimal with the columns' two places.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Iterable
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
 from django.db.models.fields.json import KT
+from django.db.models.functions import MD5
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from orderstream.messages import InvalidMessage, OrderResult, rfc3339
-from orderstream.order_fields import MAX_AMOUNT
+from orderstream.order_fields import amount_in_cents
 
 from .exceptions import ApplicationError
-from .models import Order
+from .models import Order, OutboxEvent
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +49,10 @@ def order_results_get(*, order_ids: Iterable[uuid.UUID]) -> dict[str, OrderResul
             continue
         try:
             result = OrderResult.from_bytes(raw)
-            # The worker writes amounts as JSON numbers: the largest one may read back as
-            # 1e18 (a float), but never as more, NaN or Infinity.
-            if not result.amount.is_finite() or abs(result.amount) > MAX_AMOUNT:
-                raise ValueError(f"amount {result.amount} is out of range")
-            results[key] = result
+            # The worker writes the column's amount; a value from elsewhere (an older
+            # worker wrote 5 for 5.00) is rounded to cents, one beyond the columns ignored.
+            amount = amount_in_cents(result.amount)
+            results[key] = dataclasses.replace(result, amount=amount)
         except (InvalidMessage, KeyError, TypeError, ValueError, ArithmeticError) as exc:
             logger.warning("ignoring unreadable result of order %s: %s", key, exc)
     return results
@@ -87,9 +89,17 @@ def order_views(*, orders: Iterable[Order]) -> list[dict]:
     return [order_view(order=o, result=results.get(str(o.order_id))) for o in orders]
 
 
-def order_is_processed(*, order_id: uuid.UUID) -> bool:
-    """Whether the worker has written a result for the order (it has seen its create)."""
-    return str(order_id) in order_results_get(order_ids=[order_id])
+def order_event_applied(*, order_id: uuid.UUID, event_id: str) -> bool:
+    """Whether the worker's result shows the event applied: it holds the event's version
+    or a later one (a create: any result). False when unknown (no result, Redis down, or
+    the event's outbox row already purged)."""
+    result = order_results_get(order_ids=[order_id]).get(str(order_id))
+    if result is None:
+        return False
+    version = (
+        OutboxEvent.objects.filter(event_id=event_id).values_list("version", flat=True).first()
+    )
+    return version == 1 or (version is not None and result.version >= version)
 
 
 def order_get(*, order_id: uuid.UUID) -> dict:
@@ -102,10 +112,11 @@ def order_get(*, order_id: uuid.UUID) -> dict:
 
 def order_get_by_external_id(*, external_id: str, user_id: uuid.UUID) -> dict:
     """The newest order of `user_id` whose payload.id is `external_id`; 404 when none."""
-    # payload->>'id' = external_id: matches a string id and a number rendered as text.
+    # payload->>'id' = external_id: matches a string id and a number rendered as text. The
+    # md5 condition is what the index holds (models.py); the other one rules out collisions.
     order = (
-        Order.objects.alias(external_id=KT("payload__id"))
-        .filter(external_id=external_id, user_id=user_id)
+        Order.objects.alias(external_id=KT("payload__id"), external_id_md5=MD5(KT("payload__id")))
+        .filter(external_id_md5=MD5(Value(external_id)), external_id=external_id, user_id=user_id)
         .order_by("-created_at")
         .first()
     )

@@ -9,6 +9,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
 
+from orderstream.messages import InexactNumber
+
 from .models import OrderStatus
 from .parsers import json_loads_strict
 
@@ -110,6 +112,8 @@ class PayloadJsonField(serializers.Field):
         if isinstance(data, str):
             try:
                 data = json_loads_strict(data)
+            except InexactNumber as exc:
+                raise serializers.ValidationError(str(exc), code="inexact") from None
             except ValueError as exc:
                 self.fail("malformed", error=exc)
             if not isinstance(data, dict):
@@ -224,9 +228,10 @@ class OrderViewSerializer(serializers.Serializer):
 
     order_id = serializers.UUIDField()
     user_id = serializers.UUIDField()
-    # No max_digits: the worker's result may say 1e18 for 999999999999999999.99 (its JSON
-    # number is a float), which DRF would refuse to render with max_digits=20 (a 500).
-    amount = serializers.DecimalField(max_digits=None, decimal_places=2, coerce_to_string=False)
+    # The columns' numeric(20, 2); the selectors hand over only amounts they hold. Rendered
+    # as a JSON number with exactly these digits (orders_api.renderers): 5.00, never "5.00"
+    # or a float.
+    amount = serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=False)
     status = serializers.CharField(
         help_text="API row status (new, updated, deleted), or the worker's order_status "
         "(done, deleted) once it has processed the order."

@@ -25,9 +25,9 @@ from .exceptions import ApplicationError, error_body
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import idempotency_key_clean
 from .selectors import (
+    order_event_applied,
     order_get,
     order_get_by_external_id,
-    order_is_processed,
     order_list,
     order_views,
 )
@@ -195,9 +195,16 @@ class OrderViewSet(viewsets.GenericViewSet):
     serializer_class = OrderViewSerializer
 
     def get_serializer_class(self):
-        if self.action == "create":
+        # The browsable API builds its POST form during a GET, with the method overridden.
+        if self.action == "create" or getattr(self.request, "method", None) == "POST":
             return OrderUpsertInputSerializer
         return OrderViewSerializer
+
+    def get_queryset(self):
+        """The orders the list shows (the browsable API asks for them too)."""
+        query = OrderListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return order_list(**query.validated_data)
 
     @extend_schema(
         summary="Create, update or soft-delete an order",
@@ -285,13 +292,14 @@ class OrderViewSet(viewsets.GenericViewSet):
 
     @staticmethod
     def _known_outcome(write, headers: dict) -> dict | None:
-        """For a replayed request: its ACK if this process has seen it (or, for a create,
-        the worker's result in Redis); None when unknown yet."""
+        """For a replayed request: its ACK if this process has seen it, else the worker's
+        result in Redis when it shows the event applied (after a restart); None when
+        unknown yet."""
         ack = runtime.ack_listener().recent(write.event_id)
         if ack is not None:
             return _ack_answer(write, ack, headers)
-        if write.operation == "created" and order_is_processed(order_id=write.order_id):
-            return {"order_id": write.order_id, "status": "created"}
+        if order_event_applied(order_id=write.order_id, event_id=write.event_id):
+            return {"order_id": write.order_id, "status": write.operation}
         return None
 
     @extend_schema(
@@ -300,9 +308,7 @@ class OrderViewSet(viewsets.GenericViewSet):
         responses={200: OrderViewSerializer(many=True), 400: ERRORS[400]},
     )
     def list(self, request):
-        query = OrderListQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        page = self.paginate_queryset(order_list(**query.validated_data))
+        page = self.paginate_queryset(self.get_queryset())
         data = OrderViewSerializer(order_views(orders=page), many=True).data
         return self.get_paginated_response(data)
 

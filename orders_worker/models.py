@@ -4,6 +4,7 @@ events already applied (so a redelivered event is answered exactly as the first 
 from django.db import models
 from django.db.models import F
 from django.db.models.fields.json import KT
+from django.db.models.functions import MD5
 
 
 class ProcessedOrderStatus(models.TextChoices):
@@ -32,7 +33,10 @@ class ProcessedOrder(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(KT("payload__id"), F("user_id"), name="processed_external_id_user_idx"),
+            # The md5 of payload.id, as in the API's index: any id fits a btree row.
+            models.Index(
+                MD5(KT("payload__id")), F("user_id"), name="processed_external_id_user_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,11 +8,15 @@ bad message is turned into a dead-letter entry and an error ACK, never a crash.
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+import simplejson
 
 # What the API asks for: the operation it performed on its own row.
 EVENT_STATUSES = frozenset({"created", "updated", "deleted"})
@@ -68,9 +72,35 @@ def event_time(text: str) -> datetime:
     return moment
 
 
+class InexactNumber(ValueError):
+    """A JSON number that a float cannot hold: it would come back as another number."""
+
+    def __init__(self, text: str):
+        super().__init__(
+            f"{text} has more digits than a JSON number keeps here (a float holds about 15 "
+            "significant digits exactly): send it as a string"
+        )
+        self.text = text
+
+
+def exact_float(text: str) -> float:
+    """A JSON number with a fraction or an exponent as the float that holds it exactly:
+    one whose shortest form (what `json.dumps` writes back) has the same value.
+
+    Raises `InexactNumber` for anything else (70368744177664.01 would come back as
+    70368744177664.02, 1e-400 as 0.0), `ValueError` for one beyond any float (1e400).
+    """
+    number = float(text)
+    if repr(number) == text:  # the usual case: the text is already the float's own form
+        return number
+    if math.isinf(number):
+        raise ValueError(f"{text} is too large for a finite JSON number")
+    if Decimal(repr(number)) != Decimal(text):
+        raise InexactNumber(text)
+    return number
+
+
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):
         return rfc3339(value)
     if isinstance(value, uuid.UUID):
@@ -84,18 +114,36 @@ def _fields_of(message: Any) -> dict:
 
 
 def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON bytes; Decimals become numbers, datetimes RFC 3339, UUIDs strings.
+    """Compact UTF-8 JSON bytes; datetimes become RFC 3339, UUIDs strings, and Decimals
+    numbers with exactly their digits (`Decimal("5.00")` is `5.00`, never a float).
 
+    simplejson writes Decimals that way (the standard library can only go through a
+    float); NaN and Infinity, which JSON has no number for, raise `ValueError`.
     Non-ASCII text is kept as UTF-8 (one to four bytes a character, where a `\\uXXXX`
     escape takes six or twelve). A lone surrogate (from a `\\ud800` escape in the input)
     has no UTF-8 form: such a document falls back to ASCII escapes, which is valid JSON.
     """
+    options = {
+        "separators": (",", ":"),
+        "default": _json_default,
+        "use_decimal": True,
+        "allow_nan": False,
+        "namedtuple_as_object": False,
+    }
     try:
-        return json.dumps(
-            data, separators=(",", ":"), ensure_ascii=False, default=_json_default
-        ).encode()
+        return simplejson.dumps(data, ensure_ascii=False, **options).encode()
     except UnicodeEncodeError:
-        return json.dumps(data, separators=(",", ":"), default=_json_default).encode()
+        return simplejson.dumps(data, **options).encode()
+
+
+def loads(raw: bytes | str, *, parse_float: Callable[[str], Any] = Decimal) -> Any:
+    """JSON as Python values; a number with a fraction or an exponent is a Decimal (never
+    a float, which would change 70368744177664.01), unless `parse_float` says otherwise."""
+    return json.loads(raw, parse_float=parse_float, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON number")
 
 
 def _uuid_field(data: dict, name: str) -> str:
@@ -108,11 +156,13 @@ def _uuid_field(data: dict, name: str) -> str:
         raise InvalidMessage(f"{name}: not a valid uuid") from None
 
 
-def _load_object(raw: bytes | str | None) -> dict:
+def _load_object(raw: bytes | str | None, *, parse_float: Callable[[str], Any] = Decimal) -> dict:
     if raw is None:
         raise InvalidMessage("message has no value")
     try:
-        data = json.loads(raw)
+        data = loads(raw, parse_float=parse_float)
+    except InexactNumber:
+        raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"not valid JSON: {exc}") from None
     except RecursionError:
@@ -144,7 +194,18 @@ class OrderEvent:
 
     @classmethod
     def from_bytes(cls, raw: bytes | str | None) -> OrderEvent:
-        data = _load_object(raw)
+        """The event, validated. Its numbers are floats that hold them exactly: the
+        worker stores the payload as JSON written from floats, so a number a float would
+        change is refused (`InvalidMessage`), never altered."""
+        try:
+            data = _load_object(raw, parse_float=exact_float)
+        except InexactNumber as exc:
+            ids = _load_object(raw)  # read again, exactly, to name the order
+            raise InvalidMessage(
+                f"number {exc}",
+                order_id=_valid_uuid_or_none(_text_or_none(ids.get("order_id"))),
+                event_id=_valid_uuid_or_none(_text_or_none(ids.get("event_id"))),
+            ) from None
         order_id = data.get("order_id") if isinstance(data.get("order_id"), str) else None
         event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
         try:
@@ -192,6 +253,10 @@ class OrderEvent:
             timestamp=timestamp,
             external_id=external_id,
         )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _valid_uuid_or_none(value: str | None) -> str | None:
@@ -267,14 +332,18 @@ class OrderResult:
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> OrderResult:
+        """The result; every number in it a Decimal (or an int) with exactly its digits."""
         data = _load_object(raw)
+        amount = data.get("amount")
+        if isinstance(amount, bool) or not isinstance(amount, (int, Decimal)):
+            raise InvalidMessage("amount: required JSON number")
         return cls(
             order_id=str(data["order_id"]),
             status=str(data["status"]),
             processed_at=str(data["processed_at"]),
             order_status=str(data["order_status"]),
             user_id=str(data["user_id"]),
-            amount=Decimal(str(data["amount"])),
+            amount=Decimal(amount),
             payload=data["payload"],
             created_at=str(data["created_at"]),
             updated_at=str(data["updated_at"]),

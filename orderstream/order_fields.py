@@ -16,6 +16,7 @@ from decimal import (
     Context,
     Decimal,
     DivisionByZero,
+    Inexact,
     InvalidOperation,
     Overflow,
     localcontext,
@@ -28,16 +29,26 @@ MAX_AMOUNT = Decimal("1e18")
 LARGEST_AMOUNT = MAX_AMOUNT - CENT
 
 
+# Significant digits of the amount arithmetic: a price * qty or a running sum that needs
+# more is refused rather than rounded (rounding there could move the result by a cent).
+AMOUNT_DIGITS = 40
+
+
 def _amount_context() -> Context:
     """The arithmetic of `order_amount`, independent of the thread's decimal context: wide
-    exponents (huge or tiny inputs round instead of failing) and errors trapped."""
+    exponents, and every result exact (`Inexact` is trapped) or an error."""
     return Context(
-        prec=40,
+        prec=AMOUNT_DIGITS,
         rounding=ROUND_HALF_EVEN,
         Emax=MAX_EMAX,
         Emin=MIN_EMIN,
-        traps=[InvalidOperation, DivisionByZero, Overflow],
+        traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
     )
+
+
+# Rounding to cents: ROUND_HALF_UP, whatever the thread's context; a total beyond the
+# range never gets here, so 20 digits always fit.
+_CENTS_CONTEXT = Context(prec=AMOUNT_DIGITS, rounding=ROUND_HALF_UP, traps=[InvalidOperation])
 
 
 class InvalidAmount(ValueError):
@@ -72,8 +83,26 @@ def order_amount(payload: dict) -> Decimal:
     try:
         with localcontext(_amount_context()):
             return _order_amount(payload)
+    except Inexact:
+        raise InvalidAmount(
+            f"amount: cannot be computed exactly (a price * qty or a sum of more than "
+            f"{AMOUNT_DIGITS} significant digits)"
+        ) from None
     except ArithmeticError as exc:  # Overflow, InvalidOperation, ...
         raise InvalidAmount(f"amount: cannot be computed ({type(exc).__name__})") from None
+
+
+def amount_in_cents(value: object, *, field: str = "amount") -> Decimal:
+    """A number (or numeric string) as the amount columns hold it: rounded half-up to cents.
+
+    Raises `InvalidAmount` for anything else: not a finite number, or beyond the columns'
+    range once rounded.
+    """
+    try:
+        with localcontext(_amount_context()):
+            return _in_cents(_number(value, field))
+    except ArithmeticError as exc:
+        raise InvalidAmount(f"{field}: cannot be computed ({type(exc).__name__})") from None
 
 
 def _order_amount(payload: dict) -> Decimal:
@@ -90,10 +119,15 @@ def _order_amount(payload: dict) -> Decimal:
             total += price * qty
     else:
         total = Decimal(0)
+    return _in_cents(total)
+
+
+def _in_cents(total: Decimal) -> Decimal:
     # Checked before rounding too: a huge total has more digits than the context holds.
-    if abs(total) < MAX_AMOUNT:
-        rounded = total.quantize(CENT, rounding=ROUND_HALF_UP)
-        if abs(rounded) < MAX_AMOUNT:
+    # (copy_abs, not abs(): no rounding to the context's digits.)
+    if total.copy_abs() < MAX_AMOUNT:
+        rounded = total.quantize(CENT, context=_CENTS_CONTEXT)
+        if rounded.copy_abs() < MAX_AMOUNT:
             return rounded
     raise InvalidAmount(
         f"amount: {total:.6g} is out of range (rounded to cents, at most {LARGEST_AMOUNT})"

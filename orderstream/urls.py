@@ -1,4 +1,4 @@
-"""URL configuration: the API, its schema and docs, and the admin.
+"""URL configuration: the API, its schema and docs (Swagger UI, ReDoc), and the admin.
 
 Errors outside DRF views (unknown URLs, oversized bodies) answer in the API's JSON error
 shape through the handlers below.
@@ -6,13 +6,22 @@ shape through the handlers below.
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
+
+# drf-spectacular's ReDoc page without its Google Fonts links: nothing from another host.
+redoc = SpectacularRedocView.as_view(url_name="schema", template_name="orders_api/redoc.html")
 
 urlpatterns = [
     path("", include("orders_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema")),
+    path("redoc", redoc, name="redoc"),
+    path("redoc/", redoc),
     path("admin/", admin.site.urls),
 ]
 

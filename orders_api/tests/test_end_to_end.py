@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import uuid
+from decimal import Decimal
 
 import pytest
+from django_redis import get_redis_connection
 
 from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
 from orders_worker.models import ProcessedOrder
 from orderstream.kafka import make_producer
-from orderstream.messages import OrderAck, OrderEvent
+from orderstream.messages import OrderAck, OrderEvent, OrderResult
 from orderstream.testing import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
@@ -45,6 +49,38 @@ def test_create_update_delete_are_acknowledged_by_the_worker(api, unique_topics,
         lambda: not OutboxEvent.objects.filter(order_id=order_id, published_at=None).exists(),
         message="outbox rows marked published",
     )
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "70368744177664.01",  # a float holds 70368744177664.015625, shown as ...02
+        "999999999999999999.99",  # the columns' largest (a float shows 1e+18)
+    ],
+)
+def test_an_amount_travels_exactly_from_post_to_the_worker_redis_and_get(
+    api, unique_topics, running_worker, amount
+):
+    """The issue "Correct at every edge": POST, the event, the worker's row, its Redis
+    result and GET all hold the very digits sent (GET used to show the float's)."""
+    user = str(uuid.uuid4())
+    created = api.post("/orders", {"user_id": user, "payload": {"amount": amount}})
+    assert created.status_code == 200, created.content  # the worker's ACK arrived
+    assert created.json()["status"] == "created"
+    order_id = created.json()["order_id"]
+
+    event = OutboxEvent.objects.get(order_id=order_id).value.encode()
+    assert b'"payload":{"amount":"' + amount.encode() + b'"}' in event
+    assert str(Order.objects.get(order_id=order_id).amount) == amount
+    assert str(ProcessedOrder.objects.using("worker").get(order_id=order_id).amount) == amount
+    raw = get_redis_connection("default").get(OrderResult.redis_key(order_id))
+    assert b',"amount":' + amount.encode() + b"," in raw
+    assert str(OrderResult.from_bytes(raw).amount) == amount
+
+    get = api.get(f"/orders/{order_id}")
+    assert get.json()["order"]["status"] == "done"  # the worker's result answered
+    assert b'"amount":' + amount.encode() + b"," in get.content
+    assert json.loads(get.content, parse_float=Decimal)["order"]["amount"] == Decimal(amount)
 
 
 def test_a_retry_with_the_idempotency_key_gets_the_acknowledged_answer(
@@ -107,3 +143,28 @@ def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(api, unique_top
         "errors": [{"field": "payload", "reason": "amount: exceeds the column"}],
     }
     assert response["Location"].startswith("/orders/")
+
+
+@pytest.mark.parametrize("change", ["update", "delete"])
+def test_a_replayed_change_after_an_api_restart_answers_from_the_worker_at_once(
+    api, unique_topics, running_worker, change
+):
+    """The retry of an update or delete with its Idempotency-Key, in a process that has
+    not seen the ACK (a restart): the worker's result says the change was applied, so
+    the answer is its 200 at once (it used to wait the whole ACK timeout, then 202)."""
+    user = str(uuid.uuid4())
+    created = api.post("/orders", {"user_id": user, "payload": {"amount": 1}})
+    order_id = created.json()["order_id"]
+    body = {"order_id": order_id, "user_id": user, "payload": {"amount": 2}}
+    if change == "delete":
+        body = {"order_id": order_id, "user_id": user, "status": "deleted"}
+    headers = {"Idempotency-Key": f"change-{change}"}
+    first = api.post("/orders", body, headers=headers)
+    expected = {"order_id": order_id, "status": f"{change}d"}
+    assert (first.status_code, first.json()) == (200, expected)
+    runtime.shutdown()  # as after a restart: no ACK seen by this process
+    started = time.monotonic()
+    again = api.post("/orders", body, headers=headers)
+    assert (again.status_code, again.json()) == (200, expected)
+    assert again["Idempotent-Replayed"] == "true"
+    assert time.monotonic() - started < 2, "the replay waited for an ACK"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from decimal import Decimal
 
@@ -583,6 +584,110 @@ def test_a_null_payload_is_accepted_with_a_delete(api):
 
 # The amount columns of both apps: numeric(20, 2), at most 18 integer digits.
 LARGEST_AMOUNT = "999999999999999999.99"
+# 2**46 + 0.01: a float holds it as 70368744177664.015625, shown as 70368744177664.02.
+BEYOND_FLOAT = "70368744177664.01"
+
+
+def exact_amount(response) -> Decimal:
+    """The order's amount as the JSON text of the answer says it, read without a float."""
+    return json.loads(response.content, parse_float=Decimal)["order"]["amount"]
+
+
+def a_result_of(order: Order, **changes) -> OrderResult:
+    values = {
+        "order_id": str(order.order_id),
+        "status": "created",
+        "processed_at": "2026-01-02T03:04:05Z",
+        "order_status": "done",
+        "user_id": str(order.user_id),
+        "amount": order.amount,
+        "payload": order.payload,
+        "created_at": "2026-01-02T03:04:05Z",
+        "updated_at": "2026-01-02T03:04:05Z",
+        "bucket": order.bucket,
+        "version": order.version,
+    }
+    return OrderResult(**(values | changes))
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (BEYOND_FLOAT, BEYOND_FLOAT),
+        (LARGEST_AMOUNT, LARGEST_AMOUNT),
+        ("-" + LARGEST_AMOUNT, "-" + LARGEST_AMOUNT),
+        ("5", "5.00"),
+        ("0", "0.00"),
+        ("12.5", "12.50"),
+    ],
+)
+@pytest.mark.parametrize("with_result", [False, True], ids=["row", "redis"])
+def test_get_renders_the_amount_as_a_number_with_exactly_the_stored_digits(
+    api, amount, text, with_result
+):
+    """Two places, the column's digits, a JSON number (not a float, not a string), the same
+    whether the worker's Redis result answers or the row alone (was 70368744177664.02,
+    1e+18, 5.0)."""
+    order = OrderFactory(user_id=USER, amount=Decimal(amount))
+    order.refresh_from_db()
+    redis = get_redis_connection("default")
+    key = OrderResult.redis_key(str(order.order_id))
+    if with_result:
+        redis.set(key, a_result_of(order, amount=Decimal(amount)).to_bytes(), ex=60)
+    try:
+        get = api.get(f"/orders/{order.order_id}")
+        listing = api.get("/orders", {"user_id": USER})
+    finally:
+        redis.delete(key)
+    assert get.json()["order"]["status"] == ("done" if with_result else "new")
+    assert b'"amount":' + text.encode() + b"," in get.content
+    assert str(exact_amount(get)) == text
+    assert b'"amount":' + text.encode() + b"," in listing.content
+
+
+def test_the_browsable_api_shows_the_exact_amount(admin_client):
+    order = OrderFactory(user_id=USER, amount=Decimal(LARGEST_AMOUNT))
+    page = admin_client.get(f"/orders/{order.order_id}", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert f"&quot;amount&quot;: {LARGEST_AMOUNT}," in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"user_id": "%s", "payload": {"amount": %s}}', "body"),
+        (b'{"user_id": "%s", "payload": {"items": [{"price": %s}]}}', "body"),
+        (b'{"user_id": "%s", "payload_json": "{\\"amount\\": %s}"}', "payload_json"),
+    ],
+)
+@pytest.mark.parametrize("number", [BEYOND_FLOAT, LARGEST_AMOUNT, "1e-400"])
+def test_a_json_number_no_float_holds_exactly_is_400_not_silently_changed(api, raw, field, number):
+    """Payloads are stored as JSON with float numbers: 70368744177664.01 sent as a number
+    used to be accepted as 70368744177664.02 (and 999999999999999999.99 as 1e18). It is
+    refused, naming the number; as a string it is exact."""
+    body = raw % (USER.encode(), number.encode())
+    response = api.post("/orders?wait=false", None, raw=body)
+    assert_error(response, 400, field, f"{number} has more digits than")
+    assert "send it as a string" in response.json()["reason"]
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize("number", ["9.9", "5.00", "0.30000000000000004", "-0.0"])
+def test_a_json_number_a_float_holds_exactly_is_accepted(api, number):
+    raw = b'{"user_id": "%s", "payload": {"n": %s}}' % (USER.encode(), number.encode())
+    assert api.post("/orders?wait=false", None, raw=raw).status_code == 202
+    assert Order.objects.get().payload == {"n": float(number)}
+
+
+def test_a_string_amount_beyond_a_float_is_stored_exactly(api):
+    body = {"user_id": USER, "payload": {"amount": BEYOND_FLOAT}}
+    response = api.post("/orders?wait=false", body)
+    assert response.status_code == 202, response.content
+    order = Order.objects.get()
+    assert str(order.amount) == BEYOND_FLOAT
+    assert exact_amount(api.get(f"/orders/{order.order_id}")) == Decimal(BEYOND_FLOAT)
+    event = OutboxEvent.objects.get(order_id=order.order_id)
+    assert b'"amount":"' + BEYOND_FLOAT.encode() + b'"' in event.value.encode()
 
 
 def test_the_amount_limit_is_what_both_amount_columns_hold():
@@ -600,7 +705,6 @@ def test_the_amount_limit_is_what_both_amount_columns_hold():
         {"payload": {"amount": "999999999999999999.995"}},
         {"payload": {"amount": "1000000000000000000"}},
         {"payload": {"amount": "-999999999999999999.995"}},
-        {"payload": {"amount": 999999999999999999.99}},  # a float: 1e18
         {"payload": {"items": [{"price": "999999999999999999.995"}]}},
         {"payload": {"items": [{"price": "333333333333333333.332", "qty": 3}]}},
         {"payload": {"items": [{"price": LARGEST_AMOUNT}, {"price": "0.01"}]}},
@@ -634,15 +738,16 @@ def test_the_largest_amounts_the_column_holds_are_stored_and_read_back(api, payl
     assert abs(order.amount) == Decimal(LARGEST_AMOUNT)
     get = api.get(f"/orders/{order_id}")
     assert get.status_code == 200, get.content
-    assert abs(Decimal(str(get.json()["order"]["amount"])) - order.amount) <= Decimal("0.01")
+    assert exact_amount(get) == order.amount
     listing = api.get("/orders", {"user_id": USER})
     assert listing.status_code == 200, listing.content
+    assert json.loads(listing.content, parse_float=Decimal)["results"][0]["amount"] == order.amount
 
 
 @pytest.mark.parametrize("amount", [LARGEST_AMOUNT, "-" + LARGEST_AMOUNT])
 def test_the_largest_amount_reads_back_once_the_worker_wrote_its_result(api, amount):
-    """The worker's Redis result renders the amount as a JSON float (1e18 for the largest
-    one): GET and the list page holding the order still answer (they were 500s)."""
+    """The worker's Redis result holds the amount with its digits: GET and the list page
+    answer it exactly (they were 500s, then showed 1e+18)."""
     response = api.post("/orders?wait=false", {"user_id": USER, "payload": {"amount": amount}})
     assert response.status_code == 202, response.content
     order = Order.objects.get(order_id=response.json()["order_id"])
@@ -669,9 +774,11 @@ def test_the_largest_amount_reads_back_once_the_worker_wrote_its_result(api, amo
         redis.delete(key)
     assert get.status_code == 200, get.content
     assert get.json()["order"]["status"] == "done"
-    assert abs(Decimal(str(get.json()["order"]["amount"])) - Decimal(amount)) <= Decimal("0.01")
+    assert b'"amount":' + amount.encode() + b"," in get.content
+    assert exact_amount(get) == Decimal(amount)
     assert listing.status_code == 200, listing.content
     assert listing.json()["results"][0]["status"] == "done"
+    assert b'"amount":' + amount.encode() + b"," in listing.content
 
 
 @pytest.mark.parametrize("amount", ["NaN", "Infinity", "1e30", '"12"', "null"])
@@ -701,3 +808,19 @@ def test_a_stored_result_with_an_unusable_amount_does_not_break_reads(api, amoun
         redis.delete(key)
     assert get.status_code == 200, get.content
     assert listing.status_code == 200, listing.content
+
+
+def test_an_external_id_longer_than_a_btree_index_row_is_stored_and_found(api):
+    """An incompressible payload.id of 4 KB used to be refused by the btree index on the
+    external id (a 500): the index holds its md5 now, so any id is stored and found."""
+    external_id = secrets.token_urlsafe(3000)  # 4000 characters of random text
+    created = api.post(
+        "/orders?wait=false", {"user_id": USER, "payload": {"id": external_id, "amount": 1}}
+    )
+    assert created.status_code == 202, created.content
+    found = api.get(f"/orders/by-external/{external_id}", {"user_id": USER})
+    assert found.status_code == 200
+    assert found.json()["order"]["order_id"] == created.json()["order_id"]
+    assert_error(
+        api.get(f"/orders/by-external/{external_id[:-1]}", {"user_id": USER}), 404, "external_id"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from dataclasses import replace
@@ -39,7 +40,8 @@ def test_create_update_delete_flow_writes_row_redis_result_and_acks(
         version=2,
         payload={"id": 7, "amount": 9.99},
     )
-    deleted = replace(created, event_id=str(uuid.uuid4()), status="deleted", version=3)
+    # The API's delete event carries the order as it kept it: the update's payload.
+    deleted = replace(updated, event_id=str(uuid.uuid4()), status="deleted", version=3)
     send_events(created)
     ack_reader.read_until(lambda recs: len(recs) >= 1)
     result = order_result_read(order_id=created.order_id)
@@ -64,7 +66,7 @@ def test_create_update_delete_flow_writes_row_redis_result_and_acks(
         "deleted",
         Decimal("9.99"),
     )
-    assert result.payload == {"id": 7, "amount": 9.99}
+    assert result.payload == {"id": 7, "amount": Decimal("9.99")}  # read back exactly
     assert result.user_id == created.user_id
     assert ProcessedEvent.objects.using("worker").filter(order_id=created.order_id).count() == 3
 
@@ -293,3 +295,16 @@ def test_a_dead_letter_too_large_for_the_broker_keeps_the_coordinates():
     assert headers["value_omitted_bytes"] == str(MAX_DEAD_LETTER_BYTES + 1).encode()
     assert (headers["source_topic"], headers["source_partition"]) == (b"events", b"3")
     assert headers["source_offset"] == b"42"
+
+
+def test_an_external_id_longer_than_a_btree_index_row_is_applied(
+    unique_topics, running_worker, send_events, ack_reader
+):
+    """The same long payload.id sent straight to Kafka was retried by the worker forever
+    (its btree index refused the row, an OperationalError): it is applied now."""
+    event = OrderEventFactory(payload={"id": secrets.token_urlsafe(3000), "amount": 1})
+    send_events(event)
+    ack_reader.read_until(lambda recs: len(recs) >= 1, timeout=20)
+    assert ack_reader.statuses_by_event() == {event.event_id: ["created"]}
+    row = ProcessedOrder.objects.using("worker").get(order_id=event.order_id)
+    assert row.payload["id"] == event.payload["id"]

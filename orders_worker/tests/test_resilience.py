@@ -44,7 +44,7 @@ def order_histories(count: int) -> tuple[list, dict]:
         events += [created, updated]
         expected[created.order_id] = ("done", Decimal(2 * n), 2)
         if n % 3 == 0:
-            events.append(replace(created, event_id=str(uuid.uuid4()), status="deleted", version=3))
+            events.append(replace(updated, event_id=str(uuid.uuid4()), status="deleted", version=3))
             expected[created.order_id] = ("deleted", Decimal(2 * n), 3)
     return events, expected
 

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: /docs works offline
     "orders_api",
     "orders_worker",
 ]
@@ -233,7 +234,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        # DRF's JSONRenderer, but Decimals keep their digits (amounts are exact, SPEC.md).
+        "orders_api.renderers.ExactJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["orders_api.parsers.BoundedJSONParser"],
@@ -246,6 +248,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders are stored, published to Kafka and processed by the worker.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # ------------------------------------------------------------------------------

@@ -613,6 +613,11 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
         assert status == 200 and headers["Content-Type"].startswith("text/css")
         assert body == (static_root / "admin/css/base.css").read_bytes()
         assert http_get(f"{base}/docs")[0] == 200
+        # Swagger UI's and ReDoc's files (drf-spectacular-sidecar) are collected and served.
+        for asset in ["swagger-ui-dist/swagger-ui-bundle.js", "redoc/bundles/redoc.standalone.js"]:
+            collected = static_root / "drf_spectacular_sidecar" / asset
+            status, _, body = http_get(f"{base}/static/drf_spectacular_sidecar/{asset}")
+            assert status == 200 and body == collected.read_bytes(), asset
 
         api_tables = table_names(scratch_databases["default"])
         assert app_tables("orders_api") | {"auth_user", "django_session"} <= api_tables

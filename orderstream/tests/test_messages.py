@@ -134,3 +134,72 @@ def test_an_event_with_an_out_of_range_timestamp_is_invalid():
     with pytest.raises(InvalidMessage, match="timestamp: out of range") as info:
         OrderEvent.from_bytes(json.dumps(data))
     assert info.value.order_id == data["order_id"]
+
+
+# -- Amounts are exact decimals (SPEC.md) -------------------------------------------------
+
+# 2**46 + 0.01: a float holds it as 70368744177664.015625, shown as 70368744177664.02.
+BEYOND_FLOAT = "70368744177664.01"
+LARGEST_AMOUNT = "999999999999999999.99"  # the columns' numeric(20, 2) maximum
+
+
+@pytest.mark.parametrize("amount", [BEYOND_FLOAT, LARGEST_AMOUNT, "-" + LARGEST_AMOUNT, "5.00"])
+def test_a_result_carries_its_amount_as_a_number_with_exactly_its_digits(amount):
+    """Redis holds the amount as a JSON number with the column's two places, and reads it
+    back as that very Decimal (it was a float: 70368744177664.02, 1e+18, 5)."""
+    result = a_result(amount=Decimal(amount))
+    raw = result.to_bytes()
+    assert b',"amount":' + amount.encode() + b"," in raw
+    read = OrderResult.from_bytes(raw)
+    assert str(read.amount) == amount
+    assert read == result
+
+
+def test_a_result_reads_every_number_as_an_exact_decimal():
+    raw = a_result(payload={"price": Decimal(BEYOND_FLOAT)}).to_bytes()
+    assert b'"payload":{"price":' + BEYOND_FLOAT.encode() + b"}" in raw
+    payload = OrderResult.from_bytes(raw).payload
+    assert payload == {"price": Decimal(BEYOND_FLOAT)}
+    assert isinstance(payload["price"], Decimal)
+
+
+@pytest.mark.parametrize("amount", ['"12.50"', "null", "true", "[]"])
+def test_a_result_whose_amount_is_no_json_number_is_invalid(amount):
+    raw = a_result().to_bytes().replace(b'"amount":4.50', b'"amount":' + amount.encode())
+    with pytest.raises(InvalidMessage, match="amount"):
+        OrderResult.from_bytes(raw)
+
+
+def test_dumps_refuses_a_decimal_json_cannot_hold():
+    for value in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(ValueError):
+            dumps({"amount": Decimal(value)})
+
+
+@pytest.mark.parametrize(
+    "number", [BEYOND_FLOAT, LARGEST_AMOUNT, "1e-400", "0.1000000000000000001"]
+)
+def test_an_event_number_no_float_holds_exactly_is_invalid_not_changed(number):
+    """The worker's stores keep payload numbers as floats: a number a float would change
+    (70368744177664.01 became 70368744177664.02) is rejected, naming it, never altered."""
+    event = an_event({"amount": "AMOUNT"})
+    raw = event.to_bytes().replace(b'"AMOUNT"', number.encode())
+    with pytest.raises(InvalidMessage, match="send it as a string") as info:
+        OrderEvent.from_bytes(raw)
+    assert number in info.value.reason
+    assert info.value.order_id == event.order_id
+
+
+@pytest.mark.parametrize(
+    ("number", "value"),
+    [("9.9", 9.9), ("5.00", 5.0), ("1e300", 1e300), ("0.30000000000000004", 0.1 + 0.2)],
+)
+def test_an_event_keeps_the_numbers_a_float_holds_exactly(number, value):
+    raw = an_event({"amount": "AMOUNT"}).to_bytes().replace(b'"AMOUNT"', number.encode())
+    assert OrderEvent.from_bytes(raw).payload == {"amount": value}
+
+
+def test_an_event_carries_a_string_amount_as_sent():
+    event = an_event({"amount": BEYOND_FLOAT})
+    assert b'"payload":{"amount":"' + BEYOND_FLOAT.encode() + b'"}' in event.to_bytes()
+    assert OrderEvent.from_bytes(event.to_bytes()) == event

@@ -1,0 +1,56 @@
+"""Optional API authentication: bearer tokens from API_TOKENS, or a staff login.
+
+Off while API_TOKENS is empty, so clients of the original service work unchanged (the
+production settings log a warning at start then). With tokens set, every API request
+needs `Authorization: Bearer <one of them>` (compared in constant time) or the session of
+a logged-in staff user (the browsable API); /health, /ready, /metrics, the schema and the
+docs stay open.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+
+class TokenClient:
+    """The caller a valid bearer token stands for (no user account behind it)."""
+
+    is_authenticated = True
+    is_staff = False
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <token>` against API_TOKENS."""
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("expected `Bearer <token>`")
+        token = parts[1]
+        # Every token is compared (no early exit), each in constant time.
+        matches = [hmac.compare_digest(token, known.encode()) for known in settings.API_TOKENS]
+        if not any(matches):
+            raise exceptions.AuthenticationFailed("unknown token")
+        return TokenClient(), token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="orderstream"'
+
+
+class ApiAccess(BasePermission):
+    """Anyone while API_TOKENS is empty; else a token holder or a logged-in staff user."""
+
+    message = "send `Authorization: Bearer <token>` (see API_TOKENS)"
+
+    def has_permission(self, request, view) -> bool:
+        if not settings.API_TOKENS:
+            return True
+        user = request.user
+        return request.auth is not None or bool(user and user.is_authenticated and user.is_staff)
