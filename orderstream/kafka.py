@@ -14,7 +14,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from .kafka_join_fix import keep_finished_joins
+
 logger = logging.getLogger(__name__)
+keep_finished_joins()  # every consumer of the project is built here
 
 
 def make_producer(**overrides) -> KafkaProducer:
