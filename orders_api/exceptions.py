@@ -124,6 +124,8 @@ def exception_handler(exc, context) -> Response | None:
         )
         problems = [(field, str(exc.detail))]
     headers = {}
+    if getattr(exc, "auth_header", None):  # set by DRF for a 401
+        headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(int(exc.wait))
     return Response(error_body(problems), status=exc.status_code, headers=headers)

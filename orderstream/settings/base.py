@@ -214,6 +214,9 @@ OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
 IDEMPOTENCY_KEY_TTL_SECONDS = int(env("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
 # Default page size of GET /orders (?page_size= up to 500).
 API_PAGE_SIZE = int(env("API_PAGE_SIZE", "50"))
+# Comma-separated bearer tokens; when set, the API needs `Authorization: Bearer <token>`
+# (or a staff login). Empty = open, as the original service (production warns at start).
+API_TOKENS = env_list("API_TOKENS", "")
 
 # ------------------------------------------------------------------------------
 # AUTH: the API is open (as the original service); /admin needs a staff login.
@@ -230,9 +233,12 @@ AUTH_PASSWORD_VALIDATORS = [
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "UNAUTHENTICATED_USER": None,
+    # Bearer tokens (API_TOKENS) or a staff login; open while API_TOKENS is empty.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "orders_api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["orders_api.authentication.ApiAccess"],
     "DEFAULT_RENDERER_CLASSES": [
         # DRF's JSONRenderer, but Decimals keep their digits (amounts are exact, SPEC.md).
         "orders_api.renderers.ExactJSONRenderer",

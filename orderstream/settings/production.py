@@ -13,3 +13,6 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# orders_api.apps warns at start while API_TOKENS is empty (the API is open to anyone).
+WARN_WHEN_API_OPEN = True

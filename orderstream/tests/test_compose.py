@@ -106,10 +106,17 @@ def settings_variables() -> dict[str, str | None]:
     return found
 
 
+# Secrets whose empty default turns a feature off (API_TOKENS: an open API, as the
+# original service): set in .env when wanted, reaching the services through env_file.
+OPTIONAL_SECRETS = {"API_TOKENS"}
+
+
 def needs_explicit_value(name: str, default: str | None) -> bool:
     """No default, a default on loopback (the container itself), or a secret."""
     if default is None:
         return True
+    if name in OPTIONAL_SECRETS:
+        return False
     if any(host in default for host in LOOPBACK):
         return True
     return any(word in name for word in ("SECRET", "PASSWORD", "TOKEN"))
