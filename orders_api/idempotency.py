@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import timedelta
 
@@ -22,15 +23,21 @@ from .models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# Printable ASCII (space to tilde), surrounding spaces trimmed. HTTP header values are bytes
+# that servers hand over as Latin-1 text: any other character would depend on how the
+# client encoded it (UTF-8 "é" arrives as "Ã©"), so the same key could differ.
+KEY_PATTERN = re.compile(r"[ -~]+")
+KEY_RULE = f"must be 1 to {MAX_KEY_LENGTH} printable ASCII characters (space to ~)"
 
 
 def idempotency_key_clean(raw: str | None) -> str | None:
-    """The header's value, or None when absent; 400 when empty, too long or not printable."""
+    """The header's value, or None when absent; 400 when empty, too long or not printable
+    ASCII."""
     if raw is None:
         return None
-    key = raw.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise ApplicationError(HEADER, f"must be 1 to {MAX_KEY_LENGTH} printable characters")
+    key = raw.strip(" ")
+    if not key or len(key) > MAX_KEY_LENGTH or not KEY_PATTERN.fullmatch(key):
+        raise ApplicationError(HEADER, KEY_RULE)
     return key
 
 

@@ -234,10 +234,11 @@ class OrderViewSet(viewsets.GenericViewSet):
             ),
             OpenApiParameter(
                 IDEMPOTENCY_HEADER,
-                OpenApiTypes.STR,
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
                 OpenApiParameter.HEADER,
                 description="A repeated key (per user_id) returns the first request's order "
-                "instead of making a second one; reuse with another body is a 422.",
+                "instead of making a second one; reuse with another body is a 422. 1 to 255 "
+                "printable ASCII characters (space to ~), else a 400.",
             ),
         ],
         responses={
@@ -253,6 +254,10 @@ class OrderViewSet(viewsets.GenericViewSet):
                 ErrorSerializer,
                 description="Body larger than API_MAX_BODY_BYTES, or an order whose event "
                 "would exceed the broker's limit (field payload).",
+            ),
+            415: OpenApiResponse(
+                ErrorSerializer,
+                description="Content-Type not JSON, or a charset that is no text encoding.",
             ),
             422: OpenApiResponse(
                 ErrorSerializer,

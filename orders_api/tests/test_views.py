@@ -341,6 +341,32 @@ def test_an_overlong_idempotency_key_is_400(api):
     )
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "ключ-1",  # UTF-8 text (as the test client passes it)
+        "clé".encode().decode("latin-1"),  # the same bytes as a real server hands them over
+        "\xe9t\xe9",  # raw latin-1 bytes: were accepted while UTF-8 was not (inconsistent)
+        "tab\tinside",
+    ],
+)
+def test_an_idempotency_key_outside_printable_ascii_is_400(api, key):
+    headers = {"Idempotency-Key": key}
+    assert_error(
+        api.post("/orders?wait=false", {"user_id": USER, "payload": {}}, headers=headers),
+        400,
+        "Idempotency-Key",
+        "ASCII",
+    )
+
+
+@pytest.mark.parametrize("key", ["a", "order 42 / retry #1", "~" * 255])
+def test_an_idempotency_key_of_printable_ascii_is_accepted(api, key):
+    headers = {"Idempotency-Key": key}
+    response = api.post("/orders?wait=false", {"user_id": USER, "payload": {}}, headers=headers)
+    assert response.status_code == 202, response.content
+
+
 # -- GET /orders/{order_id} --------------------------------------------------------------
 
 
@@ -824,3 +850,16 @@ def test_an_external_id_longer_than_a_btree_index_row_is_stored_and_found(api):
     assert_error(
         api.get(f"/orders/by-external/{external_id[:-1]}", {"user_id": USER}), 404, "external_id"
     )
+
+
+def test_the_schema_documents_the_idempotency_key_rule_and_415(api):
+    schema = api.get("/api/schema/?format=json").json()
+    post = schema["paths"]["/orders"]["post"]
+    [key] = [p for p in post["parameters"] if p["name"] == "Idempotency-Key"]
+    assert key["schema"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[ -~]+$",
+    }
+    assert "415" in post["responses"]
