@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from drf_spectacular.types import OpenApiTypes
@@ -19,6 +20,17 @@ CREATE_MARKERS = (None, "", "0", 0)
 # Accepted `status` values on POST: "deleted" soft-deletes, the others are no-ops.
 STATUS_DELETED = "deleted"
 ACCEPTED_STATUSES = ("", "new", "created", "updated", STATUS_DELETED)
+
+
+# The one accepted form of a uuid: 8-4-4-4-12 ASCII hex digits, either case. Python's
+# uuid.UUID also takes braces, `urn:uuid:`, no hyphens, surrounding spaces and non-ASCII
+# digits: several spellings of one id, and inputs a client did not mean as a uuid.
+CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", re.ASCII)
+
+
+def canonical_uuid(text: str) -> uuid.UUID | None:
+    """The uuid `text` spells in the canonical form; None for any other text."""
+    return uuid.UUID(text) if CANONICAL_UUID.fullmatch(text) else None
 
 
 @extend_schema_field(
@@ -48,13 +60,12 @@ class OrderIdField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        text = data.strip()
-        if text in ("", "0"):
+        if data in ("", "0"):
             return None
-        try:
-            return uuid.UUID(text)
-        except ValueError:
+        order_id = canonical_uuid(data)
+        if order_id is None:
             self.fail("invalid")
+        return order_id
 
     def to_representation(self, value):
         return None if value is None else str(value)
@@ -154,7 +165,7 @@ UUID_ERRORS = {
 
 @extend_schema_field(OpenApiTypes.UUID)
 class StrictUUIDField(serializers.UUIDField):
-    """A uuid given as a string (DRF would also take an integer)."""
+    """A uuid given as a string in its canonical form (DRF would also take an integer)."""
 
     default_error_messages = UUID_ERRORS
 
@@ -166,9 +177,12 @@ class StrictUUIDField(serializers.UUIDField):
         return super().get_value(dictionary)
 
     def to_internal_value(self, data):
-        if not isinstance(data, (str, uuid.UUID)):
+        if isinstance(data, uuid.UUID):
+            return data
+        value = canonical_uuid(data) if isinstance(data, str) else None
+        if value is None:
             self.fail("invalid")
-        return super().to_internal_value(data.strip() if isinstance(data, str) else data)
+        return value
 
 
 class OrderUpsertInputSerializer(serializers.Serializer):

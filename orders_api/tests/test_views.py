@@ -6,6 +6,7 @@ import json
 import secrets
 import uuid
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 from django_redis import get_redis_connection
@@ -863,3 +864,33 @@ def test_the_schema_documents_the_idempotency_key_rule_and_415(api):
         "pattern": "^[ -~]+$",
     }
     assert "415" in post["responses"]
+
+
+CANONICAL = "7F1D6C1E-3A51-4C53-9D0E-6B7C1F2A9E10"  # upper case is canonical too
+NOT_CANONICAL = [
+    "{7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10}",
+    "urn:uuid:7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10",
+    "7f1d6c1e3a514c539d0e6b7c1f2a9e10",
+    " 7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10 ",
+    "７f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10",  # a fullwidth digit
+]
+
+
+@pytest.mark.parametrize("text", NOT_CANONICAL)
+def test_a_uuid_is_accepted_only_in_its_hyphenated_form(api, text):
+    """Braces, urn:uuid:, no hyphens, surrounding spaces and non-ASCII digits were taken
+    as the same uuid, while the README says anything but a uuid is a 400."""
+    body = {"user_id": text, "payload": {}}
+    assert_error(api.post("/orders?wait=false", body), 400, "user_id", "uuid")
+    body = {"user_id": USER, "order_id": text, "payload": {}}
+    assert_error(api.post("/orders?wait=false", body), 400, "order_id")
+    assert_error(api.get("/orders", {"user_id": text}), 400, "user_id")
+    assert api.get(f"/orders/{quote(text)}").status_code == 400
+
+
+def test_a_uuid_in_upper_case_is_the_same_uuid(api):
+    created = api.post("/orders?wait=false", {"user_id": CANONICAL, "payload": {}})
+    assert created.status_code == 202, created.content
+    order_id = created.json()["order_id"]
+    assert api.get(f"/orders/{order_id.upper()}").status_code == 200
+    assert api.get("/orders", {"user_id": CANONICAL}).json()["count"] == 1
