@@ -20,6 +20,7 @@ import yaml
 
 from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
+from .server import ChildServer
 
 # The one pin of the broker version; compose/docker-compose.yml uses the same image tag.
 KAFKA_VERSION = "4.1.2"
@@ -176,13 +177,15 @@ def properties_text(settings: dict[str, str]) -> str:
     return "".join(f"{key}={escape(value)}\n" for key, value in sorted(settings.items()))
 
 
-class ApacheKafkaBroker:
+class ApacheKafkaBroker(ChildServer):
     """An Apache Kafka broker on 127.0.0.1:`port` keeping its data in `data_dir`.
 
     Configured from the compose file's `kafka` service (see `compose_kafka_settings`).
     `data_dir` holds server.properties, log4j2.properties and the log directory
     `kafka-logs`, formatted on the first start only.
     """
+
+    STOP_TIMEOUT = 30.0  # SIGTERM is a controlled shutdown that flushes the logs
 
     def __init__(
         self,
@@ -282,20 +285,3 @@ class ApacheKafkaBroker:
             return False
         finally:
             admin.close()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (a controlled shutdown that flushes the logs), then kill after `timeout`."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> ApacheKafkaBroker:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

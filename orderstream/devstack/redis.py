@@ -8,9 +8,10 @@ from pathlib import Path
 
 from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
+from .server import ChildServer
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(ChildServer):
     """A redis-server on 127.0.0.1:`port` with its data in `data_dir`.
 
     A kept instance (make run) writes an append-only file there, so a restart keeps the
@@ -65,19 +66,3 @@ class EmbeddedRedis:
                 )
             time.sleep(0.05)
         return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()  # redis-server writes its append-only file and exits
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -11,10 +11,13 @@ import time
 
 from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
+from .server import ChildServer
 
 
-class TansuBroker:
+class TansuBroker(ChildServer):
     """A Tansu broker process on 127.0.0.1:`port`, started and stopped by its owner."""
+
+    STOP_TIMEOUT = 5.0
 
     def __init__(self, port: int | None = None, log_path: str | None = None):
         self.port = port or free_port()
@@ -55,19 +58,3 @@ class TansuBroker:
                 raise RuntimeError(f"Tansu broker did not listen on {self.bootstrap} in {timeout}s")
             time.sleep(0.05)
         return self
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> TansuBroker:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
