@@ -100,12 +100,18 @@ def test_a_worker_without_partitions_warns_and_stops_beating_until_it_gets_one(
         thread.start()
     try:
 
-        def holder() -> str | None:
+        def settled() -> tuple[str, str] | None:
+            """(holder, idle) once both were given an assignment and one holds the
+            partition (before the second joins, the first may hold it for a moment)."""
             held = [name for name, worker in workers.items() if worker.partitions() == {0}]
-            return held[0] if len(held) == 1 else None
+            empty = [
+                name
+                for name, worker in workers.items()
+                if worker.assigned.is_set() and not worker.partitions()
+            ]
+            return (held[0], empty[0]) if len(held) == 1 and len(empty) == 1 else None
 
-        holding = eventually(holder, timeout=30, message="one worker holds the partition")
-        idle = next(name for name in workers if name != holding)
+        holding, idle = eventually(settled, timeout=30, message="one worker holds the partition")
 
         def warnings_of(name: str) -> list[str]:
             return [
