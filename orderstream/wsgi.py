@@ -2,8 +2,12 @@
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderstream.settings.production")
+django.setup(set_prefix=False)
 
-application = get_wsgi_application()
+from orderstream.charset import TextCharsetWSGIHandler  # noqa: E402 (needs the settings)
+
+# Django's WSGIHandler, with requests that refuse a charset which is no text encoding.
+application = TextCharsetWSGIHandler()
