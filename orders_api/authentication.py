@@ -12,9 +12,10 @@ from __future__ import annotations
 import hmac
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import AllowAny, BasePermission
 
 
 class TokenClient:
@@ -54,3 +55,21 @@ class ApiAccess(BasePermission):
             return True
         user = request.user
         return request.auth is not None or bool(user and user.is_authenticated and user.is_staff)
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """The bearer tokens in the OpenAPI schema; optional (`{}`) while API_TOKENS is empty,
+    as ApiAccess lets every caller in then."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "One of API_TOKENS."}
+
+    def get_security_requirement(self, auto_schema):
+        requirement = {self.name: []}
+        open_view = any(isinstance(p, AllowAny) for p in auto_schema.view.get_permissions())
+        if settings.API_TOKENS or open_view:  # AllowAny views get {} from drf-spectacular
+            return requirement
+        return [requirement, {}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -92,6 +93,9 @@ def _unstorable_text(value) -> str | None:
     return None
 
 
+# A string that holds a JSON object: a format of our own (OpenAPI 3.0 has none for it).
+JSON_OBJECT_FORMAT = "json-object"
+JSON_OBJECT_TEXT = "a string holding a JSON object"
 STORABLE_TEXT_ERROR = "must not contain NUL (\\u0000) characters or unpaired surrogates"
 
 
@@ -99,7 +103,7 @@ STORABLE_TEXT_ERROR = "must not contain NUL (\\u0000) characters or unpaired sur
     {
         "oneOf": [
             {"type": "object", "additionalProperties": True},
-            {"type": "string", "description": "a string holding a JSON object"},
+            {"type": "string", "format": JSON_OBJECT_FORMAT, "description": JSON_OBJECT_TEXT},
         ],
         "description": "The order data: a JSON object, or a string holding one.",
     }
@@ -139,6 +143,7 @@ class PayloadJsonField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class ObjectField(serializers.JSONField):
     """A JSON object (not an array, string or number)."""
 
@@ -227,6 +232,43 @@ class OrderUpsertInputSerializer(serializers.Serializer):
         }
 
 
+class OrderUpsertInputSchema(OpenApiSerializerExtension):
+    """The rules of POST /orders across its fields, in the schema: the order data
+    (`payload_json` or `payload`, not null) is required unless the request deletes, and
+    a delete names the order's uuid."""
+
+    target_class = OrderUpsertInputSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        # A pattern, not an enum: drf-spectacular would turn an enum into the status component.
+        deleted = {"type": "string", "pattern": f"^{STATUS_DELETED}$"}
+        data_or_delete = [
+            {
+                "required": ["payload_json"],
+                "properties": {
+                    "payload_json": {
+                        "oneOf": [
+                            {"type": "object"},
+                            {"type": "string", "format": JSON_OBJECT_FORMAT},
+                        ]
+                    }
+                },
+            },
+            {"required": ["payload"], "properties": {"payload": {"type": "object"}}},
+            {"required": ["status"], "properties": {"status": deleted}},
+        ]
+        delete_names_order = [
+            {"properties": {"status": {"not": deleted}}},
+            {
+                "required": ["order_id"],
+                "properties": {"order_id": {"type": "string", "format": "uuid"}},
+            },
+        ]
+        schema["allOf"] = [{"anyOf": data_or_delete}, {"anyOf": delete_names_order}]
+        return schema
+
+
 class OrderWriteResponseSerializer(serializers.Serializer):
     """Answer of POST /orders."""
 
@@ -273,11 +315,20 @@ class ByExternalQuerySerializer(serializers.Serializer):
     user_id = StrictUUIDField()
 
 
+class StrictChoiceField(serializers.ChoiceField):
+    """A choice; an empty query value is a bad choice (DRF reads it as absent)."""
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary) and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
 class OrderListQuerySerializer(serializers.Serializer):
     """Query of GET /orders."""
 
     user_id = StrictUUIDField(required=False)
-    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    status = StrictChoiceField(choices=OrderStatus.choices, required=False)
 
 
 class OrderIdPathSerializer(serializers.Serializer):

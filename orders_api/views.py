@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from django.conf import settings
@@ -44,11 +45,13 @@ from .serializers import (
 )
 from .services import order_upsert
 
-TRUE_WORDS = {"1", "true", "yes", "on"}
+# The values of `?wait=` (either case); anything else, an empty value too, is a 400.
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
 # Longest a waiting POST waits for this process's ACK listener to be positioned (only
 # before the first ACK read, or while no broker answers) before it writes anyway.
 ACK_LISTENER_READY_WAIT = 1.0
-FALSE_WORDS = {"0", "false", "no", "off"}
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 @extend_schema(
@@ -77,10 +80,10 @@ def ack_wait_seconds(request) -> float:
     `?wait=false` or `Prefer: respond-async` opt out; `Prefer: wait=N` shortens the wait.
     """
     wait = request.query_params.get("wait")
-    if wait is not None and wait.strip().lower() not in TRUE_WORDS | FALSE_WORDS | {""}:
+    if wait is not None and wait.lower() not in TRUE_WORDS + FALSE_WORDS:
         raise ApplicationError("wait", "must be true or false")
     prefs = _preferences(request)
-    if (wait and wait.strip().lower() in FALSE_WORDS) or "respond-async" in prefs:
+    if (wait is not None and wait.lower() in FALSE_WORDS) or "respond-async" in prefs:
         return 0.0
     seconds = settings.ORDER_ACK_WAIT_TIMEOUT
     if prefs.get("wait"):
@@ -111,6 +114,19 @@ class OrderPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     invalid_page_message = "no page {page_number}: {message}"
+
+    def get_page_number(self, request, paginator):
+        # DRF reads an empty `?page=` as page 1; it is no page number, as `?page=0` is not.
+        if request.query_params.get(self.page_query_param) == "":
+            raise ValidationError({self.page_query_param: ["must be a page number"]})
+        return super().get_page_number(request, paginator)
+
+    def get_page_size(self, request):
+        # DRF uses the default size for a `page_size` that is no integer (`abc`, empty).
+        size = request.query_params.get(self.page_size_query_param)
+        if size is not None and not INTEGER.fullmatch(size):
+            raise ValidationError({self.page_size_query_param: ["must be an integer"]})
+        return super().get_page_size(request)
 
     def paginate_queryset(self, queryset, request, view=None):
         try:
@@ -222,9 +238,10 @@ class OrderViewSet(viewsets.GenericViewSet):
         parameters=[
             OpenApiParameter(
                 "wait",
-                OpenApiTypes.BOOL,
+                {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
                 OpenApiParameter.QUERY,
-                description="false: answer 202 at once instead of waiting for the ACK.",
+                description="false: answer 202 at once instead of waiting for the ACK "
+                "(either case; 0, no, off too); true (1, yes, on) or absent: wait.",
             ),
             OpenApiParameter(
                 "Prefer",
@@ -311,7 +328,23 @@ class OrderViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="List orders (newest first, paginated)",
-        parameters=[OrderListQuerySerializer],
+        parameters=[
+            OrderListQuerySerializer,
+            OpenApiParameter(
+                "user_id",
+                OpenApiTypes.UUID,
+                OpenApiParameter.QUERY,
+                required=True,
+                description="Whose orders. A logged-in staff user (the browsable API) may "
+                "leave it out to list every user's orders.",
+            ),
+            OpenApiParameter(
+                "page",
+                {"type": "integer", "minimum": 1},
+                OpenApiParameter.QUERY,
+                description="A page of the list (from 1); a page past the last is a 400.",
+            ),
+        ],
         responses={200: OrderViewSerializer(many=True), 400: ERRORS[400]},
     )
     def list(self, request):
