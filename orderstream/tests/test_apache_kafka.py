@@ -151,14 +151,18 @@ def tools_missing() -> list[str]:
 def test_broker_keeps_topics_messages_and_group_offsets_across_a_restart(tmp_path):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
     from kafka.admin import NewTopic
-    from kafka.errors import CoordinatorLoadInProgressError
+    from kafka.errors import (
+        CoordinatorLoadInProgressError,
+        CoordinatorNotAvailableError,
+        NotCoordinatorError,
+    )
 
     def committed_offsets(admin, group: str) -> dict | None:
-        """The group's committed offsets; None while the coordinator still loads them."""
+        """The group's committed offsets; None while the coordinator is not ready yet."""
         try:
             return admin.list_group_offsets(group)[group]
-        except CoordinatorLoadInProgressError:
-            return None
+        except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError):
+            return None  # the restarted broker is still loading its group coordinator
 
     def read_one(bootstrap: str, group: str) -> bytes | None:
         consumer = KafkaConsumer(
