@@ -73,6 +73,9 @@ MAX_DEAD_LETTER_BYTES = 1_000_000
 IDLE_AFTER_SECONDS = 2.0
 # The longest poll of a retry wait during a rebalance (a stop is noticed within this).
 REBALANCE_POLL_SECONDS = 0.5
+# A rebalance of this member that brought no assignment for this long is nudged (see
+# `_nudge_stalled_rebalance`).
+REJOIN_NUDGE_SECONDS = 3.0
 
 
 class BatchAbandoned(Exception):
@@ -209,6 +212,7 @@ class OrderWorker(ConsumerRebalanceListener):
         )
         self._last_records_at = time.monotonic()
         self._rebalancing = False  # from a revoke or loss until the next assignment
+        self._rebalance_since = 0.0  # monotonic time of that revoke (or of the last nudge)
 
     # ------------------------------------------------------------------ control
     def stop(self) -> None:
@@ -249,6 +253,7 @@ class OrderWorker(ConsumerRebalanceListener):
             self._producer = self._retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
                 self._beat()
+                self._nudge_stalled_rebalance()
                 busy = self._pause_when_idle()
                 records = self._poll(block=busy)
                 if records:
@@ -287,6 +292,28 @@ class OrderWorker(ConsumerRebalanceListener):
             linger_ms=self.config.ack_linger_ms,
             batch_size=256 * 1024,
         )
+
+    def _nudge_stalled_rebalance(self) -> None:
+        """Ask the client to join again when a rebalance brought no assignment for
+        REJOIN_NUDGE_SECONDS.
+
+        Seen on Apache Kafka (kafka-python 3.0.12): right after its first assignment the
+        member rejoined, the broker completed the new generation within milliseconds, and
+        the client never took the answer: no assignment, no JoinGroup, no heartbeat, until
+        the broker expelled it and the worker sat without partitions. A new join request
+        (its `_coordinator`, the consumer's own) lets it take the answer or join afresh;
+        during a rebalance still under way it only repeats the member's join.
+        """
+        if not self._rebalancing:
+            return
+        if time.monotonic() - self._rebalance_since < REJOIN_NUDGE_SECONDS:
+            return
+        logger.warning(
+            "no assignment %.0fs after the partitions were revoked: asking to join again",
+            time.monotonic() - self._rebalance_since,
+        )
+        self._consumer._coordinator.request_rejoin()
+        self._rebalance_since = time.monotonic()
 
     def _pause_when_idle(self) -> bool:
         """With `idle_poll_ms`, once no event came for IDLE_AFTER_SECONDS: wait that long
@@ -546,6 +573,7 @@ class OrderWorker(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked) -> None:
         """Commit what was applied for the partitions we give up (normally nothing)."""
         self._rebalancing = True
+        self._rebalance_since = time.monotonic()
         with self._lock:
             pending = {tp: self._pending.pop(tp) for tp in revoked if tp in self._pending}
         if pending:
@@ -563,6 +591,7 @@ class OrderWorker(ConsumerRebalanceListener):
 
     def on_partitions_lost(self, lost) -> None:
         self._rebalancing = True
+        self._rebalance_since = time.monotonic()
         with self._lock:
             for tp in lost:
                 self._pending.pop(tp, None)
