@@ -27,8 +27,11 @@ from .rules import OrderState, UpsertOutcome, order_stale_answer, order_upsert
 logger = logging.getLogger(__name__)
 
 DB_ALIAS = "worker"
-# Database errors caused by the data of one event; anything else is retried.
+# Database errors caused by the data of one event; anything else is retried. PostgreSQL
+# reports a value beyond its limits (an index row too large, say) as SQLSTATE class 54,
+# which the driver files under OperationalError, next to a lost connection.
 DATA_ERRORS = (DataError, IntegrityError)
+DATA_SQLSTATE_CLASSES = ("22", "23", "54")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +222,10 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
 def _caused_by_its_data(exc: Exception) -> bool:
     """Whether applying a batch failed because of what some event holds (retrying cannot
     help), not because the database is unavailable (retried by the caller)."""
-    return isinstance(exc, DATA_ERRORS) or not isinstance(exc, DatabaseError)
+    if isinstance(exc, DATA_ERRORS) or not isinstance(exc, DatabaseError):
+        return True
+    sqlstate = getattr(exc.__cause__, "pgcode", None) or ""
+    return sqlstate[:2] in DATA_SQLSTATE_CLASSES
 
 
 def _rejection_reason(exc: Exception) -> str:

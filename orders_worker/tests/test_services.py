@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from orders_worker import services
 from orders_worker.models import ProcessedEvent, ProcessedOrder
@@ -71,6 +73,28 @@ def test_an_event_that_fails_unexpectedly_is_rejected_alone(monkeypatch):
 
     assert [r.ack_status for r in results] == ["created", "rejected", "created"]
     assert results[1].error == "could not be applied: RuntimeError: boom"
+    stored = set(ProcessedOrder.objects.using("worker").values_list("order_id", flat=True))
+    assert stored == {uuid.UUID(before.order_id), uuid.UUID(after.order_id)}
+
+
+def test_an_event_the_database_refuses_as_beyond_its_limits_is_rejected_alone():
+    """An error of SQLSTATE class 54 (program limit exceeded) comes from what the event
+    holds: retrying cannot heal it, so it is a rejection, not an outage. Here an index on
+    the payload's text (added for the test) refuses a row of 4 KB of incompressible text."""
+    with connections["worker"].cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX test_payload_text ON {ProcessedOrder._meta.db_table} ((payload::text))"
+        )
+    before, oversized, after = (
+        OrderEventFactory(),
+        OrderEventFactory(payload={"note": secrets.token_hex(2000)}),
+        OrderEventFactory(),
+    )
+
+    results = orders_apply_batch(events=[before, oversized, after], processed_at=NOW)
+
+    assert [r.ack_status for r in results] == ["created", "rejected", "created"]
+    assert results[1].error.startswith("refused by the database: index row size")
     stored = set(ProcessedOrder.objects.using("worker").values_list("order_id", flat=True))
     assert stored == {uuid.UUID(before.order_id), uuid.UUID(after.order_id)}
 
