@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BROKER ?= tansu
 export BROKER
 
-.PHONY: run test lint venv prepare clean compose-lint bench-api bench-worker
+.PHONY: run test lint venv prepare clean compose-lint bench-api bench-worker mutation
 
 venv: $(VENV)/.installed
 
@@ -19,9 +19,13 @@ $(VENV)/.installed: requirements/base.txt requirements/local.txt
 run: venv
 	$(PY) scripts/local_stack.py run
 
+# The suite under coverage (.coveragerc), the processes it starts included; a whole run
+# fails below the floors in scripts/coverage_floor.py.
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) scripts/local_stack.py test $(PYTEST_ARGS)
+	rm -f .coverage .coverage.*
+	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) -m coverage run scripts/local_stack.py test $(PYTEST_ARGS)
+	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) scripts/coverage_floor.py $(if $(PYTEST_ARGS),,--floor)
 
 prepare: venv
 	$(PY) scripts/local_stack.py prepare
@@ -47,3 +51,8 @@ bench-api: venv
 
 bench-worker: venv
 	$(PY) scripts/local_stack.py manage bench_worker $(BENCH_ARGS)
+
+# Mutation testing (mutmut) of the pure modules, the idempotency keys and the Redis result;
+# not part of `make test`. MUTATION_ARGS="--keep" reuses mutants/ (see README "Testing").
+mutation: venv
+	$(PY) scripts/local_stack.py mutation $(MUTATION_ARGS)

@@ -7,6 +7,8 @@
     python scripts/local_stack.py services prepare and keep the services up until Ctrl-C
     python scripts/local_stack.py manage CMD [ARGS]   manage.py CMD with the local values
                                            (PostgreSQL and Redis started if none answers)
+    python scripts/local_stack.py mutation [ARGS]     as `test`, plus one throwaway broker
+                                           for every pytest run: scripts/mutation.py ARGS
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
 (`tansu`, the default, or `kafka`) chooses the embedded broker.
@@ -301,20 +303,35 @@ def run_tests(pytest_args: list[str]) -> int:
     )
 
 
+def run_mutation(stack: Stack, args: list[str]) -> int:
+    """scripts/mutation.py (mutmut runs pytest once per mutant): one broker for all runs."""
+    kind = os.environ.get("BROKER", "tansu")
+    broker = embedded_broker(
+        kind, port=None, data_dir=stack.data_dir / kind, log_path=stack.data_dir / f"{kind}.log"
+    )
+    stack.start("Tansu" if kind == "tansu" else "Kafka", broker, broker.bootstrap)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "orderstream.settings.test",
+        "TEST_KAFKA_BROKERS": broker.bootstrap,
+    }
+    return subprocess.call([sys.executable, "scripts/mutation.py", *args], cwd=ROOT, env=env)
+
+
 def main(argv: list[str]) -> int:
     # SIGTERM ends us through `finally` too (stopping the services), as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load_local_env()
     command = argv[0] if argv else "run"
-    if command not in {"run", "prepare", "services", "test", "manage"}:
+    if command not in {"run", "prepare", "services", "test", "manage", "mutation"}:
         print(__doc__, file=sys.stderr)
         return 2
-    throwaway = command == "test"
+    throwaway = command in {"test", "mutation"}
     data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
     stack = Stack(data_dir, throwaway=throwaway)
     try:
         # The test suite and the benchmarks start their own broker.
-        prepare(stack, with_broker=command not in {"test", "manage"})
+        prepare(stack, with_broker=command not in {"test", "manage", "mutation"})
         if command == "manage":
             return subprocess.call([sys.executable, "manage.py", *argv[1:]], cwd=ROOT)
         if command == "run":
@@ -323,6 +340,8 @@ def main(argv: list[str]) -> int:
             return wait_for_ctrl_c()
         if command == "test":
             return run_tests(argv[1:])
+        if command == "mutation":
+            return run_mutation(stack, argv[1:])
         return 0
     except StackError as exc:
         print(f"\nCannot start: {exc}", file=sys.stderr)
