@@ -1,0 +1,324 @@
+"""The worker loop's error paths, each driven on purpose against the real broker.
+
+The faults are injected into the worker's own Kafka clients: a wrapper around the real
+producer or consumer fails a call a given number of times (or for good), everything else
+is the real client. What each test asserts is what the README promises for that fault:
+retried, never skipped, never acknowledged twice, and a stop request honoured mid-retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from kafka.structs import OffsetAndMetadata
+
+from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker.models import ProcessedEvent
+from orderstream.kafka import make_consumer
+from orderstream.testing import eventually
+
+from .factories import OrderEventFactory
+from .test_outages import committed_offsets
+
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.django_db(transaction=True, databases=["default", "worker"]),
+]
+
+
+class Faulty:
+    """A real Kafka client whose `method` raises `error` for its next `failures` calls
+    (None: for good, until `heal()`); every other attribute is the client's own."""
+
+    def __init__(self, client, method: str, error: Exception):
+        self._client = client
+        self._method = method
+        self._error = error
+        self.failures: int | None = 0
+        self.failed = 0  # calls that raised
+
+    def fail(self, times: int | None) -> None:
+        self.failures = times
+
+    def heal(self) -> None:
+        self.failures = 0
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name != self._method:
+            return attribute
+
+        def call(*args, **kwargs):
+            if self.failures is None or self.failures > 0:
+                if self.failures:
+                    self.failures -= 1
+                self.failed += 1
+                raise self._error
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+class FaultyWorker(OrderWorker):
+    """The worker, with a fault injector around its producer's or consumer's `method`."""
+
+    def __init__(self, config: WorkerConfig, *, client: str, method: str, error: Exception):
+        super().__init__(config)
+        self.injector: Faulty | None = None
+        self._fault = (client, method, error)
+
+    def _build_consumer(self) -> KafkaConsumer:
+        consumer = super()._build_consumer()
+        return self._wrap("consumer", consumer)
+
+    def _build_producer(self):
+        return self._wrap("producer", super()._build_producer())
+
+    def _wrap(self, kind: str, real):
+        client, method, error = self._fault
+        if kind != client:
+            return real
+        self.injector = Faulty(real, method, error)
+        return self.injector
+
+
+def worker_config() -> WorkerConfig:
+    return WorkerConfig.from_settings(
+        poll_timeout_ms=100, stats_interval=60, backoff_initial=0.05, backoff_max=0.2
+    )
+
+
+@contextlib.contextmanager
+def worker_running(worker: OrderWorker):
+    """`worker` consuming in a thread (holding partitions when this yields); stopped and
+    joined on exit, and the test fails if it crashed."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="faulty-worker", daemon=True)
+    thread.start()
+    try:
+        eventually(worker.partitions, timeout=30, message="the worker got no partitions")
+        yield thread
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the worker did not stop within 30 s"
+    assert not errors, f"the worker crashed: {errors[0]!r}"
+
+
+def acks_of(ack_reader, event_id: str) -> list[str]:
+    return ack_reader.statuses_by_event().get(event_id, [])
+
+
+def update_of(event):
+    """The next version of `event`'s order: same key, so the same partition, after it."""
+    return OrderEventFactory(
+        order_id=event.order_id, user_id=event.user_id, version=event.version + 1
+    )
+
+
+def test_acks_that_fail_to_produce_are_retried_and_sent_once(
+    unique_topics, send_events, ack_reader
+):
+    worker = FaultyWorker(
+        worker_config(), client="producer", method="send", error=KafkaTimeoutError("injected")
+    )
+    with worker_running(worker):
+        worker.injector.fail(3)
+        first = OrderEventFactory()
+        second = update_of(first)
+        send_events(first)
+        ack_reader.read_until(lambda records: acks_of(ack_reader, first.event_id))
+        send_events(second)
+        # The second ACK follows the first on the order's partition: once it is read,
+        # every ACK of the first event is too.
+        ack_reader.read_until(lambda records: acks_of(ack_reader, second.event_id))
+
+    assert worker.injector.failed == 3
+    assert worker.stats.retries >= 3
+    assert acks_of(ack_reader, first.event_id) == ["created"]
+    assert acks_of(ack_reader, second.event_id) == ["updated"]
+    assert committed_offsets(unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC) == 2
+
+
+def test_a_stop_requested_while_retrying_ends_the_loop_without_commit_and_the_event_is_redone(
+    unique_topics, send_events, ack_reader
+):
+    """SIGTERM during an outage (here: no ACK can be produced): the loop ends within the
+    backoff, commits nothing and acknowledges nothing, so the next worker of the group
+    gets the event again and answers it, once, as it was applied."""
+    group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
+    event = OrderEventFactory()
+    worker = FaultyWorker(
+        worker_config(), client="producer", method="send", error=KafkaTimeoutError("injected")
+    )
+    with worker_running(worker) as thread:
+        worker.injector.fail(None)
+        send_events(event)
+        eventually(lambda: worker.injector.failed >= 2, timeout=30)
+        worker.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "a stop request mid-retry was not honoured within 10 s"
+
+    assert committed_offsets(group, topic) == 0
+    assert ProcessedEvent.objects.using("worker").filter(event_id=event.event_id).count() == 1
+
+    with worker_running(OrderWorker(worker_config())):
+        ack_reader.read_until(lambda records: acks_of(ack_reader, event.event_id))
+        later = update_of(event)
+        send_events(later)
+        ack_reader.read_until(lambda records: acks_of(ack_reader, later.event_id))
+    assert acks_of(ack_reader, event.event_id) == ["created"]
+
+
+def test_a_failing_poll_is_retried_and_the_loop_goes_on(
+    unique_topics, send_events, ack_reader, caplog
+):
+    worker = FaultyWorker(
+        worker_config(), client="consumer", method="poll", error=KafkaConnectionError("injected")
+    )
+    caplog.set_level(logging.WARNING, logger="orders_worker")
+    with worker_running(worker):
+        worker.injector.fail(2)
+        eventually(lambda: worker.injector.failed == 2, timeout=10)
+        event = OrderEventFactory()
+        send_events(event)
+        ack_reader.read_until(lambda records: acks_of(ack_reader, event.event_id))
+
+    retried = [r for r in caplog.records if r.getMessage().startswith("poll failed, retrying")]
+    assert len(retried) == 2
+    assert acks_of(ack_reader, event.event_id) == ["created"]
+
+
+def test_offsets_the_group_took_away_are_not_committed_and_the_loop_goes_on(
+    unique_topics, send_events, ack_reader, caplog
+):
+    """A commit refused because the group moved on is not retried (it never could
+    succeed): the offsets stay pending for the revoke, and the next batch is handled."""
+    group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
+    worker = FaultyWorker(
+        worker_config(), client="consumer", method="commit", error=CommitFailedError("injected")
+    )
+    caplog.set_level(logging.WARNING, logger="orders_worker")
+    with worker_running(worker):
+        worker.injector.fail(None)
+        first = OrderEventFactory()
+        send_events(first)
+        ack_reader.read_until(lambda records: acks_of(ack_reader, first.event_id))
+        eventually(lambda: worker.injector.failed == 1, timeout=10)
+        assert committed_offsets(group, topic) == 0
+        assert sum(o.offset for o in worker._pending.values()) == 1
+        worker.injector.heal()
+        second = update_of(first)
+        send_events(second)
+        ack_reader.read_until(lambda records: acks_of(ack_reader, second.event_id))
+        eventually(lambda: committed_offsets(group, topic) == 2, timeout=10)
+
+    assert worker.injector.failed == 1
+    lost = [r for r in caplog.records if "offsets not committed" in r.getMessage()]
+    assert len(lost) == 1
+    assert acks_of(ack_reader, first.event_id) == ["created"]
+
+
+def test_offsets_pending_at_a_revoke_are_committed_before_the_partitions_go(
+    unique_topics, send_events, ack_reader
+):
+    """An applied batch whose commit failed is committed when its partitions are revoked
+    (a second member joins), so their next owner does not apply it again."""
+    group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
+    worker = FaultyWorker(
+        worker_config(), client="consumer", method="commit", error=CommitFailedError("injected")
+    )
+    with worker_running(worker):
+        worker.injector.fail(None)
+        event = OrderEventFactory()
+        send_events(event)
+        ack_reader.read_until(lambda records: acks_of(ack_reader, event.event_id))
+        eventually(lambda: worker._pending, timeout=10)
+        assert committed_offsets(group, topic) == 0
+        joining = make_consumer(topic, group_id=group)
+        try:
+            # The newcomer's join makes the group rebalance: the worker's revoke commits.
+            eventually(
+                lambda: (
+                    joining.poll(timeout_ms=200) is not None
+                    and committed_offsets(group, topic) == 1
+                ),
+                timeout=60,
+                message="the pending offset was not committed at the revoke",
+            )
+        finally:
+            joining.close(autocommit=False)
+        assert not worker._pending
+
+
+def test_lost_partitions_drop_their_pending_offsets_and_leave_the_assignment():
+    """Partitions lost (the member was expelled) are no longer ours: their applied but
+    uncommitted offsets must not be committed later by this member (the group has a new
+    owner), and they leave the assignment the heartbeat looks at."""
+    worker = OrderWorker(worker_config())
+    kept, lost = TopicPartition("orders.events", 0), TopicPartition("orders.events", 1)
+    worker._pending = {kept: OffsetAndMetadata(5, "", -1), lost: OffsetAndMetadata(7, "", -1)}
+    worker.assignment.update({0, 1})
+
+    worker.on_partitions_lost({lost})
+
+    assert worker._pending == {kept: OffsetAndMetadata(5, "", -1)}
+    assert worker.partitions() == {0}
+    assert worker._rebalancing
+
+
+class NothingAssigned:
+    """A consumer that reports no assignment, as when partitions arrive during a poll,
+    and keeps what each poll returned."""
+
+    def __init__(self, consumer):
+        self._consumer = consumer
+        self.returned: list = []
+
+    def assignment(self):
+        return set()
+
+    def poll(self, *args, **kwargs):
+        records = self._consumer.poll(*args, **kwargs)
+        self.returned.extend(r for recs in records.values() for r in recs)
+        return records
+
+    def __getattr__(self, name):
+        return getattr(self._consumer, name)
+
+
+def test_records_returned_by_a_poll_while_retrying_are_rewound(unique_topics, send_events):
+    """A poll made while retrying pauses every assigned partition; partitions assigned
+    during that very poll are not paused and may hand out records, which the worker must
+    give back (seek) so the next regular poll returns them."""
+    topic = unique_topics.ORDERS_EVENTS_TOPIC
+    event = OrderEventFactory()
+    send_events(event)
+    consumer = make_consumer(group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        worker = OrderWorker(worker_config())
+        worker._consumer = spy = NothingAssigned(consumer)
+
+        eventually(lambda: worker._poll_paused(timeout_ms=200) or spy.returned, timeout=20)
+
+        assert [r.value for r in spy.returned] == [event.to_bytes()]
+        assert {consumer.position(tp) for tp in partitions} == {0}, "not rewound"
+        again = eventually(lambda: consumer.poll(timeout_ms=200), timeout=20)
+        assert [r.value for recs in again.values() for r in recs] == [event.to_bytes()]
+    finally:
+        consumer.close(autocommit=False)
