@@ -150,6 +150,7 @@ KEY_RULE = "must be 1 to 255 printable ASCII characters (space to ~)"
         ("k" * 255, "k" * 255),
         ("  " + "k" * 255 + "  ", "k" * 255),
         (" a b ", "a b"),
+        ("X k X", "X k X"),
         ("!~", "!~"),
     ],
 )
