@@ -1,6 +1,8 @@
 """Helpers for the test suites of both apps."""
 
+import threading
 import time
+from typing import NamedTuple
 
 import pytest
 
@@ -22,24 +24,77 @@ def eventually(
         time.sleep(interval)
 
 
+class Poll(NamedTuple):
+    """One `poll` of a consumer: when it began (monotonic) and how long it might block."""
+
+    at: float
+    timeout_ms: int | None
+
+
 class CountingPolls:
-    """A Kafka consumer that records the monotonic time of each `poll` (each one a fetch
-    round trip), for tests of how often a loop polls; everything else is the consumer's."""
+    """A Kafka consumer that records each `poll` (each one a fetch round trip) in `polls`,
+    for tests of how a loop polls; everything else is the consumer's."""
 
-    def __init__(self, consumer, times: list[float]):
+    def __init__(self, consumer, polls: list[Poll]):
         self._consumer = consumer
-        self._times = times
+        self._polls = polls
 
-    def poll(self, *args, **kwargs):
-        self._times.append(time.monotonic())
-        return self._consumer.poll(*args, **kwargs)
+    def poll(self, timeout_ms=None, *args, **kwargs):
+        self._polls.append(Poll(time.monotonic(), timeout_ms))
+        return self._consumer.poll(timeout_ms, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._consumer, name)
 
 
-def polls_during(times: list[float], seconds: float) -> int:
-    """How many polls `times` gains in the next `seconds` (sleeps that long)."""
-    start = time.monotonic()
-    time.sleep(seconds)
-    return sum(1 for t in times if t >= start)
+def polls_after(polls: list[Poll], moment: float, count: int, *, timeout: float = 30.0):
+    """The first `count` polls that began after the monotonic `moment`, waiting up to
+    `timeout` seconds for them (a generous bound: a loaded machine only makes it slower)."""
+
+    def found():
+        after = [poll for poll in list(polls) if poll.at > moment]
+        return after[:count] if len(after) >= count else None
+
+    return eventually(found, timeout=timeout, message=f"{count} polls")
+
+
+def shortest_gap(polls: list[Poll]) -> float:
+    """The shortest time between the starts of two consecutive polls of `polls`."""
+    return min(b.at - a.at for a, b in zip(polls, polls[1:], strict=False))
+
+
+class OffsetClock:
+    """A stand-in for a module's `time`: `monotonic()` runs with the real clock, plus
+    whatever `advance()` added. Put it in place of the module's `time` to move that module's
+    notion of "now" forward without waiting."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class WatchedEvent(threading.Event):
+    """A threading.Event that tells when someone waits on it with a timeout and how the
+    wait ended: `sleeping` is set while such a wait is under way, `woken` lists the
+    results of those that ended (True = set by another thread, False = timed out)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sleeping = threading.Event()
+        self.woken: list[bool] = []
+
+    def wait(self, timeout=None):
+        if timeout is None:
+            return super().wait()
+        self.sleeping.set()
+        try:
+            result = super().wait(timeout)
+        finally:
+            self.sleeping.clear()
+        self.woken.append(result)
+        return result

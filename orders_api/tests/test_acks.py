@@ -10,9 +10,16 @@ import pytest
 
 from orders_api import acks
 from orders_api.acks import AckListener
-from orderstream.kafka import make_producer
+from orderstream.kafka import make_producer, one_fetch_timeout_ms
 from orderstream.messages import OrderAck
-from orderstream.testing import CountingPolls, eventually, polls_during
+from orderstream.testing import (
+    CountingPolls,
+    OffsetClock,
+    WatchedEvent,
+    eventually,
+    polls_after,
+    shortest_gap,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -22,8 +29,11 @@ def listeners(unique_topics):
     """Start AckListeners on the test's ACK topic (two of them = two API processes)."""
     started = []
 
-    def start() -> AckListener:
+    def start(prepare=None) -> AckListener:
+        """A started listener, positioned; `prepare(listener)` runs before it starts."""
         listener = AckListener()
+        if prepare is not None:
+            prepare(listener)
         listener.start()
         assert listener.ready.wait(15), "the listener did not position itself"
         started.append(listener)
@@ -127,21 +137,24 @@ def test_after_an_error_the_listener_resumes_where_it_stopped(listeners, send_ac
 
 
 @pytest.fixture
-def poll_times(monkeypatch):
-    """The monotonic times of every poll of the listeners started in this test."""
-    times: list[float] = []
+def polls(monkeypatch):
+    """Every poll of the listeners started in this test."""
+    recorded = []
     make = acks.make_consumer
-    monkeypatch.setattr(acks, "make_consumer", lambda **kw: CountingPolls(make(**kw), times))
-    return times
+    monkeypatch.setattr(acks, "make_consumer", lambda **kw: CountingPolls(make(**kw), recorded))
+    return recorded
 
 
 def test_with_nobody_waiting_the_listener_reads_only_every_idle_interval(
-    listeners, send_ack, poll_times, settings
+    listeners, send_ack, polls, settings
 ):
-    settings.ACK_LISTENER_IDLE_POLL_MS = 200
+    settings.ACK_LISTENER_IDLE_POLL_MS = 300
     listener = listeners()
-    idle_polls = polls_during(poll_times, 1.0)
-    assert 2 <= idle_polls <= 7, idle_polls  # about 5 at 200 ms
+    idle = polls_after(polls, time.monotonic(), 4)
+    # Each read waits the idle interval first: a slow machine makes the gaps longer, never
+    # shorter (an idle poll takes one fetch; without the pause they would follow at once).
+    assert shortest_gap(idle) >= 0.3 * 0.95, idle
+    assert {poll.timeout_ms for poll in idle} == {one_fetch_timeout_ms()}
     # ...yet it reads every ACK: a replayed request finds it among the recent ones.
     event_id = str(uuid.uuid4())
     send_ack(ack_of(event_id, "updated"))
@@ -149,21 +162,31 @@ def test_with_nobody_waiting_the_listener_reads_only_every_idle_interval(
 
 
 def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(
-    listeners, send_ack, poll_times, settings
+    listeners, send_ack, polls, settings, monkeypatch
 ):
-    settings.ACK_LISTENER_IDLE_POLL_MS = 30_000  # asleep for the rest of the test, unless woken
-    listener = listeners()
-    time.sleep(0.5)  # now in its idle sleep
+    """The listener's clock is the test's (`acks.time`): it stays "just after a wait"
+    until the test moves the clock past HOT_SECONDS, however slow the machine."""
+    settings.ACK_LISTENER_IDLE_POLL_MS = 600_000  # asleep for the whole test unless woken
+    clock = OffsetClock()
+    monkeypatch.setattr(acks, "time", clock)
+    listener = listeners(prepare=lambda listener: setattr(listener, "_wake", WatchedEvent()))
+    eventually(listener._wake.sleeping.is_set, message="the listener is in its idle sleep")
     event_id = str(uuid.uuid4())
     got = {}
-    waiter = threading.Thread(target=lambda: got.update(ack=listener.wait_for(event_id, 10)))
-    started = time.monotonic()
+    waiter = threading.Thread(target=lambda: got.update(ack=listener.wait_for(event_id, 60)))
     waiter.start()
     send_ack(ack_of(event_id))
-    waiter.join(15)
-    assert got["ack"] is not None and time.monotonic() - started < 5
-    # Right after a wait it polls without pause (the next waiting request is not delayed).
-    assert polls_during(poll_times, 0.5) >= 2
+    waiter.join(90)
+    assert got["ack"] is not None and got["ack"].event_id == event_id
+    assert listener._wake.woken == [True], "the idle sleep was not cut short by the wait"
+    # Right after a wait it polls without pause (the next waiting request is not delayed):
+    # asleep, it would not poll again for ten minutes.
+    hot = polls_after(polls, time.monotonic(), 3)
+    assert {poll.timeout_ms for poll in hot} == {200}
+    assert listener._wake.woken == [True], "it slept again right after the wait"
+    # HOT_SECONDS after the wait began, with no new wait, it goes back to its idle sleep.
+    clock.advance(acks.HOT_SECONDS + 1)
+    eventually(listener._wake.sleeping.is_set, message="the listener sleeps again")
 
 
 @pytest.mark.parametrize(

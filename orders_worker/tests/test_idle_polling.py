@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from orders_worker.consumer import IDLE_AFTER_SECONDS, OrderWorker, WorkerConfig
-from orderstream.testing import CountingPolls, eventually, polls_during
+from orders_worker import consumer
+from orders_worker.consumer import OrderWorker, WorkerConfig
+from orderstream.kafka import one_fetch_timeout_ms
+from orderstream.testing import CountingPolls, OffsetClock, eventually, polls_after, shortest_gap
 
 from .factories import OrderEventFactory
 
@@ -20,33 +22,57 @@ pytestmark = [
 
 
 @pytest.fixture
-def poll_times(settings, monkeypatch):
-    """The times of every poll of the worker this test runs, idle after 200 ms."""
-    settings.WORKER_IDLE_POLL_MS = 200
-    times: list[float] = []
+def polls(monkeypatch):
+    """Every poll of the workers this test runs, per worker."""
+    recorded: dict[int, list] = {}
     build = OrderWorker._build_consumer
     monkeypatch.setattr(
-        OrderWorker, "_build_consumer", lambda self: CountingPolls(build(self), times)
+        OrderWorker,
+        "_build_consumer",
+        lambda self: CountingPolls(build(self), recorded.setdefault(id(self), [])),
     )
-    return times
+    return recorded
+
+
+@pytest.fixture
+def worker_clock(monkeypatch):
+    """The workers' clock (`consumer.time`), with "idle" only after an hour of it: a worker
+    goes idle when the test moves its clock on, never because the machine is slow."""
+    clock = OffsetClock()
+    monkeypatch.setattr(consumer, "time", clock)
+    monkeypatch.setattr(consumer, "IDLE_AFTER_SECONDS", 3600.0)
+    return clock
+
+
+@pytest.fixture
+def idle_poll_200ms(settings):
+    """Idle workers pause 200 ms before each poll (set before `running_worker` is built)."""
+    settings.WORKER_IDLE_POLL_MS = 200
 
 
 def test_an_idle_worker_polls_every_idle_interval_and_wakes_up_for_an_event(
-    unique_topics, poll_times, running_worker, send_events, ack_reader
+    unique_topics, idle_poll_200ms, worker_clock, polls, running_worker, send_events, ack_reader
 ):
-    polls_during(poll_times, 2.5)  # past IDLE_AFTER_SECONDS since it last saw an event
-    idle_polls = polls_during(poll_times, 1.0)
-    assert 2 <= idle_polls <= 7, idle_polls  # about 5 at 200 ms
+    worker_polls = polls[id(running_worker)]
+    busy = polls_after(worker_polls, time.monotonic(), 3)
+    assert {poll.timeout_ms for poll in busy} == {100}, busy  # running_worker's poll timeout
+    worker_clock.advance(consumer.IDLE_AFTER_SECONDS + 1)  # an hour without events
+    # The first poll may have begun its turn before the clock moved; the others did not.
+    idle = polls_after(worker_polls, time.monotonic(), 5)[1:]
+    # Each idle poll comes after a pause of WORKER_IDLE_POLL_MS (a slow machine makes the
+    # gaps longer, never shorter) and lasts one fetch.
+    assert shortest_gap(idle) >= 0.2 * 0.95, idle
+    assert {poll.timeout_ms for poll in idle} == {one_fetch_timeout_ms()}, idle
     event = OrderEventFactory(payload={"amount": 1})
     send_events(event)
-    ack_reader.read_until(lambda acks: len(acks) >= 1, timeout=10)
+    ack_reader.read_until(lambda acks: len(acks) >= 1, timeout=30)
     assert ack_reader.statuses_by_event() == {event.event_id: ["created"]}
-    # Having just seen an event, it polls without pause for a while (a burst is not slowed).
-    busy_polls = polls_during(poll_times, 1.0)
-    assert busy_polls > idle_polls, (busy_polls, idle_polls)
+    # Having just seen an event, it polls without pause again (a burst is not slowed).
+    again = polls_after(worker_polls, time.monotonic(), 3)
+    assert {poll.timeout_ms for poll in again} == {100}, again
 
 
-def test_idle_workers_take_their_partitions_when_a_member_joins(unique_topics, settings):
+def test_idle_workers_take_their_partitions_when_a_member_joins(unique_topics, settings, polls):
     """Two workers idle long enough to pause between polls; a third joins. The idle ones
     must not pause during the rebalance: kafka-python drops a join answer that arrives
     outside poll(), and with Tansu's fixed 3 s answer to a rejoin every answer landed in
@@ -64,7 +90,13 @@ def test_idle_workers_take_their_partitions_when_a_member_joins(unique_topics, s
         for thread in threads[:2]:
             thread.start()
         eventually(lambda: held(workers[:2]) == partitions, timeout=30, message="two hold all")
-        time.sleep(IDLE_AFTER_SECONDS + 1)  # both idle: they pause between polls now
+        settled = time.monotonic()
+
+        def pausing(worker) -> bool:  # an idle poll, as long as one fetch, after a pause
+            idle = one_fetch_timeout_ms()
+            return any(p.at > settled and p.timeout_ms == idle for p in polls[id(worker)])
+
+        eventually(lambda: all(map(pausing, workers[:2])), timeout=30, message="both idle")
         threads[2].start()
         eventually(
             lambda: all(w.partitions() for w in workers) and held(workers) == partitions,
@@ -75,4 +107,5 @@ def test_idle_workers_take_their_partitions_when_a_member_joins(unique_topics, s
         for worker in workers:
             worker.stop()
         for thread in threads:
-            thread.join(30)
+            if thread.ident is not None:  # started
+                thread.join(30)
