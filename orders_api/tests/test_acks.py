@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -10,7 +11,7 @@ import pytest
 
 from orders_api import acks
 from orders_api.acks import AckListener
-from orderstream.kafka import make_producer, one_fetch_timeout_ms
+from orderstream.kafka import ensure_topics, make_producer, one_fetch_timeout_ms
 from orderstream.messages import OrderAck
 from orderstream.testing import (
     CountingPolls,
@@ -210,3 +211,84 @@ def test_an_invalid_ack_is_skipped_and_the_next_one_still_delivered(
     assert ack is not None and ack.event_id == event_id
     assert "ignoring unreadable ACK" in caplog.text
     assert "failed; reconnecting" not in caplog.text
+
+
+# -- error paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_id", ["absent", None, ""])
+def test_an_ack_without_an_event_id_is_skipped(listeners, send_ack, event_id, caplog):
+    """It answers no request: it wakes no one, takes no place among the recent ACKs, and
+    the ACK after it on its partition is delivered as usual."""
+    listener = listeners()
+    bad = {"order_id": str(uuid.uuid4()), "status": "created", "processed_at": "2026-01-01"}
+    if event_id != "absent":
+        bad["event_id"] = event_id
+    send_ack(json.dumps(bad).encode(), key=b"one-partition")
+    good = str(uuid.uuid4())
+    send_ack(ack_of(good), key=b"one-partition")
+    assert listener.wait_for(good, 15) is not None  # read after the bad one: in order
+    assert listener.recent(None) is None
+    assert listener.recent("") is None
+    assert listener.is_alive()
+    assert "failed; reconnecting" not in caplog.text
+
+
+def test_the_recent_acks_keep_the_newest_when_they_overflow(listeners, send_ack, monkeypatch):
+    """The table of recent ACKs is bounded (RECENT_ACKS): the oldest ACKs go first, an ACK
+    read again (a redelivery) counts as new, and a request already waiting still gets its
+    ACK when the table overflows past it before the request wakes."""
+    monkeypatch.setattr(acks, "RECENT_ACKS", 3)
+    listener = listeners()
+    oldest, older, again, waited = (str(uuid.uuid4()) for _ in range(4))
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(ack=listener.wait_for(waited, 60)))
+    waiter.start()
+    eventually(lambda: waited in listener._slots, message="the request waits")
+    newest = [str(uuid.uuid4()) for _ in range(2)]
+    for event_id in [oldest, again, waited, older, again, *newest]:
+        send_ack(ack_of(event_id), key=b"one-partition")
+    eventually(lambda: listener.recent(newest[-1]), message="the last ACK is read")
+    kept = [e for e in [oldest, older, waited, again, *newest] if listener.recent(e)]
+    assert kept == [again, *newest]
+    waiter.join(90)
+    assert got["ack"] is not None and got["ack"].event_id == waited
+    # A request that comes after its ACK left the table waits for it like any other: with
+    # nothing to wait for, it times out (the view answers 202, or the worker's result).
+    assert listener.wait_for(oldest, 0) is None
+
+
+@pytest.fixture
+def listener_on_a_missing_topic(unique_topics, caplog):
+    """A listener started before its ACK topic exists, once it said it waits for it."""
+    unique_topics.ORDERS_ACK_TOPIC += ".created-late"
+    listener = AckListener()
+    listener.start()
+    eventually(
+        lambda: f"ACK topic {unique_topics.ORDERS_ACK_TOPIC} not found yet" in caplog.text,
+        timeout=30,
+        message="the listener retries the missing topic",
+    )
+    yield listener
+    listener.stop()
+
+
+def test_a_listener_started_before_its_topic_exists_reads_it_once_created(
+    listener_on_a_missing_topic, unique_topics, send_ack
+):
+    listener = listener_on_a_missing_topic
+    assert not listener.ready.is_set()  # a request does not wait for it meanwhile
+    ensure_topics({unique_topics.ORDERS_ACK_TOPIC: 2})
+    assert listener.ready.wait(60), "the listener did not position itself on the new topic"
+    event_id = str(uuid.uuid4())
+    send_ack(ack_of(event_id))
+    ack = listener.wait_for(event_id, 30)
+    assert ack is not None and ack.event_id == event_id
+
+
+def test_stop_ends_a_listener_that_waits_for_its_topic(listener_on_a_missing_topic):
+    """The stop flag set while the listener retries: its thread ends, never positioned."""
+    listener = listener_on_a_missing_topic
+    listener.stop(timeout=30)
+    assert not listener.is_alive(), "the listener kept retrying after stop()"
+    assert not listener.ready.is_set()
