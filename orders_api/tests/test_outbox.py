@@ -25,6 +25,23 @@ from orderstream.testing import eventually
 transactional = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def no_relay_thread(settings):
+    """These tests drive the relay passes themselves and count what each one did, so no
+    relay thread may take a row first: this process's publisher is rebuilt without one
+    (runtime.publisher() follows OUTBOX_RELAY_ENABLED; after the test it is rebuilt with
+    one again)."""
+    settings.OUTBOX_RELAY_ENABLED = False
+    runtime.publisher()
+    relays = [t for t in threading.enumerate() if t.name == "outbox-relay" and t.is_alive()]
+    assert not relays, "a relay thread still runs"
+
+
+def relay_pass() -> tuple[int, int]:
+    """One relay pass with this process's producer: (published, failed)."""
+    return outbox_relay_once(producer=runtime.publisher().ensure_producer())
+
+
 def _unpublished_event(**order_fields) -> OrderEvent:
     """An order and its event committed but never published: a crash right after commit."""
     with transaction.atomic():
@@ -79,12 +96,12 @@ def test_the_event_is_published_after_commit_keyed_by_order_id(unique_topics, to
 def test_the_relay_publishes_what_a_crash_left_unpublished(unique_topics, topic_reader):
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     event = _unpublished_event()
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
+    assert relay_pass() == (1, 0)
     records = reader.read_until(lambda records: records)
     assert json.loads(records[0].value)["event_id"] == event.event_id
     assert records[0].key == event.order_id.encode()
     assert OutboxEvent.objects.get(event_id=event.event_id).published_at is not None
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
+    assert relay_pass() == (0, 0)
 
 
 @transactional
@@ -92,7 +109,7 @@ def test_the_relay_leaves_rows_alone_during_the_grace_period(settings):
     settings.OUTBOX_RELAY_GRACE_SECONDS = 60
     with transaction.atomic():
         outbox_event_add(order=OrderFactory(), operation="created")
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
+    assert relay_pass() == (0, 0)
 
 
 @transactional
@@ -112,7 +129,7 @@ def test_the_relay_backs_off_while_the_broker_is_unreachable(settings):
     assert row.next_attempt_at > timezone.now()
     assert "Timeout" in row.last_error
     # Not due yet: the next pass does not try again.
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
+    assert relay_pass() == (0, 0)
 
 
 @transactional
@@ -134,11 +151,11 @@ def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
     thread.start()
     try:
         assert locked.wait(10)
-        assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
+        assert relay_pass() == (0, 0)
     finally:
         release.set()
         thread.join(10)
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
+    assert relay_pass() == (1, 0)
 
 
 @pytest.mark.django_db
@@ -170,7 +187,7 @@ def test_the_relay_publishes_the_bytes_the_request_checked(unique_topics, topic_
     OutboxEvent.objects.filter(event_id=pending.event.event_id).update(
         next_attempt_at=timezone.now()
     )
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
+    assert relay_pass() == (1, 0)
     records = reader.read_until(lambda records: records)
     assert records[0].value == pending.value
     assert len(records[0].value) < 2000
