@@ -127,7 +127,8 @@ def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(api, unique_top
         finally:
             producer.close(timeout=2)
 
-    runtime.ack_listener().ready.wait(15)  # this topic's listener, positioned
+    # This topic's listener, positioned: else the POST would not wait for any ACK (202).
+    assert runtime.ack_listener().ready.wait(15), "the ACK listener did not position itself"
     thread = threading.Thread(target=rejecting_worker, daemon=True)
     thread.start()
     try:
@@ -135,6 +136,7 @@ def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(api, unique_top
     finally:
         stop.set()
         thread.join(10)
+    assert not thread.is_alive(), "the stand-in worker did not stop"
     assert response.status_code == 422, response.content
     assert response.json() == {
         "error": "payload: amount: exceeds the column",
