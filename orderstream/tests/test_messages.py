@@ -7,7 +7,11 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from kafka import KafkaProducer
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from orders_api.outbox import OutboxPublisher
+from orderstream import kafka as project_kafka
 from orderstream.messages import (
     MAX_EVENT_BYTES,
     InvalidMessage,
@@ -65,8 +69,20 @@ def test_a_600_kb_cyrillic_payload_fits_in_one_event():
     assert OrderEvent.from_bytes(raw) == event
 
 
-def test_max_event_bytes_leaves_room_below_the_producers_default_request_size():
-    assert MAX_EVENT_BYTES < 1_048_576 - 64 * 1024
+def test_the_largest_event_fits_the_request_size_of_the_producer_that_publishes_it(
+    monkeypatch,
+):
+    """An event of MAX_EVENT_BYTES keyed by its order id passes the size check of the API's
+    producer (publisher and relay): kafka-python's own estimate of the record against the
+    max_request_size the project builds it with. So the API's 413 is the only refusal."""
+    configs = []
+    monkeypatch.setattr(project_kafka, "KafkaProducer", lambda **config: configs.append(config))
+    OutboxPublisher._new_producer()
+    (config,) = configs
+    limit = config.get("max_request_size", KafkaProducer.DEFAULT_CONFIG["max_request_size"])
+    key = str(uuid.uuid4()).encode()
+    record = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, b"x" * MAX_EVENT_BYTES, [])
+    assert record <= limit
 
 
 def test_every_message_round_trips_non_ascii_text():
