@@ -1,5 +1,7 @@
 """The admin needs a staff login and shows, searches and filters both databases' orders."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -71,11 +73,22 @@ def test_changelist_filters_by_status(admin_client, changelist):
     assert str(kept.order_id) not in body
 
 
-def test_change_page_opens(admin_client, changelist):
+def test_change_page_shows_the_order_read_only(admin_client, changelist):
+    """The page of one order shows that order's values as text: no form field to edit,
+    no save button."""
     url, factory = changelist
-    order = factory()
+    order = factory(payload={"id": "ext-shown-1", "amount": "12.50"}, amount="12.50")
+    factory()  # another order: the page must show the one asked for
     response = admin_client.get(f"{url}{order.pk}/change/")
     assert response.status_code == 200
+    body = response.content.decode()
+    shown = re.findall(r'<div class="readonly">(.*?)</div>', body, re.S)
+    assert str(order.order_id) in shown and str(order.user_id) in shown, shown
+    assert "12.50" in shown, shown
+    assert any("ext-shown-1" in value for value in shown), shown
+    fields = re.findall(r'<(?:input|textarea|select)[^>]*\bname="([^"]+)"', body)
+    assert set(fields) <= {"csrfmiddlewaretoken"}, fields
+    assert 'name="_save"' not in body
 
 
 def test_orders_are_read_only_in_the_admin(admin_client, changelist):
