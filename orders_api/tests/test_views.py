@@ -7,6 +7,7 @@ import json
 import secrets
 import uuid
 import wsgiref.util
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -446,8 +447,6 @@ def test_get_shows_a_deleted_order(api):
 
 
 def test_by_external_answers_the_newest_match_of_the_user(api):
-    from datetime import timedelta
-
     older = OrderFactory(user_id=USER, payload={"id": "X-9"})
     newer = OrderFactory(
         user_id=USER, payload={"id": "X-9"}, created_at=older.created_at + timedelta(seconds=1)
@@ -479,18 +478,22 @@ def test_by_external_without_a_match_is_404(api):
 # -- GET /orders (list) ------------------------------------------------------------------
 
 
-def test_list_is_paginated_and_filtered(api):
-    mine = [OrderFactory(user_id=USER) for _ in range(3)]
-    OrderFactory(user_id=USER, status=OrderStatus.DELETED)
-    OrderFactory()
-    response = api.get("/orders", {"user_id": USER, "status": "new", "page_size": 2})
-    assert response.status_code == 200
-    page = response.json()
-    assert page["count"] == 3
-    assert len(page["results"]) == 2
-    assert page["next"]
-    ids = {o["order_id"] for o in page["results"]}
-    assert ids <= {str(o.order_id) for o in mine}
+def test_list_is_paginated_filtered_and_newest_first(api):
+    """Pages hold the user's orders in the filtered status, newest first; orders created
+    at the same instant come in order_id order, so no order is on two pages."""
+    start = OrderFactory().created_at  # someone else's order
+    ages = [timedelta(minutes=5), timedelta(0), timedelta(minutes=3), timedelta(minutes=3)]
+    mine = [OrderFactory(user_id=USER, created_at=start - age) for age in ages]
+    OrderFactory(user_id=USER, status=OrderStatus.DELETED, created_at=start)
+    query = {"user_id": USER, "status": "new", "page_size": 3}
+    first = api.get("/orders", query).json()
+    second = api.get("/orders", query | {"page": 2}).json()
+    assert first["count"] == second["count"] == 4
+    assert (len(first["results"]), len(second["results"])) == (3, 1)
+    assert first["next"] and not second["next"]
+    listed = [o["order_id"] for o in first["results"] + second["results"]]
+    newest_first = sorted(mine, key=lambda o: (-o.created_at.timestamp(), str(o.order_id)))
+    assert listed == [str(o.order_id) for o in newest_first]
 
 
 def test_list_with_a_bad_filter_is_400(api):
