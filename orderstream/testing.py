@@ -80,17 +80,20 @@ class OffsetClock:
 
 class WatchedEvent(threading.Event):
     """A threading.Event that tells when someone waits on it with a timeout and how the
-    wait ended: `sleeping` is set while such a wait is under way, `woken` lists the
-    results of those that ended (True = set by another thread, False = timed out)."""
+    wait ended: `sleeping` is set while such a wait is under way, `timeouts` lists the
+    timeouts asked for, `woken` the results of the waits that ended (True = set by another
+    thread, False = timed out)."""
 
     def __init__(self):
         super().__init__()
         self.sleeping = threading.Event()
+        self.timeouts: list[float] = []
         self.woken: list[bool] = []
 
     def wait(self, timeout=None):
         if timeout is None:
             return super().wait()
+        self.timeouts.append(timeout)
         self.sleeping.set()
         try:
             result = super().wait(timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import threading
 import uuid
 import wsgiref.util
 from datetime import timedelta
@@ -12,14 +13,19 @@ from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
+from django.db import connections
+from django.test import Client
 from django_redis import get_redis_connection
 
+from orders_api import runtime, services, views
+from orders_api.acks import AckListener
 from orders_api.models import IdempotencyKey, Order, OrderStatus, OutboxEvent
 from orders_api.tests.factories import OrderFactory
 from orders_worker.models import ProcessedOrder
 from orderstream import messages, order_fields
-from orderstream.messages import MAX_EVENT_BYTES, OrderResult
+from orderstream.messages import MAX_EVENT_BYTES, OrderAck, OrderResult
 from orderstream.order_fields import CENT
+from orderstream.testing import WatchedEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -290,6 +296,91 @@ def test_an_unreadable_wait_parameter_is_400(api):
     assert_error(api.post("/orders?wait=maybe", {"user_id": USER, "payload": {}}), 400, "wait")
 
 
+class AckWaits:
+    """The ACK waits of this process's listener: the timeout of each, and the ACK status a
+    stand-in worker answers just before each wait begins (None: no ACK comes)."""
+
+    def __init__(self):
+        self.timeouts: list[float] = []
+        self.answer: str | None = None
+
+
+@pytest.fixture
+def ack_waits(monkeypatch) -> AckWaits:
+    assert runtime.ack_listener().ready.wait(15), "the ACK listener did not position itself"
+    waits = AckWaits()
+    wait_for = AckListener.wait_for
+
+    def recorded(listener, event_id, timeout):
+        waits.timeouts.append(timeout)
+        if waits.answer is not None:
+            ack = OrderAck(event_id, None, waits.answer, "2026-01-01T00:00:00Z")
+            listener.deliver(ack)
+        return wait_for(listener, event_id, timeout)
+
+    monkeypatch.setattr(AckListener, "wait_for", recorded)
+    return waits
+
+
+@pytest.mark.parametrize(
+    "configured, prefer, longest",
+    [(30, "wait=0.5", 0.5), (0.3, "wait=60", 0.3), (30, "handling=lenient, wait=0.5", 0.5)],
+)
+def test_prefer_wait_waits_at_most_n_seconds(api, settings, ack_waits, configured, prefer, longest):
+    """`Prefer: wait=N` waits for the ACK at most N seconds, never longer than
+    ORDER_ACK_WAIT_TIMEOUT; without an ACK in that time the answer is the 202."""
+    settings.ORDER_ACK_WAIT_TIMEOUT = configured
+    body = {"user_id": USER, "payload": {}}
+    response = api.post("/orders", body, headers={"Prefer": prefer})
+    assert response.status_code == 202, response.content
+    assert response.json()["status"] == "pending"
+    (timeout,) = ack_waits.timeouts
+    assert 0 <= timeout <= longest
+    assert "Preference-Applied" not in response  # it did wait
+
+
+def test_prefer_wait_answers_the_ack_that_comes_within_it(api, settings, ack_waits):
+    settings.ORDER_ACK_WAIT_TIMEOUT = 30
+    ack_waits.answer = "created"
+    response = api.post("/orders", {"user_id": USER, "payload": {}}, headers={"Prefer": "wait=5"})
+    assert response.status_code == 200, response.content
+    assert response.json() == {"order_id": response.json()["order_id"], "status": "created"}
+    assert 0 < ack_waits.timeouts[0] <= 5
+
+
+@pytest.mark.parametrize("prefer", ["wait=soon", "wait=1e999x"])
+def test_a_prefer_wait_that_is_no_number_is_400_naming_prefer(api, prefer):
+    response = api.post("/orders", {"user_id": USER, "payload": {}}, headers={"Prefer": prefer})
+    assert_error(response, 400, "Prefer", "wait=")
+
+
+@pytest.fixture
+def ack_topic_missing(settings):
+    """This process's ACK listener on a topic that does not exist: it never positions
+    itself. Its `ready` event is watched (WatchedEvent); stopped after the test."""
+    settings.ORDERS_ACK_TOPIC = f"test.orders.ack.missing.{uuid.uuid4().hex[:8]}"
+    listener = runtime.ack_listener()
+    listener.ready = WatchedEvent()
+    yield listener
+    listener.stop()
+
+
+def test_a_post_that_would_wait_for_an_unready_ack_listener_answers_202(
+    api, settings, ack_topic_missing
+):
+    """No ACK topic (yet), so no positioned listener to see the ACK: the POST waits for the
+    listener at most ACK_LISTENER_READY_WAIT, not the whole ACK timeout, then writes the
+    order and answers 202."""
+    settings.ORDER_ACK_WAIT_TIMEOUT = 30
+    response = api.post("/orders", {"user_id": USER, "payload": {}})
+    assert response.status_code == 202, response.content
+    order_id = response.json()["order_id"]
+    assert response.json() == {"order_id": order_id, "status": "pending"}
+    assert ack_topic_missing.ready.timeouts == [views.ACK_LISTENER_READY_WAIT]
+    assert ack_topic_missing.ready.woken == [False]
+    assert OutboxEvent.objects.filter(order_id=order_id).count() == 1
+
+
 # -- Idempotency-Key ---------------------------------------------------------------------
 
 
@@ -323,6 +414,69 @@ def test_an_idempotency_key_reused_with_another_body_is_422(api):
     )
     assert_error(response, 422, "Idempotency-Key", "different request")
     assert Order.objects.count() == 1
+
+
+@pytest.fixture
+def key_lookups_meet(monkeypatch):
+    """Two requests with the same Idempotency-Key both find it unused before either one
+    writes: after its first lookup each waits for the other (a retry sent twice at once)."""
+    barrier = threading.Barrier(2, timeout=30)
+    met = threading.local()
+    find = services.idempotency_find
+
+    def find_then_meet(**kwargs):
+        record = find(**kwargs)
+        if record is None and not getattr(met, "done", False):
+            met.done = True
+            barrier.wait()
+        return record
+
+    monkeypatch.setattr(services, "idempotency_find", find_then_meet)
+
+
+def post_at_once(body: dict, headers: dict, *, count: int = 2) -> list:
+    """POST `body` from `count` threads at once (each its own client and connection); the
+    responses, or the exception a request raised."""
+    results: list = [None] * count
+
+    def send(index: int) -> None:
+        try:
+            results[index] = Client().post(
+                "/orders?wait=false", json.dumps(body), "application/json", headers=headers
+            )
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["create", "update"])
+def test_two_requests_with_one_idempotency_key_at_once_make_one_change(change, key_lookups_meet):
+    """Both answer with the same order; one of them is the replay; one order, one event,
+    one key (the unique index stops the second write; it answers as the first did)."""
+    body = {"user_id": USER, "payload": {"amount": 7}}
+    if change == "update":
+        order = OrderFactory(user_id=USER)
+        body["order_id"] = str(order.order_id)
+    responses = post_at_once(body, {"Idempotency-Key": f"sent-twice-{change}"})
+    assert [getattr(r, "status_code", r) for r in responses] == [202, 202]
+    assert len({r.json()["order_id"] for r in responses}) == 1
+    assert sorted(r.get("Idempotent-Replayed", "") for r in responses) == ["", "true"]
+    assert IdempotencyKey.objects.count() == 1
+    assert OutboxEvent.objects.count() == 1
+    if change == "update":
+        order.refresh_from_db()
+        assert order.version == 2
+    else:
+        assert Order.objects.count() == 1
 
 
 def test_an_update_replayed_by_key_is_applied_once(api):
