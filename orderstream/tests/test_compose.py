@@ -673,8 +673,12 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
             launched,
         )
         wait_until(healthy, 20, "the worker healthcheck to pass", launched)
-        time.sleep(2)
-        launched.assert_running()
+        # ...and its loop goes on turning: it touches the heartbeat again (at most once a
+        # second), while the process keeps running (wait_until checks it on every try).
+        beat = heartbeat_file.stat().st_mtime_ns
+        wait_until(
+            lambda: heartbeat_file.stat().st_mtime_ns > beat, 30, "the next heartbeat", launched
+        )
         assert "prestart: database `worker` is up" in launched.output()
 
         worker_tables = table_names(scratch_databases["worker"])
