@@ -165,11 +165,13 @@ def test_with_nobody_waiting_the_listener_reads_only_every_idle_interval(
 def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(
     listeners, send_ack, polls, settings, monkeypatch
 ):
-    """The listener's clock is the test's (`acks.time`): it stays "just after a wait"
-    until the test moves the clock past HOT_SECONDS, however slow the machine."""
+    """The listener's clock is the test's (`acks.time`) and HOT_SECONDS an hour of it: the
+    listener stays "just after a wait" until the test moves the clock on, however slow
+    the machine."""
     settings.ACK_LISTENER_IDLE_POLL_MS = 600_000  # asleep for the whole test unless woken
     clock = OffsetClock()
     monkeypatch.setattr(acks, "time", clock)
+    monkeypatch.setattr(acks, "HOT_SECONDS", 3600.0)
     listener = listeners(prepare=lambda listener: setattr(listener, "_wake", WatchedEvent()))
     eventually(listener._wake.sleeping.is_set, message="the listener is in its idle sleep")
     event_id = str(uuid.uuid4())
