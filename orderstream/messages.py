@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -49,11 +50,18 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# RFC 3339's date-time (section 5.6): `T` and `Z` in either case, a time offset required.
+# datetime.fromisoformat alone reads more of ISO 8601 (basic format, no seconds).
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
 def parse_rfc3339(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError("timestamp has no time zone")
-    return moment
+    """An RFC 3339 date-time as an aware datetime; ValueError for anything else."""
+    if not RFC3339.fullmatch(text):
+        raise ValueError("not an RFC 3339 date-time with a time offset")
+    return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
 
 
 def event_time(text: str) -> datetime:

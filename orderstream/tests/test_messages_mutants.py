@@ -19,6 +19,7 @@ from orderstream.messages import (
     OrderEvent,
     OrderResult,
     dumps,
+    event_time,
     exact_float,
     loads,
     rfc3339,
@@ -172,3 +173,21 @@ def test_a_result_without_a_numeric_amount_is_refused():
     with pytest.raises(InvalidMessage) as raised:
         OrderResult.from_bytes(b'{"amount": "5"}')
     assert raised.value.reason == "amount: required JSON number"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-01-02T03:04:05Z", "2026-01-02t03:04:05z", "2026-01-02T04:04:05.000+01:00"],
+)
+def test_rfc3339_timestamps_in_either_case_are_read(text):
+    """RFC 3339 (section 5.6) allows a lowercase `t` and `z`."""
+    assert event_time(text) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["20260102T030405Z", "2026-01-02", "2026-01-02T03:04:05", "2026-01-02T03:04Z", "2026-W01-5"],
+)
+def test_iso_8601_forms_that_are_not_rfc_3339_are_refused(text):
+    with pytest.raises(ValueError):
+        event_time(text)
