@@ -1,4 +1,5 @@
-"""The transactional outbox: one transaction, publish after commit, the relay and its purge."""
+"""The transactional outbox: one transaction for an order and its event, the relay's
+passes (version order, several relays, backoff, parking) and the purge."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
-from orders_api.outbox import outbox_event_add, outbox_purge, outbox_relay_once
+from orders_api.outbox_events import outbox_event_add
+from orders_api.purge import outbox_purge
+from orders_api.relay import outbox_relay_once
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
 from orderstream.devstack.ports import free_port
@@ -26,12 +28,17 @@ transactional = pytest.mark.django_db(transaction=True)
 
 
 def _unpublished_event(**order_fields) -> OrderEvent:
-    """An order and its event committed but never published: a crash right after commit."""
+    """An order and its event, committed and not yet published."""
     with transaction.atomic():
         order = OrderFactory(**order_fields)
-        event = outbox_event_add(order=order, operation="created").event
-    OutboxEvent.objects.filter(event_id=event.event_id).update(next_attempt_at=timezone.now())
-    return event
+        return outbox_event_add(order=order, operation="created").event
+
+
+@pytest.fixture
+def producer(kafka_broker):
+    producer = make_producer(client_id="api-tests-relay")
+    yield producer
+    producer.close(timeout=1)
 
 
 @pytest.mark.django_db
@@ -62,7 +69,9 @@ def test_each_accepted_change_adds_an_event_with_the_rows_version():
 
 
 @transactional
-def test_the_event_is_published_after_commit_keyed_by_order_id(unique_topics, topic_reader):
+def test_the_relay_publishes_a_committed_event_keyed_by_order_id(
+    unique_topics, topic_reader, running_relay
+):
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     write = order_upsert(user_id=uuid.uuid4(), order_id=None, payload={"amount": 3})
     records = reader.read_until(lambda records: records)
@@ -76,27 +85,19 @@ def test_the_event_is_published_after_commit_keyed_by_order_id(unique_topics, to
 
 
 @transactional
-def test_the_relay_publishes_what_a_crash_left_unpublished(unique_topics, topic_reader):
+def test_a_relay_pass_publishes_due_rows_and_marks_them(unique_topics, topic_reader, producer):
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     event = _unpublished_event()
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
     records = reader.read_until(lambda records: records)
     assert json.loads(records[0].value)["event_id"] == event.event_id
     assert records[0].key == event.order_id.encode()
     assert OutboxEvent.objects.get(event_id=event.event_id).published_at is not None
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
+    assert outbox_relay_once(producer=producer) == (0, 0)
 
 
 @transactional
-def test_the_relay_leaves_rows_alone_during_the_grace_period(settings):
-    settings.OUTBOX_RELAY_GRACE_SECONDS = 60
-    with transaction.atomic():
-        outbox_event_add(order=OrderFactory(), operation="created")
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
-
-
-@transactional
-def test_the_relay_backs_off_while_the_broker_is_unreachable(settings):
+def test_the_relay_backs_off_while_the_broker_is_unreachable(settings, producer):
     settings.OUTBOX_RELAY_INTERVAL = 1
     event = _unpublished_event()
     producer = make_producer(
@@ -112,11 +113,11 @@ def test_the_relay_backs_off_while_the_broker_is_unreachable(settings):
     assert row.next_attempt_at > timezone.now()
     assert "Timeout" in row.last_error
     # Not due yet: the next pass does not try again.
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
+    assert outbox_relay_once(producer=producer) == (0, 0)
 
 
 @transactional
-def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
+def test_relays_in_several_processes_skip_each_others_rows(unique_topics, producer):
     """A row locked by one relay (FOR UPDATE SKIP LOCKED) is not published by another."""
     event = _unpublished_event()
     locked, release = threading.Event(), threading.Event()
@@ -134,11 +135,11 @@ def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
     thread.start()
     try:
         assert locked.wait(10)
-        assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (0, 0)
+        assert outbox_relay_once(producer=producer) == (0, 0)
     finally:
         release.set()
         thread.join(10)
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
 
 
 @pytest.mark.django_db
@@ -160,19 +161,16 @@ def test_the_purge_deletes_only_old_published_rows(settings):
 
 
 @transactional
-def test_the_relay_publishes_the_bytes_the_request_checked(unique_topics, topic_reader):
+def test_the_relay_publishes_the_bytes_the_request_checked(unique_topics, topic_reader, producer):
     """Not a re-encoding of a stored document: jsonb would print 1e300 as 301 digits,
     turning a small event into one past the broker's limit, and reorder its keys."""
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     payload = {"zeta": 1, "alpha": [1e300] * 50}
     with transaction.atomic():
         pending = outbox_event_add(order=OrderFactory(payload=payload), operation="created")
-    OutboxEvent.objects.filter(event_id=pending.event.event_id).update(
-        next_attempt_at=timezone.now()
-    )
-    assert outbox_relay_once(producer=runtime.publisher().ensure_producer()) == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
     records = reader.read_until(lambda records: records)
-    assert records[0].value == pending.value
+    assert records[0].value == pending.row.value.encode()
     assert len(records[0].value) < 2000
 
 
@@ -185,7 +183,7 @@ def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, top
     small = _unpublished_event(payload={"amount": 1})
     producer = make_producer(client_id="api-tests-small", max_request_size=2000)
     try:
-        with caplog.at_level(logging.ERROR, logger="orders_api.outbox"):
+        with caplog.at_level(logging.ERROR, logger="orders_api.relay"):
             assert outbox_relay_once(producer=producer) == (1, 0)
         # Even when due again, a parked row is not tried again.
         OutboxEvent.objects.update(next_attempt_at=timezone.now())
