@@ -73,8 +73,10 @@ class OutboxNotifications:
         return bool(readable)
 
     def wake(self) -> None:
-        """End the current or next `wait` at once."""
-        with contextlib.suppress(BlockingIOError):
+        """End the current or next `wait` at once (nothing once closed)."""
+        if self._wake_write < 0:
+            return
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
             os.write(self._wake_write, b"!")
 
     def _close_connection(self) -> None:
@@ -85,6 +87,7 @@ class OutboxNotifications:
 
     def close(self) -> None:
         self._close_connection()
-        for fd in (self._wake_read, self._wake_write):
-            with contextlib.suppress(OSError):
+        fds, (self._wake_read, self._wake_write) = (self._wake_read, self._wake_write), (-1, -1)
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)

@@ -201,3 +201,65 @@ def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, top
     )
     records = reader.read_until(lambda records: records)
     assert [json.loads(r.value)["event_id"] for r in records] == [small.event_id]
+
+
+def _committed_changes(count: int) -> list[OutboxEvent]:
+    """An order and `count` - 1 updates of it, committed; their outbox rows by version."""
+    user = uuid.uuid4()
+    write = order_upsert(user_id=user, order_id=None, payload={"amount": 1})
+    for amount in range(2, count + 1):
+        order_upsert(user_id=user, order_id=write.order_id, payload={"amount": amount})
+    return list(OutboxEvent.objects.filter(order_id=write.order_id).order_by("version"))
+
+
+@transactional
+def test_a_relay_never_sends_an_orders_event_before_an_older_one_another_relay_holds(
+    unique_topics, topic_reader, producer
+):
+    """Relay B finds v1 locked by relay A: it must not send v2 past it (the partition
+    would carry v2 before v1). Once A is done, v2 goes out after v1."""
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    v1, v2 = _committed_changes(2)
+    locked, release = threading.Event(), threading.Event()
+
+    def relay_a_holding_v1():
+        try:
+            with transaction.atomic():
+                list(OutboxEvent.objects.select_for_update().filter(id=v1.id))
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=relay_a_holding_v1)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        assert outbox_relay_once(producer=producer) == (0, 0)
+    finally:
+        release.set()
+        thread.join(10)
+    assert outbox_relay_once(producer=producer) == (1, 0)  # v1
+    assert outbox_relay_once(producer=producer) == (1, 0)  # then v2
+    records = reader.read_until(lambda records: len(records) >= 2)
+    assert [OrderEvent.from_bytes(r.value).version for r in records] == [1, 2]
+
+
+@transactional
+def test_an_event_waiting_for_its_retry_holds_back_the_newer_events_of_its_order(producer):
+    v1, v2, v3 = _committed_changes(3)
+    OutboxEvent.objects.filter(id=v1.id).update(
+        attempts=1, next_attempt_at=timezone.now() + timedelta(hours=1)
+    )
+    assert outbox_relay_once(producer=producer) == (0, 0)
+    assert not OutboxEvent.objects.filter(published_at__isnull=False).exists()
+
+
+@transactional
+def test_a_parked_event_does_not_hold_back_the_newer_events_of_its_order(producer):
+    """A parked event never goes out by itself; the order's newer events (which carry its
+    full state) do."""
+    v1, v2 = _committed_changes(2)
+    OutboxEvent.objects.filter(id=v1.id).update(parked_at=timezone.now())
+    assert outbox_relay_once(producer=producer) == (1, 0)
+    assert OutboxEvent.objects.get(id=v2.id).published_at is not None
