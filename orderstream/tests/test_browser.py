@@ -87,7 +87,7 @@ def staff_user():
 
 @pytest.fixture
 def api_threads():
-    """Stop the publisher, relay and ACK listener the live server started, after the test."""
+    """Stop the ACK listener the live server started, after the test."""
     yield
     runtime.shutdown()
 

@@ -36,7 +36,7 @@ WORKERS = 1
 
 @pytest.fixture
 def api_threads():
-    """Stop the publisher, relay and ACK listener the live server started, after the test."""
+    """Stop the ACK listener the live server started, after the test."""
     yield
     runtime.shutdown()
 
