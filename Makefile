@@ -42,7 +42,7 @@ clean:
 compose-lint: venv
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose/docker-compose.yml
 	$(VENV)/bin/hadolint --failure-threshold info compose/Dockerfile
-	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-worker.sh
+	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-relay.sh compose/start-worker.sh
 
 # Benchmarks; BENCH_ARGS="--help" lists their options (see README "HTTP API" and "Worker").
 # bench-api measures the running `make run` stack; bench-worker brings its own broker,

@@ -6,7 +6,6 @@ BROKER=kafka. Set TEST_KAFKA_BROKERS to use an existing broker instead.
 """
 
 import os
-import threading
 import uuid
 
 import pytest
@@ -14,7 +13,7 @@ from django.conf import settings
 
 from orderstream.devstack.brokers import embedded_broker
 from orderstream.kafka import ensure_topics
-from orderstream.testing import eventually
+from orderstream.tests.running import running
 
 
 def broker_kind() -> str:
@@ -70,23 +69,23 @@ def running_worker(request, settings, kafka_broker):
     worker = OrderWorker(
         WorkerConfig.from_settings(poll_timeout_ms=100, stats_interval=60, backoff_max=1.0)
     )
-    errors: list[BaseException] = []
+    with running(worker, ready=worker.partitions, what="worker"):
+        yield worker
 
-    def run() -> None:
-        try:
-            worker.run()
-        except BaseException as exc:  # reported by the teardown below
-            errors.append(exc)
-            raise
 
-    thread = threading.Thread(target=run, name="running-worker", daemon=True)
-    thread.start()
-    if not eventually(worker.partitions, timeout=30, fail=False):
-        worker.stop()
-        thread.join(timeout=10)
-        pytest.fail(f"the worker did not join group {settings.WORKER_GROUP} within 30 s: {errors}")
-    yield worker
-    worker.stop()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "the worker thread did not stop within 30 s"
-    assert not errors, f"the worker crashed: {errors[0]!r}"
+@pytest.fixture
+def running_relay(request, settings, kafka_broker):
+    """The outbox relay in a background thread, publishing what the test commits.
+
+    Uses the test's API database (tests need `@pytest.mark.django_db(transaction=True)`:
+    the relay sees committed rows only) and this test's topics when combined with
+    `unique_topics`. Yields the `OutboxRelay` once it made its first pass; on teardown
+    stops it, joins the thread and fails the test if the relay crashed.
+    """
+    from orders_api.relay_loop import OutboxRelay
+
+    if "unique_topics" in request.fixturenames:
+        request.getfixturevalue("unique_topics")
+    relay = OutboxRelay()
+    with running(relay, ready=lambda: relay.passes, what="relay"):
+        yield relay

@@ -15,12 +15,12 @@ accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
 
 
 def post_worker_init(worker):
-    """Start this worker's event publisher, outbox relay and ACK listener.
+    """Start this worker's ACK listener.
 
     Runs in the worker process after the fork: Kafka clients and their threads are never
     created in the master (they would not survive the fork). A failure here is logged,
     never raised: a raise is a WORKER_BOOT_ERROR, on which the master halts the whole
-    server; the pieces are built again on first use.
+    server; the listener is built again on first use.
     """
     from orders_api import runtime
 
@@ -32,11 +32,11 @@ def post_worker_init(worker):
                 LISTENER_READY_TIMEOUT,
             )
     except Exception:
-        worker.log.exception("could not start the API's background pieces; retried on first use")
+        worker.log.exception("could not start the ACK listener; retried on first use")
 
 
 def worker_exit(server, worker):
-    """Flush unsent events and stop the background threads (the relay covers the rest)."""
+    """Stop the ACK listener's thread."""
     from orders_api import runtime
 
     runtime.shutdown()

@@ -2,9 +2,9 @@
 
 `order_upsert` applies SPEC.md's pre-checks (unknown order 404, change of a deleted order
 409, amount must be computable, event within the broker's size: 413), writes the order row
-and its outbox event atomically (a create in one statement, a change in one transaction)
-and has the event published after commit. Updates lock the row and bump
-`version`; a per-order advisory lock keeps concurrent updates' events in version order.
+and its outbox event atomically (a create in one statement, a change in one transaction).
+Updates lock the row and bump `version`, so one order's events are committed in version
+order; the relay (`run_relay`) publishes them in that order.
 """
 
 from __future__ import annotations
@@ -27,12 +27,7 @@ from .idempotency import (
     request_fingerprint,
 )
 from .models import IdempotencyKey, Order, OrderStatus
-from .outbox import (
-    outbox_event_add,
-    outbox_event_build,
-    outbox_order_lock,
-    outbox_publish_on_commit,
-)
+from .outbox_events import outbox_event_add, outbox_event_build
 from .single_statement import insert_in_one_statement
 
 logger = logging.getLogger(__name__)
@@ -103,14 +98,13 @@ def order_upsert(
     try:
         if order_id is None:
             return _order_create(user_id=user_id, payload=payload or {}, idempotency=idempotency)
-        with outbox_order_lock(order_id=order_id):
-            return _order_change(
-                user_id=user_id,
-                order_id=order_id,
-                payload=payload,
-                delete=delete,
-                idempotency=idempotency,
-            )
+        return _order_change(
+            user_id=user_id,
+            order_id=order_id,
+            payload=payload,
+            delete=delete,
+            idempotency=idempotency,
+        )
     except IntegrityError as exc:
         # A concurrent request with the same key committed first: answer as it did.
         if idempotency is not None and is_key_conflict(exc):
@@ -141,7 +135,7 @@ def _order_create(
     *, user_id: uuid.UUID, payload: dict, idempotency: _Idempotency | None
 ) -> OrderWrite:
     """Insert the order, its event and its idempotency key in one atomic statement
-    (one round trip instead of BEGIN, the INSERTs and COMMIT), then publish."""
+    (one round trip instead of BEGIN, the INSERTs and COMMIT)."""
     order_id = uuid.uuid4()
     now = timezone.now()
     order = Order(
@@ -159,11 +153,6 @@ def _order_create(
     event = pending.event
     key_record = _key_record(idempotency, event)
     insert_in_one_statement(*(row for row in (order, pending.row, key_record) if row))
-    # Not confirmed (a create answers fast): a concurrent update of this order from another
-    # process, once it knows the order_id, can reach the partition first. The worker still
-    # ends on the newest version; only the ACK statuses may be mislabelled (the create
-    # then looks stale).
-    outbox_publish_on_commit(pending=pending, confirm=False)
     return OrderWrite(order_id=order_id, event_id=event.event_id, operation="created")
 
 
@@ -208,7 +197,5 @@ def _order_change(
         key_record = _key_record(idempotency, event)
         if key_record is not None:
             key_record.save(force_insert=True)
-        # Confirmed before the caller releases the order lock: events stay in version order.
-        outbox_publish_on_commit(pending=pending, confirm=True)
     logger.debug("order %s %s to version %d", order_id, operation, order.version)
     return OrderWrite(order_id=order_id, event_id=event.event_id, operation=operation)

@@ -232,12 +232,14 @@ def prepare(stack: Stack, with_broker: bool) -> None:
 
 
 def run_services() -> int:
-    """Run gunicorn and the worker in the foreground until Ctrl-C or one of them exits."""
+    """Run gunicorn, the relay and the worker in the foreground until Ctrl-C or one of them
+    exits."""
     port = os.environ.get("API_PORT", "8080")
     python = sys.executable
     bindir = Path(python).parent
     commands = {
         "api": [str(bindir / "gunicorn"), "orderstream.wsgi", "-c", str(ROOT / "gunicorn.conf.py")],
+        "relay": [python, "manage.py", "run_relay"],
         "worker": [python, "manage.py", "run_worker"],
     }
     children = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}

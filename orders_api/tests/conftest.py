@@ -15,7 +15,7 @@ from orderstream.testing import eventually
 
 @pytest.fixture(scope="package", autouse=True)
 def api_background(django_db_setup, django_db_blocker):
-    """Stop this process's publisher, relay and ACK listener after the API tests.
+    """Stop this process's ACK listener after the API tests.
 
     Their threads hold connections to the test databases, which must be closed before
     the databases are dropped.

@@ -21,7 +21,9 @@ from orderstream.testing import eventually
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 
 
-def test_create_update_delete_are_acknowledged_by_the_worker(api, unique_topics, running_worker):
+def test_create_update_delete_are_acknowledged_by_the_worker(
+    api, unique_topics, running_relay, running_worker
+):
     user = str(uuid.uuid4())
     created = api.post("/orders", {"user_id": user, "payload": {"id": "E-1", "amount": 5}})
     assert created.status_code == 200, created.content
@@ -59,7 +61,7 @@ def test_create_update_delete_are_acknowledged_by_the_worker(api, unique_topics,
     ],
 )
 def test_an_amount_travels_exactly_from_post_to_the_worker_redis_and_get(
-    api, unique_topics, running_worker, amount
+    api, unique_topics, running_relay, running_worker, amount
 ):
     """The issue "Correct at every edge": POST, the event, the worker's row, its Redis
     result and GET all hold the very digits sent (GET used to show the float's)."""
@@ -84,7 +86,7 @@ def test_an_amount_travels_exactly_from_post_to_the_worker_redis_and_get(
 
 
 def test_a_retry_with_the_idempotency_key_gets_the_acknowledged_answer(
-    api, unique_topics, running_worker
+    api, unique_topics, running_relay, running_worker
 ):
     """The first answer was 202 (no wait); the retry after processing answers 200."""
     body = {"user_id": str(uuid.uuid4()), "payload": {"id": "E-2"}}
@@ -102,7 +104,9 @@ def test_a_retry_with_the_idempotency_key_gets_the_acknowledged_answer(
     assert Order.objects.count() == 1
 
 
-def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(api, unique_topics, topic_reader):
+def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(
+    api, unique_topics, topic_reader, running_relay
+):
     """A rejection ACK (here from a stand-in worker on the real topics) is a 422 in the
     one error shape: field "payload", the worker's reason."""
     events = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
@@ -149,7 +153,7 @@ def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(api, unique_top
 
 @pytest.mark.parametrize("change", ["update", "delete"])
 def test_a_replayed_change_after_an_api_restart_answers_from_the_worker_at_once(
-    api, unique_topics, running_worker, change, monkeypatch
+    api, unique_topics, running_relay, running_worker, change, monkeypatch
 ):
     """The retry of an update or delete with its Idempotency-Key, in a process that has
     not seen the ACK (a restart): the worker's result says the change was applied, so

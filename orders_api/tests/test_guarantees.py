@@ -9,27 +9,32 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 from kafka import TopicPartition
-from kafka.errors import KafkaTimeoutError
 
 from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
-from orders_api.outbox import outbox_relay_once
+from orders_api.relay_loop import OutboxRelay
 from orders_api.services import order_upsert
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orderstream.devstack.ports import free_port
 from orderstream.devstack.tansu import TansuBroker
-from orderstream.kafka import ensure_topics, make_consumer
+from orderstream.kafka import ensure_topics, make_consumer, make_producer
 from orderstream.messages import OrderEvent
 from orderstream.testing import eventually
+from orderstream.tests.failing_clients import RefusingProducer
+from orderstream.tests.running import running
+
+
+def relay_running(relay: OutboxRelay):
+    return running(relay, ready=lambda: relay.passes, what="relay")
+
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 
 
 def test_two_concurrent_updates_are_applied_in_version_order(
-    unique_topics, topic_reader, running_worker
+    unique_topics, topic_reader, running_relay, running_worker
 ):
     user = uuid.uuid4()
     order = order_upsert(user_id=user, order_id=None, payload={"amount": 1})
@@ -78,56 +83,52 @@ def test_two_concurrent_updates_are_applied_in_version_order(
     assert statuses == {2: "updated", 3: "updated"}  # both applied, neither stale
 
 
-def test_a_delete_that_overtakes_a_held_back_update_ends_on_the_updates_data(
-    unique_topics, running_worker, settings, monkeypatch
+def test_an_update_the_broker_refuses_for_a_while_holds_back_the_orders_delete(
+    unique_topics, running_worker, settings
 ):
-    """The update's publish fails (left to the relay), the delete is published at once:
-    the worker sees v1, v3 (delete), then v2. The delete's event carries the order as the
-    API kept it (v2's payload), so the order ends deleted with v2's data, and v2 is stale.
-    (The worker used to keep its own v1 data on a delete.)"""
-    settings.OUTBOX_RELAY_GRACE_SECONDS = 3600  # no relay touches the held-back update yet
+    """The update's publication fails (a broker timeout, injected into the relay's own
+    producer) while the delete is already committed: the relay sends neither until the
+    update goes out, then both in version order, so the worker applies v2 then v3 and the
+    order ends deleted with the update's data, no event stale."""
+    settings.OUTBOX_RELAY_INTERVAL = 0.1
+    settings.OUTBOX_RELAY_MAX_BACKOFF = 0.2
+    refusing = {"updated"}
+
+    def producer_refusing_updates():
+        return RefusingProducer(make_producer(client_id="api-tests-relay"), refusing)
+
+    relay = OutboxRelay(producer_factory=producer_refusing_updates)
     user = uuid.uuid4()
-    order = order_upsert(user_id=user, order_id=None, payload={"id": "O-1", "amount": 1})
     processed = ProcessedOrder.objects.using("worker")
-    eventually(lambda: processed.filter(order_id=order.order_id).exists(), message="created")
-
-    publisher = runtime.publisher()
-    publish = publisher.publish
-
-    def hold_back_updates(*, event, **kwargs):
-        if event.status == "updated":
-            raise KafkaTimeoutError("held back by the test")
-        return publish(event=event, **kwargs)
-
-    monkeypatch.setattr(publisher, "publish", hold_back_updates)
-    order_upsert(user_id=user, order_id=order.order_id, payload={"id": "O-1", "amount": 7})
-    order_upsert(user_id=user, order_id=order.order_id, payload=None, delete=True)
-    eventually(
-        lambda: processed.filter(order_id=order.order_id, version=3).exists(),
-        message="the delete (v3) applied before the update (v2)",
+    with relay_running(relay):
+        order = order_upsert(user_id=user, order_id=None, payload={"id": "O-1", "amount": 1})
+        eventually(lambda: processed.filter(order_id=order.order_id).exists(), message="created")
+        order_upsert(user_id=user, order_id=order.order_id, payload={"id": "O-1", "amount": 7})
+        order_upsert(user_id=user, order_id=order.order_id, payload=None, delete=True)
+        waiting = OutboxEvent.objects.filter(order_id=order.order_id, published_at=None)
+        eventually(
+            lambda: waiting.filter(version=2, attempts__gte=2).exists(),
+            message="the update was refused twice",
+        )
+        assert sorted(waiting.values_list("version", flat=True)) == [2, 3]
+        refusing.clear()
+        eventually(lambda: not waiting.exists(), message="both published once the broker took them")
+        eventually(
+            lambda: processed.filter(order_id=order.order_id, version=3).exists(),
+            message="the delete applied",
+        )
+    statuses = dict(
+        ProcessedEvent.objects.using("worker")
+        .filter(order_id=order.order_id)
+        .values_list("version", "ack_status")
     )
-    monkeypatch.undo()
-    held_back = OutboxEvent.objects.filter(order_id=order.order_id, published_at=None)
-    eventually(
-        lambda: list(held_back.values_list("version", flat=True)) == [2],
-        message="v1 and v3 marked published, v2 left to the relay",
-    )
-    held_back.update(next_attempt_at=timezone.now())  # the relay's turn has come
-    assert outbox_relay_once(producer=publisher.ensure_producer()) == (1, 0)  # v2, late
-    eventually(
-        lambda: (
-            ProcessedEvent.objects.using("worker")
-            .filter(order_id=order.order_id, version=2)
-            .exists()
-        ),
-        message="the late update was handled",
-    )
+    assert statuses == {1: "created", 2: "updated", 3: "deleted"}
     row = processed.get(order_id=order.order_id)
-    assert (row.status, row.version) == ("deleted", 3)
-    assert row.payload == {"id": "O-1", "amount": 7}
-    assert row.amount == Decimal("7.00")
-    stale = ProcessedEvent.objects.using("worker").get(order_id=order.order_id, version=2)
-    assert stale.ack_status == "deleted"
+    assert (row.status, row.payload, row.amount) == (
+        "deleted",
+        {"id": "O-1", "amount": 7},
+        Decimal("7.00"),
+    )
     assert order_result_read(order_id=str(order.order_id)).amount == Decimal("7.00")
 
 
@@ -146,12 +147,13 @@ def own_broker(settings):
 def test_a_request_during_a_broker_outage_is_delivered_after_it(api, own_broker, settings, request):
     settings.ORDER_ACK_WAIT_TIMEOUT = 1
     settings.OUTBOX_PUBLISH_TIMEOUT = 0.5
-    settings.OUTBOX_RELAY_GRACE_SECONDS = 0.5
     settings.OUTBOX_RELAY_INTERVAL = 0.2
     settings.OUTBOX_RELAY_MAX_BACKOFF = 1
+    request.getfixturevalue("running_relay")
     user = str(uuid.uuid4())
     warm = api.post("/orders?wait=false", {"user_id": user, "payload": {"id": "before"}})
-    assert warm.status_code == 202  # the process's clients know the broker
+    assert warm.status_code == 202
+    eventually(lambda: OutboxEvent.objects.get(order_id=warm.json()["order_id"]).published_at)
 
     broker = own_broker["broker"]
     port = broker.port
@@ -209,52 +211,52 @@ def test_a_new_process_starts_serving_with_its_ack_listener_positioned(unique_to
 
 
 def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_later(api, settings):
-    """No broker when the process starts: start() and POSTs (with or without the ACK wait)
-    answer at once (202, order and outbox row committed), and the relay publishes the
-    events once a broker comes up."""
-    runtime.shutdown()  # a fresh process: no publisher, relay or listener yet
+    """No broker when the API process and the relay start: start() and POSTs (with or
+    without the ACK wait) answer at once (202, order and outbox row committed), and the
+    relay publishes the events once a broker comes up."""
+    runtime.shutdown()  # a fresh process: no listener yet
     port = free_port()  # nothing listens here
     settings.KAFKA_BROKERS = [f"127.0.0.1:{port}"]
     settings.OUTBOX_PUBLISH_TIMEOUT = 0.5
-    settings.OUTBOX_RELAY_GRACE_SECONDS = 0.2
     settings.OUTBOX_RELAY_INTERVAL = 0.2
     settings.OUTBOX_RELAY_MAX_BACKOFF = 1
     broker = None
     try:
-        started = time.monotonic()
-        # gunicorn's post_worker_init: must neither raise nor hang
-        assert runtime.start(ready_timeout=1) is False
-        assert time.monotonic() - started < 10
-        started = time.monotonic()
-        response = api.post(
-            "/orders?wait=false", {"user_id": str(uuid.uuid4()), "payload": {"id": "cold"}}
-        )
-        assert time.monotonic() - started < 10
-        assert response.status_code == 202, response.content
-        order_id = response.json()["order_id"]
-        assert Order.objects.filter(order_id=order_id).exists()
-        row = OutboxEvent.objects.get(order_id=order_id)
-        assert row.published_at is None
-        # A POST that would wait for its ACK does not wait for a listener that cannot
-        # position itself: it writes and answers 202.
-        settings.ORDER_ACK_WAIT_TIMEOUT = 30
-        started = time.monotonic()
-        waiting = api.post("/orders", {"user_id": str(uuid.uuid4()), "payload": {"id": "w"}})
-        assert time.monotonic() - started < 10
-        assert waiting.status_code == 202, waiting.content
-        assert waiting.json()["status"] == "pending"
-        waiting_row = OutboxEvent.objects.get(order_id=waiting.json()["order_id"])
+        with relay_running(OutboxRelay()):
+            started = time.monotonic()
+            # gunicorn's post_worker_init: must neither raise nor hang
+            assert runtime.start(ready_timeout=1) is False
+            assert time.monotonic() - started < 10
+            started = time.monotonic()
+            response = api.post(
+                "/orders?wait=false", {"user_id": str(uuid.uuid4()), "payload": {"id": "cold"}}
+            )
+            assert time.monotonic() - started < 10
+            assert response.status_code == 202, response.content
+            order_id = response.json()["order_id"]
+            assert Order.objects.filter(order_id=order_id).exists()
+            row = OutboxEvent.objects.get(order_id=order_id)
+            assert row.published_at is None
+            # A POST that would wait for its ACK does not wait for a listener that cannot
+            # position itself: it writes and answers 202.
+            settings.ORDER_ACK_WAIT_TIMEOUT = 30
+            started = time.monotonic()
+            waiting = api.post("/orders", {"user_id": str(uuid.uuid4()), "payload": {"id": "w"}})
+            assert time.monotonic() - started < 10
+            assert waiting.status_code == 202, waiting.content
+            assert waiting.json()["status"] == "pending"
+            waiting_row = OutboxEvent.objects.get(order_id=waiting.json()["order_id"])
 
-        broker = TansuBroker(port=port).start()
-        ensure_topics()
-        eventually(
-            lambda: not OutboxEvent.objects.filter(published_at=None).exists(),
-            timeout=40,
-            message="the relay published both events once the broker was up",
-        )
-        records = _read_from_start(settings.ORDERS_EVENTS_TOPIC, 2)
-        events = {OrderEvent.from_bytes(r.value).event_id for r in records}
-        assert events == {str(row.event_id), str(waiting_row.event_id)}
+            broker = TansuBroker(port=port).start()
+            ensure_topics()
+            eventually(
+                lambda: not OutboxEvent.objects.filter(published_at=None).exists(),
+                timeout=40,
+                message="the relay published both events once the broker was up",
+            )
+            records = _read_from_start(settings.ORDERS_EVENTS_TOPIC, 2)
+            events = {OrderEvent.from_bytes(r.value).event_id for r in records}
+            assert events == {str(row.event_id), str(waiting_row.event_id)}
     finally:
         runtime.shutdown()
         if broker is not None:

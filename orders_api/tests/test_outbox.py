@@ -1,4 +1,5 @@
-"""The transactional outbox: one transaction, publish after commit, the relay and its purge."""
+"""The transactional outbox: one transaction for an order and its event, the relay's
+passes (version order, several relays, backoff, parking) and the purge."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
-from orders_api.outbox import outbox_event_add, outbox_purge, outbox_relay_once
+from orders_api.outbox_events import outbox_event_add
+from orders_api.purge import outbox_purge
+from orders_api.relay import outbox_relay_once
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
 from orderstream.devstack.ports import free_port
@@ -25,30 +27,18 @@ from orderstream.testing import eventually
 transactional = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def no_relay_thread(settings):
-    """These tests drive the relay passes themselves and count what each one did, so no
-    relay thread may take a row first: this process's publisher is rebuilt without one
-    (runtime.publisher() follows OUTBOX_RELAY_ENABLED; after the test it is rebuilt with
-    one again)."""
-    settings.OUTBOX_RELAY_ENABLED = False
-    runtime.publisher()
-    relays = [t for t in threading.enumerate() if t.name == "outbox-relay" and t.is_alive()]
-    assert not relays, "a relay thread still runs"
-
-
-def relay_pass() -> tuple[int, int]:
-    """One relay pass with this process's producer: (published, failed)."""
-    return outbox_relay_once(producer=runtime.publisher().ensure_producer())
-
-
 def _unpublished_event(**order_fields) -> OrderEvent:
-    """An order and its event committed but never published: a crash right after commit."""
+    """An order and its event, committed and not yet published."""
     with transaction.atomic():
         order = OrderFactory(**order_fields)
-        event = outbox_event_add(order=order, operation="created").event
-    OutboxEvent.objects.filter(event_id=event.event_id).update(next_attempt_at=timezone.now())
-    return event
+        return outbox_event_add(order=order, operation="created").event
+
+
+@pytest.fixture
+def producer(kafka_broker):
+    producer = make_producer(client_id="api-tests-relay")
+    yield producer
+    producer.close(timeout=1)
 
 
 @pytest.mark.django_db
@@ -79,7 +69,9 @@ def test_each_accepted_change_adds_an_event_with_the_rows_version():
 
 
 @transactional
-def test_the_event_is_published_after_commit_keyed_by_order_id(unique_topics, topic_reader):
+def test_the_relay_publishes_a_committed_event_keyed_by_order_id(
+    unique_topics, topic_reader, running_relay
+):
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     write = order_upsert(user_id=uuid.uuid4(), order_id=None, payload={"amount": 3})
     records = reader.read_until(lambda records: records)
@@ -93,27 +85,19 @@ def test_the_event_is_published_after_commit_keyed_by_order_id(unique_topics, to
 
 
 @transactional
-def test_the_relay_publishes_what_a_crash_left_unpublished(unique_topics, topic_reader):
+def test_a_relay_pass_publishes_due_rows_and_marks_them(unique_topics, topic_reader, producer):
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     event = _unpublished_event()
-    assert relay_pass() == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
     records = reader.read_until(lambda records: records)
     assert json.loads(records[0].value)["event_id"] == event.event_id
     assert records[0].key == event.order_id.encode()
     assert OutboxEvent.objects.get(event_id=event.event_id).published_at is not None
-    assert relay_pass() == (0, 0)
+    assert outbox_relay_once(producer=producer) == (0, 0)
 
 
 @transactional
-def test_the_relay_leaves_rows_alone_during_the_grace_period(settings):
-    settings.OUTBOX_RELAY_GRACE_SECONDS = 60
-    with transaction.atomic():
-        outbox_event_add(order=OrderFactory(), operation="created")
-    assert relay_pass() == (0, 0)
-
-
-@transactional
-def test_the_relay_backs_off_while_the_broker_is_unreachable(settings):
+def test_the_relay_backs_off_while_the_broker_is_unreachable(settings, producer):
     settings.OUTBOX_RELAY_INTERVAL = 1
     event = _unpublished_event()
     producer = make_producer(
@@ -129,11 +113,11 @@ def test_the_relay_backs_off_while_the_broker_is_unreachable(settings):
     assert row.next_attempt_at > timezone.now()
     assert "Timeout" in row.last_error
     # Not due yet: the next pass does not try again.
-    assert relay_pass() == (0, 0)
+    assert outbox_relay_once(producer=producer) == (0, 0)
 
 
 @transactional
-def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
+def test_relays_in_several_processes_skip_each_others_rows(unique_topics, producer):
     """A row locked by one relay (FOR UPDATE SKIP LOCKED) is not published by another."""
     event = _unpublished_event()
     locked, release = threading.Event(), threading.Event()
@@ -151,11 +135,11 @@ def test_relays_in_several_processes_skip_each_others_rows(unique_topics):
     thread.start()
     try:
         assert locked.wait(10)
-        assert relay_pass() == (0, 0)
+        assert outbox_relay_once(producer=producer) == (0, 0)
     finally:
         release.set()
         thread.join(10)
-    assert relay_pass() == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
 
 
 @pytest.mark.django_db
@@ -177,19 +161,16 @@ def test_the_purge_deletes_only_old_published_rows(settings):
 
 
 @transactional
-def test_the_relay_publishes_the_bytes_the_request_checked(unique_topics, topic_reader):
+def test_the_relay_publishes_the_bytes_the_request_checked(unique_topics, topic_reader, producer):
     """Not a re-encoding of a stored document: jsonb would print 1e300 as 301 digits,
     turning a small event into one past the broker's limit, and reorder its keys."""
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     payload = {"zeta": 1, "alpha": [1e300] * 50}
     with transaction.atomic():
         pending = outbox_event_add(order=OrderFactory(payload=payload), operation="created")
-    OutboxEvent.objects.filter(event_id=pending.event.event_id).update(
-        next_attempt_at=timezone.now()
-    )
-    assert relay_pass() == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
     records = reader.read_until(lambda records: records)
-    assert records[0].value == pending.value
+    assert records[0].value == pending.row.value.encode()
     assert len(records[0].value) < 2000
 
 
@@ -202,7 +183,7 @@ def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, top
     small = _unpublished_event(payload={"amount": 1})
     producer = make_producer(client_id="api-tests-small", max_request_size=2000)
     try:
-        with caplog.at_level(logging.ERROR, logger="orders_api.outbox"):
+        with caplog.at_level(logging.ERROR, logger="orders_api.relay"):
             assert outbox_relay_once(producer=producer) == (1, 0)
         # Even when due again, a parked row is not tried again.
         OutboxEvent.objects.update(next_attempt_at=timezone.now())
@@ -220,3 +201,65 @@ def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, top
     )
     records = reader.read_until(lambda records: records)
     assert [json.loads(r.value)["event_id"] for r in records] == [small.event_id]
+
+
+def _committed_changes(count: int) -> list[OutboxEvent]:
+    """An order and `count` - 1 updates of it, committed; their outbox rows by version."""
+    user = uuid.uuid4()
+    write = order_upsert(user_id=user, order_id=None, payload={"amount": 1})
+    for amount in range(2, count + 1):
+        order_upsert(user_id=user, order_id=write.order_id, payload={"amount": amount})
+    return list(OutboxEvent.objects.filter(order_id=write.order_id).order_by("version"))
+
+
+@transactional
+def test_a_relay_never_sends_an_orders_event_before_an_older_one_another_relay_holds(
+    unique_topics, topic_reader, producer
+):
+    """Relay B finds v1 locked by relay A: it must not send v2 past it (the partition
+    would carry v2 before v1). Once A is done, v2 goes out after v1."""
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    v1, v2 = _committed_changes(2)
+    locked, release = threading.Event(), threading.Event()
+
+    def relay_a_holding_v1():
+        try:
+            with transaction.atomic():
+                list(OutboxEvent.objects.select_for_update().filter(id=v1.id))
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=relay_a_holding_v1)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        assert outbox_relay_once(producer=producer) == (0, 0)
+    finally:
+        release.set()
+        thread.join(10)
+    assert outbox_relay_once(producer=producer) == (1, 0)  # v1
+    assert outbox_relay_once(producer=producer) == (1, 0)  # then v2
+    records = reader.read_until(lambda records: len(records) >= 2)
+    assert [OrderEvent.from_bytes(r.value).version for r in records] == [1, 2]
+
+
+@transactional
+def test_an_event_waiting_for_its_retry_holds_back_the_newer_events_of_its_order(producer):
+    v1, v2, v3 = _committed_changes(3)
+    OutboxEvent.objects.filter(id=v1.id).update(
+        attempts=1, next_attempt_at=timezone.now() + timedelta(hours=1)
+    )
+    assert outbox_relay_once(producer=producer) == (0, 0)
+    assert not OutboxEvent.objects.filter(published_at__isnull=False).exists()
+
+
+@transactional
+def test_a_parked_event_does_not_hold_back_the_newer_events_of_its_order(producer):
+    """A parked event never goes out by itself; the order's newer events (which carry its
+    full state) do."""
+    v1, v2 = _committed_changes(2)
+    OutboxEvent.objects.filter(id=v1.id).update(parked_at=timezone.now())
+    assert outbox_relay_once(producer=producer) == (1, 0)
+    assert OutboxEvent.objects.get(id=v2.id).published_at is not None

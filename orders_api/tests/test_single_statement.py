@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders_api.models import IdempotencyKey, Order, OutboxEvent
-from orders_api.outbox import outbox_event_build
+from orders_api.outbox_events import outbox_event_build
 from orders_api.single_statement import insert_in_one_statement
 from orders_api.tests.factories import OrderFactory
 from orders_worker.tests.factories import ProcessedOrderFactory
@@ -31,7 +31,7 @@ def _key(order, event_id, key="k-1"):
 
 def test_all_rows_are_written_by_a_single_statement():
     order = OrderFactory.build(payload={"id": "ext-1", "amount": "12.50"})
-    event, _, row = outbox_event_build(order=order, operation="created")
+    event, row = outbox_event_build(order=order, operation="created")
     with CaptureQueriesContext(connection) as queries:
         insert_in_one_statement(order, row, _key(order, event.event_id))
     assert len(queries) == 1
@@ -47,11 +47,11 @@ def test_all_rows_are_written_by_a_single_statement():
 
 def test_a_failing_insert_leaves_no_row_behind():
     first = OrderFactory.build()
-    event, _, row = outbox_event_build(order=first, operation="created")
+    event, row = outbox_event_build(order=first, operation="created")
     insert_in_one_statement(first, row, _key(first, event.event_id))
 
     second = OrderFactory.build(user_id=first.user_id)
-    event2, _, row2 = outbox_event_build(order=second, operation="created")
+    event2, row2 = outbox_event_build(order=second, operation="created")
     with pytest.raises(IntegrityError, match="idempotency_user_key_uniq"):
         insert_in_one_statement(second, row2, _key(second, event2.event_id))  # same key
     assert not Order.objects.filter(pk=second.order_id).exists()

@@ -8,9 +8,7 @@ retried, never skipped, never acknowledged twice, and a stop request honoured mi
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -21,6 +19,8 @@ from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.models import ProcessedEvent
 from orderstream.kafka import make_consumer
 from orderstream.testing import eventually
+from orderstream.tests.failing_clients import Failing
+from orderstream.tests.running import running
 
 from .factories import OrderEventFactory
 from .test_outages import committed_offsets
@@ -31,45 +31,12 @@ pytestmark = [
 ]
 
 
-class Faulty:
-    """A real Kafka client whose `method` raises `error` for its next `failures` calls
-    (None: for good, until `heal()`); every other attribute is the client's own."""
-
-    def __init__(self, client, method: str, error: Exception):
-        self._client = client
-        self._method = method
-        self._error = error
-        self.failures: int | None = 0
-        self.failed = 0  # calls that raised
-
-    def fail(self, times: int | None) -> None:
-        self.failures = times
-
-    def heal(self) -> None:
-        self.failures = 0
-
-    def __getattr__(self, name):
-        attribute = getattr(self._client, name)
-        if name != self._method:
-            return attribute
-
-        def call(*args, **kwargs):
-            if self.failures is None or self.failures > 0:
-                if self.failures:
-                    self.failures -= 1
-                self.failed += 1
-                raise self._error
-            return attribute(*args, **kwargs)
-
-        return call
-
-
 class FaultyWorker(OrderWorker):
     """The worker, with a fault injector around its producer's or consumer's `method`."""
 
     def __init__(self, config: WorkerConfig, *, client: str, method: str, error: Exception):
         super().__init__(config)
-        self.injector: Faulty | None = None
+        self.injector: Failing | None = None
         self._fault = (client, method, error)
 
     def _build_consumer(self) -> KafkaConsumer:
@@ -83,7 +50,7 @@ class FaultyWorker(OrderWorker):
         client, method, error = self._fault
         if kind != client:
             return real
-        self.injector = Faulty(real, method, error)
+        self.injector = Failing(real, method, error)
         return self.injector
 
 
@@ -93,28 +60,9 @@ def worker_config() -> WorkerConfig:
     )
 
 
-@contextlib.contextmanager
 def worker_running(worker: OrderWorker):
-    """`worker` consuming in a thread (holding partitions when this yields); stopped and
-    joined on exit, and the test fails if it crashed."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            worker.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="faulty-worker", daemon=True)
-    thread.start()
-    try:
-        eventually(worker.partitions, timeout=30, message="the worker got no partitions")
-        yield thread
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
-    assert not thread.is_alive(), "the worker did not stop within 30 s"
-    assert not errors, f"the worker crashed: {errors[0]!r}"
+    """`worker` consuming in a thread, holding partitions when this yields."""
+    return running(worker, ready=worker.partitions, what="worker")
 
 
 def acks_of(ack_reader, event_id: str) -> list[str]:

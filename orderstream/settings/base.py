@@ -201,13 +201,11 @@ API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Published outbox rows older than this many seconds are purged by the relay.
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(24 * 3600)))
-# Longest wait for the broker when publishing (send's metadata wait, an update's confirm).
+# Longest wait of the relay for the broker: a producer's metadata and a batch's confirms.
 OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
-# The relay thread in each API process: publishes events still unpublished after the
-# grace period, polling every INTERVAL seconds, backing off up to MAX_BACKOFF on failures.
-OUTBOX_RELAY_ENABLED = env_bool("OUTBOX_RELAY_ENABLED", True)
+# The relay (`manage.py run_relay`) is woken by every committed outbox row and passes at
+# least every INTERVAL seconds, backing off up to MAX_BACKOFF on failures.
 OUTBOX_RELAY_INTERVAL = float(env("OUTBOX_RELAY_INTERVAL", "1"))
-OUTBOX_RELAY_GRACE_SECONDS = float(env("OUTBOX_RELAY_GRACE_SECONDS", "5"))
 OUTBOX_RELAY_MAX_BACKOFF = float(env("OUTBOX_RELAY_MAX_BACKOFF", "30"))
 OUTBOX_RELAY_BATCH = int(env("OUTBOX_RELAY_BATCH", "500"))
 OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))

@@ -1,8 +1,9 @@
 """The project's real processes, started by tests as a deployment starts them.
 
-The API through `compose/start-api.sh` (gunicorn), the worker as `manage.py run_worker`,
-each in its own session with its output in a file, against scratch databases created on
-the test PostgreSQL server, the test Redis and the session's broker. Used by the compose
+The API through `compose/start-api.sh` (gunicorn), the relay as `manage.py run_relay`, the
+worker as `manage.py run_worker`, each in its own session with its output in a file,
+against scratch databases created on the test PostgreSQL server, the test Redis and the
+session's broker. Used by the compose
 tests (the start scripts) and by the tests that break things under load (test_faults.py,
 test_real_broker.py).
 """
@@ -249,6 +250,7 @@ class Deployment:
         self.partitions = topics.ORDERS_EVENTS_PARTITIONS
         self.started: list[Launched] = []
         self.workers: list[Launched] = []
+        self.relays: list[Launched] = []
         self.apis: list[ApiInstance] = []
 
     def __enter__(self) -> Deployment:
@@ -264,12 +266,17 @@ class Deployment:
         self.started.append(launched)
         return launched
 
-    def launch(self, apis: int = 1, gunicorn_workers: int = 2, workers: int = 2) -> None:
-        """Migrate, start `apis` gunicorn masters and `workers` order workers, and return
-        once every API answers and the workers share every partition."""
+    def launch(
+        self, apis: int = 1, gunicorn_workers: int = 2, workers: int = 2, relays: int = 1
+    ) -> None:
+        """Migrate, start `apis` gunicorn masters, `relays` outbox relays and `workers`
+        order workers, and return once every API answers and the workers share every
+        partition."""
         self.migrate_worker_database()
         for _ in range(apis):
             self.start_api(workers=gunicorn_workers)
+        for _ in range(relays):
+            self.start_relay()
         for _ in range(workers):
             self.start_worker()
         self.wait_until_serving()
@@ -300,6 +307,11 @@ class Deployment:
         api = ApiInstance(launched, port)
         self.apis.append(api)
         return api
+
+    def start_relay(self) -> Launched:
+        relay = self._launch([sys.executable, "manage.py", "run_relay"], "relay")
+        self.relays.append(relay)
+        return relay
 
     def start_worker(self) -> Launched:
         worker = self._launch([sys.executable, "manage.py", "run_worker"], "worker")

@@ -87,7 +87,7 @@ def staff_user():
 
 @pytest.fixture
 def api_threads():
-    """Stop the publisher, relay and ACK listener the live server started, after the test."""
+    """Stop the ACK listener the live server started, after the test."""
     yield
     runtime.shutdown()
 
@@ -176,7 +176,13 @@ def changelists() -> list[tuple[str, str]]:
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 def test_the_browser_entry_points_work(
-    browser_available, live_server, staff_user, unique_topics, running_worker, api_threads
+    browser_available,
+    live_server,
+    staff_user,
+    unique_topics,
+    running_relay,
+    running_worker,
+    api_threads,
 ):
     user_id = str(uuid.uuid4())
     body = {"user_id": user_id, "payload": {"id": "BROWSER-1", "amount": "12.50"}}

@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ from django.apps import apps
 from django.conf import settings
 
 from orders_worker.consumer import WorkerConfig
+from orders_worker.tests.conftest import TopicReader
 from orderstream.devstack.ports import free_port
 from orderstream.tests import processes
 from orderstream.tests.processes import (
@@ -43,7 +45,13 @@ from orderstream.tests.processes import (
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 DOCKERFILE = COMPOSE_DIR / "Dockerfile"
-START_SCRIPTS = {"api": COMPOSE_DIR / "start-api.sh", "worker": COMPOSE_DIR / "start-worker.sh"}
+START_SCRIPTS = {
+    "api": COMPOSE_DIR / "start-api.sh",
+    "relay": COMPOSE_DIR / "start-relay.sh",
+    "worker": COMPOSE_DIR / "start-worker.sh",
+}
+# The database alias each start script migrates (or waits for) before its process.
+START_SCRIPT_ALIASES = {"api": "default", "relay": "default", "worker": "worker"}
 ENV_EXAMPLE = ROOT / ".env.example"
 # The settings modules a container loads (production imports base).
 CONTAINER_SETTINGS = [
@@ -293,7 +301,7 @@ def test_every_settings_variable_reaches_api_and_worker():
     gunicorn_variables = read_env_variables(GUNICORN_CONF)
     must_set = {name for name, default in variables.items() if needs_explicit_value(name, default)}
     assert {"API_POSTGRES_DSN", "KAFKA_BROKERS", "REDIS_ADDR", "DJANGO_SECRET_KEY"} <= must_set
-    for service_name in ("api", "worker"):
+    for service_name in START_SCRIPTS:
         declared = service_env(raw[service_name])
         values = service_env(resolved[service_name])
         assert values["DJANGO_SETTINGS_MODULE"] == "orderstream.settings.production"
@@ -383,7 +391,7 @@ def test_services_ports_healthchecks_and_dependencies():
     """Every server is published on its port and has a healthcheck; starts wait for health."""
     compose = resolved_compose()
     services = compose["services"]
-    assert set(PUBLISHED_PORTS) | {"worker", "kafka-init"} == set(services)
+    assert set(PUBLISHED_PORTS) | {"relay", "worker", "kafka-init"} == set(services)
     for name, port in PUBLISHED_PORTS.items():
         assert port in published_ports(services[name]), f"{name} not published on {port}"
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
@@ -395,15 +403,15 @@ def test_services_ports_healthchecks_and_dependencies():
                 else "service_healthy"
             )
             assert condition["condition"] == expected, f"{name} -> {dependency}"
-    for name in ("api", "worker"):
+    for name in START_SCRIPTS:
         depends = set(services[name]["depends_on"])
         assert depends == {"postgres_api", "postgres_worker", "redis", "kafka", "kafka-init"}
         assert services[name]["build"]["dockerfile"] == "compose/Dockerfile"
-    assert services["api"]["command"] == ["/app/compose/start-api.sh"]
-    assert services["worker"]["command"] == ["/app/compose/start-worker.sh"]
-    # Scalable with --scale worker=3: no fixed name, no published port.
-    assert "container_name" not in services["worker"]
-    assert "ports" not in services["worker"]
+        assert services[name]["command"] == [f"/app/compose/start-{name}.sh"]
+    # Scalable with --scale worker=3 (and relay=2): no fixed name, no published port.
+    for name in ("relay", "worker"):
+        assert "container_name" not in services[name]
+        assert "ports" not in services[name]
     for name in ("postgres_api", "postgres_worker"):
         image = services[name]["image"]
         assert image.startswith("postgres:") and int(image.split(":")[1].split("-")[0]) >= 15
@@ -531,7 +539,8 @@ def test_start_scripts_are_strict_bash_that_exec_their_process():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for alias, script in (("default", START_SCRIPTS["api"]), ("worker", START_SCRIPTS["worker"])):
+    for name, script in START_SCRIPTS.items():
+        alias = START_SCRIPT_ALIASES[name]
         lines = [line for line in script.read_text().splitlines() if line and line[0] != "#"]
         assert script.read_text().startswith("#!/usr/bin/env bash\n")
         assert os.access(script, os.X_OK)
@@ -688,6 +697,53 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
 
         assert launched.stop() == 0, launched.output()
     finally:
+        launched.cleanup()
+
+
+def insert_outbox_row(dbname: str, topic: str) -> str:
+    """An outbox row committed straight into `dbname` (as the API's insert does); its
+    event_id, which is also the published value."""
+    event_id = str(uuid.uuid4())
+    conn = connect(dbname)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO orders_api_outboxevent (event_id, order_id, version, topic, value,"
+                " created_at, next_attempt_at, attempts, last_error)"
+                " VALUES (%s, %s, 1, %s, %s, now(), now(), 0, '')",
+                [event_id, str(uuid.uuid4()), topic, json.dumps({"event_id": event_id})],
+            )
+    finally:
+        conn.close()
+    return event_id
+
+
+@pytest.mark.broker
+def test_relay_start_script_migrates_the_api_database_and_publishes_what_is_committed(
+    scratch_databases, unique_topics, tmp_path
+):
+    """start-relay.sh: waits, migrates only `default`, execs run_relay, which publishes a
+    row committed after it started, and stops on SIGTERM with exit 0."""
+    env = script_env(scratch_databases, unique_topics, tmp_path, OUTBOX_RELAY_INTERVAL="3600")
+    launched = Launched(START_SCRIPTS["relay"], env, tmp_path / "relay.log")
+    reader = TopicReader(unique_topics.ORDERS_EVENTS_TOPIC)
+    try:
+        wait_until(lambda: "run_relay" in launched.command_line(), 40, "run_relay", launched)
+        wait_until(
+            lambda: "outbox relay starting" in launched.output(), 20, "the relay's start", launched
+        )
+        assert app_tables("orders_api") <= table_names(scratch_databases["default"])
+        assert table_names(scratch_databases["worker"]) == set()
+        first = insert_outbox_row(scratch_databases["default"], reader.topic)
+        reader.read_until(lambda records: records, timeout=30)
+        # Published: the relay now waits, and its periodic pass is an hour away, so only
+        # the next insert's notification can wake it.
+        second = insert_outbox_row(scratch_databases["default"], reader.topic)
+        records = reader.read_until(lambda records: len(records) >= 2, timeout=30)
+        assert [json.loads(r.value)["event_id"] for r in records] == [first, second]
+        assert launched.stop() == 0, launched.output()
+    finally:
+        reader.close()
         launched.cleanup()
 
 

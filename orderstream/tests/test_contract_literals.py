@@ -21,7 +21,7 @@ from django_redis import get_redis_connection
 from orders_api.exceptions import ApplicationError
 from orders_api.idempotency import idempotency_key_clean
 from orders_api.models import Order
-from orders_api.outbox import outbox_event_build
+from orders_api.outbox_events import outbox_event_build
 from orders_worker.results import order_result_read
 from orders_worker.rules import order_upsert
 from orders_worker.tests.factories import OrderEventFactory
@@ -98,14 +98,14 @@ def an_order_whose_event_is(size: int, monkeypatch) -> Order:
     """An order (unsaved) whose `orders.events` value is exactly `size` bytes."""
     monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
     order = Order(order_id=uuid.uuid4(), user_id=uuid.uuid4(), payload={"n": ""}, version=1)
-    overhead = len(outbox_event_build(order=order, operation="created").value)
+    overhead = len(outbox_event_build(order=order, operation="created").row.value.encode())
     order.payload = {"n": "x" * (size - overhead)}
     return order
 
 
 def test_an_event_of_exactly_the_limit_is_accepted(monkeypatch):
     order = an_order_whose_event_is(EVENT_LIMIT, monkeypatch)
-    assert len(outbox_event_build(order=order, operation="created").value) == 900_000
+    assert len(outbox_event_build(order=order, operation="created").row.value.encode()) == 900_000
 
 
 def test_an_event_one_byte_over_the_limit_is_413(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from orders_api.outbox import OutboxPublisher
+from orders_api.relay_loop import relay_producer
 from orderstream import kafka as project_kafka
 from orderstream.messages import (
     MAX_EVENT_BYTES,
@@ -72,12 +72,12 @@ def test_a_600_kb_cyrillic_payload_fits_in_one_event():
 def test_the_largest_event_fits_the_request_size_of_the_producer_that_publishes_it(
     monkeypatch,
 ):
-    """An event of MAX_EVENT_BYTES keyed by its order id passes the size check of the API's
-    producer (publisher and relay): kafka-python's own estimate of the record against the
+    """An event of MAX_EVENT_BYTES keyed by its order id passes the size check of the
+    relay's producer: kafka-python's own estimate of the record against the
     max_request_size the project builds it with. So the API's 413 is the only refusal."""
     configs = []
     monkeypatch.setattr(project_kafka, "KafkaProducer", lambda **config: configs.append(config))
-    OutboxPublisher._new_producer()
+    relay_producer()
     (config,) = configs
     limit = config.get("max_request_size", KafkaProducer.DEFAULT_CONFIG["max_request_size"])
     key = str(uuid.uuid4()).encode()

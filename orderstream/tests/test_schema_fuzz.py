@@ -36,7 +36,7 @@ WORKERS = 1
 
 @pytest.fixture
 def api_threads():
-    """Stop the publisher, relay and ACK listener the live server started, after the test."""
+    """Stop the ACK listener the live server started, after the test."""
     yield
     runtime.shutdown()
 
@@ -92,7 +92,7 @@ def schemathesis_run(schema_url: str, tmp_path) -> subprocess.CompletedProcess:
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    live_server, unique_topics, running_worker, api_threads, tmp_path
+    live_server, unique_topics, running_relay, running_worker, api_threads, tmp_path
 ):
     report = tmp_path / "schemathesis.json"
     started = time.monotonic()

@@ -1,0 +1,74 @@
+"""Order events for the outbox: built, encoded once and size-checked with their change.
+
+`outbox_event_build` gives the event of a change and its outbox row (unsaved) to a caller
+that inserts it with its order; `outbox_event_add` saves it in the caller's transaction.
+The row's insert notifies the relay (a trigger, migration 0006), which publishes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import NamedTuple
+
+from django.conf import settings
+from django.utils import timezone
+
+from orderstream import messages
+from orderstream.messages import OrderEvent, rfc3339
+from orderstream.order_fields import external_id_of
+
+from .exceptions import ApplicationError
+from .models import Order, OutboxEvent
+
+
+class PendingEvent(NamedTuple):
+    """An event built for the outbox: the message and its row (unsaved), which holds the
+    encoded value the relay publishes."""
+
+    event: OrderEvent
+    row: OutboxEvent
+
+
+def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
+    """The event of `operation` on `order`, encoded once, and its outbox row (not saved).
+
+    Raises ApplicationError (413, field `payload`) for an event larger than the broker
+    takes: it could never be published, so the change must not be accepted.
+    """
+    now = timezone.now()
+    event = OrderEvent(
+        event_id=str(uuid.uuid4()),
+        order_id=str(order.order_id),
+        user_id=str(order.user_id),
+        payload=order.payload,
+        status=operation,
+        version=order.version,
+        timestamp=rfc3339(now),
+        external_id=external_id_of(order.payload),
+    )
+    value = event.to_bytes()
+    limit = messages.MAX_EVENT_BYTES
+    if len(value) > limit:
+        raise ApplicationError(
+            "payload",
+            f"the order's event would be {len(value)} bytes, more than the limit of {limit}",
+            status_code=413,
+            code="too_large",
+        )
+    row = OutboxEvent(
+        event_id=event.event_id,
+        order_id=order.order_id,
+        version=order.version,
+        topic=settings.ORDERS_EVENTS_TOPIC,
+        value=value.decode(),
+        created_at=now,
+        next_attempt_at=now,
+    )
+    return PendingEvent(event, row)
+
+
+def outbox_event_add(*, order: Order, operation: str) -> PendingEvent:
+    """Write the event of `operation` on `order` to the outbox (caller's transaction)."""
+    pending = outbox_event_build(order=order, operation=operation)
+    pending.row.save(force_insert=True)
+    return pending

@@ -1,0 +1,144 @@
+"""One relay pass: publish the due outbox rows, each order's events in version order.
+
+A pass locks its rows with `SELECT ... FOR UPDATE SKIP LOCKED`, so several relays can run
+at once, and takes of each order only the oldest unpublished row (its *head*): a newer
+event of an order whose older one is still waiting (locked by another relay, or backing
+off after a failure) is not sent before it. The rows stay locked until the broker
+answered. A row the broker refuses for good (PERMANENT_ERRORS, e.g. too large) is parked
+(`parked_at`, an ERROR log line) instead of retried forever, and stops holding back the
+newer events of its order; `outbox_operations` puts parked rows back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from kafka.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
+
+from .models import OutboxEvent
+
+logger = logging.getLogger(__name__)
+
+# Refusals of the record itself: sending it again can never succeed, so the relay parks
+# the row. Other non-retriable errors (authorisation, OutOfOrderSequenceNumber) are about
+# the producer or the cluster, not the row: those rows are retried with backoff (and the
+# producer renewed), so they go out once the cause is fixed.
+PERMANENT_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidRecordError,
+    CorruptRecordError,
+)
+MAX_ERROR_CHARS = 1000
+
+
+def relay_backoff(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones (exponential, capped)."""
+    base = max(settings.OUTBOX_RELAY_INTERVAL, 0.1)
+    return min(settings.OUTBOX_RELAY_MAX_BACKOFF, base * 2 ** max(attempts - 1, 0))
+
+
+def _waiting():
+    """Unpublished, unparked rows: what the relay still has to send."""
+    return OutboxEvent.objects.filter(published_at__isnull=True, parked_at__isnull=True)
+
+
+def _due_heads(batch_size: int) -> list[OutboxEvent]:
+    """Lock and return up to `batch_size` due rows, oldest first, each the oldest waiting
+    row of its order; rows another relay holds are skipped."""
+    older_waiting = _waiting().filter(
+        order_id=OuterRef("order_id"), version__lt=OuterRef("version")
+    )
+    return list(
+        _waiting()
+        .filter(next_attempt_at__lte=timezone.now())
+        .exclude(Exists(older_waiting))
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("id")[:batch_size]
+    )
+
+
+def _send_all(producer, rows: list[OutboxEvent]) -> tuple[list[int], list[tuple]]:
+    """Send `rows` and wait for the broker (up to OUTBOX_PUBLISH_TIMEOUT); return the ids
+    it confirmed and the (row, error) pairs it did not."""
+    sent, failed = [], []
+    for row in rows:
+        try:
+            future = producer.send(
+                row.topic, key=str(row.order_id).encode(), value=row.value.encode()
+            )
+        except KafkaError as exc:
+            failed.append((row, exc))
+            continue
+        sent.append((row, future))
+    if sent:
+        try:
+            producer.flush(timeout=settings.OUTBOX_PUBLISH_TIMEOUT)
+        except KafkaError as exc:
+            logger.warning("outbox relay: flush did not complete: %s", exc)
+    published = []
+    for row, future in sent:
+        try:
+            future.get(timeout=0.01)
+        except KafkaError as exc:  # refused, or not confirmed in time (KafkaTimeoutError)
+            failed.append((row, exc))
+        else:
+            published.append(row.id)
+    return published, failed
+
+
+def _record_failures(failed: list[tuple], now) -> int:
+    """Park the rows refused for good, schedule the others' retry; return how many are
+    retried."""
+    retried = 0
+    for row, exc in failed:
+        row.attempts += 1
+        row.last_error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        if isinstance(exc, PERMANENT_ERRORS):
+            row.parked_at = now
+            logger.error(
+                "outbox relay parked %s v%d (event %s): the broker refuses it for good: %s",
+                row.order_id,
+                row.version,
+                row.event_id,
+                row.last_error,
+            )
+        else:
+            row.next_attempt_at = now + timedelta(seconds=relay_backoff(row.attempts))
+            retried += 1
+    if failed:
+        OutboxEvent.objects.bulk_update(
+            [row for row, _ in failed], ["attempts", "next_attempt_at", "last_error", "parked_at"]
+        )
+    return retried
+
+
+def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, int]:
+    """Publish one batch of due rows; return (published, failed). Parked rows are not
+    counted as failed."""
+    with transaction.atomic():
+        rows = _due_heads(batch_size or settings.OUTBOX_RELAY_BATCH)
+        if not rows:
+            return 0, 0
+        published, failed = _send_all(producer, rows)
+        now = timezone.now()
+        if published:
+            OutboxEvent.objects.filter(id__in=published).update(published_at=now)
+        retried = _record_failures(failed, now)
+    if published:
+        logger.info("outbox relay published %d event(s)", len(published))
+    if retried:
+        first_error = next(exc for _, exc in failed if not isinstance(exc, PERMANENT_ERRORS))
+        logger.warning("outbox relay could not publish %d event(s): %s", retried, first_error)
+    return len(published), retried

@@ -1,0 +1,140 @@
+"""The relay's loop (`manage.py run_relay`): publish outbox rows as they are committed.
+
+It passes (`relay.outbox_relay_once`) whenever an outbox row was committed (a PostgreSQL
+notification), goes on while passes publish, and otherwise passes every
+OUTBOX_RELAY_INTERVAL seconds, which catches anything a notification missed (a relay
+that was down, a row whose retry came due, a parked row put back). After a failed pass it
+backs off (exponentially, up to OUTBOX_RELAY_MAX_BACKOFF), deaf to notifications, and
+after RENEW_AFTER failed passes in a row it replaces its producer. Every
+OUTBOX_PURGE_INTERVAL seconds it purges (`purge.expired_rows_purge`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from kafka import KafkaProducer
+
+from orderstream.kafka import make_producer
+
+from .outbox_notifications import OutboxNotifications
+from .purge import expired_rows_purge
+from .relay import outbox_relay_once, relay_backoff
+
+logger = logging.getLogger(__name__)
+
+
+def relay_producer() -> KafkaProducer:
+    """The relay's producer: it waits at most OUTBOX_PUBLISH_TIMEOUT for a broker (in its
+    constructor, which probes one, and for metadata)."""
+    bound_ms = int(settings.OUTBOX_PUBLISH_TIMEOUT * 1000)
+    return make_producer(
+        client_id="orderstream-relay", max_block_ms=bound_ms, bootstrap_timeout_ms=bound_ms
+    )
+
+
+class OutboxRelay:
+    """One relay; `run()` loops until `stop()`."""
+
+    # Consecutive failed passes after which the producer is replaced: after a broker
+    # restart an idempotent producer's sequence state can be refused for good.
+    RENEW_AFTER = 3
+
+    def __init__(
+        self,
+        *,
+        producer_factory: Callable[[], KafkaProducer] = relay_producer,
+        notifications: OutboxNotifications | None = None,
+    ):
+        self.notifications = notifications or OutboxNotifications()
+        self._producer_factory = producer_factory
+        self.producer = None
+        self.passes = 0  # passes made (for tests and logs)
+        self.published = 0
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """End the loop after the current pass (safe from a signal handler)."""
+        self._stop.set()
+        self.notifications.wake()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        logger.info("outbox relay starting: batches of %d", settings.OUTBOX_RELAY_BATCH)
+        self.notifications.listen()  # before the first pass: no commit goes unnoticed
+        failures = 0
+        next_purge = 0.0
+        try:
+            while not self.stopping:
+                published, failed = self._pass_safely()
+                failures = failures + 1 if failed else 0
+                if failures and failures % self.RENEW_AFTER == 0:
+                    self._renew_producer()
+                if time.monotonic() >= next_purge:
+                    self._purge_safely()
+                    next_purge = time.monotonic() + settings.OUTBOX_PURGE_INTERVAL
+                if failures:
+                    self._stop.wait(relay_backoff(failures))
+                elif not published:
+                    self.notifications.wait(settings.OUTBOX_RELAY_INTERVAL)
+        finally:
+            self._close()
+        logger.info("outbox relay stopped after %d event(s)", self.published)
+
+    def _pass_safely(self) -> tuple[int, bool]:
+        """One pass: how many rows it published, and whether it failed (a row not
+        published, no broker, or the pass itself)."""
+        try:
+            close_old_connections()
+            producer = self._ensure_producer()
+            if producer is None:
+                return 0, True
+            published, failed = outbox_relay_once(producer=producer)
+        except Exception:
+            logger.exception("outbox relay pass failed")
+            connections["default"].close()
+            return 0, True
+        finally:
+            self.passes += 1
+        self.published += published
+        return published, bool(failed)
+
+    def _purge_safely(self) -> None:
+        try:
+            expired_rows_purge()
+        except Exception:
+            logger.exception("outbox relay: purge failed (will retry at the next interval)")
+            connections["default"].close()
+
+    def _ensure_producer(self):
+        """The producer, built now if there is none; None (logged) when no broker answers."""
+        if self.producer is None:
+            try:
+                self.producer = self._producer_factory()
+            except Exception as exc:
+                logger.warning("outbox relay: no producer for %s: %s", settings.KAFKA_BROKERS, exc)
+        return self.producer
+
+    def _renew_producer(self) -> None:
+        logger.warning("outbox relay: renewing the producer after repeated failures")
+        self._close_producer()
+
+    def _close_producer(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=settings.OUTBOX_PUBLISH_TIMEOUT)
+
+    def _close(self) -> None:
+        self._close_producer()
+        self.notifications.close()
+        connections["default"].close()
