@@ -40,7 +40,7 @@ def test_an_applied_event_writes_its_time_id_status_and_processing_time(status, 
         ("9999-12-31T23:59:59-01:00", "timestamp: date out of range"),
         ("1969-12-31T23:59:59Z", "timestamp: year 1969 is outside 1970..9998"),
         ("0001-01-01T00:00:00+01:00", "timestamp: date out of range"),
-        ("2026-01-01T00:00:00", "timestamp: timestamp has no time zone"),
+        ("2026-01-01T00:00:00", "timestamp: not an RFC 3339 date-time with a time offset"),
     ],
 )
 def test_an_event_with_an_unusable_timestamp_is_rejected_with_its_ids(timestamp, reason):
