@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from django.conf import settings
 from kafka import TopicPartition
@@ -45,18 +46,35 @@ class _Slot:
 
 
 class AckListener(threading.Thread):
-    """Reads every ACK partition from the end and wakes waiting requests."""
+    """Reads every ACK partition from the end and wakes waiting requests.
 
-    def __init__(self):
+    `clock` (monotonic seconds), `hot_seconds` and `recent_limit` default to
+    time.monotonic, HOT_SECONDS and RECENT_ACKS; tests pass their own (a clock they move
+    on, a small table), and `wake`, the event a starting wait sets to end the reader's
+    idle sleep, to watch that sleep.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        hot_seconds: float = HOT_SECONDS,
+        recent_limit: int = RECENT_ACKS,
+        wake: threading.Event | None = None,
+    ):
         super().__init__(name="ack-listener", daemon=True)
         self.brokers = tuple(settings.KAFKA_BROKERS)
         self.topic = settings.ORDERS_ACK_TOPIC
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self.idle_poll_seconds = settings.ACK_LISTENER_IDLE_POLL_MS / 1000
+        self.hot_seconds = hot_seconds
+        self.recent_limit = recent_limit
+        self._clock = clock
         self._lock = threading.Lock()
-        self._hot_until = 0.0  # monotonic time until which the reader polls continuously
-        self._wake = threading.Event()  # set when a wait begins
+        self._hot_until = 0.0  # clock() until which the reader polls continuously
+        # Set when a wait begins: ends the reader's idle sleep.
+        self._wake = wake if wake is not None else threading.Event()
         self._slots: dict[str, _Slot] = {}
         self._recent: OrderedDict[str, OrderAck] = OrderedDict()
         # The next offset to read per partition (reader thread only): where a reconnect resumes.
@@ -74,7 +92,7 @@ class AckListener(threading.Thread):
             if slot is None:
                 slot = self._slots[event_id] = _Slot()
             slot.waiters += 1
-            self._hot_until = time.monotonic() + HOT_SECONDS
+            self._hot_until = self._clock() + self.hot_seconds
         self._wake.set()
         try:
             slot.event.wait(timeout)
@@ -86,8 +104,14 @@ class AckListener(threading.Thread):
                     del self._slots[event_id]
 
     def recent(self, event_id: str) -> OrderAck | None:
+        """The ACK of `event_id` if it is among the recent ACKs, without waiting."""
         with self._lock:
             return self._recent.get(event_id)
+
+    def waiting(self, event_id: str) -> bool:
+        """Whether a request waits for the ACK of `event_id` now."""
+        with self._lock:
+            return event_id in self._slots
 
     def deliver(self, ack: OrderAck) -> None:
         """Record `ack` and wake whoever waits for it."""
@@ -96,7 +120,7 @@ class AckListener(threading.Thread):
         with self._lock:
             self._recent[ack.event_id] = ack
             self._recent.move_to_end(ack.event_id)
-            while len(self._recent) > RECENT_ACKS:
+            while len(self._recent) > self.recent_limit:
                 self._recent.popitem(last=False)
             slot = self._slots.get(ack.event_id)
             if slot is not None:
@@ -130,7 +154,7 @@ class AckListener(threading.Thread):
         the sleep) and poll for one fetch."""
         self._wake.clear()  # before the check: a wait that begins after it ends the sleep
         with self._lock:
-            hot = bool(self._slots) or time.monotonic() < self._hot_until
+            hot = bool(self._slots) or self._clock() < self._hot_until
         if hot or self.idle_poll_seconds <= 0:
             return 200
         if self._wake.wait(self.idle_poll_seconds):

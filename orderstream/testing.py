@@ -64,9 +64,9 @@ def shortest_gap(polls: list[Poll]) -> float:
 
 
 class OffsetClock:
-    """A stand-in for a module's `time`: `monotonic()` runs with the real clock, plus
-    whatever `advance()` added. Put it in place of the module's `time` to move that module's
-    notion of "now" forward without waiting."""
+    """A clock that runs with the real monotonic clock, plus whatever `advance()` added:
+    pass its `monotonic` where a clock is taken (`AckListener(clock=...)`), or put it in
+    place of a module's `time`, to move that notion of "now" forward without waiting."""
 
     def __init__(self):
         self.offset = 0.0

@@ -30,11 +30,9 @@ def listeners(unique_topics):
     """Start AckListeners on the test's ACK topic (two of them = two API processes)."""
     started = []
 
-    def start(prepare=None) -> AckListener:
-        """A started listener, positioned; `prepare(listener)` runs before it starts."""
-        listener = AckListener()
-        if prepare is not None:
-            prepare(listener)
+    def start(**options) -> AckListener:
+        """A started listener, positioned; `options` are AckListener's (clock, ...)."""
+        listener = AckListener(**options)
         listener.start()
         assert listener.ready.wait(15), "the listener did not position itself"
         started.append(listener)
@@ -162,18 +160,14 @@ def test_with_nobody_waiting_the_listener_reads_only_every_idle_interval(
     eventually(lambda: listener.recent(event_id), message="the ACK is read while idle")
 
 
-def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(
-    listeners, send_ack, polls, settings, monkeypatch
-):
-    """The listener's clock is the test's (`acks.time`) and HOT_SECONDS an hour of it: the
-    listener stays "just after a wait" until the test moves the clock on, however slow
-    the machine."""
+def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(listeners, send_ack, polls, settings):
+    """The listener's clock is the test's and its hot window an hour of it: the listener
+    stays "just after a wait" until the test moves the clock on, however slow the
+    machine."""
     settings.ACK_LISTENER_IDLE_POLL_MS = 600_000  # asleep for the whole test unless woken
-    clock = OffsetClock()
-    monkeypatch.setattr(acks, "time", clock)
-    monkeypatch.setattr(acks, "HOT_SECONDS", 3600.0)
-    listener = listeners(prepare=lambda listener: setattr(listener, "_wake", WatchedEvent()))
-    eventually(listener._wake.sleeping.is_set, message="the listener is in its idle sleep")
+    clock, wake = OffsetClock(), WatchedEvent()
+    listener = listeners(clock=clock.monotonic, hot_seconds=3600.0, wake=wake)
+    eventually(wake.sleeping.is_set, message="the listener is in its idle sleep")
     event_id = str(uuid.uuid4())
     got = {}
     waiter = threading.Thread(target=lambda: got.update(ack=listener.wait_for(event_id, 60)))
@@ -181,15 +175,15 @@ def test_a_wait_wakes_an_idle_listener_and_keeps_it_polling(
     send_ack(ack_of(event_id))
     waiter.join(90)
     assert got["ack"] is not None and got["ack"].event_id == event_id
-    assert listener._wake.woken == [True], "the idle sleep was not cut short by the wait"
+    assert wake.woken == [True], "the idle sleep was not cut short by the wait"
     # Right after a wait it polls without pause (the next waiting request is not delayed):
     # asleep, it would not poll again for ten minutes.
     hot = polls_after(polls, time.monotonic(), 3)
     assert {poll.timeout_ms for poll in hot} == {200}
-    assert listener._wake.woken == [True], "it slept again right after the wait"
-    # HOT_SECONDS after the wait began, with no new wait, it goes back to its idle sleep.
-    clock.advance(acks.HOT_SECONDS + 1)
-    eventually(listener._wake.sleeping.is_set, message="the listener sleeps again")
+    assert wake.woken == [True], "it slept again right after the wait"
+    # The hot window after the wait began, with no new wait, it goes back to its idle sleep.
+    clock.advance(listener.hot_seconds + 1)
+    eventually(wake.sleeping.is_set, message="the listener sleeps again")
 
 
 @pytest.mark.parametrize(
@@ -236,17 +230,17 @@ def test_an_ack_without_an_event_id_is_skipped(listeners, send_ack, event_id, ca
     assert "failed; reconnecting" not in caplog.text
 
 
-def test_the_recent_acks_keep_the_newest_when_they_overflow(listeners, send_ack, monkeypatch):
-    """The table of recent ACKs is bounded (RECENT_ACKS): the oldest ACKs go first, an ACK
-    read again (a redelivery) counts as new, and a request already waiting still gets its
-    ACK when the table overflows past it before the request wakes."""
-    monkeypatch.setattr(acks, "RECENT_ACKS", 3)
-    listener = listeners()
+def test_the_recent_acks_keep_the_newest_when_they_overflow(listeners, send_ack):
+    """The table of recent ACKs is bounded (`recent_limit`, RECENT_ACKS by default): the
+    oldest ACKs go first, an ACK read again (a redelivery) counts as new, and a request
+    already waiting still gets its ACK when the table overflows past it before the
+    request wakes."""
+    listener = listeners(recent_limit=3)
     oldest, older, again, waited = (str(uuid.uuid4()) for _ in range(4))
     got = {}
     waiter = threading.Thread(target=lambda: got.update(ack=listener.wait_for(waited, 60)))
     waiter.start()
-    eventually(lambda: waited in listener._slots, message="the request waits")
+    eventually(lambda: listener.waiting(waited), message="the request waits")
     newest = [str(uuid.uuid4()) for _ in range(2)]
     for event_id in [oldest, again, waited, older, again, *newest]:
         send_ack(ack_of(event_id), key=b"one-partition")
