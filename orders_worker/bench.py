@@ -25,7 +25,7 @@ from orderstream.kafka import ensure_topics, make_producer
 from orderstream.messages import OrderEvent, OrderResult, rfc3339, utc_now
 
 from .consumer import OrderWorker, WorkerConfig
-from .rules import order_upsert
+from .rules import order_event_decide
 from .services import DB_ALIAS, _upsert_orders
 
 logger = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def bench_postgres_upserts(*, events: list[OrderEvent], batch_size: int) -> Benc
     """The raw rate of the worker's upsert statement: one transaction per batch of rows."""
     now = utc_now()
     states = [
-        order_upsert(stored=None, event=e, processed_at=now).state
+        order_event_decide(stored=None, event=e, processed_at=now).state
         for e in events
         if e.status == "created"
     ]

@@ -1,7 +1,9 @@
 """The worker's pure upsert rules of SPEC.md.
 
-No database, no Kafka: `order_upsert` takes the stored state (or None) and one event and
-says what the order becomes and what the ACK reports. The fields derived from a payload
+No database, no Kafka: `order_event_decide` takes the stored state (or None) and one event
+and says what the order becomes and what the ACK reports. It is not the API's
+`orders_api.services.order_upsert`, which writes the API's row and the outbox event; this
+one decides what an event does to the worker's copy. The fields derived from a payload
 (amount, bucket, external id) are in `orderstream.order_fields`, shared with the API.
 """
 
@@ -71,10 +73,10 @@ def order_stale_answer(*, stored: OrderState, event: OrderEvent) -> UpsertDecisi
     return UpsertDecision(UpsertOutcome.STALE, ack_status, stored)
 
 
-def order_upsert(
+def order_event_decide(
     *, stored: OrderState | None, event: OrderEvent, processed_at: datetime
 ) -> UpsertDecision:
-    """Apply one event to the stored order (None: never seen) under SPEC.md's rules.
+    """What one event does to the stored order (None: never seen) under SPEC.md's rules.
 
     - never seen: created from the event (stored `done`, ACK `created`); a first-sight
       delete is stored soft-deleted and acknowledged `deleted`;
@@ -159,3 +161,8 @@ def order_upsert(
         processed_at=processed_at,
     )
     return UpsertDecision(UpsertOutcome.APPLIED, "updated", state)
+
+
+# The name before `order_event_decide`, still imported by
+# orderstream/tests/test_contract_literals.py; to go once that test imports the new name.
+order_upsert = order_event_decide

@@ -1,7 +1,7 @@
 """Apply a batch of order events to the worker database in one transaction.
 
 `orders_apply_batch` reads every order and event_id the batch touches in two queries,
-decides each event with the pure `rules.order_upsert` in order, and writes the final
+decides each event with the pure `rules.order_event_decide` in order, and writes the final
 state of each changed order and the handled event_ids in two statements. The order upsert
 only ever replaces a row with a higher `version`, so even two workers racing on one order
 (during a rebalance) cannot move it backwards; an order the other worker wrote first is
@@ -22,7 +22,7 @@ from psycopg2.extras import execute_values
 from orderstream.messages import InvalidMessage, OrderEvent
 
 from .models import ProcessedEvent, ProcessedOrder
-from .rules import OrderState, UpsertOutcome, order_stale_answer, order_upsert
+from .rules import OrderState, UpsertOutcome, order_event_decide, order_stale_answer
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,16 @@ DB_ALIAS = "worker"
 # which the driver files under OperationalError, next to a lost connection.
 DATA_ERRORS = (DataError, IntegrityError)
 DATA_SQLSTATE_CLASSES = ("22", "23", "54")
+
+
+class EventDataRefused(Exception):
+    """PostgreSQL refused what some event of the batch holds (a value it cannot store):
+    retrying cannot help. Nothing of the batch was applied; `reason` is the rejection
+    text for the event, once it is applied alone (the loop isolates it)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +207,7 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
                 )
                 continue
             try:
-                decision = order_upsert(stored=stored, event=event, processed_at=processed_at)
+                decision = order_event_decide(stored=stored, event=event, processed_at=processed_at)
             except InvalidMessage as exc:
                 results.append(EventResult(event, "rejected", error=exc.reason))
                 continue
@@ -219,50 +229,35 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
     return results
 
 
-def _caused_by_its_data(exc: Exception) -> bool:
-    """Whether applying a batch failed because of what some event holds (retrying cannot
-    help), not because the database is unavailable (retried by the caller)."""
-    if isinstance(exc, DATA_ERRORS) or not isinstance(exc, DatabaseError):
+def _refused_for_its_data(exc: DatabaseError) -> bool:
+    """Whether the database refused a value some event holds (retrying cannot help), not
+    because it is unavailable (retried by the caller)."""
+    if isinstance(exc, DATA_ERRORS):
         return True
     sqlstate = getattr(exc.__cause__, "pgcode", None) or ""
     return sqlstate[:2] in DATA_SQLSTATE_CLASSES
 
 
-def _rejection_reason(exc: Exception) -> str:
-    if isinstance(exc, DatabaseError):
-        return f"refused by the database: {str(exc).strip().splitlines()[0]}"
-    return f"could not be applied: {type(exc).__name__}: {exc}"
-
-
 def orders_apply_batch(*, events: list[OrderEvent], processed_at: datetime) -> list[EventResult]:
     """Apply `events` in order, in one transaction; one result per event, same order.
 
-    When the batch fails because of the data of some event (a JSON value PostgreSQL
-    cannot store, or any unexpected error that is not the database being unavailable),
-    the events are applied one by one so only the offending ones are rejected. Connection
-    and other database errors propagate: the caller retries the whole batch, which is safe
-    because the batch is one transaction.
+    An event the rules refuse (`InvalidMessage`) gets a rejected result, the others are
+    applied. When PostgreSQL refuses what some event holds, nothing is applied and
+    `EventDataRefused` is raised: the caller isolates the event by applying the events
+    one at a time (the worker's loop does, see batch_loop.py). Connection and other
+    database errors propagate: the caller retries the whole batch, which is safe because
+    the batch is one transaction.
     """
     if not events:
         return []
     try:
         return _apply(events, processed_at)
-    except Exception as exc:
-        if not _caused_by_its_data(exc):
+    except DatabaseError as exc:
+        if not _refused_for_its_data(exc):
             raise
-        logger.warning(
-            "batch of %d failed (%r); applying one by one", len(events), exc, exc_info=exc
-        )
-    results = []
-    for event in events:
-        try:
-            results.extend(_apply([event], processed_at))
-        except Exception as exc:
-            if not _caused_by_its_data(exc):
-                raise
-            logger.warning("event %s of order %s rejected: %r", event.event_id, event.order_id, exc)
-            results.append(EventResult(event, "rejected", error=_rejection_reason(exc)))
-    return results
+        reason = f"refused by the database: {str(exc).strip().splitlines()[0]}"
+        logger.warning("batch of %d events refused by the database: %s", len(events), reason)
+        raise EventDataRefused(reason) from exc
 
 
 def processed_events_purge(*, older_than: timedelta, now: datetime) -> int:

@@ -75,6 +75,7 @@ def one_partition_topics(settings):
     return settings
 
 
+@pytest.mark.broker
 @pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 def test_a_worker_without_partitions_warns_and_stops_beating_until_it_gets_one(
     one_partition_topics, tmp_path, caplog
@@ -82,7 +83,7 @@ def test_a_worker_without_partitions_warns_and_stops_beating_until_it_gets_one(
     """Two workers, one partition: the one that holds none warns at every stats interval
     and lets its heartbeat go stale; once the holder stops, the other takes the partition
     and beats again."""
-    caplog.set_level(logging.INFO, logger="orders_worker.consumer")
+    caplog.set_level(logging.INFO, logger="orders_worker")
     workers = {
         name: OrderWorker(
             WorkerConfig.from_settings(

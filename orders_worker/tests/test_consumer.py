@@ -14,7 +14,7 @@ import pytest
 from django_redis import get_redis_connection
 
 from orders_worker import results
-from orders_worker.consumer import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS, dead_letter
+from orders_worker.handler import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS, dead_letter
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orderstream.messages import MAX_EVENT_BYTES, OrderResult

@@ -8,12 +8,16 @@ import time
 
 import pytest
 
-from orders_worker import consumer
 from orders_worker.consumer import OrderWorker, WorkerConfig
 from orderstream.kafka import one_fetch_timeout_ms
 from orderstream.testing import CountingPolls, OffsetClock, eventually, polls_after, shortest_gap
 
 from .factories import OrderEventFactory
+from .test_loop_faults import worker_running
+
+# Idle only after an hour of the test's clock: a worker goes idle when the test moves its
+# clock on, never because the machine is slow.
+IDLE_AFTER_SECONDS = 3600.0
 
 pytestmark = [
     pytest.mark.broker,
@@ -35,28 +39,39 @@ def polls(monkeypatch):
 
 
 @pytest.fixture
-def worker_clock(monkeypatch):
-    """The workers' clock (`consumer.time`), with "idle" only after an hour of it: a worker
-    goes idle when the test moves its clock on, never because the machine is slow."""
-    clock = OffsetClock()
-    monkeypatch.setattr(consumer, "time", clock)
-    monkeypatch.setattr(consumer, "IDLE_AFTER_SECONDS", 3600.0)
-    return clock
-
-
-@pytest.fixture
 def idle_poll_200ms(settings):
-    """Idle workers pause 200 ms before each poll (set before `running_worker` is built)."""
+    """Idle workers pause 200 ms before each poll (set before the worker is built)."""
     settings.WORKER_IDLE_POLL_MS = 200
 
 
+@pytest.fixture
+def worker_clock():
+    """The clock that decides when the test's worker is idle (moved on by the test)."""
+    return OffsetClock()
+
+
+@pytest.fixture
+def clocked_worker(unique_topics, idle_poll_200ms, worker_clock, polls):
+    """A worker on the test's topics, idle after IDLE_AFTER_SECONDS of `worker_clock`,
+    consuming in a thread (holding partitions when the test starts)."""
+    config = WorkerConfig.from_settings(
+        poll_timeout_ms=100,
+        stats_interval=60,
+        backoff_max=1.0,
+        idle_after_seconds=IDLE_AFTER_SECONDS,
+    )
+    worker = OrderWorker(config, clock=worker_clock.monotonic)
+    with worker_running(worker):
+        yield worker
+
+
 def test_an_idle_worker_polls_every_idle_interval_and_wakes_up_for_an_event(
-    unique_topics, idle_poll_200ms, worker_clock, polls, running_worker, send_events, ack_reader
+    worker_clock, polls, clocked_worker, send_events, ack_reader
 ):
-    worker_polls = polls[id(running_worker)]
+    worker_polls = polls[id(clocked_worker)]
     busy = polls_after(worker_polls, time.monotonic(), 3)
-    assert {poll.timeout_ms for poll in busy} == {100}, busy  # running_worker's poll timeout
-    worker_clock.advance(consumer.IDLE_AFTER_SECONDS + 1)  # an hour without events
+    assert {poll.timeout_ms for poll in busy} == {100}, busy  # the worker's poll timeout
+    worker_clock.advance(IDLE_AFTER_SECONDS + 1)  # an hour without events
     # The first poll may have begun its turn before the clock moved; the others did not.
     idle = polls_after(worker_polls, time.monotonic(), 5)[1:]
     # Each idle poll comes after a pause of WORKER_IDLE_POLL_MS (a slow machine makes the

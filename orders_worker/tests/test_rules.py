@@ -16,7 +16,7 @@ from orders_worker.rules import (
     ORDER_DONE,
     OrderState,
     UpsertOutcome,
-    order_upsert,
+    order_event_decide,
 )
 from orderstream.messages import InvalidMessage, OrderEvent
 from orderstream.order_fields import order_bucket
@@ -27,7 +27,7 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 EARLIER = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-# ---------------------------------------------------------------- order_upsert
+# ---------------------------------------------------------------- order_event_decide
 def stored_state(**changes) -> OrderState:
     state = OrderState(
         order_id=str(uuid.uuid4()),
@@ -57,7 +57,7 @@ def event_for(state: OrderState | None = None, **fields) -> OrderEvent:
 def test_first_sight_creates_the_order_and_reports_created(status):
     """An unseen order is created from the event: done, amount computed, ACK created."""
     event = event_for(status=status, version=3, payload={"id": 1, "items": [{"price": 2}]})
-    decision = order_upsert(stored=None, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=None, event=event, processed_at=NOW)
     assert decision.outcome is UpsertOutcome.APPLIED
     assert decision.changed
     assert decision.ack_status == "created"
@@ -73,7 +73,7 @@ def test_first_sight_creates_the_order_and_reports_created(status):
 
 def test_first_sight_delete_stores_a_soft_deleted_order_and_reports_deleted():
     event = event_for(status="deleted", payload={"amount": "3"})
-    decision = order_upsert(stored=None, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=None, event=event, processed_at=NOW)
     assert decision.outcome is UpsertOutcome.APPLIED
     assert decision.ack_status == "deleted"
     assert (decision.state.status, decision.state.amount) == (ORDER_DELETED, Decimal("3.00"))
@@ -82,7 +82,7 @@ def test_first_sight_delete_stores_a_soft_deleted_order_and_reports_deleted():
 def test_newer_update_replaces_payload_recomputes_amount_and_reports_updated():
     stored = stored_state()
     event = event_for(stored, status="updated", version=3, payload={"id": "new", "amount": "1.1"})
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "updated")
     state = decision.state
     assert (state.payload, state.amount, state.status) == (event.payload, Decimal("1.10"), "done")
@@ -94,16 +94,15 @@ def test_newer_update_replaces_payload_recomputes_amount_and_reports_updated():
 def test_newer_created_event_for_a_known_order_is_an_update():
     stored = stored_state()
     event = event_for(stored, status="created", version=5)
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "updated")
 
 
 def test_update_keeps_the_stored_user():
     stored = stored_state()
     event = event_for(stored, status="updated", version=3, user_id=str(uuid.uuid4()))
-    assert (
-        order_upsert(stored=stored, event=event, processed_at=NOW).state.user_id == stored.user_id
-    )
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
+    assert decision.state.user_id == stored.user_id
 
 
 def test_delete_is_a_soft_delete_that_keeps_the_data_its_event_carries():
@@ -112,14 +111,14 @@ def test_delete_is_a_soft_delete_that_keeps_the_data_its_event_carries():
     overtook (held back in the relay) is then skipped as stale."""
     stored = stored_state(version=1)
     event = event_for(stored, status="deleted", version=3, payload={"id": "new", "amount": 999})
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "deleted")
     state = decision.state
     assert state.status == ORDER_DELETED
     assert (state.payload, state.amount) == (event.payload, Decimal("999.00"))
     assert (state.version, state.last_status) == (3, "deleted")
     late_update = event_for(stored, status="updated", version=2, payload={"amount": 5})
-    late = order_upsert(stored=state, event=late_update, processed_at=NOW)
+    late = order_event_decide(stored=state, event=late_update, processed_at=NOW)
     assert (late.outcome, late.ack_status) == (UpsertOutcome.STALE, "deleted")
 
 
@@ -127,7 +126,7 @@ def test_delete_is_a_soft_delete_that_keeps_the_data_its_event_carries():
 def test_any_newer_event_for_a_deleted_order_changes_nothing_and_reports_deleted(status):
     stored = stored_state(status=ORDER_DELETED, last_status="deleted")
     event = event_for(stored, status=status, version=9, payload={"amount": 1})
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.UNCHANGED, "deleted")
     assert not decision.changed
     assert decision.state is stored
@@ -138,7 +137,7 @@ def test_an_event_not_newer_than_the_stored_version_is_skipped_as_stale(version)
     """Older (or same version, other event): skipped, ACK with the current state."""
     stored = stored_state(version=2)
     event = event_for(stored, status="updated", version=version, payload={"amount": 1})
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.STALE, "updated")
     assert decision.state is stored
     assert not decision.changed
@@ -147,14 +146,14 @@ def test_an_event_not_newer_than_the_stored_version_is_skipped_as_stale(version)
 def test_a_stale_event_for_a_deleted_order_reports_deleted():
     stored = stored_state(status=ORDER_DELETED, last_status="deleted", version=4)
     event = event_for(stored, status="created", version=1)
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.STALE, "deleted")
 
 
 def test_the_last_applied_event_delivered_again_reports_its_original_status():
     stored = stored_state(version=1, last_status="created")
     event = event_for(stored, event_id=stored.last_event_id, version=1)
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.DUPLICATE, "created")
     assert decision.state is stored
 
@@ -164,7 +163,7 @@ def test_an_amount_that_cannot_be_computed_rejects_the_event(stored):
     """Whatever is stored, an unusable amount makes the event invalid (with its ids)."""
     event = event_for(stored, status="updated", version=3, payload={"amount": "ten"})
     with pytest.raises(InvalidMessage) as info:
-        order_upsert(stored=stored, event=event, processed_at=NOW)
+        order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert info.value.order_id == event.order_id
     assert info.value.event_id == event.event_id
     assert "amount" in info.value.reason
@@ -173,7 +172,7 @@ def test_an_amount_that_cannot_be_computed_rejects_the_event(stored):
 def test_a_version_beyond_the_column_range_rejects_the_event():
     event = event_for(version=MAX_VERSION + 1)
     with pytest.raises(InvalidMessage, match="version"):
-        order_upsert(stored=None, event=event, processed_at=NOW)
+        order_event_decide(stored=None, event=event, processed_at=NOW)
 
 
 # ---------------------------------------------------------------- odd messages
@@ -242,16 +241,16 @@ def test_missing_fields_make_the_event_invalid(missing):
 
 def test_the_event_timestamp_is_stored_in_utc():
     event = OrderEventFactory(timestamp="2026-03-04T05:06:07+02:00")
-    state = order_upsert(stored=None, event=event, processed_at=NOW).state
+    state = order_event_decide(stored=None, event=event, processed_at=NOW).state
     assert state.created_at == state.updated_at == datetime(2026, 3, 4, 3, 6, 7, tzinfo=UTC)
     assert state.created_at.tzinfo is UTC
 
 
 def test_an_event_built_in_code_with_an_out_of_range_timestamp_is_rejected_by_the_rules():
-    """Not only parsing guards the range: `order_upsert` refuses it too (never a crash)."""
+    """Not only parsing guards the range: `order_event_decide` refuses it too (never a crash)."""
     event = OrderEventFactory(timestamp="9999-12-31T23:59:59-01:00")
     with pytest.raises(InvalidMessage, match="timestamp") as info:
-        order_upsert(stored=None, event=event, processed_at=NOW)
+        order_event_decide(stored=None, event=event, processed_at=NOW)
     assert info.value.order_id == event.order_id
 
 
@@ -259,6 +258,6 @@ def test_nested_garbage_in_the_payload_is_kept_as_data():
     """Odd but valid JSON inside the payload is stored as is; only amount/items matter."""
     payload = {"id": None, "items": [{"price": "1", "qty": 3, "x": [[[{}]]]}], "\u00e9": "\u2603"}
     event = OrderEvent.from_bytes(json.dumps(valid_fields() | {"payload": payload}))
-    decision = order_upsert(stored=None, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=None, event=event, processed_at=NOW)
     assert decision.state.payload == payload
     assert decision.state.amount == Decimal("3.00")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orders_worker.rules import UpsertOutcome, order_upsert
+from orders_worker.rules import UpsertOutcome, order_event_decide
 from orderstream.messages import InvalidMessage
 
 from .test_rules import NOW, event_for, stored_state
@@ -24,7 +24,7 @@ def test_an_applied_event_writes_its_time_id_status_and_processing_time(status, 
     applied one with its ACK status (even after a `created`), processed_at is now."""
     stored = stored_state(last_status="created")
     event = event_for(stored, status=status, version=3, timestamp=HAPPENED)
-    decision = order_upsert(stored=stored, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     state = decision.state
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, ack)
     assert state.updated_at == datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -46,6 +46,6 @@ def test_an_applied_event_writes_its_time_id_status_and_processing_time(status, 
 def test_an_event_with_an_unusable_timestamp_is_rejected_with_its_ids(timestamp, reason):
     event = event_for(timestamp=timestamp)
     with pytest.raises(InvalidMessage) as raised:
-        order_upsert(stored=None, event=event, processed_at=NOW)
+        order_event_decide(stored=None, event=event, processed_at=NOW)
     assert raised.value.reason == reason
     assert (raised.value.order_id, raised.value.event_id) == (event.order_id, event.event_id)

@@ -1,4 +1,5 @@
-"""`orders_apply_batch` against the worker database: version races and per-event isolation."""
+"""`orders_apply_batch` against the worker database: version races, and what it raises
+for a batch that some event makes fail (the loop isolates that event: test_handler.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from django.db import connections
 
 from orders_worker import services
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orders_worker.rules import UpsertOutcome, order_upsert
-from orders_worker.services import orders_apply_batch
+from orders_worker.rules import UpsertOutcome, order_event_decide
+from orders_worker.services import EventDataRefused, orders_apply_batch
 
 from .factories import OrderEventFactory, ProcessedOrderFactory
 
@@ -44,9 +45,9 @@ def test_an_order_written_meanwhile_by_another_worker_is_answered_from_the_store
                 version=2,
                 last_status="updated",
             )
-        return order_upsert(stored=stored, event=event, processed_at=processed_at)
+        return order_event_decide(stored=stored, event=event, processed_at=processed_at)
 
-    monkeypatch.setattr(services, "order_upsert", upsert_after_the_other_worker)
+    monkeypatch.setattr(services, "order_event_decide", upsert_after_the_other_worker)
     lost, applied = orders_apply_batch(events=[v1, other], processed_at=NOW)
 
     assert (lost.ack_status, lost.outcome) == ("updated", UpsertOutcome.STALE)
@@ -58,29 +59,32 @@ def test_an_order_written_meanwhile_by_another_worker_is_answered_from_the_store
     assert ProcessedOrder.objects.using("worker").get(order_id=other.order_id).version == 1
 
 
-def test_an_event_that_fails_unexpectedly_is_rejected_alone(monkeypatch):
+def test_an_unexpected_error_while_applying_leaves_the_whole_batch_unapplied(monkeypatch):
     """Any non-database error while applying (here a rule that raises for one order)
-    rejects only that event; the rest of the batch is applied."""
+    propagates, and the batch's one transaction applies nothing: the loop then applies
+    the events one at a time (test_handler.py)."""
     before, poison, after = OrderEventFactory(), OrderEventFactory(), OrderEventFactory()
 
-    def upsert_failing_for_poison(*, stored, event, processed_at):
+    def decide_failing_for_poison(*, stored, event, processed_at):
         if event.order_id == poison.order_id:
             raise RuntimeError("boom")
-        return order_upsert(stored=stored, event=event, processed_at=processed_at)
+        return order_event_decide(stored=stored, event=event, processed_at=processed_at)
 
-    monkeypatch.setattr(services, "order_upsert", upsert_failing_for_poison)
-    results = orders_apply_batch(events=[before, poison, after], processed_at=NOW)
+    monkeypatch.setattr(services, "order_event_decide", decide_failing_for_poison)
+    with pytest.raises(RuntimeError, match="boom"):
+        orders_apply_batch(events=[before, poison, after], processed_at=NOW)
 
-    assert [r.ack_status for r in results] == ["created", "rejected", "created"]
-    assert results[1].error == "could not be applied: RuntimeError: boom"
-    stored = set(ProcessedOrder.objects.using("worker").values_list("order_id", flat=True))
-    assert stored == {uuid.UUID(before.order_id), uuid.UUID(after.order_id)}
+    assert not ProcessedOrder.objects.using("worker").exists()
+    assert not ProcessedEvent.objects.using("worker").exists()
+    assert orders_apply_batch(events=[before], processed_at=NOW)[0].ack_status == "created"
 
 
-def test_an_event_the_database_refuses_as_beyond_its_limits_is_rejected_alone():
+def test_an_event_the_database_refuses_as_beyond_its_limits_is_a_refusal_not_an_outage():
     """An error of SQLSTATE class 54 (program limit exceeded) comes from what the event
-    holds: retrying cannot heal it, so it is a rejection, not an outage. Here an index on
-    the payload's text (added for the test) refuses a row of 4 KB of incompressible text."""
+    holds: retrying cannot heal it, so it is `EventDataRefused` (not a database error the
+    loop would retry), and nothing of the batch is applied; applied alone, only that event
+    is refused. Here an index on the payload's text (added for the test) refuses a row of
+    4 KB of incompressible text."""
     with connections["worker"].cursor() as cursor:
         cursor.execute(
             f"CREATE INDEX test_payload_text ON {ProcessedOrder._meta.db_table} ((payload::text))"
@@ -91,10 +95,15 @@ def test_an_event_the_database_refuses_as_beyond_its_limits_is_rejected_alone():
         OrderEventFactory(),
     )
 
-    results = orders_apply_batch(events=[before, oversized, after], processed_at=NOW)
+    with pytest.raises(EventDataRefused) as refused:
+        orders_apply_batch(events=[before, oversized, after], processed_at=NOW)
 
-    assert [r.ack_status for r in results] == ["created", "rejected", "created"]
-    assert results[1].error.startswith("refused by the database: index row size")
+    assert refused.value.reason.startswith("refused by the database: index row size")
+    assert not ProcessedOrder.objects.using("worker").exists()
+    with pytest.raises(EventDataRefused):
+        orders_apply_batch(events=[oversized], processed_at=NOW)
+    for event in (before, after):
+        assert orders_apply_batch(events=[event], processed_at=NOW)[0].ack_status == "created"
     stored = set(ProcessedOrder.objects.using("worker").values_list("order_id", flat=True))
     assert stored == {uuid.UUID(before.order_id), uuid.UUID(after.order_id)}
 

@@ -1,0 +1,299 @@
+"""A generic Kafka batch loop: poll, hand the batch to a handler, produce, commit.
+
+Per poll: the handler turns the records into a `BatchOutcome` (its ACKs and dead
+letters), running each of its I/O steps through the loop's `retry`; the loop produces
+the outcome's records and flushes once, and only then commits the offsets. A step that
+fails for a transient reason (a database, Redis or the broker unavailable) is retried with
+backoff, never skipped (`group_member.py`). A batch that fails for any other reason is
+handled again one record at a time: this is the only place where a bad record is
+isolated. The record that still fails alone is answered by the handler's `reject` (a dead
+letter, and an error ACK where it can), the others are handled, and the loop goes on.
+
+The loop knows nothing of what the records hold: the order handler is `handler.py`, and
+`consumer.py` puts the two together. `stop()` (the signal handler's flag) ends the loop
+between batches, or abandons a batch that is waiting on a retry, uncommitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from django.db import connections
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+from kafka.structs import OffsetAndMetadata
+
+from orderstream.kafka import make_consumer, make_producer
+
+from .group_member import BatchAbandoned, GroupMember
+from .loop_stats import consumer_lag
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# A loop's `retry(what, step)`: run `step` until it succeeds (see GroupMember._retry).
+Retry = Callable[[str, Callable[[], T]], T]
+# A loop that saw no record for this long polls only every `idle_poll_ms` (when set).
+IDLE_AFTER_SECONDS = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopConfig:
+    """What the loop itself needs: the topic, the group, polling, retries, liveness."""
+
+    events_topic: str
+    group: str
+    batch_size: int = 500
+    max_messages: int | None = None
+    poll_timeout_ms: int = 500
+    stats_interval: float = 10.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 5.0
+    ack_linger_ms: int = 20
+    max_poll_interval_ms: int = 30_000
+    heartbeat_file: str = ""
+    idle_poll_ms: int = 0
+    idle_poll_timeout_ms: int = 520
+    idle_after_seconds: float = IDLE_AFTER_SECONDS
+    unassigned_warn_seconds: float = 60.0
+    unassigned_max_seconds: float = 300.0
+    client_id: str = "orderstream-worker"
+    database: str = "worker"  # the alias whose connection is reset after a database error
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to produce: an ACK or a dead-letter entry."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] | None = None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a handler made of some records: its own results, and the records to produce."""
+
+    results: list = field(default_factory=list)
+    acks: list[Outgoing] = field(default_factory=list)
+    dead_letters: list[Outgoing] = field(default_factory=list)
+
+
+class BatchHandler(Protocol):
+    """What the loop calls; `handler.OrderEventsHandler` is the one of the worker."""
+
+    def handle(self, records: list, retry: Retry) -> BatchOutcome:
+        """Handle `records` (in poll order); raise when some record makes a step fail."""
+
+    def reject(self, record, error: Exception) -> BatchOutcome:
+        """The answer to a record that failed alone with `error`: its dead letter."""
+
+    def periodic(self) -> None:
+        """Housekeeping, called between batches (the handler paces itself)."""
+
+
+class BatchLoop(GroupMember):
+    """One member of the group; `run()` loops until `stop()` or `max_messages`."""
+
+    def __init__(
+        self,
+        config: LoopConfig,
+        handler: BatchHandler,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        super().__init__(config)
+        self.handler = handler
+        self._clock = clock  # decides when the loop is idle (tests move it on)
+        self._producer: KafkaProducer | None = None
+        self._last_records_at = clock()
+
+    def _remaining(self) -> int | None:
+        if self.config.max_messages is None:
+            return None
+        return self.config.max_messages - self.stats.processed
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> int:
+        """Consume until stopped; return the number of messages handled."""
+        cfg = self.config
+        logger.info(
+            "worker starting: topic %s, group %s, batch size %d",
+            cfg.events_topic,
+            cfg.group,
+            cfg.batch_size,
+        )
+        try:
+            self._consumer = self._retry("connect the consumer", self._build_consumer)
+            self._producer = self._retry("connect the producer", self._build_producer)
+            while not self.stopping and (self._remaining() is None or self._remaining() > 0):
+                self._beat()
+                self._nudge_stalled_rebalance()
+                busy = self._pause_when_idle()
+                records = self._poll(block=busy)
+                if records:
+                    self._last_records_at = self._clock()
+                    self._handle(records)
+                self._maybe_log_stats()
+                self.handler.periodic()
+        except BatchAbandoned as exc:
+            logger.warning("stop requested while retrying to %s: batch abandoned", exc)
+        finally:
+            self._close()
+        return self.stats.processed
+
+    def _build_consumer(self) -> KafkaConsumer:
+        """A consumer subscribed to the topic, once the topic's partitions are known.
+
+        A member that joins before its client has seen the topic's partitions (a topic
+        created a moment ago) is assigned nothing, and the client notices the partitions
+        only at its next metadata refresh, minutes later: so the topic comes first.
+        """
+        consumer = make_consumer(
+            group_id=self.config.group,
+            client_id=self.config.client_id,
+            max_poll_records=self.config.batch_size,
+        )
+        topic = self.config.events_topic
+        if not consumer.partitions_for_topic(topic):
+            consumer.close(autocommit=False)
+            raise UnknownTopicOrPartitionError(f"{topic} has no partitions yet")
+        consumer.subscribe([topic], listener=self)
+        return consumer
+
+    def _build_producer(self) -> KafkaProducer:
+        return make_producer(
+            client_id=self.config.client_id,
+            linger_ms=self.config.ack_linger_ms,
+            batch_size=256 * 1024,
+        )
+
+    def _pause_when_idle(self) -> bool:
+        """With `idle_poll_ms`, once no record came for `idle_after_seconds`: wait that
+        long before the next poll, and return False (poll only as long as one fetch takes).
+
+        Each poll is a fetch round trip in Python; a broker that holds an empty fetch for
+        the whole fetch_max_wait_ms (the embedded development broker) makes an idle worker
+        poll some hundred times a second. The price is up to `idle_poll_ms` more latency
+        for the first event after a quiet spell. Off (0) by default: a Kafka broker
+        answers a long poll as soon as data comes.
+
+        Never during a rebalance: kafka-python (3.0.12) drops a group join whose answer
+        arrives while the application is outside `poll()` and joins again, and a broker
+        that answers a rejoin after a fixed delay (Tansu: 3 s) then lands every answer
+        in the pause, so the member never gets its partitions (seen: minutes, or for good).
+        """
+        idle = self._clock() - self._last_records_at > self.config.idle_after_seconds
+        quiet = idle and not self._rebalancing and self._consumer.assignment()
+        if not (self.config.idle_poll_ms and quiet):
+            return True
+        self._stop.wait(self.config.idle_poll_ms / 1000)
+        return False
+
+    def _poll(self, *, block: bool = True) -> dict:
+        limit = self.config.batch_size
+        remaining = self._remaining()
+        if remaining is not None:
+            limit = min(limit, remaining)
+        timeout_ms = self.config.poll_timeout_ms
+        if not block:
+            timeout_ms = min(timeout_ms, self.config.idle_poll_timeout_ms)
+        try:
+            return self._consumer.poll(timeout_ms=timeout_ms, max_records=limit)
+        except KafkaError as exc:
+            self.stats.retries += 1
+            logger.warning("poll failed, retrying: %s", exc)
+            self._stop.wait(self.config.backoff_max)
+            return {}
+
+    # ------------------------------------------------------------------ one batch
+    def _handle(self, records: dict) -> None:
+        """Handle one polled batch end to end, then commit its offsets."""
+        self.stats.batch_started()
+        offsets = {
+            tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1)
+            for tp, recs in records.items()
+            if recs
+        }
+        ordered = [record for recs in records.values() for record in recs]
+        self._process_isolating(ordered)
+        self._commit(offsets)
+        self.stats.batch_committed(len(ordered))
+
+    def _process_isolating(self, records: list) -> None:
+        """Process `records` as one batch; if that fails (not transiently: those are
+        retried inside), process them one at a time, so only a record that fails alone is
+        rejected. Records already handled in the failed attempt are answered again as
+        the handler answers duplicates."""
+        try:
+            self._process(records)
+        except BatchAbandoned:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "batch of %d failed (%s: %s); processing it one record at a time",
+                len(records),
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            for record in records:
+                self._process_alone(record)
+
+    def _process(self, records: list) -> None:
+        """Handle `records`, then produce the outcome's records and flush once."""
+        outcome = self.handler.handle(records, self._retry)
+        self._publish(outcome, "produce ACKs and dead letters")
+
+    def _process_alone(self, record) -> None:
+        """Process one record; if it fails, produce the handler's rejection of it (its
+        changes, if any were committed, are kept)."""
+        try:
+            self._process([record])
+        except BatchAbandoned:
+            raise
+        except Exception as exc:
+            self._publish(self.handler.reject(record, exc), "produce a dead letter")
+
+    def _publish(self, outcome: BatchOutcome, what: str) -> None:
+        self._retry(what, lambda: self._produce(outcome.acks + outcome.dead_letters))
+        self.stats.rejected += len(outcome.dead_letters)
+
+    def _produce(self, outgoing: list[Outgoing]) -> None:
+        futures = [
+            self._producer.send(o.topic, value=o.value, key=o.key, headers=o.headers)
+            for o in outgoing
+        ]
+        self._producer.flush(timeout=30)
+        for future in futures:
+            if future.failed():
+                raise future.exception
+
+    # ------------------------------------------------------------------ housekeeping
+    def _maybe_log_stats(self, force: bool = False) -> None:
+        """Every `stats_interval`: the stats line, and a warning while we hold no partition."""
+        if not force and self.stats.window_seconds() < self.config.stats_interval:
+            return
+        self._warn_if_unassigned()
+        lag = consumer_lag(self._consumer)
+        self.stats.log_window(lag=lag, partitions=self.assignment.partitions, force=force)
+
+    def _close(self) -> None:
+        self._maybe_log_stats(force=True)
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except KafkaError as exc:
+                logger.warning("producer close failed: %s", exc)
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except KafkaError as exc:
+                logger.warning("consumer close failed: %s", exc)
+        connections.close_all()
+        logger.info("worker stopped after %d messages", self.stats.processed)

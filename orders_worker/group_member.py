@@ -1,0 +1,257 @@
+"""A member of a Kafka consumer group that can wait on an outage without leaving the group.
+
+`GroupMember` is the lower half of the batch loop (`batch_loop.py`): it keeps the offsets
+applied but not yet committed (committed before partitions are revoked, dropped when they
+are lost), answers the rebalance callbacks, nudges a rebalance that stalls, and retries a
+step that failed for a transient reason with exponential backoff. While it backs off it
+polls now and then with every partition paused, so a long outage does not get it dropped
+from the group, and it honours a stop request by abandoning the batch (`BatchAbandoned`).
+It knows nothing of what the records hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import Error as DatabaseError
+from django.db import connections
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+from kafka.structs import OffsetAndMetadata
+from redis.exceptions import RedisError
+
+from .assignment import AssignmentWatch
+from .heartbeat import Heartbeat
+from .loop_stats import LoopStats
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Failures of a service that may come back: retried with backoff, never skipped.
+TRANSIENT_ERRORS = (DatabaseError, RedisError, KafkaError, OSError)
+# The group moved on: these offsets can no longer be committed by this member.
+LOST_COMMIT_ERRORS = (
+    CommitFailedError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+    RebalanceInProgressError,
+)
+# Errors no retry can heal, although KafkaError: the record is larger than the broker takes.
+PERMANENT_ERRORS = (MessageSizeTooLargeError,)
+# The longest poll of a retry wait during a rebalance (a stop is noticed within this).
+REBALANCE_POLL_SECONDS = 0.5
+# A rebalance of this member that brought no assignment for this long is nudged (see
+# `_nudge_stalled_rebalance`).
+REJOIN_NUDGE_SECONDS = 3.0
+
+
+class BatchAbandoned(Exception):
+    """Stop was requested while a batch waited on a retry; nothing was committed."""
+
+
+class GroupMember(ConsumerRebalanceListener):
+    """The group membership, pending offsets and retries of one loop (see the module)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.stats = LoopStats()
+        self.assigned = threading.Event()  # set once the group gave us our partitions
+        self.assignment = AssignmentWatch(
+            warn_after=config.unassigned_warn_seconds, fail_after=config.unassigned_max_seconds
+        )
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._consumer: KafkaConsumer | None = None
+        self._heartbeat = Heartbeat(config.heartbeat_file)
+        self._rebalancing = False  # from a revoke or loss until the next assignment
+        self._rebalance_since = 0.0  # monotonic time of that revoke (or of the last nudge)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current batch (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def partitions(self) -> set[int]:
+        """The partitions of the consumed topic currently assigned to this member."""
+        return set(self.assignment.partitions)
+
+    def _beat(self) -> None:
+        """Touch the liveness heartbeat, unless the group has left us without partitions
+        for longer than `unassigned_max_seconds` (see assignment.py)."""
+        if self.assignment.alive():
+            self._heartbeat.touch()
+
+    def _warn_if_unassigned(self) -> None:
+        if self.assignment.stalled():
+            logger.warning(
+                "holding no partitions of %s for %.0fs (group %s): events of partitions"
+                " nobody holds wait; the liveness check fails after %gs",
+                self.config.events_topic,
+                self.assignment.unassigned_for(),
+                self.config.group,
+                self.config.unassigned_max_seconds,
+            )
+
+    # ------------------------------------------------------------------ offsets
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit `offsets` (kept pending until then, for a revoke meanwhile); offsets the
+        group took away are not retried: their next owner gets the records again."""
+        with self._lock:
+            self._pending.update(offsets)
+
+        def commit() -> None:
+            try:
+                self._consumer.commit(offsets=dict(offsets))
+            except LOST_COMMIT_ERRORS as exc:
+                # Redelivered to the partitions' next owner and answered as duplicates.
+                logger.warning("offsets not committed, the group rebalanced: %s", exc)
+                return
+            with self._lock:
+                for tp, offset in offsets.items():
+                    if self._pending.get(tp) == offset:
+                        del self._pending[tp]
+
+        self._retry("commit offsets", commit)
+
+    # ------------------------------------------------------------------ retries
+    def _retry(self, what: str, step: Callable[[], T]) -> T:
+        """Run `step` until it succeeds, backing off on transient errors; honour stop."""
+        delay = self.config.backoff_initial
+        attempt = 0
+        try:
+            while True:
+                try:
+                    return step()
+                except PERMANENT_ERRORS:
+                    raise  # handled as an unexpected error: the message alone, dead-lettered
+                except TRANSIENT_ERRORS as exc:
+                    attempt += 1
+                    self.stats.retries += 1
+                    logger.warning(
+                        "could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc
+                    )
+                    if isinstance(exc, DatabaseError):
+                        connections[self.config.database].close()
+                    if self._backoff(delay):
+                        raise BatchAbandoned(what) from exc
+                    delay = min(delay * 2, self.config.backoff_max)
+        finally:
+            if attempt:
+                self._resume_partitions()
+
+    def _backoff(self, delay: float) -> bool:
+        """Wait `delay` seconds, staying in the group meanwhile; True when stop was asked.
+
+        A retry can outlast max_poll_interval_ms. Without a poll in that time the group
+        would drop this member and hand the batch to another one (which then applies it
+        as a duplicate and ACKs it a second time). So the wait polls now and then, with
+        every partition paused: the group keeps us, and no new records are handed out.
+
+        While the group rebalances, the wait is spent inside poll() instead: kafka-python
+        drops a join answer that arrives outside it (see `BatchLoop._pause_when_idle`), so
+        a member that only looked in now and then would never get its new partitions.
+        """
+        deadline = time.monotonic() + delay
+        step = max(self.config.max_poll_interval_ms / 1000 / 3, 0.05)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._rebalancing:
+                self._poll_paused(timeout_ms=int(min(REBALANCE_POLL_SECONDS, remaining) * 1000))
+            elif self._stop.wait(min(step, remaining)):
+                return True
+            else:
+                self._poll_paused()
+            if self.stopping:
+                return True
+            self._beat()  # backing off from an outage is alive (see heartbeat.py)
+
+    def _poll_paused(self, timeout_ms: int = 0) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            assigned = consumer.assignment()
+            if assigned:
+                consumer.pause(*assigned)
+            records = consumer.poll(timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            logger.debug("poll while retrying failed: %s", exc)
+            return
+        # Partitions newly assigned during this poll were not paused: rewind whatever they
+        # returned, so the records come again with the next regular poll.
+        for tp, recs in records.items():
+            if recs:
+                consumer.seek(tp, recs[0].offset)
+
+    def _resume_partitions(self) -> None:
+        consumer = self._consumer
+        if consumer is not None and consumer.paused():
+            consumer.resume(*consumer.paused())
+
+    # ------------------------------------------------------------------ rebalance
+    def _nudge_stalled_rebalance(self) -> None:
+        """Ask the client to join again when a rebalance brought no assignment for
+        REJOIN_NUDGE_SECONDS.
+
+        Seen on Apache Kafka (kafka-python 3.0.12): right after its first assignment the
+        member rejoined, the broker completed the new generation within milliseconds, and
+        the client never took the answer: no assignment, no JoinGroup, no heartbeat, until
+        the broker expelled it and the worker sat without partitions. A new join request
+        (its `_coordinator`, the consumer's own) lets it take the answer or join afresh;
+        during a rebalance still under way it only repeats the member's join.
+        """
+        if not self._rebalancing:
+            return
+        if time.monotonic() - self._rebalance_since < REJOIN_NUDGE_SECONDS:
+            return
+        logger.warning(
+            "no assignment %.0fs after the partitions were revoked: asking to join again",
+            time.monotonic() - self._rebalance_since,
+        )
+        self._consumer._coordinator.request_rejoin()
+        self._rebalance_since = time.monotonic()
+
+    def on_partitions_revoked(self, revoked) -> None:
+        """Commit what was applied for the partitions we give up (normally nothing)."""
+        self._rebalancing = True
+        self._rebalance_since = time.monotonic()
+        with self._lock:
+            pending = {tp: self._pending.pop(tp) for tp in revoked if tp in self._pending}
+        if pending:
+            logger.info("committing applied offsets before revoke: %s", pending)
+            self._consumer.commit_async(offsets=pending)
+        if revoked:
+            logger.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+        self.assignment.update(self.assignment.partitions - {tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned) -> None:
+        logger.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        self._rebalancing = False
+        self.assignment.update({tp.partition for tp in self._consumer.assignment()})
+        self.assigned.set()
+
+    def on_partitions_lost(self, lost) -> None:
+        self._rebalancing = True
+        self._rebalance_since = time.monotonic()
+        with self._lock:
+            for tp in lost:
+                self._pending.pop(tp, None)
+        logger.warning("partitions lost: %s", sorted(tp.partition for tp in lost))
+        self.assignment.update(self.assignment.partitions - {tp.partition for tp in lost})

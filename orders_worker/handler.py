@@ -1,0 +1,207 @@
+"""The order handler: a batch of event records in; results, ACKs and dead letters out.
+
+`order_events_handle` parses every record (a bad one is rejected: a dead letter, and an
+error ACK when its order_id can be read), applies the valid events in one transaction
+(`services.orders_apply_batch`), writes the final state of each order to Redis in one
+pipeline (`results.order_results_write`) and builds one ACK per event. It produces
+nothing: the loop (`batch_loop.py`) produces the outcome, and runs the database and Redis
+steps through its `retry`, so a step that fails for a transient reason is retried on its
+own. A step that fails for another reason (the database refuses what some event holds,
+or an error no check foresaw) raises: the loop then handles the records one at a time,
+and a record that still fails alone is answered by `order_event_reject`.
+
+Unit tests call it with plain records (anything with topic, partition, offset, key and
+value) and no broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import Error as DatabaseError
+from django.db import connections
+
+from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, rfc3339, utc_now
+
+from .batch_loop import BatchOutcome, Outgoing, Retry
+from .results import order_results_write
+from .services import DB_ALIAS, EventDataRefused, orders_apply_batch, processed_events_purge
+
+logger = logging.getLogger(__name__)
+
+# A rejection's error text (ACK and dead-letter header) may echo the bad value: bounded.
+MAX_ERROR_CHARS = 1000
+# A dead letter keeps the original key and bytes up to this size, which leaves room for
+# the headers within the producer's 1 MiB request; beyond it, their coordinates only.
+MAX_DEAD_LETTER_BYTES = 1_000_000
+# Seconds between two purges of old handled event ids.
+PURGE_INTERVAL = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandlerConfig:
+    """What the order handler needs: where ACKs and dead letters go, the results' TTL."""
+
+    ack_topic: str
+    dlq_topic: str
+    result_ttl: int = 0
+    event_retention_seconds: int = 7 * 24 * 3600
+
+
+def run_once(what: str, step):
+    """A `retry` that does not retry: each step runs once (unit tests)."""
+    return step()
+
+
+def bounded_error(error: str) -> str:
+    """`error` cut to MAX_ERROR_CHARS characters."""
+    if len(error) <= MAX_ERROR_CHARS:
+        return error
+    return error[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def dead_letter(record, error: str, dlq_topic: str) -> Outgoing:
+    """The DLQ entry: the original key and bytes, the error and the origin in headers.
+
+    Key and bytes that would not fit beside the headers are left out (the header
+    `value_omitted_bytes` says how many there were): the origin headers still say where
+    they are, and a dead letter that the broker refused would stall the worker.
+    """
+    key, value = record.key, record.value if record.value is not None else b""
+    headers = [
+        ("error", bounded_error(error).encode(errors="backslashreplace")),
+        ("source_topic", record.topic.encode()),
+        ("source_partition", str(record.partition).encode()),
+        ("source_offset", str(record.offset).encode()),
+        ("failed_at", rfc3339(utc_now()).encode()),
+    ]
+    if len(value) + len(key or b"") > MAX_DEAD_LETTER_BYTES:
+        headers.append(("value_omitted_bytes", str(len(value)).encode()))
+        key, value = None, b""
+    return Outgoing(topic=dlq_topic, key=key, value=value, headers=headers)
+
+
+def _parsed(record) -> OrderEvent | InvalidMessage:
+    """The record's event, or why it is not one."""
+    try:
+        return OrderEvent.from_bytes(record.value)
+    except InvalidMessage as exc:
+        return exc
+    except (RecursionError, ValueError, TypeError) as exc:
+        return InvalidMessage(f"unreadable message: {exc!r}")
+
+
+def _rejection(
+    record, error: str, order_id: str | None, event_id: str | None, config: HandlerConfig
+) -> BatchOutcome:
+    """A rejected record's dead letter, and its error ACK when the order_id is known."""
+    error = bounded_error(error)
+    logger.warning(
+        "rejected message %s[%d]@%d key=%r: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        error,
+    )
+    acks = []
+    if order_id:
+        ack = OrderAck(event_id, order_id, "rejected", rfc3339(utc_now()), error=error)
+        acks.append(Outgoing(config.ack_topic, order_id.encode(), ack.to_bytes()))
+    return BatchOutcome(acks=acks, dead_letters=[dead_letter(record, error, config.dlq_topic)])
+
+
+def order_events_handle(
+    *, records: list, config: HandlerConfig, retry: Retry = run_once
+) -> BatchOutcome:
+    """Apply the events of `records` (in order) and say what to produce.
+
+    The outcome's `results` are `services.EventResult`s of the events that parsed, in
+    order; its ACKs and dead letters follow the records' order. Raises what a step raised
+    when it is not transient (`EventDataRefused`, an unexpected error): see the module.
+    """
+    parsed = [(record, _parsed(record)) for record in records]
+    events = [item for _, item in parsed if isinstance(item, OrderEvent)]
+    processed_at = utc_now()
+    results = retry(
+        "apply the batch to PostgreSQL",
+        lambda: orders_apply_batch(events=events, processed_at=processed_at),
+    )
+    acks: list[Outgoing] = []
+    dead_letters: list[Outgoing] = []
+    final_states = {}
+    stamp = rfc3339(processed_at)
+    result_of = iter(results)
+    for record, item in parsed:
+        if isinstance(item, InvalidMessage):
+            rejected = _rejection(record, item.reason, item.order_id, item.event_id, config)
+        elif (result := next(result_of)).rejected:
+            rejected = _rejection(record, result.error, item.order_id, item.event_id, config)
+        else:
+            final_states[item.order_id] = result.state
+            ack = OrderAck(item.event_id, item.order_id, result.ack_status, stamp)
+            acks.append(Outgoing(config.ack_topic, record.key, ack.to_bytes()))
+            continue
+        acks.extend(rejected.acks)
+        dead_letters.extend(rejected.dead_letters)
+
+    retry(
+        "write results to Redis",
+        lambda: order_results_write(states=final_states.values(), ttl=config.result_ttl),
+    )
+    return BatchOutcome(results=results, acks=acks, dead_letters=dead_letters)
+
+
+def order_event_reject(*, record, error: Exception, config: HandlerConfig) -> BatchOutcome:
+    """The answer to a record that failed alone with `error`: a dead letter and an error
+    ACK (`rejected`) when its order_id can be read. A refusal of the database is expected
+    (logged as a warning); any other error is logged with its traceback."""
+    if isinstance(error, EventDataRefused):
+        reason = error.reason
+    else:
+        logger.error(
+            "message %s[%d]@%d key=%r failed unexpectedly",
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            exc_info=error,
+        )
+        reason = f"could not be processed: {type(error).__name__}: {error}"[:500]
+    item = _parsed(record)
+    return _rejection(record, reason, item.order_id, item.event_id, config)
+
+
+class OrderEventsHandler:
+    """The `batch_loop.BatchHandler` of the order worker."""
+
+    def __init__(self, config: HandlerConfig, *, clock=time.monotonic):
+        self.config = config
+        self._clock = clock
+        self._last_purge = 0.0
+
+    def handle(self, records: list, retry: Retry) -> BatchOutcome:
+        return order_events_handle(records=records, config=self.config, retry=retry)
+
+    def reject(self, record, error: Exception) -> BatchOutcome:
+        return order_event_reject(record=record, error=error, config=self.config)
+
+    def periodic(self) -> None:
+        """Forget handled event ids older than `event_retention_seconds`, once per
+        PURGE_INTERVAL; a database error only postpones it."""
+        now = self._clock()
+        if now - self._last_purge < PURGE_INTERVAL:
+            return
+        self._last_purge = now
+        retention = self.config.event_retention_seconds
+        try:
+            purged = processed_events_purge(older_than=timedelta(seconds=retention), now=utc_now())
+        except DatabaseError as exc:
+            connections[DB_ALIAS].close()
+            logger.warning("could not purge old event ids (will retry later): %s", exc)
+            return
+        if purged:
+            logger.info("forgot %d event ids older than %ss", purged, retention)

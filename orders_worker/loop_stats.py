@@ -1,0 +1,83 @@
+"""The batch loop's counters and its periodic stats line.
+
+Every `stats_interval` seconds the loop logs `processed N in Ts (R/s), mean batch B,
+total, rejected, retries, lag L, partitions [...]` (README, "Worker"), from `LoopStats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from kafka.errors import KafkaError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopStats:
+    """Counters since start, and since the last log line."""
+
+    processed: int = 0
+    rejected: int = 0  # records dead-lettered
+    batches: int = 0
+    retries: int = 0
+    window_start: float = field(default_factory=time.monotonic)
+    window_processed: int = 0
+    window_batches: int = 0
+    first_batch_at: float | None = None  # monotonic time the first batch arrived
+    last_batch_at: float | None = None  # monotonic time the last batch was committed
+
+    def batch_started(self) -> None:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.monotonic()
+
+    def batch_committed(self, records: int) -> None:
+        self.processed += records
+        self.window_processed += records
+        self.batches += 1
+        self.window_batches += 1
+        self.last_batch_at = time.monotonic()
+
+    def window_seconds(self) -> float:
+        return time.monotonic() - self.window_start
+
+    def log_window(self, *, lag: int | None, partitions: set[int], force: bool) -> None:
+        """Log the stats line (when something was processed, or `force`) and start a new
+        window."""
+        elapsed = self.window_seconds()
+        if self.window_processed or force:
+            mean_batch = self.window_processed / self.window_batches if self.window_batches else 0
+            logger.info(
+                "processed %d in %.1fs (%.0f/s), mean batch %.0f, total %d, rejected %d,"
+                " retries %d, lag %s, partitions %s",
+                self.window_processed,
+                elapsed,
+                self.window_processed / elapsed if elapsed else 0,
+                mean_batch,
+                self.processed,
+                self.rejected,
+                self.retries,
+                lag,
+                sorted(partitions),
+            )
+        self.window_start = time.monotonic()
+        self.window_processed = 0
+        self.window_batches = 0
+
+
+def consumer_lag(consumer) -> int | None:
+    """Messages behind the end of the consumer's partitions, when known."""
+    if consumer is None:
+        return None
+    total = 0
+    try:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                return None
+            total += max(high - consumer.position(tp, timeout_ms=100), 0)
+    except (KafkaError, AssertionError, TypeError):
+        return None
+    return total

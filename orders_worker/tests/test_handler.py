@@ -1,0 +1,253 @@
+"""The order handler driven with plain records, against the test database and Redis and
+no broker; and the loop's one fallback (a batch that fails is handled again one record at
+a time), with a producer that only records what it is given."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from typing import NamedTuple
+
+import pytest
+
+from orders_worker import results, services
+from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker.handler import HandlerConfig, order_event_reject, order_events_handle
+from orders_worker.models import ProcessedEvent, ProcessedOrder
+from orders_worker.results import order_result_read
+from orders_worker.rules import UpsertOutcome, order_event_decide
+from orders_worker.services import EventDataRefused
+from orderstream.messages import OrderAck, OrderEvent
+
+from .factories import OrderEventFactory
+
+pytestmark = pytest.mark.django_db(databases=["default", "worker"])
+
+CONFIG = HandlerConfig(ack_topic="acks", dlq_topic="dead-letters", result_ttl=60)
+
+
+class Record(NamedTuple):
+    """What the handler reads of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list = []
+
+
+def records_of(*messages) -> list[Record]:
+    """Records of the events topic, one per event (or raw bytes), at offsets 0, 1, ..."""
+    return [
+        Record("events", 0, offset, m.key, m.to_bytes())
+        if isinstance(m, OrderEvent)
+        else Record("events", 0, offset, b"raw", m)
+        for offset, m in enumerate(messages)
+    ]
+
+
+def acks_of(outgoing) -> dict[str, str]:
+    """ACK status per order_id."""
+    return {a.order_id: a.status for a in (OrderAck.from_bytes(o.value) for o in outgoing)}
+
+
+def stored_order_ids() -> set[str]:
+    rows = ProcessedOrder.objects.using("worker").values_list("order_id", flat=True)
+    return {str(order_id) for order_id in rows}
+
+
+def test_a_batch_is_applied_with_one_ack_per_event_and_the_final_state_in_redis():
+    created = OrderEventFactory(payload={"amount": 1})
+    updated = replace(created, event_id=str(uuid.uuid4()), status="updated", version=2)
+    other = OrderEventFactory(payload={"items": [{"price": "2.50", "qty": 2}]})
+
+    outcome = order_events_handle(records=records_of(created, updated, other), config=CONFIG)
+
+    assert [r.ack_status for r in outcome.results] == ["created", "updated", "created"]
+    assert outcome.dead_letters == []
+    acks = [OrderAck.from_bytes(o.value) for o in outcome.acks]
+    assert [(a.event_id, a.status) for a in acks] == [
+        (created.event_id, "created"),
+        (updated.event_id, "updated"),
+        (other.event_id, "created"),
+    ]
+    assert {o.topic for o in outcome.acks} == {"acks"}
+    assert [o.key for o in outcome.acks] == [created.key, updated.key, other.key]
+    result = order_result_read(order_id=created.order_id)
+    assert (result.status, result.version) == ("updated", 2)
+    assert order_result_read(order_id=other.order_id).amount == 5
+
+
+def test_records_that_are_no_valid_event_are_dead_lettered_and_the_rest_applied():
+    """Not JSON (no order_id: a dead letter only), an unknown status and an amount the
+    rules refuse (a dead letter and a `rejected` ACK each); the good event is applied."""
+    bad_status = OrderEventFactory()
+    raw_bad_status = bad_status.to_bytes().replace(b'"created"', b'"archived"')
+    bad_amount = OrderEventFactory(payload={"amount": "ten"})
+    good = OrderEventFactory()
+    records = records_of(b"\x00not json", raw_bad_status, bad_amount, good)
+
+    outcome = order_events_handle(records=records, config=CONFIG)
+
+    assert acks_of(outcome.acks) == {
+        bad_status.order_id: "rejected",
+        bad_amount.order_id: "rejected",
+        good.order_id: "created",
+    }
+    assert [d.value for d in outcome.dead_letters] == [r.value for r in records[:3]]
+    assert {d.topic for d in outcome.dead_letters} == {"dead-letters"}
+    headers = dict(outcome.dead_letters[2].headers)
+    assert b"amount" in headers["error"]
+    assert (headers["source_topic"], headers["source_offset"]) == (b"events", b"2")
+    assert stored_order_ids() == {good.order_id}
+
+
+def test_an_event_handled_before_is_answered_as_the_first_time_and_changes_nothing():
+    event = OrderEventFactory()
+    order_events_handle(records=records_of(event), config=CONFIG)
+
+    again = order_events_handle(records=records_of(event), config=CONFIG)
+
+    assert [(r.ack_status, r.outcome) for r in again.results] == [
+        ("created", UpsertOutcome.DUPLICATE)
+    ]
+    assert acks_of(again.acks) == {event.order_id: "created"}
+    assert ProcessedEvent.objects.using("worker").filter(event_id=event.event_id).count() == 1
+
+
+def test_the_database_and_redis_steps_each_run_through_the_loops_retry():
+    steps = []
+
+    def retry(what, step):
+        steps.append(what)
+        return step()
+
+    order_events_handle(records=records_of(OrderEventFactory()), config=CONFIG, retry=retry)
+
+    assert steps == ["apply the batch to PostgreSQL", "write results to Redis"]
+
+
+def test_an_event_the_database_refuses_makes_the_batch_raise_with_nothing_applied():
+    """PostgreSQL cannot store \\u0000 in jsonb: not an outage (no retry helps), so the
+    handler raises for the loop to isolate the event."""
+    good, refused = OrderEventFactory(), OrderEventFactory(payload={"note": "a\u0000b"})
+
+    with pytest.raises(EventDataRefused, match="refused by the database"):
+        order_events_handle(records=records_of(good, refused), config=CONFIG)
+
+    assert stored_order_ids() == set()
+
+
+def test_a_record_that_failed_alone_gets_a_dead_letter_and_a_rejected_ack():
+    event = OrderEventFactory()
+    [record, not_json] = records_of(event, b"{")
+
+    outcome = order_event_reject(record=record, error=RuntimeError("boom"), config=CONFIG)
+
+    [ack] = [OrderAck.from_bytes(o.value) for o in outcome.acks]
+    assert (ack.event_id, ack.status) == (event.event_id, "rejected")
+    assert ack.error == "could not be processed: RuntimeError: boom"
+    [letter] = outcome.dead_letters
+    assert letter.value == record.value
+    assert dict(letter.headers)["error"] == b"could not be processed: RuntimeError: boom"
+    alone = order_event_reject(record=not_json, error=ValueError("x"), config=CONFIG)
+    assert (alone.acks, len(alone.dead_letters)) == ([], 1)
+
+
+# ------------------------------------------------------------------ the loop's fallback
+class RecordingProducer:
+    """Keeps what the loop produces; every send succeeds."""
+
+    class Sent:
+        def failed(self) -> bool:
+            return False
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, topic, value=None, key=None, headers=None):
+        self.sent.append((topic, key, value, headers))
+        return self.Sent()
+
+    def flush(self, timeout=None):
+        pass
+
+    def statuses(self) -> dict[str, str]:
+        return {
+            json.loads(value)["order_id"]: json.loads(value)["status"]
+            for topic, _, value, _ in self.sent
+            if topic == "acks"
+        }
+
+    def errors(self) -> list[bytes]:
+        return [dict(headers)["error"] for topic, *_, headers in self.sent if topic == "dlq"]
+
+
+@pytest.fixture
+def worker() -> OrderWorker:
+    """A worker that is not running, with a recording producer and no consumer."""
+    config = WorkerConfig(events_topic="events", group="g", ack_topic="acks", dlq_topic="dlq")
+    worker = OrderWorker(config)
+    worker._producer = RecordingProducer()
+    return worker
+
+
+def test_the_loop_rejects_the_event_the_database_refuses_alone(worker):
+    before, after = OrderEventFactory(), OrderEventFactory()
+    refused = OrderEventFactory(payload={"note": "a\u0000b"})
+
+    worker._process_isolating(records_of(before, refused, after))
+
+    assert worker._producer.statuses() == {
+        before.order_id: "created",
+        refused.order_id: "rejected",
+        after.order_id: "created",
+    }
+    [error] = worker._producer.errors()
+    assert error.startswith(b"refused by the database: ")
+    assert stored_order_ids() == {before.order_id, after.order_id}
+    assert worker.stats.rejected == 1
+
+
+def test_the_loop_rejects_an_event_that_fails_unexpectedly_alone(worker, monkeypatch):
+    before, poison, after = OrderEventFactory(), OrderEventFactory(), OrderEventFactory()
+
+    def decide_failing_for_poison(*, stored, event, processed_at):
+        if event.order_id == poison.order_id:
+            raise RuntimeError("boom")
+        return order_event_decide(stored=stored, event=event, processed_at=processed_at)
+
+    monkeypatch.setattr(services, "order_event_decide", decide_failing_for_poison)
+    worker._process_isolating(records_of(before, poison, after))
+
+    assert worker._producer.statuses() == {
+        before.order_id: "created",
+        poison.order_id: "rejected",
+        after.order_id: "created",
+    }
+    assert worker._producer.errors() == [b"could not be processed: RuntimeError: boom"]
+    assert stored_order_ids() == {before.order_id, after.order_id}
+
+
+def test_the_loop_rejects_an_event_whose_redis_result_fails_and_keeps_its_row(worker, monkeypatch):
+    """The database step of the whole batch succeeded before Redis failed for one order:
+    handled again alone, the others are answered as duplicates with their first ACK."""
+    poison, good = OrderEventFactory(), OrderEventFactory()
+    real_result_of = results.order_result_of
+
+    def result_of_failing_for_poison(state):
+        if state.order_id == poison.order_id:
+            raise OverflowError("date value out of range")
+        return real_result_of(state)
+
+    monkeypatch.setattr(results, "order_result_of", result_of_failing_for_poison)
+    worker._process_isolating(records_of(poison, good))
+
+    assert worker._producer.statuses() == {poison.order_id: "rejected", good.order_id: "created"}
+    [error] = worker._producer.errors()
+    assert error.startswith(b"could not be processed: OverflowError")
+    assert order_result_read(order_id=good.order_id).status == "created"
+    assert order_result_read(order_id=poison.order_id) is None
+    assert stored_order_ids() == {poison.order_id, good.order_id}
