@@ -78,6 +78,7 @@ def ack_wait_seconds(request) -> float:
     """How long this POST waits for the worker's ACK (0 = answer 202 at once).
 
     `?wait=false` or `Prefer: respond-async` opt out; `Prefer: wait=N` shortens the wait.
+    A `wait` that is no number of seconds, an empty one too, is a 400 (as `?wait=` is).
     """
     wait = request.query_params.get("wait")
     if wait is not None and wait.lower() not in TRUE_WORDS + FALSE_WORDS:
@@ -86,7 +87,7 @@ def ack_wait_seconds(request) -> float:
     if (wait is not None and wait.lower() in FALSE_WORDS) or "respond-async" in prefs:
         return 0.0
     seconds = settings.ORDER_ACK_WAIT_TIMEOUT
-    if prefs.get("wait"):
+    if "wait" in prefs:
         try:
             seconds = min(seconds, max(float(prefs["wait"]), 0.0))
         except ValueError:

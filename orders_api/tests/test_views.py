@@ -306,7 +306,7 @@ class AckWaits:
 
 
 @pytest.fixture
-def ack_waits(monkeypatch) -> AckWaits:
+def ack_waits(monkeypatch, kafka_broker) -> AckWaits:
     assert runtime.ack_listener().ready.wait(15), "the ACK listener did not position itself"
     waits = AckWaits()
     wait_for = AckListener.wait_for
@@ -352,6 +352,15 @@ def test_prefer_wait_answers_the_ack_that_comes_within_it(api, settings, ack_wai
 def test_a_prefer_wait_that_is_no_number_is_400_naming_prefer(api, prefer):
     response = api.post("/orders", {"user_id": USER, "payload": {}}, headers={"Prefer": prefer})
     assert_error(response, 400, "Prefer", "wait=")
+
+
+@pytest.mark.parametrize("prefer", ["wait=", 'wait=""', "handling=lenient, wait="])
+def test_an_empty_prefer_wait_is_400_naming_prefer(api, settings, prefer):
+    """As an empty `?wait=` is: it was ignored, and the request waited the full timeout."""
+    settings.ORDER_ACK_WAIT_TIMEOUT = 0.3
+    response = api.post("/orders", {"user_id": USER, "payload": {}}, headers={"Prefer": prefer})
+    assert_error(response, 400, "Prefer", "wait=")
+    assert not Order.objects.exists()
 
 
 @pytest.fixture
