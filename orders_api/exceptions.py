@@ -6,10 +6,11 @@ Every error body is
      "errors": [{"field": ..., "reason": ...}, ...]}
 
 `error` keeps the single-string form the original Go service answered with; `field` and
-`reason` name the first problem and `errors` lists all of them. Services raise
-`ApplicationError`; DRF's own exceptions, Django's `Http404` and `RequestDataTooBig` are
-turned into the same shape by `exception_handler`, and the `handler*` views at the end do
-the same for requests that never reach a DRF view (unknown URLs, oversized bodies).
+`reason` name the first problem and `errors` lists all of them. Services raise domain
+errors (`errors.py`), which `exception_handler` maps to their HTTP status here and only
+here, or `ApplicationError` for invalid input; DRF's own exceptions, Django's `Http404`
+and `RequestDataTooBig` are turned into the same shape, and the `handler*` views at the
+end do the same for requests that never reach a DRF view (unknown URLs, oversized bodies).
 """
 
 from __future__ import annotations
@@ -21,11 +22,21 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from .errors import (
+    EventTooLarge,
+    IdempotencyKeyReused,
+    OrderDeleted,
+    OrderError,
+    OrderNotFound,
+    OrderRejected,
+)
+
 logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
-    """An error a client can act on: HTTP status, the field at fault and the reason."""
+    """Input a client can correct: the field at fault, the reason and the HTTP status
+    (400). What the domain refuses is an `errors.OrderError`, whose status is mapped below."""
 
     def __init__(
         self,
@@ -34,14 +45,12 @@ class ApplicationError(Exception):
         *,
         status_code: int = 400,
         code: str = "invalid",
-        headers: dict[str, str] | None = None,
     ):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
         self.status_code = status_code
         self.code = code
-        self.headers = headers or {}
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -102,12 +111,38 @@ _EXCEPTION_FIELDS = {
 }
 
 
+# The HTTP status of each domain error (errors.py).
+DOMAIN_STATUSES = {
+    OrderNotFound: status.HTTP_404_NOT_FOUND,
+    OrderDeleted: status.HTTP_409_CONFLICT,
+    EventTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    IdempotencyKeyReused: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    OrderRejected: status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
+
+
+def _domain_headers(exc: OrderError) -> dict[str, str]:
+    """A rejected order is stored all the same: the answer says where, and whether it
+    replays an earlier request (as the 200 and 202 answers of a write do)."""
+    if not isinstance(exc, OrderRejected):
+        return {}
+    headers = {"Location": f"/orders/{exc.order_id}"}
+    if exc.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers
+
+
 def exception_handler(exc, context) -> Response | None:
-    """DRF's EXCEPTION_HANDLER: application, DRF and Django errors as one JSON shape."""
-    if isinstance(exc, ApplicationError):
+    """DRF's EXCEPTION_HANDLER: domain, application, DRF and Django errors as one JSON
+    shape."""
+    if isinstance(exc, OrderError):
         return Response(
-            error_body([(exc.field, exc.reason)]), status=exc.status_code, headers=exc.headers
+            error_body([(exc.field, exc.reason)]),
+            status=next(code for kind, code in DOMAIN_STATUSES.items() if isinstance(exc, kind)),
+            headers=_domain_headers(exc),
         )
+    if isinstance(exc, ApplicationError):
+        return Response(error_body([(exc.field, exc.reason)]), status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(str(exc))
     elif isinstance(exc, Http404):

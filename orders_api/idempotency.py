@@ -2,7 +2,7 @@
 
 The key is recorded in the same transaction as the order and its event, together with a
 fingerprint of the request; a repeat with the same fingerprint gets the first request's
-order and event back (no second order), a repeat with a different body is refused (422).
+order and event back (no second order), a repeat with a different body is refused.
 Keys expire after IDEMPOTENCY_KEY_TTL_SECONDS (purged by the outbox relay).
 """
 
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
+from .errors import IdempotencyKeyReused
 from .exceptions import ApplicationError
 from .models import IdempotencyKey
 
@@ -55,16 +56,12 @@ def request_fingerprint(
 
 
 def idempotency_find(*, user_id: uuid.UUID, key: str, fingerprint: str) -> IdempotencyKey | None:
-    """The unexpired record of `key` for this user; 422 when it was used for another request."""
+    """The unexpired record of `key` for this user; IdempotencyKeyReused when it was used
+    for another request."""
     cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
     record = IdempotencyKey.objects.filter(user_id=user_id, key=key, created_at__gte=cutoff).first()
     if record is not None and record.fingerprint != fingerprint:
-        raise ApplicationError(
-            HEADER,
-            "was already used with a different request; use a new key",
-            status_code=422,
-            code="idempotency_mismatch",
-        )
+        raise IdempotencyKeyReused(HEADER)
     return record
 
 

@@ -1,11 +1,12 @@
-"""Input and output shapes of the HTTP API (validation only; no business rules here)."""
+"""Input and output shapes of the HTTP API (validation only; no business rules here).
+
+Their rules across fields, as the OpenAPI schema states them, are in `schema.py`."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -21,6 +22,9 @@ CREATE_MARKERS = (None, "", "0", 0)
 # Accepted `status` values on POST: "deleted" soft-deletes, the others are no-ops.
 STATUS_DELETED = "deleted"
 ACCEPTED_STATUSES = ("", "new", "created", "updated", STATUS_DELETED)
+# The values of `?wait=` on POST (either case); anything else, an empty value too, is a 400.
+WAIT_TRUE_WORDS = ("true", "1", "yes", "on")
+WAIT_FALSE_WORDS = ("false", "0", "no", "off")
 
 
 # The one accepted form of a uuid: 8-4-4-4-12 ASCII hex digits, either case. Python's
@@ -230,43 +234,6 @@ class OrderUpsertInputSerializer(serializers.Serializer):
             "payload": payload,
             "delete": delete,
         }
-
-
-class OrderUpsertInputSchema(OpenApiSerializerExtension):
-    """The rules of POST /orders across its fields, in the schema: the order data
-    (`payload_json` or `payload`, not null) is required unless the request deletes, and
-    a delete names the order's uuid."""
-
-    target_class = OrderUpsertInputSerializer
-
-    def map_serializer(self, auto_schema, direction):
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        # A pattern, not an enum: drf-spectacular would turn an enum into the status component.
-        deleted = {"type": "string", "pattern": f"^{STATUS_DELETED}$"}
-        data_or_delete = [
-            {
-                "required": ["payload_json"],
-                "properties": {
-                    "payload_json": {
-                        "oneOf": [
-                            {"type": "object"},
-                            {"type": "string", "format": JSON_OBJECT_FORMAT},
-                        ]
-                    }
-                },
-            },
-            {"required": ["payload"], "properties": {"payload": {"type": "object"}}},
-            {"required": ["status"], "properties": {"status": deleted}},
-        ]
-        delete_names_order = [
-            {"properties": {"status": {"not": deleted}}},
-            {
-                "required": ["order_id"],
-                "properties": {"order_id": {"type": "string", "format": "uuid"}},
-            },
-        ]
-        schema["allOf"] = [{"anyOf": data_or_delete}, {"anyOf": delete_names_order}]
-        return schema
 
 
 class OrderWriteResponseSerializer(serializers.Serializer):

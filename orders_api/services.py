@@ -1,8 +1,9 @@
 """Writes of the API: create, update and soft-delete orders (POST /orders).
 
-`order_upsert` applies SPEC.md's pre-checks (unknown order 404, change of a deleted order
-409, amount must be computable, event within the broker's size: 413), writes the order row
-and its outbox event atomically (a create in one statement, a change in one transaction).
+`order_upsert` applies SPEC.md's pre-checks (the order exists and is this user's, is not
+deleted, its amount is computable and its event within the broker's size), writes the
+order row and its outbox event atomically (a create in one statement, a change in one
+transaction).
 Updates lock the row and bump `version`, so one order's events are committed in version
 order; the relay (`run_relay`) publishes them in that order.
 """
@@ -19,6 +20,7 @@ from django.utils import timezone
 from orderstream.messages import OrderEvent
 from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
 
+from .errors import OrderDeleted, OrderNotFound
 from .exceptions import ApplicationError
 from .idempotency import (
     idempotency_find,
@@ -78,9 +80,10 @@ def order_upsert(
 ) -> OrderWrite:
     """Create (`order_id` None), update (`payload`) or soft-delete (`delete`) an order.
 
-    Raises ApplicationError: 400 for an amount that cannot be computed, 404 for an unknown
-    order (or one of another user), 409 for a change of a deleted order, 413 for an event
-    larger than MAX_EVENT_BYTES, 422 for an idempotency key reused with another request.
+    Raises OrderNotFound (an unknown order, or one of another user), OrderDeleted (a
+    change of a deleted order), IdempotencyKeyReused (the key of another request), and
+    ApplicationError for an amount that cannot be computed or (from the outbox) an event
+    larger than MAX_EVENT_BYTES.
     """
     idempotency = None
     if idempotency_key is not None:
@@ -168,19 +171,9 @@ def _order_change(
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(order_id=order_id).first()
         if order is None or order.user_id != user_id:
-            raise ApplicationError(
-                "order_id",
-                "no order with this order_id for this user_id",
-                status_code=404,
-                code="not_found",
-            )
+            raise OrderNotFound("order_id", "no order with this order_id for this user_id")
         if order.status == OrderStatus.DELETED:
-            raise ApplicationError(
-                "order_id",
-                "the order is deleted and cannot be changed",
-                status_code=409,
-                code="conflict",
-            )
+            raise OrderDeleted()
         if delete:
             operation = "deleted"
             order.status = OrderStatus.DELETED

@@ -11,7 +11,7 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
-from orders_api.exceptions import ApplicationError
+from orders_api.errors import IdempotencyKeyReused
 from orders_api.idempotency import (
     idempotency_find,
     idempotency_purge,
@@ -121,16 +121,12 @@ def test_another_users_key_another_key_or_an_expired_key_is_not_found(ttl, user_
 
 
 @pytest.mark.django_db
-def test_a_key_used_for_another_request_is_422(ttl):
+def test_a_key_used_for_another_request_is_refused(ttl):
     a_record(age=0)
-    with pytest.raises(ApplicationError) as raised:
+    with pytest.raises(IdempotencyKeyReused) as raised:
         idempotency_find(user_id=USER, key="k-1", fingerprint="e" * 64)
     error = raised.value
-    assert (error.status_code, error.code, error.field) == (
-        422,
-        "idempotency_mismatch",
-        "Idempotency-Key",
-    )
+    assert error.field == "Idempotency-Key"
     assert error.reason == "was already used with a different request; use a new key"
 
 
