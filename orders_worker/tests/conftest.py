@@ -1,5 +1,6 @@
 """Fixtures of the worker tests: a producer for events, readers of ACKs and dead letters,
-and a proxy that makes Redis or the worker's PostgreSQL unavailable on demand."""
+a proxy that makes Redis or the worker's PostgreSQL unavailable on demand, and failures
+no check foresees, for one order."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from django.conf import settings
 from kafka import KafkaConsumer
 
+from orders_worker import results, services
 from orderstream.devstack.ports import free_port
 from orderstream.kafka import make_consumer, make_producer
 from orderstream.messages import OrderAck, OrderEvent
@@ -194,3 +196,39 @@ def worker_db_outage():
     assert connections["worker"] is direct
     assert connections.settings["worker"] is original
     assert direct.settings_dict is original
+
+
+@pytest.fixture
+def rules_fail_for(monkeypatch):
+    """`rules_fail_for(order_id)`: deciding an event of that order raises
+    `RuntimeError("boom")`, an error no check foresaw; other orders are decided as usual."""
+
+    def fail_for(order_id: str) -> None:
+        decide = services.order_event_decide
+
+        def decide_failing(*, stored, event, processed_at):
+            if event.order_id == order_id:
+                raise RuntimeError("boom")
+            return decide(stored=stored, event=event, processed_at=processed_at)
+
+        monkeypatch.setattr(services, "order_event_decide", decide_failing)
+
+    return fail_for
+
+
+@pytest.fixture
+def redis_result_fails_for(monkeypatch):
+    """`redis_result_fails_for(order_id)`: building that order's Redis result raises
+    `OverflowError` (after the database step succeeded); other orders are written."""
+
+    def fail_for(order_id: str) -> None:
+        result_of = results.order_result_of
+
+        def result_of_failing(state):
+            if state.order_id == order_id:
+                raise OverflowError("date value out of range")
+            return result_of(state)
+
+        monkeypatch.setattr(results, "order_result_of", result_of_failing)
+
+    return fail_for

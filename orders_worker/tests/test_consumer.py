@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import pytest
 from django_redis import get_redis_connection
 
-from orders_worker import results
 from orders_worker.handler import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS, dead_letter
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
@@ -192,21 +191,14 @@ def test_redis_unavailable_is_retried_without_acknowledging_and_recovers_by_itse
 
 
 def test_an_event_that_fails_after_the_database_step_is_dead_lettered_and_the_loop_goes_on(
-    unique_topics, running_worker, send_events, ack_reader, dlq_reader, monkeypatch
+    unique_topics, running_worker, send_events, ack_reader, dlq_reader, redis_result_fails_for
 ):
     """An error no check foresaw (here: building the Redis result of one order raises)
     makes the batch run again one message at a time: the poison event is dead-lettered
     and answered `rejected`, the good event behind it is applied, the worker keeps going."""
     poison = OrderEventFactory()
     good = OrderEventFactory()
-    real_result_of = results.order_result_of
-
-    def result_of_failing_for_poison(state):
-        if state.order_id == poison.order_id:
-            raise OverflowError("date value out of range")
-        return real_result_of(state)
-
-    monkeypatch.setattr(results, "order_result_of", result_of_failing_for_poison)
+    redis_result_fails_for(poison.order_id)
     send_events(poison, good)
     ack_reader.read_until(lambda recs: len(recs) >= 2)
     assert {a.order_id: a.status for a in ack_reader.acks()} == {

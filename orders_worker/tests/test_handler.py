@@ -11,12 +11,11 @@ from typing import NamedTuple
 
 import pytest
 
-from orders_worker import results, services
 from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.handler import HandlerConfig, order_event_reject, order_events_handle
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
-from orders_worker.rules import UpsertOutcome, order_event_decide
+from orders_worker.rules import UpsertOutcome
 from orders_worker.services import EventDataRefused
 from orderstream.messages import OrderAck, OrderEvent
 
@@ -211,15 +210,9 @@ def test_the_loop_rejects_the_event_the_database_refuses_alone(worker):
     assert worker.stats.rejected == 1
 
 
-def test_the_loop_rejects_an_event_that_fails_unexpectedly_alone(worker, monkeypatch):
+def test_the_loop_rejects_an_event_that_fails_unexpectedly_alone(worker, rules_fail_for):
     before, poison, after = OrderEventFactory(), OrderEventFactory(), OrderEventFactory()
-
-    def decide_failing_for_poison(*, stored, event, processed_at):
-        if event.order_id == poison.order_id:
-            raise RuntimeError("boom")
-        return order_event_decide(stored=stored, event=event, processed_at=processed_at)
-
-    monkeypatch.setattr(services, "order_event_decide", decide_failing_for_poison)
+    rules_fail_for(poison.order_id)
     worker._process_isolating(records_of(before, poison, after))
 
     assert worker._producer.statuses() == {
@@ -231,18 +224,13 @@ def test_the_loop_rejects_an_event_that_fails_unexpectedly_alone(worker, monkeyp
     assert stored_order_ids() == {before.order_id, after.order_id}
 
 
-def test_the_loop_rejects_an_event_whose_redis_result_fails_and_keeps_its_row(worker, monkeypatch):
+def test_the_loop_rejects_an_event_whose_redis_result_fails_and_keeps_its_row(
+    worker, redis_result_fails_for
+):
     """The database step of the whole batch succeeded before Redis failed for one order:
     handled again alone, the others are answered as duplicates with their first ACK."""
     poison, good = OrderEventFactory(), OrderEventFactory()
-    real_result_of = results.order_result_of
-
-    def result_of_failing_for_poison(state):
-        if state.order_id == poison.order_id:
-            raise OverflowError("date value out of range")
-        return real_result_of(state)
-
-    monkeypatch.setattr(results, "order_result_of", result_of_failing_for_poison)
+    redis_result_fails_for(poison.order_id)
     worker._process_isolating(records_of(poison, good))
 
     assert worker._producer.statuses() == {poison.order_id: "rejected", good.order_id: "created"}

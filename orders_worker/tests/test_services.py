@@ -59,18 +59,12 @@ def test_an_order_written_meanwhile_by_another_worker_is_answered_from_the_store
     assert ProcessedOrder.objects.using("worker").get(order_id=other.order_id).version == 1
 
 
-def test_an_unexpected_error_while_applying_leaves_the_whole_batch_unapplied(monkeypatch):
+def test_an_unexpected_error_while_applying_leaves_the_whole_batch_unapplied(rules_fail_for):
     """Any non-database error while applying (here a rule that raises for one order)
     propagates, and the batch's one transaction applies nothing: the loop then applies
     the events one at a time (test_handler.py)."""
     before, poison, after = OrderEventFactory(), OrderEventFactory(), OrderEventFactory()
-
-    def decide_failing_for_poison(*, stored, event, processed_at):
-        if event.order_id == poison.order_id:
-            raise RuntimeError("boom")
-        return order_event_decide(stored=stored, event=event, processed_at=processed_at)
-
-    monkeypatch.setattr(services, "order_event_decide", decide_failing_for_poison)
+    rules_fail_for(poison.order_id)
     with pytest.raises(RuntimeError, match="boom"):
         orders_apply_batch(events=[before, poison, after], processed_at=NOW)
 
