@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BROKER ?= tansu
 export BROKER
 
-.PHONY: run test lint venv prepare clean compose-lint bench-api bench-worker mutation
+.PHONY: run test test-fast lint venv prepare clean compose-lint bench-api bench-worker mutation
 
 venv: $(VENV)/.installed
 
@@ -19,11 +19,10 @@ $(VENV)/.installed: requirements/base.txt requirements/local.txt
 run: venv
 	$(PY) scripts/local_stack.py run
 
-# The suite under coverage (.coveragerc), the processes it starts included; a whole run
-# fails below the floors in scripts/coverage_floor.py.
+# The static checks, then the suite under coverage (.coveragerc), the processes it starts
+# included; a whole run fails below the floors in scripts/coverage_floor.py.
 COVERAGE_FLOOR ?=
-test: venv
-	$(VENV)/bin/ruff check .
+test: lint
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) -m coverage run scripts/local_stack.py test $(PYTEST_ARGS)
 	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) scripts/coverage_floor.py $(if $(PYTEST_ARGS),,$(COVERAGE_FLOOR))
@@ -31,7 +30,12 @@ test: venv
 prepare: venv
 	$(PY) scripts/local_stack.py prepare
 
-lint: venv
+# The edit-test loop: the unit layer only (no database, Redis or broker; see conftest.py).
+test-fast: venv
+	$(PY) -m pytest -m unit -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Static checks: ruff (lint and format) and the compose stack.
+lint: venv compose-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

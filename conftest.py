@@ -1,15 +1,23 @@
-"""Fixtures shared by every app's tests.
+"""Fixtures shared by every app's tests, and the layers of the suite.
 
-The whole session runs against one embedded broker on a free loopback port, started here,
-so tests never touch the broker of a running `make run` stack: Tansu, or Apache Kafka with
-BROKER=kafka. Set TEST_KAFKA_BROKERS to use an existing broker instead.
+Every test is sorted into layers by what it needs (markers, set at collection):
+- `unit`: nothing but Python (no database, Redis or broker): `make test-fast`;
+- `db`: PostgreSQL or Redis (tests marked `django_db`, or `db` by hand for Redis alone);
+- `broker`: the Kafka broker (tests marked `broker`, or using a fixture that needs it);
+- `slow`: the fault, fuzz and browser tests, and the tests that start the project's
+  processes.
+The broker is one embedded server on a free loopback port for the whole session, started
+when the first test that needs it runs, so tests never touch the broker of a running
+`make run` stack: Tansu, or Apache Kafka with BROKER=kafka (TEST_KAFKA_BROKERS: use an
+existing one). A test that needs no broker sees an address where none answers, so a test
+that uses Kafka without saying so fails the same way alone and in the whole suite.
 """
 
 import os
 import uuid
 
 import pytest
-from django.conf import settings
+from django.test import override_settings
 
 from orderstream.devstack.brokers import embedded_broker
 from orderstream.kafka import ensure_topics
@@ -20,28 +28,75 @@ def broker_kind() -> str:
     return os.environ.get("BROKER", "tansu")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def kafka_broker(tmp_path_factory):
-    """The session's broker, with the project's (test-named) topics created."""
-    external = os.environ.get("TEST_KAFKA_BROKERS")
-    broker = None
-    if external:
-        settings.KAFKA_BROKERS = external.split(",")
+SLOW_MARKERS = ("faults", "fuzz", "browser", "processes")
+# Fixtures that give a test PostgreSQL or Redis: pytest-django's, and the suite's own
+# `redis` (orders_worker/tests/test_results.py) and `scratch_databases` (test_compose.py).
+DATABASE_FIXTURES = {
+    *("db", "transactional_db", "django_db_setup", "live_server"),
+    *("redis", "scratch_databases"),
+}
+BROKER_FIXTURES = {"kafka_broker", "kafka_bootstrap"}
+# Where no broker answers (port 1 refuses at once): the address tests without `broker` see.
+NO_BROKER = ["127.0.0.1:1"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        uses = set(item.fixturenames)
+        needs_broker = item.get_closest_marker("broker") or uses & BROKER_FIXTURES
+        needs_db = (
+            item.get_closest_marker("django_db")
+            or item.get_closest_marker("db")
+            or uses & DATABASE_FIXTURES
+        )
+        if needs_broker and not item.get_closest_marker("broker"):
+            item.add_marker(pytest.mark.broker)
+        if needs_db and not item.get_closest_marker("db"):
+            item.add_marker(pytest.mark.db)
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+        if not (needs_broker or needs_db):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def kafka_brokers_of_this_test(request, settings):
+    """KAFKA_BROKERS for this test: the session's broker for tests marked `broker` (started
+    when the first of them runs), NO_BROKER for the others."""
+    if request.node.get_closest_marker("broker"):
+        settings.KAFKA_BROKERS = request.getfixturevalue("kafka_bootstrap")
     else:
+        settings.KAFKA_BROKERS = NO_BROKER
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """The session's embedded broker (None with TEST_KAFKA_BROKERS), the project's
+    (test-named) topics created on it."""
+    broker = None
+    if not os.environ.get("TEST_KAFKA_BROKERS"):
         kind = broker_kind()
         logs = tmp_path_factory.mktemp("broker")
         broker = embedded_broker(
             kind, port=None, data_dir=logs / "data", log_path=logs / f"{kind}.log"
         ).start()
-        settings.KAFKA_BROKERS = [broker.bootstrap]
-    ensure_topics()
     yield broker
     if broker:
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker) -> list[str]:
+    """The addresses of the session's broker."""
+    external = os.environ.get("TEST_KAFKA_BROKERS")
+    addresses = external.split(",") if external else [kafka_broker.bootstrap]
+    with override_settings(KAFKA_BROKERS=addresses):
+        ensure_topics()
+    return addresses
+
+
 @pytest.fixture
-def unique_topics(settings):
+def unique_topics(settings, kafka_bootstrap):
     """Fresh event/ACK/dead-letter topic names and worker group for one test."""
     suffix = uuid.uuid4().hex[:8]
     settings.ORDERS_EVENTS_TOPIC = f"test.orders.events.{suffix}"
@@ -53,7 +108,7 @@ def unique_topics(settings):
 
 
 @pytest.fixture
-def running_worker(request, settings, kafka_broker):
+def running_worker(request, settings, kafka_bootstrap):
     """The order worker consuming in a background thread, on this test's topics.
 
     Uses the test databases and Redis (tests need
@@ -74,7 +129,7 @@ def running_worker(request, settings, kafka_broker):
 
 
 @pytest.fixture
-def running_relay(request, settings, kafka_broker):
+def running_relay(request, settings, kafka_bootstrap):
     """The outbox relay in a background thread, publishing what the test commits.
 
     Uses the test's API database (tests need `@pytest.mark.django_db(transaction=True)`:

@@ -161,8 +161,3 @@ def order_event_decide(
         processed_at=processed_at,
     )
     return UpsertDecision(UpsertOutcome.APPLIED, "updated", state)
-
-
-# The name before `order_event_decide`, still imported by
-# orderstream/tests/test_contract_literals.py; to go once that test imports the new name.
-order_upsert = order_event_decide

@@ -35,7 +35,7 @@ def _unpublished_event(**order_fields) -> OrderEvent:
 
 
 @pytest.fixture
-def producer(kafka_broker):
+def producer(kafka_bootstrap):
     producer = make_producer(client_id="api-tests-relay")
     yield producer
     producer.close(timeout=1)

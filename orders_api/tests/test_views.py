@@ -306,7 +306,7 @@ class AckWaits:
 
 
 @pytest.fixture
-def ack_waits(monkeypatch, kafka_broker) -> AckWaits:
+def ack_waits(monkeypatch, kafka_bootstrap) -> AckWaits:
     assert runtime.ack_listener().ready.wait(15), "the ACK listener did not position itself"
     waits = AckWaits()
     wait_for = AckListener.wait_for

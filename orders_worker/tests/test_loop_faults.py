@@ -153,7 +153,9 @@ def test_offsets_the_group_took_away_are_not_committed_and_the_loop_goes_on(
     unique_topics, send_events, ack_reader, caplog
 ):
     """A commit refused because the group moved on is not retried (it never could
-    succeed): the offsets stay pending for the revoke, and the next batch is handled."""
+    succeed), and the next batch is handled and committed. (Whether the refused offsets
+    are committed at a revoke is the next test: on Apache Kafka the member may rejoin once
+    right after its first assignment, which commits them here too.)"""
     group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
     worker = FaultyWorker(
         worker_config(), client="consumer", method="commit", error=CommitFailedError("injected")
@@ -165,8 +167,6 @@ def test_offsets_the_group_took_away_are_not_committed_and_the_loop_goes_on(
         send_events(first)
         ack_reader.read_until(lambda records: acks_of(ack_reader, first.event_id))
         eventually(lambda: worker.injector.failed == 1, timeout=10)
-        assert committed_offsets(group, topic) == 0
-        assert sum(o.offset for o in worker._pending.values()) == 1
         worker.injector.heal()
         second = update_of(first)
         send_events(second)
@@ -183,7 +183,8 @@ def test_offsets_pending_at_a_revoke_are_committed_before_the_partitions_go(
     unique_topics, send_events, ack_reader
 ):
     """An applied batch whose commit failed is committed when its partitions are revoked
-    (a second member joins), so their next owner does not apply it again."""
+    (a second member joins), so their next owner does not apply it again. Every commit of
+    the worker's own fails here: only the revoke's can make the offset committed."""
     group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
     worker = FaultyWorker(
         worker_config(), client="consumer", method="commit", error=CommitFailedError("injected")
@@ -193,8 +194,7 @@ def test_offsets_pending_at_a_revoke_are_committed_before_the_partitions_go(
         event = OrderEventFactory()
         send_events(event)
         ack_reader.read_until(lambda records: acks_of(ack_reader, event.event_id))
-        eventually(lambda: worker._pending, timeout=10)
-        assert committed_offsets(group, topic) == 0
+        eventually(lambda: worker.injector.failed, timeout=10)
         joining = make_consumer(topic, group_id=group)
         try:
             # The newcomer's join makes the group rebalance: the worker's revoke commits.

@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from orders_worker.results import order_result_of, order_result_read, order_results_write
 from orderstream.messages import OrderResult
 
@@ -37,6 +39,7 @@ def test_the_result_of_a_state_holds_every_field_in_rfc3339():
     )
 
 
+@pytest.mark.db  # Redis
 def test_writing_no_state_writes_nothing_and_an_absent_result_reads_as_none():
     assert order_results_write(states=[], ttl=0) == 0
     assert order_result_read(order_id=str(uuid.uuid4())) is None

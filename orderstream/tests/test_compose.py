@@ -589,6 +589,7 @@ def scratch_databases():
         yield names
 
 
+@pytest.mark.processes
 @pytest.mark.broker
 def test_api_start_script_migrates_default_and_serves_gunicorn(
     scratch_databases, unique_topics, tmp_path
@@ -645,6 +646,7 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
         launched.cleanup()
 
 
+@pytest.mark.processes
 @pytest.mark.broker
 def test_worker_start_script_migrates_worker_and_runs_the_worker(
     scratch_databases, unique_topics, tmp_path
@@ -718,6 +720,7 @@ def insert_outbox_row(dbname: str, topic: str) -> str:
     return event_id
 
 
+@pytest.mark.processes
 @pytest.mark.broker
 def test_relay_start_script_migrates_the_api_database_and_publishes_what_is_committed(
     scratch_databases, unique_topics, tmp_path
@@ -747,6 +750,7 @@ def test_relay_start_script_migrates_the_api_database_and_publishes_what_is_comm
         launched.cleanup()
 
 
+@pytest.mark.processes
 def test_prestart_migrates_once_when_replicas_start_together(scratch_databases, tmp_path):
     """Two replicas (`--scale worker=2`) migrating one fresh database at once both succeed."""
     env = script_env(scratch_databases, settings, tmp_path)
@@ -777,6 +781,7 @@ def test_prestart_migrates_once_when_replicas_start_together(scratch_databases, 
             log.close()
 
 
+@pytest.mark.processes
 def test_prestart_gives_up_on_an_unreachable_database(tmp_path):
     """The wait for the database is bounded and says what failed."""
     env = script_env(

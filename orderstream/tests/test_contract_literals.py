@@ -23,7 +23,7 @@ from orders_api.idempotency import idempotency_key_clean
 from orders_api.models import Order
 from orders_api.outbox_events import outbox_event_build
 from orders_worker.results import order_result_read
-from orders_worker.rules import order_upsert
+from orders_worker.rules import order_event_decide
 from orders_worker.tests.factories import OrderEventFactory
 from orderstream.messages import InvalidMessage, OrderAck, OrderResult
 
@@ -39,6 +39,7 @@ def test_the_redis_key_of_a_result_is_order_result_colon_order_id():
     assert OrderResult.redis_key(order_id) == "order_result:" + order_id
 
 
+@pytest.mark.db  # Redis
 def test_a_result_stored_under_order_result_colon_order_id_is_read_back():
     """What RedisInsight shows is what the API reads: the plain key of SPEC.md."""
     order_id = str(uuid.uuid4())
@@ -80,7 +81,7 @@ def test_the_topic_names_default_to_the_spec_names():
 # ---------------------------------------------------------------- version limit
 def test_the_largest_postgres_integer_is_a_valid_version():
     event = OrderEventFactory(version=INT32_MAX)
-    decision = order_upsert(stored=None, event=event, processed_at=NOW)
+    decision = order_event_decide(stored=None, event=event, processed_at=NOW)
     assert decision.state.version == 2147483647
 
 
@@ -88,7 +89,7 @@ def test_the_largest_postgres_integer_is_a_valid_version():
 def test_a_version_beyond_the_postgres_integer_is_rejected_naming_the_event(version):
     event = OrderEventFactory(version=version)
     with pytest.raises(InvalidMessage) as raised:
-        order_upsert(stored=None, event=event, processed_at=NOW)
+        order_event_decide(stored=None, event=event, processed_at=NOW)
     assert raised.value.reason == "version: larger than 2147483647"
     assert (raised.value.order_id, raised.value.event_id) == (event.order_id, event.event_id)
 

@@ -28,7 +28,7 @@ import pytest
 from orderstream.tests import processes
 from orderstream.tests.ledger import Load, assert_every_write_applied, redis_client, settle
 
-pytestmark = [pytest.mark.faults, pytest.mark.broker]
+pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.processes]
 
 LOAD_LEAD = 5  # seconds of load before the first fault
 GAP = 5  # seconds of recovery after each fault

@@ -17,6 +17,7 @@ from orderstream.tests import processes
 from orderstream.tests.ledger import Load, Mix, Writer, assert_every_write_applied, settle
 
 pytestmark = [
+    pytest.mark.processes,
     pytest.mark.broker,
     pytest.mark.skipif(
         os.environ.get("BROKER", "tansu") != "kafka" or bool(os.environ.get("TEST_KAFKA_BROKERS")),
