@@ -17,7 +17,7 @@ from orderstream import messages
 from orderstream.messages import OrderEvent, rfc3339
 from orderstream.order_fields import external_id_of
 
-from .exceptions import ApplicationError
+from .errors import EventTooLarge
 from .models import Order, OutboxEvent
 
 
@@ -32,7 +32,7 @@ class PendingEvent(NamedTuple):
 def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
     """The event of `operation` on `order`, encoded once, and its outbox row (not saved).
 
-    Raises ApplicationError (413, field `payload`) for an event larger than the broker
+    Raises EventTooLarge (a 413 naming `payload`) for an event larger than the broker
     takes: it could never be published, so the change must not be accepted.
     """
     now = timezone.now()
@@ -49,12 +49,7 @@ def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
     value = event.to_bytes()
     limit = messages.MAX_EVENT_BYTES
     if len(value) > limit:
-        raise ApplicationError(
-            "payload",
-            f"the order's event would be {len(value)} bytes, more than the limit of {limit}",
-            status_code=413,
-            code="too_large",
-        )
+        raise EventTooLarge(len(value), limit)
     row = OutboxEvent(
         event_id=event.event_id,
         order_id=order.order_id,

@@ -23,14 +23,10 @@ from redis.exceptions import RedisError
 from orderstream.messages import InvalidMessage, OrderResult, rfc3339
 from orderstream.order_fields import amount_in_cents
 
-from .exceptions import ApplicationError
+from .errors import OrderNotFound
 from .models import Order, OutboxEvent
 
 logger = logging.getLogger(__name__)
-
-
-def _not_found(field: str, reason: str) -> ApplicationError:
-    return ApplicationError(field, reason, status_code=404, code="not_found")
 
 
 def order_results_get(*, order_ids: Iterable[uuid.UUID]) -> dict[str, OrderResult]:
@@ -106,7 +102,7 @@ def order_get(*, order_id: uuid.UUID) -> dict:
     """The view of one order; 404 when unknown."""
     order = Order.objects.filter(order_id=order_id).first()
     if order is None:
-        raise _not_found("order_id", "no order with this order_id")
+        raise OrderNotFound("order_id", "no order with this order_id")
     return order_views(orders=[order])[0]
 
 
@@ -121,7 +117,7 @@ def order_get_by_external_id(*, external_id: str, user_id: uuid.UUID) -> dict:
         .first()
     )
     if order is None:
-        raise _not_found("external_id", "no order with this external_id for this user_id")
+        raise OrderNotFound("external_id", "no order with this external_id for this user_id")
     return order_views(orders=[order])[0]
 
 

@@ -81,9 +81,9 @@ def order_upsert(
     """Create (`order_id` None), update (`payload`) or soft-delete (`delete`) an order.
 
     Raises OrderNotFound (an unknown order, or one of another user), OrderDeleted (a
-    change of a deleted order), IdempotencyKeyReused (the key of another request), and
-    ApplicationError for an amount that cannot be computed or (from the outbox) an event
-    larger than MAX_EVENT_BYTES.
+    change of a deleted order), IdempotencyKeyReused (the key of another request),
+    EventTooLarge (an event larger than MAX_EVENT_BYTES) and ApplicationError for an
+    amount that cannot be computed.
     """
     idempotency = None
     if idempotency_key is not None:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from django_redis import get_redis_connection
 
-from orders_api.exceptions import ApplicationError
+from orders_api.errors import EventTooLarge
+from orders_api.exceptions import DOMAIN_STATUSES, ApplicationError
 from orders_api.idempotency import idempotency_key_clean
 from orders_api.models import Order
 from orders_api.outbox_events import outbox_event_build
@@ -111,9 +112,10 @@ def test_an_event_of_exactly_the_limit_is_accepted(monkeypatch):
 
 def test_an_event_one_byte_over_the_limit_is_413(monkeypatch):
     order = an_order_whose_event_is(EVENT_LIMIT + 1, monkeypatch)
-    with pytest.raises(ApplicationError) as raised:
+    with pytest.raises(EventTooLarge) as raised:
         outbox_event_build(order=order, operation="created")
-    assert (raised.value.status_code, raised.value.field) == (413, "payload")
+    assert DOMAIN_STATUSES[EventTooLarge] == 413
+    assert raised.value.field == "payload"
     assert raised.value.reason == (
         "the order's event would be 900001 bytes, more than the limit of 900000"
     )
