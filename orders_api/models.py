@@ -7,11 +7,7 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import MD5
 
-
-class OrderStatus(models.TextChoices):
-    NEW = "new"
-    UPDATED = "updated"
-    DELETED = "deleted"
+from orderstream.statuses import OrderStatus
 
 
 class Order(models.Model):

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from orderstream.messages import OrderAck
+from orderstream.statuses import PENDING, AckStatus
 
 from . import runtime
 from .acks import AckListener
@@ -22,7 +23,6 @@ from .errors import OrderRejected
 from .selectors import order_event_applied
 from .services import OrderWrite, order_upsert
 
-PENDING = "pending"
 # Longest a waiting write waits for this process's ACK listener to be positioned.
 ACK_LISTENER_READY_WAIT = 1.0
 
@@ -97,7 +97,7 @@ def _known_status(write: OrderWrite) -> str | None:
 
 def _acknowledged_status(write: OrderWrite, ack: OrderAck) -> str:
     """The status the worker's `ack` answers; OrderRejected when it rejected the order."""
-    if ack.status == "rejected":
+    if ack.status == AckStatus.REJECTED:
         raise OrderRejected(
             order_id=write.order_id,
             reason=ack.error or "rejected by the worker",

@@ -13,15 +13,15 @@ from rest_framework import serializers
 from rest_framework.utils import html
 
 from orderstream.messages import InexactNumber
+from orderstream.statuses import PENDING, Operation, OrderStatus
 
-from .models import OrderStatus
 from .parsers import json_loads_strict
 
 # order_id values that mean "create a new order" (the Go service's conventions).
 CREATE_MARKERS = (None, "", "0", 0)
 # Accepted `status` values on POST: "deleted" soft-deletes, the others are no-ops.
-STATUS_DELETED = "deleted"
-ACCEPTED_STATUSES = ("", "new", "created", "updated", STATUS_DELETED)
+STATUS_DELETED = Operation.DELETED.value
+ACCEPTED_STATUSES = ("", OrderStatus.NEW, Operation.CREATED, Operation.UPDATED, STATUS_DELETED)
 # The values of `?wait=` on POST (either case); anything else, an empty value too, is a 400.
 WAIT_TRUE_WORDS = ("true", "1", "yes", "on")
 WAIT_FALSE_WORDS = ("false", "0", "no", "off")
@@ -241,7 +241,7 @@ class OrderWriteResponseSerializer(serializers.Serializer):
 
     order_id = serializers.UUIDField()
     status = serializers.ChoiceField(
-        choices=["created", "updated", "deleted", "pending"],
+        choices=[*Operation.values, PENDING],
         help_text='The worker\'s result, or "pending" when the answer did not wait for it.',
     )
 

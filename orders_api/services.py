@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from orderstream.messages import OrderEvent
 from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
+from orderstream.statuses import Operation, OrderStatus
 
 from .errors import OrderDeleted, OrderNotFound
 from .exceptions import ApplicationError
@@ -28,7 +29,7 @@ from .idempotency import (
     is_key_conflict,
     request_fingerprint,
 )
-from .models import IdempotencyKey, Order, OrderStatus
+from .models import IdempotencyKey, Order
 from .outbox_events import outbox_event_add, outbox_event_build
 from .single_statement import insert_in_one_statement
 
@@ -152,11 +153,11 @@ def _order_create(
         bucket=order_bucket(order_id),
         version=1,
     )
-    pending = outbox_event_build(order=order, operation="created")  # 413 if too large
+    pending = outbox_event_build(order=order, operation=Operation.CREATED)  # 413 if too large
     event = pending.event
     key_record = _key_record(idempotency, event)
     insert_in_one_statement(*(row for row in (order, pending.row, key_record) if row))
-    return OrderWrite(order_id=order_id, event_id=event.event_id, operation="created")
+    return OrderWrite(order_id=order_id, event_id=event.event_id, operation=Operation.CREATED)
 
 
 def _order_change(
@@ -175,10 +176,10 @@ def _order_change(
         if order.status == OrderStatus.DELETED:
             raise OrderDeleted()
         if delete:
-            operation = "deleted"
+            operation = Operation.DELETED
             order.status = OrderStatus.DELETED
         else:
-            operation = "updated"
+            operation = Operation.UPDATED
             order.status = OrderStatus.UPDATED
             order.payload = payload
             order.amount = amount

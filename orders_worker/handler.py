@@ -25,6 +25,7 @@ from django.db import Error as DatabaseError
 from django.db import connections
 
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, rfc3339, utc_now
+from orderstream.statuses import AckStatus
 
 from .batch_loop import BatchOutcome, Outgoing, Retry
 from .results import order_results_write
@@ -109,7 +110,7 @@ def _rejection(
     )
     acks = []
     if order_id:
-        ack = OrderAck(event_id, order_id, "rejected", rfc3339(utc_now()), error=error)
+        ack = OrderAck(event_id, order_id, AckStatus.REJECTED, rfc3339(utc_now()), error=error)
         acks.append(Outgoing(config.ack_topic, order_id.encode(), ack.to_bytes()))
     return BatchOutcome(acks=acks, dead_letters=[dead_letter(record, error, config.dlq_topic)])
 

@@ -6,10 +6,7 @@ from django.db.models import F
 from django.db.models.fields.json import KT
 from django.db.models.functions import MD5
 
-
-class ProcessedOrderStatus(models.TextChoices):
-    DONE = "done"
-    DELETED = "deleted"
+from orderstream.statuses import AckStatus, ProcessedStatus
 
 
 class ProcessedOrder(models.Model):
@@ -19,7 +16,7 @@ class ProcessedOrder(models.Model):
     user_id = models.UUIDField(db_index=True)
     amount = models.DecimalField(max_digits=20, decimal_places=2, default=0)
     status = models.CharField(
-        max_length=16, choices=ProcessedOrderStatus.choices, default=ProcessedOrderStatus.DONE
+        max_length=16, choices=ProcessedStatus.choices, default=ProcessedStatus.DONE
     )
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField()
@@ -28,7 +25,7 @@ class ProcessedOrder(models.Model):
     version = models.PositiveIntegerField()
     last_event_id = models.UUIDField(null=True, blank=True)
     # The ACK status of the newest event applied: created, updated or deleted.
-    last_status = models.CharField(max_length=16, default="created")
+    last_status = models.CharField(max_length=16, default=AckStatus.CREATED)
     processed_at = models.DateTimeField()
 
     class Meta:

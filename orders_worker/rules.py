@@ -16,12 +16,10 @@ from enum import StrEnum
 
 from orderstream.messages import InvalidMessage, OrderEvent, event_time
 from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
+from orderstream.statuses import AckStatus, Operation, ProcessedStatus
 
 # The `version` column is a PostgreSQL integer.
 MAX_VERSION = 2**31 - 1
-
-ORDER_DONE = "done"
-ORDER_DELETED = "deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +29,7 @@ class OrderState:
     order_id: str
     user_id: str
     amount: Decimal
-    status: str  # ORDER_DONE or ORDER_DELETED
+    status: str  # ProcessedStatus.DONE or ProcessedStatus.DELETED
     payload: dict
     created_at: datetime
     updated_at: datetime
@@ -69,7 +67,9 @@ def order_stale_answer(*, stored: OrderState, event: OrderEvent) -> UpsertDecisi
     the current state (the last ACK status again if it is the very event stored last)."""
     if stored.last_event_id == event.event_id:
         return UpsertDecision(UpsertOutcome.DUPLICATE, stored.last_status, stored)
-    ack_status = "deleted" if stored.status == ORDER_DELETED else "updated"
+    ack_status = (
+        AckStatus.DELETED if stored.status == ProcessedStatus.DELETED else AckStatus.UPDATED
+    )
     return UpsertDecision(UpsertOutcome.STALE, ack_status, stored)
 
 
@@ -108,13 +108,13 @@ def order_event_decide(
         ) from None
 
     if stored is None:
-        deleted = event.status == "deleted"
-        ack_status = "deleted" if deleted else "created"
+        deleted = event.status == Operation.DELETED
+        ack_status = AckStatus.DELETED if deleted else AckStatus.CREATED
         state = OrderState(
             order_id=event.order_id,
             user_id=event.user_id,
             amount=amount,
-            status=ORDER_DELETED if deleted else ORDER_DONE,
+            status=ProcessedStatus.DELETED if deleted else ProcessedStatus.DONE,
             payload=event.payload,
             created_at=happened_at,
             updated_at=happened_at,
@@ -129,10 +129,10 @@ def order_event_decide(
     if event.version <= stored.version:
         return order_stale_answer(stored=stored, event=event)
 
-    if stored.status == ORDER_DELETED:
-        return UpsertDecision(UpsertOutcome.UNCHANGED, "deleted", stored)
+    if stored.status == ProcessedStatus.DELETED:
+        return UpsertDecision(UpsertOutcome.UNCHANGED, AckStatus.DELETED, stored)
 
-    if event.status == "deleted":
+    if event.status == Operation.DELETED:
         # Soft delete with the data the event carries: the API kept the order's last
         # accepted payload and put it in the event, which may be newer than ours (the
         # delete can overtake an update that waits in the relay; that one is stale then).
@@ -140,24 +140,24 @@ def order_event_decide(
             stored,
             amount=amount,
             payload=event.payload,
-            status=ORDER_DELETED,
+            status=ProcessedStatus.DELETED,
             updated_at=happened_at,
             version=event.version,
             last_event_id=event.event_id,
-            last_status="deleted",
+            last_status=AckStatus.DELETED,
             processed_at=processed_at,
         )
-        return UpsertDecision(UpsertOutcome.APPLIED, "deleted", state)
+        return UpsertDecision(UpsertOutcome.APPLIED, AckStatus.DELETED, state)
 
     state = replace(
         stored,
         amount=amount,
-        status=ORDER_DONE,
+        status=ProcessedStatus.DONE,
         payload=event.payload,
         updated_at=happened_at,
         version=event.version,
         last_event_id=event.event_id,
-        last_status="updated",
+        last_status=AckStatus.UPDATED,
         processed_at=processed_at,
     )
-    return UpsertDecision(UpsertOutcome.APPLIED, "updated", state)
+    return UpsertDecision(UpsertOutcome.APPLIED, AckStatus.UPDATED, state)

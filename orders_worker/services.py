@@ -20,6 +20,7 @@ from django.db import Error as DatabaseError
 from psycopg2.extras import execute_values
 
 from orderstream.messages import InvalidMessage, OrderEvent
+from orderstream.statuses import AckStatus
 
 from .models import ProcessedEvent, ProcessedOrder
 from .rules import OrderState, UpsertOutcome, order_event_decide, order_stale_answer
@@ -209,7 +210,7 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
             try:
                 decision = order_event_decide(stored=stored, event=event, processed_at=processed_at)
             except InvalidMessage as exc:
-                results.append(EventResult(event, "rejected", error=exc.reason))
+                results.append(EventResult(event, AckStatus.REJECTED, error=exc.reason))
                 continue
             states[event.order_id] = decision.state
             if decision.changed:

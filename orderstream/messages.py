@@ -19,10 +19,12 @@ from typing import Any
 
 import simplejson
 
+from .statuses import AckStatus, Operation
+
 # What the API asks for: the operation it performed on its own row.
-EVENT_STATUSES = frozenset({"created", "updated", "deleted"})
+EVENT_STATUSES = frozenset(Operation.values)
 # What the worker reports in the ACK.
-ACK_STATUSES = frozenset({"created", "updated", "deleted", "rejected"})
+ACK_STATUSES = frozenset(AckStatus.values)
 # The largest serialised event the API may publish: below kafka-python's default
 # `max_request_size` (1 MiB), leaving room for the key, headers and record overhead.
 MAX_EVENT_BYTES = 900_000
@@ -61,7 +63,7 @@ def parse_rfc3339(text: str) -> datetime:
     """An RFC 3339 date-time as an aware datetime; ValueError for anything else."""
     if not RFC3339.fullmatch(text):
         raise ValueError("not an RFC 3339 date-time with a time offset")
-    return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    return datetime.fromisoformat(text.upper())  # Python 3.11+ reads the Z
 
 
 def event_time(text: str) -> datetime:

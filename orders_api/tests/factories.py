@@ -5,8 +5,9 @@ import uuid
 import factory
 from django.utils import timezone
 
-from orders_api.models import Order, OrderStatus
+from orders_api.models import Order
 from orderstream.order_fields import order_bucket
+from orderstream.statuses import OrderStatus
 
 
 class OrderFactory(factory.django.DjangoModelFactory):

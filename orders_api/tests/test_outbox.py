@@ -3,6 +3,7 @@ passes (version order, several relays, backoff, parking) and the purge."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -116,29 +117,37 @@ def test_the_relay_backs_off_while_the_broker_is_unreachable(settings, producer)
     assert outbox_relay_once(producer=producer) == (0, 0)
 
 
-@transactional
-def test_relays_in_several_processes_skip_each_others_rows(unique_topics, producer):
-    """A row locked by one relay (FOR UPDATE SKIP LOCKED) is not published by another."""
-    event = _unpublished_event()
+@contextlib.contextmanager
+def another_relay_holding(**rows):
+    """Another relay's transaction, in a thread, holding the outbox rows matching `rows`
+    locked (FOR UPDATE) until the block ends."""
     locked, release = threading.Event(), threading.Event()
 
-    def other_relay():
+    def hold() -> None:
         try:
             with transaction.atomic():
-                list(OutboxEvent.objects.select_for_update().filter(event_id=event.event_id))
+                list(OutboxEvent.objects.select_for_update().filter(**rows))
                 locked.set()
                 release.wait(10)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=other_relay)
+    thread = threading.Thread(target=hold)
     thread.start()
     try:
-        assert locked.wait(10)
-        assert outbox_relay_once(producer=producer) == (0, 0)
+        assert locked.wait(10), "the other relay did not lock its rows"
+        yield
     finally:
         release.set()
         thread.join(10)
+
+
+@transactional
+def test_relays_in_several_processes_skip_each_others_rows(unique_topics, producer):
+    """A row locked by one relay (FOR UPDATE SKIP LOCKED) is not published by another."""
+    event = _unpublished_event()
+    with another_relay_holding(event_id=event.event_id):
+        assert outbox_relay_once(producer=producer) == (0, 0)
     assert outbox_relay_once(producer=producer) == (1, 0)
 
 
@@ -220,25 +229,8 @@ def test_a_relay_never_sends_an_orders_event_before_an_older_one_another_relay_h
     would carry v2 before v1). Once A is done, v2 goes out after v1."""
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     v1, v2 = _committed_changes(2)
-    locked, release = threading.Event(), threading.Event()
-
-    def relay_a_holding_v1():
-        try:
-            with transaction.atomic():
-                list(OutboxEvent.objects.select_for_update().filter(id=v1.id))
-                locked.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=relay_a_holding_v1)
-    thread.start()
-    try:
-        assert locked.wait(10)
+    with another_relay_holding(id=v1.id):
         assert outbox_relay_once(producer=producer) == (0, 0)
-    finally:
-        release.set()
-        thread.join(10)
     assert outbox_relay_once(producer=producer) == (1, 0)  # v1
     assert outbox_relay_once(producer=producer) == (1, 0)  # then v2
     records = reader.read_until(lambda records: len(records) >= 2)

@@ -19,12 +19,13 @@ from django_redis import get_redis_connection
 
 from orders_api import order_writes, runtime, services
 from orders_api.acks import AckListener
-from orders_api.models import IdempotencyKey, Order, OrderStatus, OutboxEvent
+from orders_api.models import IdempotencyKey, Order, OutboxEvent
 from orders_api.tests.factories import OrderFactory
 from orders_worker.models import ProcessedOrder
 from orderstream import messages, order_fields
 from orderstream.messages import MAX_EVENT_BYTES, OrderAck, OrderResult
 from orderstream.order_fields import CENT
+from orderstream.statuses import OrderStatus
 from orderstream.testing import WatchedEvent
 
 pytestmark = pytest.mark.django_db

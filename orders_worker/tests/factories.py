@@ -5,9 +5,10 @@ import uuid
 import factory
 from django.utils import timezone
 
-from orders_worker.models import ProcessedOrder, ProcessedOrderStatus
+from orders_worker.models import ProcessedOrder
 from orderstream.messages import OrderEvent, rfc3339
 from orderstream.order_fields import external_id_of, order_bucket
+from orderstream.statuses import ProcessedStatus
 
 
 class ProcessedOrderFactory(factory.django.DjangoModelFactory):
@@ -18,7 +19,7 @@ class ProcessedOrderFactory(factory.django.DjangoModelFactory):
     order_id = factory.LazyFunction(uuid.uuid4)
     user_id = factory.LazyFunction(uuid.uuid4)
     amount = 10
-    status = ProcessedOrderStatus.DONE
+    status = ProcessedStatus.DONE
     payload = factory.Sequence(lambda n: {"id": f"ext-{n}", "amount": 10})
     created_at = factory.LazyFunction(timezone.now)
     updated_at = factory.LazyAttribute(lambda o: o.created_at)

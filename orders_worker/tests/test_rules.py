@@ -12,14 +12,13 @@ import pytest
 
 from orders_worker.rules import (
     MAX_VERSION,
-    ORDER_DELETED,
-    ORDER_DONE,
     OrderState,
     UpsertOutcome,
     order_event_decide,
 )
 from orderstream.messages import InvalidMessage, OrderEvent
 from orderstream.order_fields import order_bucket
+from orderstream.statuses import ProcessedStatus
 
 from .factories import OrderEventFactory
 
@@ -33,7 +32,7 @@ def stored_state(**changes) -> OrderState:
         order_id=str(uuid.uuid4()),
         user_id=str(uuid.uuid4()),
         amount=Decimal("10.00"),
-        status=ORDER_DONE,
+        status=ProcessedStatus.DONE,
         payload={"id": "old", "amount": 10},
         created_at=EARLIER,
         updated_at=EARLIER,
@@ -63,7 +62,7 @@ def test_first_sight_creates_the_order_and_reports_created(status):
     assert decision.ack_status == "created"
     state = decision.state
     assert (state.order_id, state.user_id) == (event.order_id, event.user_id)
-    assert (state.status, state.amount, state.version) == (ORDER_DONE, Decimal("2.00"), 3)
+    assert (state.status, state.amount, state.version) == (ProcessedStatus.DONE, Decimal("2.00"), 3)
     assert state.payload == event.payload
     assert state.created_at == state.updated_at == datetime.fromisoformat(event.timestamp)
     assert state.bucket == order_bucket(event.order_id)
@@ -76,7 +75,10 @@ def test_first_sight_delete_stores_a_soft_deleted_order_and_reports_deleted():
     decision = order_event_decide(stored=None, event=event, processed_at=NOW)
     assert decision.outcome is UpsertOutcome.APPLIED
     assert decision.ack_status == "deleted"
-    assert (decision.state.status, decision.state.amount) == (ORDER_DELETED, Decimal("3.00"))
+    assert (decision.state.status, decision.state.amount) == (
+        ProcessedStatus.DELETED,
+        Decimal("3.00"),
+    )
 
 
 def test_newer_update_replaces_payload_recomputes_amount_and_reports_updated():
@@ -114,7 +116,7 @@ def test_delete_is_a_soft_delete_that_keeps_the_data_its_event_carries():
     decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.APPLIED, "deleted")
     state = decision.state
-    assert state.status == ORDER_DELETED
+    assert state.status == ProcessedStatus.DELETED
     assert (state.payload, state.amount) == (event.payload, Decimal("999.00"))
     assert (state.version, state.last_status) == (3, "deleted")
     late_update = event_for(stored, status="updated", version=2, payload={"amount": 5})
@@ -124,7 +126,7 @@ def test_delete_is_a_soft_delete_that_keeps_the_data_its_event_carries():
 
 @pytest.mark.parametrize("status", ["created", "updated", "deleted"])
 def test_any_newer_event_for_a_deleted_order_changes_nothing_and_reports_deleted(status):
-    stored = stored_state(status=ORDER_DELETED, last_status="deleted")
+    stored = stored_state(status=ProcessedStatus.DELETED, last_status="deleted")
     event = event_for(stored, status=status, version=9, payload={"amount": 1})
     decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.UNCHANGED, "deleted")
@@ -144,7 +146,7 @@ def test_an_event_not_newer_than_the_stored_version_is_skipped_as_stale(version)
 
 
 def test_a_stale_event_for_a_deleted_order_reports_deleted():
-    stored = stored_state(status=ORDER_DELETED, last_status="deleted", version=4)
+    stored = stored_state(status=ProcessedStatus.DELETED, last_status="deleted", version=4)
     event = event_for(stored, status="created", version=1)
     decision = order_event_decide(stored=stored, event=event, processed_at=NOW)
     assert (decision.outcome, decision.ack_status) == (UpsertOutcome.STALE, "deleted")

@@ -1,0 +1,39 @@
+"""The words of the contract (SPEC.md), each defined once.
+
+- `Operation`: what the API did to its row, the `status` of an event on `orders.events`;
+- `AckStatus`: the worker's answer on `orders.ack` (an operation's result, or `rejected`);
+- `OrderStatus`: the `status` of the API's order row;
+- `ProcessedStatus`: the `status` of the worker's order row (its Redis `order_status`);
+- `PENDING`: the `status` a POST answers when it did not get the worker's ACK (with 202).
+
+They are Django choices (str enums), so models take `.choices` and everything else compares
+and serialises them as their plain values.
+"""
+
+from django.db import models
+
+PENDING = "pending"
+
+
+class Operation(models.TextChoices):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+class AckStatus(models.TextChoices):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    REJECTED = "rejected"
+
+
+class OrderStatus(models.TextChoices):
+    NEW = "new"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+class ProcessedStatus(models.TextChoices):
+    DONE = "done"
+    DELETED = "deleted"
