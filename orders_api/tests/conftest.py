@@ -6,11 +6,9 @@ import json
 import uuid
 
 import pytest
-from kafka import TopicPartition
 
 from orders_api import runtime
-from orderstream.kafka import make_consumer
-from orderstream.testing import eventually
+from orderstream.tests.topics import TopicReader
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -50,44 +48,12 @@ def api(client):
     return JsonClient(client)
 
 
-class TopicReader:
-    """Reads one topic from its current end: what is published after the reader starts."""
-
-    def __init__(self, topic: str):
-        self.topic = topic
-        self.consumer = make_consumer(group_id=None, client_id="api-tests")
-        partitions = eventually(
-            lambda: self.consumer.partitions_for_topic(topic) or self.consumer.topics() and None,
-            message=f"metadata of {topic}",
-        )
-        self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
-        self.consumer.assign(self.partitions)
-        self.consumer.seek_to_end(*self.partitions)
-        for partition in self.partitions:
-            self.consumer.position(partition)
-        self.records = []
-
-    def read_until(self, predicate, *, timeout: float = 15.0) -> list:
-        """Poll until `predicate(records)` holds; return the records read so far."""
-
-        def check():
-            for batch in self.consumer.poll(timeout_ms=100).values():
-                self.records.extend(batch)
-            return predicate(self.records)
-
-        eventually(check, timeout=timeout, interval=0, message=f"records on {self.topic}")
-        return self.records
-
-    def close(self):
-        self.consumer.close()
-
-
 @pytest.fixture
 def topic_reader():
     readers = []
 
     def open_reader(topic: str) -> TopicReader:
-        reader = TopicReader(topic)
+        reader = TopicReader(topic, from_start=False)
         readers.append(reader)
         return reader
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from kafka import TopicPartition
 
 from orders_api import runtime
 from orders_api.models import Order, OutboxEvent
@@ -19,11 +18,12 @@ from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orderstream.devstack.ports import free_port
 from orderstream.devstack.tansu import TansuBroker
-from orderstream.kafka import ensure_topics, make_consumer, make_producer
+from orderstream.kafka import ensure_topics, make_producer
 from orderstream.messages import OrderEvent
 from orderstream.testing import eventually
 from orderstream.tests.failing_clients import RefusingProducer
 from orderstream.tests.running import running
+from orderstream.tests.topics import TopicReader
 
 
 def relay_running(relay: OutboxRelay):
@@ -178,30 +178,6 @@ def test_a_request_during_a_broker_outage_is_delivered_after_it(api, own_broker,
     )
 
 
-def _read_from_start(topic: str, count: int, timeout: float = 20.0) -> list:
-    """The first `count` records of `topic`, read from its beginning."""
-    consumer = make_consumer(group_id=None, client_id="api-tests-start")
-    try:
-        partitions = eventually(
-            lambda: consumer.partitions_for_topic(topic) or consumer.topics() and None,
-            message=f"metadata of {topic}",
-        )
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
-        records: list = []
-
-        def enough():
-            for batch in consumer.poll(timeout_ms=100).values():
-                records.extend(batch)
-            return len(records) >= count
-
-        eventually(enough, timeout=timeout, interval=0, message=f"{count} record(s) on {topic}")
-        return records
-    finally:
-        consumer.close()
-
-
 def test_a_new_process_starts_serving_with_its_ack_listener_positioned(unique_topics):
     """gunicorn's post_worker_init waits for the listener, so the first waiting POST of a
     new worker process is not answered 202 for want of a ready listener."""
@@ -254,7 +230,11 @@ def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_la
                 timeout=40,
                 message="the relay published both events once the broker was up",
             )
-            records = _read_from_start(settings.ORDERS_EVENTS_TOPIC, 2)
+            reader = TopicReader(settings.ORDERS_EVENTS_TOPIC)
+            try:
+                records = reader.read_until(lambda records: len(records) >= 2)
+            finally:
+                reader.close()
             events = {OrderEvent.from_bytes(r.value).event_id for r in records}
             assert events == {str(row.event_id), str(waiting_row.event_id)}
     finally:

@@ -8,57 +8,16 @@ import contextlib
 import copy
 import socket
 import threading
-import time
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
-from kafka import KafkaConsumer
 
 from orders_worker import results, services
 from orderstream.devstack.ports import free_port
-from orderstream.kafka import make_consumer, make_producer
-from orderstream.messages import OrderAck, OrderEvent
-
-
-class TopicReader:
-    """Reads one topic from the beginning, without a group, collecting records."""
-
-    def __init__(self, topic: str):
-        self.topic = topic
-        self.records = []
-        self._consumer: KafkaConsumer = make_consumer(topic, group_id=None)
-
-    def read_until(self, done, timeout: float = 20.0) -> list:
-        """Poll until `done(records)` is true; fail after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while not done(self.records):
-            if time.monotonic() > deadline:
-                pytest.fail(f"{self.topic}: condition not met in {timeout}s, got {self.records}")
-            for recs in self._consumer.poll(timeout_ms=200).values():
-                self.records.extend(recs)
-        return self.records
-
-    def read_for(self, seconds: float) -> list:
-        """Collect whatever arrives during `seconds` (to show that nothing does)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for recs in self._consumer.poll(timeout_ms=100).values():
-                self.records.extend(recs)
-        return self.records
-
-    def acks(self) -> list[OrderAck]:
-        return [OrderAck.from_bytes(r.value) for r in self.records]
-
-    def statuses_by_event(self) -> dict[str, list[str]]:
-        """The ACK statuses read so far, per event_id, in arrival order."""
-        seen: dict[str, list[str]] = {}
-        for ack in self.acks():
-            seen.setdefault(ack.event_id, []).append(ack.status)
-        return seen
-
-    def close(self) -> None:
-        self._consumer.close(autocommit=False)
+from orderstream.kafka import make_producer
+from orderstream.messages import OrderEvent
+from orderstream.tests.topics import TopicReader
 
 
 @pytest.fixture

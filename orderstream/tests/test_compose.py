@@ -29,7 +29,6 @@ from django.apps import apps
 from django.conf import settings
 
 from orders_worker.consumer import WorkerConfig
-from orders_worker.tests.conftest import TopicReader
 from orderstream.devstack.ports import free_port
 from orderstream.tests import processes
 from orderstream.tests.processes import (
@@ -41,6 +40,7 @@ from orderstream.tests.processes import (
     script_env,
     wait_until,
 )
+from orderstream.tests.topics import TopicReader
 
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
