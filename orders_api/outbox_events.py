@@ -14,8 +14,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from orderstream import messages
-from orderstream.messages import OrderEvent, rfc3339
+from orderstream.messages import OrderEvent
 from orderstream.order_fields import external_id_of
+from orderstream.timestamps import rfc3339
 
 from .errors import EventTooLarge
 from .models import Order, OutboxEvent

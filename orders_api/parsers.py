@@ -11,7 +11,7 @@ text encoding (`base64`, `hex`, `zlib`) is a 415.
 
 Numbers are kept exactly or refused, never changed: a payload is stored (and sent to the
 worker) as JSON written from Python floats, so a number with a fraction or an exponent is
-accepted only when a float holds it exactly (`orderstream.messages.exact_float`);
+accepted only when a float holds it exactly (`orderstream.exact_json.exact_float`);
 70368744177664.01 or 999999999999999999.99 sent as JSON numbers are 400s that say to send
 them as strings, which are exact at any size.
 """
@@ -24,7 +24,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 
-from orderstream.messages import InexactNumber, exact_float
+from orderstream.exact_json import InexactNumber, exact_float
 
 from .exceptions import PayloadTooLarge
 

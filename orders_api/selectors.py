@@ -20,8 +20,9 @@ from django.db.models.functions import MD5
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from orderstream.messages import InvalidMessage, OrderResult, rfc3339
+from orderstream.messages import InvalidMessage, OrderResult
 from orderstream.order_fields import amount_in_cents
+from orderstream.timestamps import rfc3339
 
 from .errors import OrderNotFound
 from .models import Order, OutboxEvent

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
 
-from orderstream.messages import InexactNumber
+from orderstream.exact_json import InexactNumber
 from orderstream.statuses import PENDING, Operation, OrderStatus
 
 from .parsers import json_loads_strict

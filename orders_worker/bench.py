@@ -22,7 +22,8 @@ from django.db import connections, transaction
 from django_redis import get_redis_connection
 
 from orderstream.kafka import ensure_topics, make_producer
-from orderstream.messages import OrderEvent, OrderResult, rfc3339, utc_now
+from orderstream.messages import OrderEvent, OrderResult
+from orderstream.timestamps import rfc3339, utc_now
 
 from .consumer import OrderWorker, WorkerConfig
 from .rules import order_event_decide

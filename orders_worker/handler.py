@@ -24,8 +24,9 @@ from datetime import timedelta
 from django.db import Error as DatabaseError
 from django.db import connections
 
-from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, rfc3339, utc_now
+from orderstream.messages import InvalidMessage, OrderAck, OrderEvent
 from orderstream.statuses import AckStatus
+from orderstream.timestamps import rfc3339, utc_now
 
 from .batch_loop import BatchOutcome, Outgoing, Retry
 from .results import order_results_write

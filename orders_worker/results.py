@@ -14,7 +14,8 @@ from collections.abc import Iterable
 
 from django_redis import get_redis_connection
 
-from orderstream.messages import OrderResult, rfc3339
+from orderstream.messages import OrderResult
+from orderstream.timestamps import rfc3339
 
 from .rules import OrderState
 

@@ -14,9 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from orderstream.messages import InvalidMessage, OrderEvent, event_time
+from orderstream.messages import InvalidMessage, OrderEvent
 from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
 from orderstream.statuses import AckStatus, Operation, ProcessedStatus
+from orderstream.timestamps import event_time
 
 # The `version` column is a PostgreSQL integer.
 MAX_VERSION = 2**31 - 1

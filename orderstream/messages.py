@@ -7,19 +7,15 @@ bad message is turned into a dead-letter entry and an error ACK, never a crash.
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import simplejson
-
+from .exact_json import InexactNumber, dumps, exact_float, loads
 from .statuses import AckStatus, Operation
+from .timestamps import event_time, parse_rfc3339
 
 # What the API asks for: the operation it performed on its own row.
 EVENT_STATUSES = frozenset(Operation.values)
@@ -28,9 +24,6 @@ ACK_STATUSES = frozenset(AckStatus.values)
 # The largest serialised event the API may publish: below kafka-python's default
 # `max_request_size` (1 MiB), leaving room for the key, headers and record overhead.
 MAX_EVENT_BYTES = 900_000
-# Event timestamps outside these UTC years are refused: a datetime near year 1 or 9999
-# overflows when moved between time zones (PostgreSQL stores it, Python cannot read it back).
-EVENT_YEARS = range(1970, 9999)
 
 
 class InvalidMessage(ValueError):
@@ -43,117 +36,9 @@ class InvalidMessage(ValueError):
         self.event_id = event_id
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    """Render an aware datetime as RFC 3339 in UTC with a `Z` suffix."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# RFC 3339's date-time (section 5.6): `T` and `Z` in either case, a time offset required.
-# datetime.fromisoformat alone reads more of ISO 8601 (basic format, no seconds).
-RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
-)
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """An RFC 3339 date-time as an aware datetime; ValueError for anything else."""
-    if not RFC3339.fullmatch(text):
-        raise ValueError("not an RFC 3339 date-time with a time offset")
-    return datetime.fromisoformat(text.upper())  # Python 3.11+ reads the Z
-
-
-def event_time(text: str) -> datetime:
-    """An event's `timestamp` as an aware UTC datetime within `EVENT_YEARS`.
-
-    Raises `ValueError` for anything else.
-    """
-    try:
-        moment = parse_rfc3339(text).astimezone(UTC)
-    except OverflowError:
-        raise ValueError("date out of range") from None
-    if moment.year not in EVENT_YEARS:
-        raise ValueError(
-            f"year {moment.year} is outside {EVENT_YEARS.start}..{EVENT_YEARS.stop - 1}"
-        )
-    return moment
-
-
-class InexactNumber(ValueError):
-    """A JSON number that a float cannot hold: it would come back as another number."""
-
-    def __init__(self, text: str):
-        super().__init__(
-            f"{text} has more digits than a JSON number keeps here (a float holds about 15 "
-            "significant digits exactly): send it as a string"
-        )
-        self.text = text
-
-
-def exact_float(text: str) -> float:
-    """A JSON number with a fraction or an exponent as the float that holds it exactly:
-    one whose shortest form (what `json.dumps` writes back) has the same value.
-
-    Raises `InexactNumber` for anything else (70368744177664.01 would come back as
-    70368744177664.02, 1e-400 as 0.0), `ValueError` for one beyond any float (1e400).
-    """
-    number = float(text)
-    if repr(number) == text:  # the usual case: the text is already the float's own form
-        return number
-    if math.isinf(number):
-        raise ValueError(f"{text} is too large for a finite JSON number")
-    if Decimal(repr(number)) != Decimal(text):
-        raise InexactNumber(text)
-    return number
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _fields_of(message: Any) -> dict:
     """A dataclass's fields as a dict, without `asdict`'s deep copy of the payload."""
     return {f.name: getattr(message, f.name) for f in fields(message)}
-
-
-def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON bytes; datetimes become RFC 3339, UUIDs strings, and Decimals
-    numbers with exactly their digits (`Decimal("5.00")` is `5.00`, never a float).
-
-    simplejson writes Decimals that way (the standard library can only go through a
-    float); NaN and Infinity, which JSON has no number for, raise `ValueError`.
-    Non-ASCII text is kept as UTF-8 (one to four bytes a character, where a `\\uXXXX`
-    escape takes six or twelve). A lone surrogate (from a `\\ud800` escape in the input)
-    has no UTF-8 form: such a document falls back to ASCII escapes, which is valid JSON.
-    """
-    options = {
-        "separators": (",", ":"),
-        "default": _json_default,
-        "use_decimal": True,
-        "allow_nan": False,
-        "namedtuple_as_object": False,
-    }
-    try:
-        return simplejson.dumps(data, ensure_ascii=False, **options).encode()
-    except UnicodeEncodeError:
-        return simplejson.dumps(data, **options).encode()
-
-
-def loads(raw: bytes | str, *, parse_float: Callable[[str], Any] = Decimal) -> Any:
-    """JSON as Python values; a number with a fraction or an exponent is a Decimal (never
-    a float, which would change 70368744177664.01), unless `parse_float` says otherwise."""
-    return json.loads(raw, parse_float=parse_float, parse_constant=_refuse_constant)
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a valid JSON number")
 
 
 def _uuid_field(data: dict, name: str) -> str:

@@ -6,9 +6,10 @@ import factory
 from django.utils import timezone
 
 from orders_worker.models import ProcessedOrder
-from orderstream.messages import OrderEvent, rfc3339
+from orderstream.messages import OrderEvent
 from orderstream.order_fields import external_id_of, order_bucket
 from orderstream.statuses import ProcessedStatus
+from orderstream.timestamps import rfc3339
 
 
 class ProcessedOrderFactory(factory.django.DjangoModelFactory):

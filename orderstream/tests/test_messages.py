@@ -12,15 +12,9 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from orders_api.relay_loop import relay_producer
 from orderstream import kafka as project_kafka
-from orderstream.messages import (
-    MAX_EVENT_BYTES,
-    InvalidMessage,
-    OrderAck,
-    OrderEvent,
-    OrderResult,
-    dumps,
-    event_time,
-)
+from orderstream.exact_json import dumps
+from orderstream.messages import MAX_EVENT_BYTES, InvalidMessage, OrderAck, OrderEvent, OrderResult
+from orderstream.timestamps import event_time
 
 CYRILLIC = "Привет, мир! "
 

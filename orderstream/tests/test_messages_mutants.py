@@ -12,19 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from orderstream.messages import (
-    InexactNumber,
-    InvalidMessage,
-    OrderAck,
-    OrderEvent,
-    OrderResult,
-    dumps,
-    event_time,
-    exact_float,
-    loads,
-    rfc3339,
-    utc_now,
-)
+from orderstream.exact_json import InexactNumber, dumps, exact_float, loads
+from orderstream.messages import InvalidMessage, OrderAck, OrderEvent, OrderResult
+from orderstream.timestamps import event_time, rfc3339, utc_now
 
 EVENT_ID = str(uuid.uuid4())
 ORDER_ID = str(uuid.uuid4())

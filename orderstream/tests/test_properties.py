@@ -14,7 +14,8 @@ from decimal import ROUND_HALF_UP, Context, Decimal, Inexact
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from orderstream.messages import OrderAck, OrderEvent, OrderResult, dumps
+from orderstream.exact_json import dumps
+from orderstream.messages import OrderAck, OrderEvent, OrderResult
 from orderstream.order_fields import (
     AMOUNT_DIGITS,
     CENT,
