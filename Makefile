@@ -21,11 +21,10 @@ run: venv
 
 # The static checks, then the suite under coverage (.coveragerc), the processes it starts
 # included; a whole run fails below the floors in scripts/coverage_floor.py.
-COVERAGE_FLOOR ?=
 test: lint
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) -m coverage run scripts/local_stack.py test $(PYTEST_ARGS)
-	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) scripts/coverage_floor.py $(if $(PYTEST_ARGS),,$(COVERAGE_FLOOR))
+	COVERAGE_FILE=$(CURDIR)/.coverage $(PY) scripts/coverage_floor.py $(if $(PYTEST_ARGS),,--floor)
 
 prepare: venv
 	$(PY) scripts/local_stack.py prepare

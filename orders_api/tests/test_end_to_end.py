@@ -116,17 +116,16 @@ def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(
         producer = make_producer(client_id="api-tests-rejecter")
         try:
             while not stop.is_set():
-                for batch in events.consumer.poll(timeout_ms=100).values():
-                    for record in batch:
-                        event = OrderEvent.from_bytes(record.value)
-                        ack = OrderAck(
-                            event_id=event.event_id,
-                            order_id=event.order_id,
-                            status="rejected",
-                            processed_at="2026-01-01T00:00:00Z",
-                            error="amount: exceeds the column",
-                        )
-                        producer.send(unique_topics.ORDERS_ACK_TOPIC, value=ack.to_bytes())
+                for record in events.poll():
+                    event = OrderEvent.from_bytes(record.value)
+                    ack = OrderAck(
+                        event_id=event.event_id,
+                        order_id=event.order_id,
+                        status="rejected",
+                        processed_at="2026-01-01T00:00:00Z",
+                        error="amount: exceeds the column",
+                    )
+                    producer.send(unique_topics.ORDERS_ACK_TOPIC, value=ack.to_bytes())
                 producer.flush(timeout=5)
         finally:
             producer.close(timeout=2)

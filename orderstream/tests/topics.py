@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from kafka import TopicPartition
 
 from orderstream.kafka import make_consumer
@@ -30,16 +32,18 @@ class TopicReader:
         for partition in assigned:
             self._consumer.position(partition)  # fixed now, not at the first poll
 
-    def _poll(self) -> None:
-        for batch in self._consumer.poll(timeout_ms=100).values():
-            self.records.extend(batch)
+    def poll(self) -> list:
+        """One poll (at most 100 ms): the records it read, also kept in `records`."""
+        new = [record for batch in self._consumer.poll(timeout_ms=100).values() for record in batch]
+        self.records.extend(new)
+        return new
 
     def read_until(self, done, timeout: float = 20.0) -> list:
         """Poll until `done(records)` is true (the test fails after `timeout` seconds);
         the records read so far."""
 
         def check():
-            self._poll()
+            self.poll()
             return done(self.records)
 
         eventually(check, timeout=timeout, interval=0, message=f"records on {self.topic}")
@@ -47,7 +51,9 @@ class TopicReader:
 
     def read_for(self, seconds: float) -> list:
         """Collect whatever arrives during `seconds` (to show that nothing does)."""
-        eventually(lambda: self._poll(), timeout=seconds, interval=0, fail=False)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.poll()
         return self.records
 
     def acks(self) -> list[OrderAck]:
