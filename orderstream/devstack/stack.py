@@ -81,21 +81,33 @@ def must_be_loopback(host: str, port: int, what: str, variable: str) -> None:
         )
 
 
+def _answering_or_embedded(
+    stack: Stack, name: str, variable: str, default_port: int, build, folder: str
+):
+    """The server at `variable`'s address when one answers there (None is returned), else
+    `build(data_dir / folder, port, throwaway=...)` started there, or on a free port for a
+    throwaway stack; with the configured (host, port)."""
+    host, port = endpoint(os.environ[variable], default_port)
+    if port_answers(host, port):
+        stack.use(name, f"{host}:{port}")
+        return None, (host, port)
+    must_be_loopback(host, port, name, variable)
+    server = build(
+        stack.data_dir / folder, None if stack.throwaway else port, throwaway=stack.throwaway
+    )
+    stack.start(name, server, f"127.0.0.1:{server.port}")
+    return server, (host, port)
+
+
 def ensure_postgres(stack: Stack) -> None:
     """Use the PostgreSQL of the two DSNs, or start an embedded one (one for both)."""
-    host, port = endpoint(os.environ["API_POSTGRES_DSN"], 5432)
-    if port_answers(host, port):
-        stack.use("PostgreSQL", f"{host}:{port}")
-        return
-    must_be_loopback(host, port, "PostgreSQL", "API_POSTGRES_DSN")
     from orderstream.devstack.postgres import EmbeddedPostgres
 
-    postgres = EmbeddedPostgres(
-        stack.data_dir / "postgres", None if stack.throwaway else port, throwaway=stack.throwaway
+    postgres, address = _answering_or_embedded(
+        stack, "PostgreSQL", "API_POSTGRES_DSN", 5432, EmbeddedPostgres, "postgres"
     )
-    stack.start("PostgreSQL", postgres, f"127.0.0.1:{postgres.port}")
     for variable in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN"):
-        if endpoint(os.environ[variable], 5432) == (host, port):
+        if postgres and endpoint(os.environ[variable], 5432) == address:
             os.environ[variable] = with_port(os.environ[variable], postgres.port)
 
 
@@ -132,18 +144,12 @@ def ensure_database(dsn_variable: str) -> None:
 
 
 def ensure_redis(stack: Stack) -> None:
+    """Use the Redis of REDIS_ADDR, or start an embedded one."""
     from orderstream.devstack.redis import EmbeddedRedis
 
-    host, port = endpoint(os.environ["REDIS_ADDR"], 6379)
-    if port_answers(host, port):
-        stack.use("Redis", f"{host}:{port}")
-        return
-    must_be_loopback(host, port, "Redis", "REDIS_ADDR")
-    redis = EmbeddedRedis(
-        stack.data_dir / "redis", None if stack.throwaway else port, throwaway=stack.throwaway
-    )
-    stack.start("Redis", redis, redis.addr)
-    os.environ["REDIS_ADDR"] = with_port(os.environ["REDIS_ADDR"], redis.port)
+    redis, _ = _answering_or_embedded(stack, "Redis", "REDIS_ADDR", 6379, EmbeddedRedis, "redis")
+    if redis:
+        os.environ["REDIS_ADDR"] = with_port(os.environ["REDIS_ADDR"], redis.port)
 
 
 def ensure_broker(stack: Stack) -> None:
