@@ -142,6 +142,28 @@ health_schema = extend_schema(
     description="Liveness: answers as long as the process serves requests.",
 )
 
+ready_schema = extend_schema(
+    responses={
+        200: inline_serializer(
+            "Ready",
+            {
+                "status": serializers.CharField(),
+                "checks": serializers.DictField(child=serializers.CharField()),
+            },
+        ),
+        503: inline_serializer(
+            "Unavailable",
+            {
+                "status": serializers.CharField(),
+                "down": serializers.ListField(child=serializers.CharField()),
+                "checks": serializers.DictField(child=serializers.CharField()),
+            },
+        ),
+    },
+    description="Readiness: 200 when both PostgreSQL databases, Redis and the broker answer, "
+    "else 503 naming what is down (`down`, and each check's state in `checks`).",
+)
+
 create_schema = extend_schema(
     summary="Create, update or soft-delete an order",
     description=(

@@ -1,4 +1,4 @@
-"""Routes of the API: /health and /orders."""
+"""Routes of the API: /health, /ready and /orders."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
@@ -10,5 +10,6 @@ router.register("orders", views.OrderViewSet, basename="orders")
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("ready", views.ready, name="ready"),
     *router.urls,
 ]

@@ -19,11 +19,13 @@ from .exceptions import ApplicationError
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import idempotency_key_clean
 from .order_writes import order_write
+from .readiness import readiness_check
 from .schema import (
     by_external_schema,
     create_schema,
     health_schema,
     list_schema,
+    ready_schema,
     retrieve_schema,
 )
 from .selectors import order_get, order_get_by_external_id, order_list, order_views
@@ -48,6 +50,17 @@ INTEGER = re.compile(r"-?[0-9]+")
 @permission_classes([AllowAny])
 def health(request):
     return Response({"status": "ok"})
+
+
+@ready_schema
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def ready(request):
+    states = readiness_check()
+    down = sorted(name for name, state in states.items() if state != "ok")
+    if down:
+        return Response({"status": "unavailable", "down": down, "checks": states}, status=503)
+    return Response({"status": "ready", "checks": states})
 
 
 def _preferences(request) -> dict[str, str]:

@@ -15,6 +15,10 @@ from drf_spectacular.views import (
 # drf-spectacular's ReDoc page without its Google Fonts links: nothing from another host.
 redoc = SpectacularRedocView.as_view(url_name="schema", template_name="orders_api/redoc.html")
 
+admin.site.site_header = "OrderStream administration"
+admin.site.site_title = "OrderStream admin"
+admin.site.index_title = "Orders, outbox and processed orders"
+
 urlpatterns = [
     path("", include("orders_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,4 +1,12 @@
-"""/health and /docs are open; the schema is served."""
+"""/health, /ready and /docs are open; the schema is served."""
+
+import pytest
+import redis
+from django.conf import settings
+
+from orderstream.testing import eventually
+
+REDIS_PAUSE_MS = 8000
 
 
 def test_health_answers_ok(client):
@@ -12,3 +20,38 @@ def test_swagger_ui_and_schema_are_served(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     assert "/health" in schema.json()["paths"]
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(databases=["default", "worker"])
+def test_ready_answers_200_when_both_databases_redis_and_the_broker_answer(client):
+    response = client.get("/ready")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "status": "ready",
+        "checks": dict.fromkeys(["postgres_api", "postgres_worker", "redis", "broker"], "ok"),
+    }
+
+
+@pytest.mark.django_db(databases=["default", "worker"])
+def test_ready_is_503_naming_the_broker_when_none_answers(client):
+    """Tests without the broker marker see an address where nothing answers."""
+    body = client.get("/ready").json()
+    assert body["status"] == "unavailable" and body["down"] == ["broker"]
+    assert body["checks"]["broker"].startswith("down: ConnectionError: no broker answers at")
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(databases=["default", "worker"])
+def test_ready_is_503_naming_redis_while_redis_is_paused(client):
+    """CLIENT PAUSE makes Redis hold every command: the PING times out (the client's socket
+    timeout, REDIS_SOCKET_TIMEOUT) and /ready says Redis is down; it is ready again once
+    Redis answers."""
+    # Long enough for the request to start well inside it, and to outlast the ping's
+    # 2 s socket timeout; it ends by itself (an unpause would be held too).
+    redis.Redis.from_url(settings.REDIS_URL).execute_command("CLIENT", "PAUSE", REDIS_PAUSE_MS)
+    response = client.get("/ready")
+    assert response.status_code == 503, response.content
+    assert response.json()["down"] == ["redis"]
+    assert "Timeout" in response.json()["checks"]["redis"]
+    assert eventually(lambda: client.get("/ready").status_code == 200, timeout=30)
