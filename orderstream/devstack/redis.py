@@ -7,23 +7,16 @@ import time
 from pathlib import Path
 
 from .lifetime import stop_with_parent
-from .ports import free_port, port_answers
-from .server import ChildServer
+from .ports import port_answers
+from .server import DataDirServer
 
 
-class EmbeddedRedis(ChildServer):
+class EmbeddedRedis(DataDirServer):
     """A redis-server on 127.0.0.1:`port` with its data in `data_dir`.
 
     A kept instance (make run) writes an append-only file there, so a restart keeps the
     results; a throwaway one (make test) persists nothing.
     """
-
-    def __init__(self, data_dir: Path, port: int | None = None, *, throwaway: bool = False):
-        self.data_dir = Path(data_dir).resolve()
-        self.port = port or free_port()
-        self.throwaway = throwaway
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        self.process: subprocess.Popen | None = None
 
     @property
     def addr(self) -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from pathlib import Path
+
+from .ports import free_port
 
 
 class ChildServer:
@@ -35,3 +38,15 @@ class ChildServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class DataDirServer(ChildServer):
+    """A server on 127.0.0.1:`port` (a free one when None) keeping its data in `data_dir`
+    and its log beside it (`<data_dir>.log`); a `throwaway` one keeps nothing afterwards."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, throwaway: bool = False):
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port or free_port()
+        self.throwaway = throwaway
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.process: subprocess.Popen | None = None

@@ -24,6 +24,7 @@ from orderstream.order_fields import (
     InvalidAmount,
     order_amount,
 )
+from orderstream.statuses import AckStatus, Operation
 
 # Exact arithmetic for the reference computation: far more digits than any drawn value.
 EXACT = Context(prec=10_000, Emax=10**6, Emin=-(10**6), traps=[Inexact])
@@ -177,7 +178,7 @@ result_payloads = st.dictionaries(
     order_id=uuids,
     user_id=uuids,
     payload=event_payloads,
-    status=st.sampled_from(["created", "updated", "deleted"]),
+    status=st.sampled_from(Operation.values),
     version=st.integers(1, 2**31 - 1),
     timestamp=timestamps,
     external_id=st.none() | texts,
@@ -190,7 +191,7 @@ def test_an_event_reads_back_as_itself(**fields):
 @given(
     event_id=st.none() | uuids,
     order_id=st.none() | uuids,
-    status=st.sampled_from(["created", "updated", "deleted", "rejected"]),
+    status=st.sampled_from(AckStatus.values),
     processed_at=timestamps,
     error=st.none() | texts,
 )
@@ -201,7 +202,7 @@ def test_an_ack_reads_back_as_itself(**fields):
 
 @given(
     order_id=uuids,
-    status=st.sampled_from(["created", "updated", "deleted"]),
+    status=st.sampled_from(Operation.values),
     processed_at=timestamps,
     order_status=st.sampled_from(["done", "deleted"]),
     user_id=uuids,

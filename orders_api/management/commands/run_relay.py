@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
 
 from django.core.management.base import BaseCommand
 
 from orders_api.relay_loop import OutboxRelay
+from orderstream.stop_signals import stop_on_signals
 
 
 class Command(BaseCommand):
@@ -28,12 +28,6 @@ class Command(BaseCommand):
         if options["log_level"]:
             logging.getLogger().setLevel(options["log_level"])
         relay = OutboxRelay()
-
-        def request_stop(signum, frame):
-            relay.stop()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        stop_on_signals(relay.stop)
         relay.run()
         self.stdout.write(f"relay stopped after {relay.published} events")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
 
 from django.core.management.base import BaseCommand
 
 from orders_worker.consumer import OrderWorker, WorkerConfig
+from orderstream.stop_signals import stop_on_signals
 
 
 class Command(BaseCommand):
@@ -45,12 +45,6 @@ class Command(BaseCommand):
             )
         )
 
-        def request_stop(signum, frame):
-            worker.stop()
-            # A second Ctrl-C interrupts at once.
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        stop_on_signals(worker.stop)
         processed = worker.run()
         self.stdout.write(f"worker stopped after {processed} messages")
