@@ -92,8 +92,9 @@ class BatchHandler(Protocol):
     def handle(self, records: list, retry: Retry) -> BatchOutcome:
         """Handle `records` (in poll order); raise when some record makes a step fail."""
 
-    def reject(self, record, error: Exception) -> BatchOutcome:
-        """The answer to a record that failed alone with `error`: its dead letter."""
+    def reject(self, record, error: Exception, retry: Retry) -> BatchOutcome:
+        """The answer to a record that failed alone with `error`: its dead letter (any
+        I/O of its own runs through `retry`)."""
 
     def periodic(self) -> None:
         """Housekeeping, called between batches (the handler paces itself)."""
@@ -271,7 +272,7 @@ class BatchLoop(GroupMember):
         except BatchAbandoned:
             raise
         except Exception as exc:
-            self._publish(self.handler.reject(record, exc), "produce a dead letter")
+            self._publish(self.handler.reject(record, exc, self._retry), "produce a dead letter")
 
     def _publish(self, outcome: BatchOutcome, what: str) -> None:
         self._retry(what, lambda: self._produce(outcome.acks + outcome.dead_letters))
