@@ -10,6 +10,7 @@ read again and its events are answered from the stored state, like stale events.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -182,21 +183,31 @@ def _record_events(cursor, results: list[EventResult], processed_at: datetime) -
     execute_values(cursor, sql, values, page_size=max(len(values), 1))
 
 
+@functools.cache
+def _locked_orders_sql() -> str:
+    """The batch's reads, written once (the ORM built them anew for every batch): the
+    stored orders, locked, and the event ids handled before."""
+    table = ProcessedOrder._meta.db_table
+    return f"SELECT * FROM {table} WHERE order_id = ANY(%s::uuid[]) FOR UPDATE"
+
+
+@functools.cache
+def _seen_events_sql() -> str:
+    table = ProcessedEvent._meta.db_table
+    return f"SELECT event_id, ack_status FROM {table} WHERE event_id = ANY(%s::uuid[])"
+
+
 def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult]:
     with transaction.atomic(using=DB_ALIAS):
-        order_ids = {e.order_id for e in events}
+        order_ids = list({e.order_id for e in events})
         states: dict[str, OrderState] = {
             str(row.order_id): _state_of(row)
-            for row in ProcessedOrder.objects.using(DB_ALIAS)
-            .select_for_update()
-            .filter(order_id__in=order_ids)
+            for row in ProcessedOrder.objects.using(DB_ALIAS).raw(_locked_orders_sql(), [order_ids])
         }
-        seen: dict[str, str] = {
-            str(event_id): status
-            for event_id, status in ProcessedEvent.objects.using(DB_ALIAS)
-            .filter(event_id__in={e.event_id for e in events})
-            .values_list("event_id", "ack_status")
-        }
+        connection = connections[DB_ALIAS]
+        with connection.cursor() as cursor:
+            cursor.execute(_seen_events_sql(), [list({e.event_id for e in events})])
+            seen: dict[str, str] = {str(event_id): status for event_id, status in cursor}
         changed: dict[str, OrderState] = {}
         results = []
         for event in events:
@@ -219,7 +230,6 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
             results.append(
                 EventResult(event, decision.ack_status, decision.state, decision.outcome)
             )
-        connection = connections[DB_ALIAS]
         # The raw psycopg2 cursor for execute_values; errors still become Django's.
         with connection.cursor() as cursor, connection.wrap_database_errors:
             if changed:
