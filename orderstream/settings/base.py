@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from orderstream.log_format import TEXT_FORMAT, log_format_from
+
 
 def env(name: str, default: str) -> str:
     """Return the environment variable `name`, or `default` when unset or empty."""
@@ -259,20 +261,24 @@ SPECTACULAR_SETTINGS = {
 }
 
 # ------------------------------------------------------------------------------
-# LOGGING: one dict, everything to stdout.
+# LOGGING: one dict, everything to stdout, as text or one JSON object per line
+# (orderstream/log_format.py; gunicorn.conf.py follows the same LOG_FORMAT).
 # ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = log_format_from(env("LOG_FORMAT", "text"))
+LOGGING_CONFIG = "orderstream.log_format.logging_configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"},
+        "text": {"format": TEXT_FORMAT},
+        "json": {"()": "orderstream.log_format.JsonFormatter"},
     },
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
         },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},

@@ -800,5 +800,5 @@ def test_prestart_gives_up_on_an_unreachable_database(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0
-    assert "database `default` not reachable after 2s" in result.stderr
+    assert "database `default` not reachable after 2s" in result.stdout
     assert time.monotonic() - started < 30
