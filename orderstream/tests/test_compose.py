@@ -11,12 +11,15 @@ broker, exactly as the containers run them.
 from __future__ import annotations
 
 import ast
+import http.server
 import importlib.resources
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -72,7 +75,12 @@ PUBLISHED_PORTS = {
     "kafka-ui": 8081,
     "adminer": 8082,
     "redisinsight": 5540,
+    "prometheus": 9090,
+    "grafana": 3000,
 }
+# Secrets .env.example leaves empty, so that compose refuses to start until they are set;
+# the README's first command generates them into .env.
+GENERATED_SECRETS = ("GRAFANA_ADMIN_PASSWORD",)
 
 
 # ------------------------------------------------------------------------------
@@ -181,9 +189,17 @@ def load_compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
+def stack_env() -> dict[str, str]:
+    """The .env the README's first command makes: .env.example, generated secrets set."""
+    values = read_env_file(ENV_EXAMPLE)
+    values.update({name: secrets.token_urlsafe(32) for name in GENERATED_SECRETS})
+    return values
+
+
 def resolved_compose() -> dict:
-    """The compose file as `docker compose --env-file .env.example` would see it."""
-    return interpolate(load_compose(), read_env_file(ENV_EXAMPLE))
+    """The compose file as `docker compose --env-file .env` would see it (.env made by the
+    README's first command from .env.example)."""
+    return interpolate(load_compose(), stack_env())
 
 
 def service_env(service: dict) -> dict[str, str]:
@@ -426,6 +442,47 @@ def test_every_published_port_binds_to_loopback_only():
             assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry}"
 
 
+def api_healthcheck(port: int) -> list[str]:
+    """The api's compose healthcheck as written (minus CMD), on `port` instead of 8080."""
+    test = resolved_compose()["services"]["api"]["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    return [part.replace("127.0.0.1:8080/", f"127.0.0.1:{port}/") for part in test[1:]]
+
+
+def test_api_healthcheck_is_its_readiness_not_its_liveness():
+    """Healthy = /ready answers 200 (databases, Redis, broker), not only /health."""
+    command = " ".join(api_healthcheck(8080))
+    assert "http://127.0.0.1:8080/ready" in command
+    assert "/health" not in command
+    assert resolved_compose()["services"]["api"]["healthcheck"]["start_period"]
+
+
+def test_api_healthcheck_fails_while_ready_answers_503():
+    """The command itself fails on a 503 of /ready (what /ready answers while a database,
+    Redis or the broker is down), although /health answers 200."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/health" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert http_get(f"http://127.0.0.1:{port}/health")[0] == 200
+        result = subprocess.run(api_healthcheck(port), capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert result.returncode != 0
+    assert "503" in result.stderr
+
+
 def worker_healthcheck_args() -> dict[str, str]:
     """`--option value` pairs of the worker's healthcheck command."""
     test = resolved_compose()["services"]["worker"]["healthcheck"]["test"]
@@ -475,10 +532,15 @@ def test_secrets_come_from_the_env_file_only():
     assert raw_env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
     assert "${POSTGRES_PASSWORD:?" in raw_env["API_POSTGRES_DSN"]
     example = read_env_file(ENV_EXAMPLE)
-    with pytest.raises(InterpolationError, match="DJANGO_SECRET_KEY"):
-        interpolate(load_compose(), {k: v for k, v in example.items() if k != "DJANGO_SECRET_KEY"})
-    with pytest.raises(InterpolationError, match="POSTGRES_PASSWORD"):
-        interpolate(load_compose(), {k: v for k, v in example.items() if k != "POSTGRES_PASSWORD"})
+    env = stack_env()
+    for name in ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", *GENERATED_SECRETS):
+        with pytest.raises(InterpolationError, match=name):
+            interpolate(load_compose(), {k: v for k, v in env.items() if k != name})
+    # No committed value: .env.example leaves them empty, and compose refuses an empty one.
+    for name in GENERATED_SECRETS:
+        assert example[name] == "", f".env.example must not hold a value for {name}"
+        with pytest.raises(InterpolationError, match=name):
+            interpolate(load_compose(), example)
     assert len(example["DJANGO_SECRET_KEY"]) >= 32
     for keyword, arguments in dockerfile_instructions():
         if keyword in ("ENV", "ARG"):
@@ -624,6 +686,17 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
         base = f"http://127.0.0.1:{port}"
         status, _, body = wait_until(lambda: http_get(f"{base}/health"), 40, "/health", launched)
         assert status == 200 and json.loads(body) == {"status": "ok"}
+        # The compose healthcheck (readiness: /ready) passes once everything answers.
+        healthcheck = api_healthcheck(port)
+        wait_until(
+            lambda: (
+                subprocess.run(healthcheck, env=env, capture_output=True, timeout=30).returncode
+                == 0
+            ),
+            30,
+            "the api healthcheck (/ready) to pass",
+            launched,
+        )
         assert "gunicorn" in launched.command_line()  # the shell was replaced by exec
 
         status, headers, body = http_get(f"{base}/static/admin/css/base.css")
