@@ -123,8 +123,8 @@ def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard
 def test_the_dashboard_shows_throughput_latency_lag_outbox_and_dead_letters():
     expressions = " ".join(e for _, e in check_monitoring.dashboard_expressions(DASHBOARD))
     for metric in (
-        "django_http_responses_total_by_status_view_method",
-        "django_http_requests_latency_seconds_by_view_method_bucket",
+        "orderstream_http_requests_total",
+        "orderstream_http_request_duration_seconds_bucket",
         "orderstream_worker_events_total",
         "orderstream_worker_consumer_lag",
         "orderstream_outbox_depth",
