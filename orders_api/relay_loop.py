@@ -6,7 +6,9 @@ OUTBOX_RELAY_INTERVAL seconds, which catches anything a notification missed (a r
 that was down, a row whose retry came due, a parked row put back). After a failed pass it
 backs off (exponentially, up to OUTBOX_RELAY_MAX_BACKOFF), deaf to notifications, and
 after RENEW_AFTER failed passes in a row it replaces its producer. Every
-OUTBOX_PURGE_INTERVAL seconds it purges (`purge.expired_rows_purge`).
+OUTBOX_PURGE_INTERVAL seconds it purges (`purge.expired_rows_purge`). Every turn of the
+loop touches its liveness heartbeat (RELAY_HEARTBEAT_FILE, see orderstream/heartbeat.py):
+a pass that never returns lets it go stale.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from kafka import KafkaProducer
 
+from orderstream.heartbeat import Heartbeat
 from orderstream.kafka import make_producer
 
 from .outbox_notifications import OutboxNotifications
@@ -58,6 +61,7 @@ class OutboxRelay:
         self.passes = 0  # passes made (for tests and logs)
         self.published = 0
         self._stop = threading.Event()
+        self._heartbeat = Heartbeat(settings.RELAY_HEARTBEAT_FILE)
 
     def stop(self) -> None:
         """End the loop after the current pass (safe from a signal handler)."""
@@ -75,6 +79,7 @@ class OutboxRelay:
         next_purge = 0.0
         try:
             while not self.stopping:
+                self._heartbeat.touch()
                 published, failed = self._pass_safely()
                 failures = failures + 1 if failed else 0
                 if failures and failures % self.RENEW_AFTER == 0:

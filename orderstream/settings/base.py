@@ -181,7 +181,7 @@ WORKER_ACK_LINGER_MS = int(env("WORKER_ACK_LINGER_MS", "20"))
 # a broker that holds empty fetches instead of answering them when data comes.
 WORKER_IDLE_POLL_MS = int(env("WORKER_IDLE_POLL_MS", "0"))
 # File the worker touches (at most once a second) on every turn of its loop, retry waits
-# included; `python -m orders_worker.heartbeat` checks its age. Empty = no heartbeat.
+# included; `python -m orderstream.heartbeat` checks its age. Empty = no heartbeat.
 WORKER_HEARTBEAT_FILE = env("WORKER_HEARTBEAT_FILE", "")
 # A worker that has held no partitions for this many seconds (longer than a rebalance
 # takes) logs a WARNING at every stats interval; past WORKER_UNASSIGNED_MAX_SECONDS it stops
@@ -210,6 +210,9 @@ OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
 OUTBOX_RELAY_INTERVAL = float(env("OUTBOX_RELAY_INTERVAL", "1"))
 OUTBOX_RELAY_MAX_BACKOFF = float(env("OUTBOX_RELAY_MAX_BACKOFF", "30"))
 OUTBOX_RELAY_BATCH = int(env("OUTBOX_RELAY_BATCH", "500"))
+# File the relay touches (at most once a second) on every turn of its loop, backoff waits
+# included; `python -m orderstream.heartbeat` checks its age. Empty = no heartbeat.
+RELAY_HEARTBEAT_FILE = env("RELAY_HEARTBEAT_FILE", "")
 OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
 # How long an Idempotency-Key is remembered (per user).
 IDEMPOTENCY_KEY_TTL_SECONDS = int(env("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))

@@ -483,12 +483,19 @@ def test_api_healthcheck_fails_while_ready_answers_503():
     assert "503" in result.stderr
 
 
-def worker_healthcheck_args() -> dict[str, str]:
-    """`--option value` pairs of the worker's healthcheck command."""
-    test = resolved_compose()["services"]["worker"]["healthcheck"]["test"]
-    assert test[:4] == ["CMD", "python", "-m", "orders_worker.heartbeat"], test
+def heartbeat_healthcheck_args(service: str) -> dict[str, str]:
+    """`--option value` pairs of a service's heartbeat healthcheck command."""
+    test = resolved_compose()["services"][service]["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "-m", "orderstream.heartbeat"], test
     options = test[4:]
     return dict(zip(options[::2], options[1::2], strict=True))
+
+
+def heartbeat_healthcheck_on(service: str, heartbeat_file: Path) -> list[str]:
+    """A service's heartbeat healthcheck as written (minus CMD), on `heartbeat_file`."""
+    healthcheck = resolved_compose()["services"][service]["healthcheck"]["test"][1:]
+    healthcheck[healthcheck.index("--file") + 1] = str(heartbeat_file)
+    return healthcheck
 
 
 def test_worker_healthcheck_checks_the_heartbeat_of_its_loop():
@@ -496,7 +503,7 @@ def test_worker_healthcheck_checks_the_heartbeat_of_its_loop():
     touches, and allows more than the longest legitimate gap between two turns (a poll
     interval of the group plus a retry backoff wait)."""
     worker = resolved_compose()["services"]["worker"]
-    args = worker_healthcheck_args()
+    args = heartbeat_healthcheck_args("worker")
     heartbeat_file = service_env(worker)["WORKER_HEARTBEAT_FILE"]
     assert args["--file"] == heartbeat_file
     assert heartbeat_file.startswith("/tmp/"), "the non-root user must be able to write it"
@@ -504,6 +511,27 @@ def test_worker_healthcheck_checks_the_heartbeat_of_its_loop():
     assert float(args["--max-age"]) > max_poll_interval + WorkerConfig.backoff_max
     for key in ("interval", "timeout", "retries", "start_period"):
         assert worker["healthcheck"][key], f"worker healthcheck without {key}"
+
+
+def test_relay_healthcheck_checks_the_heartbeat_of_its_loop():
+    """The relay is healthy while its loop turns: the file it touches, allowing more than a
+    backoff wait and a pass (bounded by the broker's waits)."""
+    relay = resolved_compose()["services"]["relay"]
+    args = heartbeat_healthcheck_args("relay")
+    heartbeat_file = service_env(relay)["RELAY_HEARTBEAT_FILE"]
+    assert args["--file"] == heartbeat_file
+    assert heartbeat_file.startswith("/tmp/"), "the non-root user must be able to write it"
+    assert (
+        heartbeat_file
+        != service_env(resolved_compose()["services"]["worker"])["WORKER_HEARTBEAT_FILE"]
+    )
+    variables = settings_variables()
+    longest_gap = float(variables["OUTBOX_RELAY_MAX_BACKOFF"]) + 2 * float(
+        variables["OUTBOX_PUBLISH_TIMEOUT"]
+    )
+    assert float(args["--max-age"]) > 2 * longest_gap
+    for key in ("interval", "timeout", "retries", "start_period"):
+        assert relay["healthcheck"][key], f"relay healthcheck without {key}"
 
 
 def test_kafka_runs_kraft_with_a_listener_for_containers_and_one_for_the_host():
@@ -731,8 +759,7 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
         scratch_databases, unique_topics, tmp_path, WORKER_HEARTBEAT_FILE=str(heartbeat_file)
     )
     # The compose healthcheck as written (minus CMD), on this test's heartbeat file.
-    healthcheck = resolved_compose()["services"]["worker"]["healthcheck"]["test"][1:]
-    healthcheck[healthcheck.index("--file") + 1] = str(heartbeat_file)
+    healthcheck = heartbeat_healthcheck_on("worker", heartbeat_file)
 
     def healthy() -> bool:
         result = subprocess.run(healthcheck, cwd=ROOT, env=env, capture_output=True, timeout=30)
@@ -799,8 +826,17 @@ def test_relay_start_script_migrates_the_api_database_and_publishes_what_is_comm
     scratch_databases, unique_topics, tmp_path
 ):
     """start-relay.sh: waits, migrates only `default`, execs run_relay, which publishes a
-    row committed after it started, and stops on SIGTERM with exit 0."""
-    env = script_env(scratch_databases, unique_topics, tmp_path, OUTBOX_RELAY_INTERVAL="3600")
+    row committed after it started, and stops on SIGTERM with exit 0; the compose
+    healthcheck (on this test's heartbeat file) passes while it runs."""
+    heartbeat_file = tmp_path / "relay.alive"
+    env = script_env(
+        scratch_databases,
+        unique_topics,
+        tmp_path,
+        OUTBOX_RELAY_INTERVAL="3600",
+        RELAY_HEARTBEAT_FILE=str(heartbeat_file),
+    )
+    healthcheck = heartbeat_healthcheck_on("relay", heartbeat_file)
     launched = Launched(START_SCRIPTS["relay"], env, tmp_path / "relay.log")
     reader = TopicReader(unique_topics.ORDERS_EVENTS_TOPIC)
     try:
@@ -817,6 +853,8 @@ def test_relay_start_script_migrates_the_api_database_and_publishes_what_is_comm
         second = insert_outbox_row(scratch_databases["default"], reader.topic)
         records = reader.read_until(lambda records: len(records) >= 2, timeout=30)
         assert [json.loads(r.value)["event_id"] for r in records] == [first, second]
+        result = subprocess.run(healthcheck, cwd=ROOT, env=env, capture_output=True, timeout=30)
+        assert result.returncode == 0, result.stderr
         assert launched.stop() == 0, launched.output()
     finally:
         reader.close()
