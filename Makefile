@@ -41,11 +41,14 @@ lint: venv compose-lint
 clean:
 	rm -rf $(VENV) .local staticfiles .pytest_cache
 
-# The compose stack without a Docker engine: compose-spec schema, hadolint, shellcheck.
+# The compose stack without a Docker engine: compose-spec schema, hadolint, shellcheck, and
+# its monitoring: promtool on the Prometheus config and the dashboard's PromQL, the metric
+# names (scripts/check_monitoring.py; without promtool those steps are skipped, saying so).
 compose-lint: venv
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose/docker-compose.yml
 	$(VENV)/bin/hadolint --failure-threshold info compose/Dockerfile
 	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-relay.sh compose/start-worker.sh
+	$(PY) scripts/check_monitoring.py
 
 # Benchmarks; BENCH_ARGS="--help" lists their options (see README "HTTP API" and "Worker").
 # bench-api measures the running `make run` stack; bench-worker brings its own broker,

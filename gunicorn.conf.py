@@ -12,6 +12,10 @@ graceful_timeout = 20
 # A new worker serves once its ACK listener is positioned, or after this many seconds.
 LISTENER_READY_TIMEOUT = 10
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
+# LOG_FORMAT=json: gunicorn's own lines (start, workers, access) as JSON too, like Django's
+# (orderstream/log_format.py; the settings refuse a value other than text or json).
+if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
+    logger_class = "orderstream.log_format.GunicornJsonLogger"
 
 
 def post_worker_init(worker):

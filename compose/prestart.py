@@ -6,11 +6,16 @@
 Waits until the alias's database accepts connections (bounded by --timeout), then runs
 `migrate --database <alias> --noinput` while holding a PostgreSQL advisory lock, so that
 replicas started together (`--scale worker=3`) migrate one after the other.
+
+Everything it says goes through the project's logging (so LOG_FORMAT=json makes the
+container's whole output JSON lines), migrate's own output included.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import logging
 import os
 import sys
 import time
@@ -18,6 +23,21 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("prestart")
+
+
+class LoggedLines(io.TextIOBase):
+    """A text stream that logs each complete line it is given (migrate's output)."""
+
+    def __init__(self):
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            if line.strip():
+                logger.info("%s", line.rstrip())
+        return len(text)
 
 
 def wait_for_database(alias: str, timeout: float) -> None:
@@ -33,14 +53,14 @@ def wait_for_database(alias: str, timeout: float) -> None:
         except OperationalError as exc:
             connections[alias].close()
             if time.monotonic() >= deadline:
-                raise SystemExit(
-                    f"prestart: database `{alias}` not reachable after {timeout:.0f}s: "
-                    f"{str(exc).strip()}"
-                ) from None
-            print(f"prestart: waiting for database `{alias}` (attempt {attempt})", flush=True)
+                logger.error(
+                    "database `%s` not reachable after %.0fs: %s", alias, timeout, str(exc).strip()
+                )
+                raise SystemExit(1) from None
+            logger.info("waiting for database `%s` (attempt %d)", alias, attempt)
             time.sleep(1)
         else:
-            print(f"prestart: database `{alias}` is up", flush=True)
+            logger.info("database `%s` is up", alias)
             return
 
 
@@ -54,7 +74,9 @@ def migrate_locked(alias: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [key])
     try:
-        call_command("migrate", database=alias, interactive=False, verbosity=1)
+        output = LoggedLines()
+        call_command("migrate", database=alias, interactive=False, verbosity=1, stdout=output)
+        output.write("\n")  # a last line without its newline
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])

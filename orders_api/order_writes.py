@@ -10,10 +10,12 @@ only before its first read, or while no broker answers) and without one it does 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 
+from orderstream.log_format import log_fields
 from orderstream.messages import OrderAck
 from orderstream.statuses import PENDING, AckStatus
 
@@ -22,6 +24,8 @@ from .acks import AckListener
 from .errors import OrderRejected
 from .selectors import order_event_applied
 from .services import OrderWrite, order_upsert
+
+logger = logging.getLogger(__name__)
 
 # Longest a waiting write waits for this process's ACK listener to be positioned.
 ACK_LISTENER_READY_WAIT = 1.0
@@ -69,7 +73,19 @@ def order_write(
         ack = listener.wait_for(write.event_id, max(wait_seconds - (time.monotonic() - started), 0))
         if ack is not None:
             status = _acknowledged_status(write, ack)
-    return WriteOutcome(order_id=write.order_id, status=status or PENDING, replayed=write.replayed)
+    outcome = WriteOutcome(
+        order_id=write.order_id, status=status or PENDING, replayed=write.replayed
+    )
+    logger.debug(
+        "order %s %s (event %s%s): answered %s",
+        write.order_id,
+        write.operation,
+        write.event_id,
+        ", replayed" if write.replayed else "",
+        outcome.status,
+        extra=log_fields(order_id=write.order_id, event_id=write.event_id),
+    )
+    return outcome
 
 
 def _ready_listener(wait_seconds: float) -> AckListener | None:

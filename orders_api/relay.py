@@ -26,6 +26,8 @@ from kafka.errors import (
     RecordListTooLargeError,
 )
 
+from orderstream.log_format import log_fields
+
 from .models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -97,11 +99,21 @@ def _send_all(producer, rows: list[OutboxEvent]) -> tuple[list[int], list[tuple]
     published = []
     for row, future in sent:
         try:
-            future.get(timeout=0.01)
+            metadata = future.get(timeout=0.01)
         except KafkaError as exc:  # refused, or not confirmed in time (KafkaTimeoutError)
             failed.append((row, exc))
         else:
             published.append(row.id)
+            logger.debug(
+                "outbox relay published %s v%d (event %s) at %s[%d]@%d",
+                row.order_id,
+                row.version,
+                row.event_id,
+                metadata.topic,
+                metadata.partition,
+                metadata.offset,
+                extra=log_fields(order_id=row.order_id, event_id=row.event_id, record=metadata),
+            )
     return published, failed
 
 
@@ -120,6 +132,7 @@ def _record_failures(failed: list[tuple], now) -> int:
                 row.version,
                 row.event_id,
                 row.last_error,
+                extra=log_fields(order_id=row.order_id, event_id=row.event_id),
             )
         else:
             row.next_attempt_at = now + timedelta(seconds=relay_backoff(row.attempts))

@@ -7,7 +7,9 @@ OUTBOX_RELAY_INTERVAL seconds, which catches anything a notification missed (a r
 that was down, a row whose retry came due, a parked row put back). After a failed pass it
 backs off (exponentially, up to OUTBOX_RELAY_MAX_BACKOFF), deaf to notifications, and
 after RENEW_AFTER failed passes in a row it replaces its producer. Every
-OUTBOX_PURGE_INTERVAL seconds it purges (`purge.expired_rows_purge`).
+OUTBOX_PURGE_INTERVAL seconds it purges (`purge.expired_rows_purge`). Every turn of the
+loop touches its liveness heartbeat (RELAY_HEARTBEAT_FILE, see orderstream/heartbeat.py):
+a pass that never returns lets it go stale.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.db import close_old_connections, connections
 from kafka import KafkaProducer
 
 from orderstream.batch_pacing import BatchPacer, pacing_from_settings
+from orderstream.heartbeat import Heartbeat
 from orderstream.kafka import make_producer
 
 from .outbox_notifications import OutboxNotifications
@@ -61,6 +64,7 @@ class OutboxRelay:
         self.published = 0
         self.pacer = BatchPacer(pacing_from_settings())
         self._stop = threading.Event()
+        self._heartbeat = Heartbeat(settings.RELAY_HEARTBEAT_FILE)
 
     def stop(self) -> None:
         """End the loop after the current pass (safe from a signal handler)."""
@@ -78,6 +82,7 @@ class OutboxRelay:
         next_purge = 0.0
         try:
             while not self.stopping:
+                self._heartbeat.touch()
                 self._linger_under_load()
                 self.pacer.started()
                 published, failed = self._pass_safely()

@@ -10,7 +10,6 @@ order; the relay (`run_relay`) publishes them in that order.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 
@@ -32,8 +31,6 @@ from .idempotency import (
 from .models import IdempotencyKey, Order
 from .outbox_events import outbox_event_add, outbox_event_build
 from .single_statement import insert_in_one_statement
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,5 +188,4 @@ def _order_change(
         key_record = _key_record(idempotency, event)
         if key_record is not None:
             key_record.save(force_insert=True)
-    logger.debug("order %s %s to version %d", order_id, operation, order.version)
     return OrderWrite(order_id=order_id, event_id=event.event_id, operation=operation)

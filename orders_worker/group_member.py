@@ -31,8 +31,9 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 from redis.exceptions import RedisError
 
+from orderstream.heartbeat import Heartbeat
+
 from .assignment import AssignmentWatch
-from .heartbeat import Heartbeat
 from .loop_stats import LoopStats
 
 logger = logging.getLogger(__name__)

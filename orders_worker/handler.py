@@ -26,6 +26,7 @@ from datetime import timedelta
 from django.db import Error as DatabaseError
 from django.db import connections
 
+from orderstream.log_format import log_fields
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent
 from orderstream.statuses import AckStatus
 from orderstream.timestamps import rfc3339, utc_now
@@ -112,6 +113,7 @@ def _rejection(
         record.offset,
         record.key,
         error,
+        extra=log_fields(order_id=order_id, event_id=event_id, record=record),
     )
     acks = []
     if order_id:
@@ -149,6 +151,18 @@ def order_events_handle(
             rejection = Rejection(record, result.error, DeadLetterKind.REFUSED_BY_RULES)
         else:
             final_states[item.order_id] = result.state
+            if logger.isEnabledFor(logging.DEBUG):  # one line per event: skip the fields
+                logger.debug(
+                    "event %s of order %s at %s[%d]@%d: %s, ACK %s",
+                    item.event_id,
+                    item.order_id,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    result.outcome,
+                    result.ack_status,
+                    extra=log_fields(order_id=item.order_id, event_id=item.event_id, record=record),
+                )
             ack = OrderAck(item.event_id, item.order_id, result.ack_status, stamp)
             acks.append(Outgoing(config.ack_topic, record.key, ack.to_bytes()))
             continue
@@ -195,6 +209,7 @@ def order_event_reject(
             record.offset,
             record.key,
             exc_info=error,
+            extra=log_fields(record=record),
         )
         reason = f"could not be processed: {type(error).__name__}: {error}"[:500]
         kind = DeadLetterKind.UNEXPECTED_ERROR

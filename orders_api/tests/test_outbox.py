@@ -186,13 +186,14 @@ def test_the_relay_publishes_the_bytes_the_request_checked(unique_topics, topic_
 @transactional
 def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, topic_reader, caplog):
     """A record too large for the producer (MessageSizeTooLargeError, not retriable) is
-    parked with an ERROR line instead of being retried forever; the rest goes out."""
+    parked with an ERROR line instead of being retried forever; the rest goes out. The
+    lines name the order and event (and where the published one went: LOG_FORMAT=json)."""
     reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
     big = _unpublished_event(payload={"note": "x" * 5000})
     small = _unpublished_event(payload={"amount": 1})
     producer = make_producer(client_id="api-tests-small", max_request_size=2000)
     try:
-        with caplog.at_level(logging.ERROR, logger="orders_api.relay"):
+        with caplog.at_level(logging.DEBUG, logger="orders_api.relay"):
             assert outbox_relay_once(producer=producer) == (1, 0)
         # Even when due again, a parked row is not tried again.
         OutboxEvent.objects.update(next_attempt_at=timezone.now())
@@ -204,12 +205,18 @@ def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, top
     assert parked.published_at is None
     assert "MessageSizeTooLarge" in parked.last_error
     assert OutboxEvent.objects.get(event_id=small.event_id).published_at is not None
-    assert any(
-        r.levelno == logging.ERROR and "parked" in r.getMessage() and big.order_id in r.getMessage()
-        for r in caplog.records
-    )
+    by_event = {r.event_id: r for r in caplog.records if hasattr(r, "event_id")}
+    parked_line, published_line = by_event[big.event_id], by_event[small.event_id]
+    assert parked_line.levelno == logging.ERROR and "parked" in parked_line.getMessage()
+    assert big.order_id in parked_line.getMessage() and parked_line.order_id == big.order_id
     records = reader.read_until(lambda records: records)
     assert [json.loads(r.value)["event_id"] for r in records] == [small.event_id]
+    assert published_line.levelno == logging.DEBUG and published_line.order_id == small.order_id
+    assert (published_line.topic, published_line.partition, published_line.offset) == (
+        records[0].topic,
+        records[0].partition,
+        records[0].offset,
+    )
 
 
 def _committed_changes(count: int) -> list[OutboxEvent]:

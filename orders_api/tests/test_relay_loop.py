@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 
 import pytest
@@ -22,6 +23,7 @@ from orders_api.outbox_notifications import OutboxNotifications
 from orders_api.relay_loop import OutboxRelay
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
+from orderstream.heartbeat import check
 from orderstream.kafka import make_producer
 from orderstream.testing import eventually
 from orderstream.tests.failing_clients import Failing
@@ -306,3 +308,46 @@ def test_the_relay_purges_published_rows_and_expired_idempotency_keys(unique_top
             timeout=30,
             message="the published row and the expired key purged",
         )
+
+
+def test_the_relay_beats_while_its_loop_turns_and_goes_stale_while_a_pass_hangs(
+    unique_topics, settings, tmp_path
+):
+    """RELAY_HEARTBEAT_FILE: touched on every turn (idle passes included); a pass that does
+    not return (here: a send that hangs) lets it go stale, so the compose healthcheck
+    fails; the loop beats again once the pass returns, and the row goes out later."""
+    heartbeat_file = tmp_path / "relay.alive"
+    settings.RELAY_HEARTBEAT_FILE = str(heartbeat_file)
+    hang, release = threading.Event(), threading.Event()
+
+    class HangingProducer:
+        def __init__(self):
+            self.producer = make_producer(client_id="api-tests-relay")
+
+        def send(self, *args, **kwargs):
+            if hang.is_set():
+                release.wait(timeout=60)
+                hang.clear()
+                raise KafkaTimeoutError("released")
+            return self.producer.send(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.producer, name)
+
+    with relay_running(OutboxRelay(producer_factory=HangingProducer)):
+        eventually(lambda: check(heartbeat_file, 5), timeout=10, message="the first beat")
+        beat = heartbeat_file.stat().st_mtime_ns
+        eventually(
+            lambda: heartbeat_file.stat().st_mtime_ns > beat,
+            timeout=10,
+            message="a later beat of the idle relay",
+        )
+        hang.set()
+        event_id = committed_event()  # wakes the relay, whose send now hangs
+        eventually(
+            lambda: not check(heartbeat_file, 1.5), timeout=15, message="the heartbeat stale"
+        )
+        assert not published(event_id)
+        release.set()
+        eventually(lambda: check(heartbeat_file, 1.5), timeout=15, message="beating again")
+        eventually(lambda: published(event_id), timeout=30, message="published after all")

@@ -10,7 +10,7 @@ import pytest
 
 from orders_worker.assignment import AssignmentWatch
 from orders_worker.consumer import OrderWorker, WorkerConfig
-from orders_worker.heartbeat import heartbeat_age
+from orderstream.heartbeat import heartbeat_age
 from orderstream.kafka import ensure_topics
 from orderstream.testing import eventually
 

@@ -5,6 +5,7 @@ a time), with a producer that only records what it is given."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import replace
 from typing import NamedTuple
@@ -101,6 +102,28 @@ def test_records_that_are_no_valid_event_are_dead_lettered_and_the_rest_applied(
     assert b"amount" in headers["error"]
     assert (headers["source_topic"], headers["source_offset"]) == (b"events", b"2")
     assert stored_order_ids() == {good.order_id}
+
+
+def test_the_log_lines_of_a_rejected_and_an_applied_event_carry_their_order_and_record(caplog):
+    """The fields LOG_FORMAT=json writes (orderstream/log_format.py): the rejection's
+    WARNING and the applied event's DEBUG line name the order, event and record."""
+    bad_amount = OrderEventFactory(payload={"amount": "ten"})
+    good = OrderEventFactory()
+    caplog.set_level(logging.DEBUG, logger="orders_worker.handler")
+
+    order_events_handle(records=records_of(bad_amount, good), config=CONFIG)
+
+    lines = {r.order_id: r for r in caplog.records if hasattr(r, "order_id")}
+    rejected, applied = lines[bad_amount.order_id], lines[good.order_id]
+    assert rejected.levelname == "WARNING" and "rejected message" in rejected.getMessage()
+    assert (rejected.event_id, rejected.topic, rejected.partition, rejected.offset) == (
+        bad_amount.event_id,
+        "events",
+        0,
+        0,
+    )
+    assert applied.levelname == "DEBUG" and "applied, ACK created" in applied.getMessage()
+    assert (applied.event_id, applied.partition, applied.offset) == (good.event_id, 0, 1)
 
 
 def test_an_event_handled_before_is_answered_as_the_first_time_and_changes_nothing():

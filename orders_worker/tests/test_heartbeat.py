@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orders_worker.heartbeat import Heartbeat, check, heartbeat_age
+from orderstream.heartbeat import Heartbeat, check, heartbeat_age
 from orderstream.testing import eventually
 
 from .factories import OrderEventFactory
@@ -37,7 +37,7 @@ class FakeClock:
 def run_check(*args: str) -> subprocess.CompletedProcess:
     """The healthcheck as compose runs it, in a clean environment (no Django settings)."""
     return subprocess.run(
-        [sys.executable, "-m", "orders_worker.heartbeat", *args],
+        [sys.executable, "-m", "orderstream.heartbeat", *args],
         cwd=ROOT,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         capture_output=True,
@@ -106,7 +106,7 @@ def test_a_heartbeat_without_a_path_is_disabled(tmp_path, monkeypatch):
 def test_a_file_that_cannot_be_written_never_stops_the_loop_and_is_logged_once(tmp_path, caplog):
     clock = FakeClock()
     heartbeat = Heartbeat(tmp_path / "missing-dir" / "worker.alive", clock=clock)
-    with caplog.at_level(logging.WARNING, logger="orders_worker.heartbeat"):
+    with caplog.at_level(logging.WARNING, logger="orderstream.heartbeat"):
         for _ in range(3):
             heartbeat.touch()
             clock.now += 2
@@ -133,7 +133,7 @@ def test_the_command_exits_1_with_one_line_when_stale(tmp_path):
     result = run_check("--file", str(path), "--max-age", "120")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"worker heartbeat {path} is stale: last touched 30")
+    assert result.stderr.startswith(f"heartbeat {path} is stale: last touched 30")
     assert result.stderr.endswith("s ago (max 120s)\n")
 
 
@@ -142,7 +142,7 @@ def test_the_command_exits_1_with_one_line_when_missing(tmp_path):
     result = run_check("--file", str(path), "--max-age", "120")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"worker heartbeat {path} is missing")
+    assert result.stderr.startswith(f"heartbeat {path} is missing")
 
 
 def test_the_check_loads_neither_django_nor_the_settings():
@@ -151,7 +151,7 @@ def test_the_check_loads_neither_django_nor_the_settings():
         [
             sys.executable,
             "-c",
-            "import sys, orders_worker.heartbeat; "
+            "import sys, orderstream.heartbeat; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))",
         ],
         cwd=ROOT,

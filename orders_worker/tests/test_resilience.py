@@ -133,8 +133,7 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_applies_noth
         output = second.communicate(timeout=30)[0].decode()
     finally:
         second.kill()
-    assert second.returncode == 0, output
-    assert "worker stopped after" in output
+    assert second.returncode == 0, output  # stopped through its shutdown, not killed
     assert_applied_exactly(events, expected, ack_reader)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from orderstream.log_format import TEXT_FORMAT, log_format_from
+
 
 def env(name: str, default: str) -> str:
     """Return the environment variable `name`, or `default` when unset or empty."""
@@ -179,7 +181,7 @@ WORKER_ACK_LINGER_MS = int(env("WORKER_ACK_LINGER_MS", "20"))
 # a broker that holds empty fetches instead of answering them when data comes.
 WORKER_IDLE_POLL_MS = int(env("WORKER_IDLE_POLL_MS", "0"))
 # File the worker touches (at most once a second) on every turn of its loop, retry waits
-# included; `python -m orders_worker.heartbeat` checks its age. Empty = no heartbeat.
+# included; `python -m orderstream.heartbeat` checks its age. Empty = no heartbeat.
 WORKER_HEARTBEAT_FILE = env("WORKER_HEARTBEAT_FILE", "")
 # A worker that has held no partitions for this many seconds (longer than a rebalance
 # takes) logs a WARNING at every stats interval; past WORKER_UNASSIGNED_MAX_SECONDS it stops
@@ -208,6 +210,9 @@ OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
 OUTBOX_RELAY_INTERVAL = float(env("OUTBOX_RELAY_INTERVAL", "1"))
 OUTBOX_RELAY_MAX_BACKOFF = float(env("OUTBOX_RELAY_MAX_BACKOFF", "30"))
 OUTBOX_RELAY_BATCH = int(env("OUTBOX_RELAY_BATCH", "500"))
+# File the relay touches (at most once a second) on every turn of its loop, backoff waits
+# included; `python -m orderstream.heartbeat` checks its age. Empty = no heartbeat.
+RELAY_HEARTBEAT_FILE = env("RELAY_HEARTBEAT_FILE", "")
 OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
 # Under load (items coming at BATCH_LINGER_MIN_RATE per second or faster) the relay and
 # the worker wait up to BATCH_LINGER_MS before a batch, for about BATCH_LINGER_TARGET items
@@ -265,20 +270,24 @@ SPECTACULAR_SETTINGS = {
 }
 
 # ------------------------------------------------------------------------------
-# LOGGING: one dict, everything to stdout.
+# LOGGING: one dict, everything to stdout, as text or one JSON object per line
+# (orderstream/log_format.py; gunicorn.conf.py follows the same LOG_FORMAT).
 # ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = log_format_from(env("LOG_FORMAT", "text"))
+LOGGING_CONFIG = "orderstream.log_format.logging_configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"},
+        "text": {"format": TEXT_FORMAT},
+        "json": {"()": "orderstream.log_format.JsonFormatter"},
     },
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
         },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},

@@ -11,12 +11,15 @@ broker, exactly as the containers run them.
 from __future__ import annotations
 
 import ast
+import http.server
 import importlib.resources
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -72,7 +75,12 @@ PUBLISHED_PORTS = {
     "kafka-ui": 8081,
     "adminer": 8082,
     "redisinsight": 5540,
+    "prometheus": 9090,
+    "grafana": 3000,
 }
+# Secrets .env.example leaves empty, so that compose refuses to start until they are set;
+# the README's first command generates them into .env.
+GENERATED_SECRETS = ("GRAFANA_ADMIN_PASSWORD",)
 
 
 # ------------------------------------------------------------------------------
@@ -181,9 +189,17 @@ def load_compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
+def stack_env() -> dict[str, str]:
+    """The .env the README's first command makes: .env.example, generated secrets set."""
+    values = read_env_file(ENV_EXAMPLE)
+    values.update({name: secrets.token_urlsafe(32) for name in GENERATED_SECRETS})
+    return values
+
+
 def resolved_compose() -> dict:
-    """The compose file as `docker compose --env-file .env.example` would see it."""
-    return interpolate(load_compose(), read_env_file(ENV_EXAMPLE))
+    """The compose file as `docker compose --env-file .env` would see it (.env made by the
+    README's first command from .env.example)."""
+    return interpolate(load_compose(), stack_env())
 
 
 def service_env(service: dict) -> dict[str, str]:
@@ -426,12 +442,60 @@ def test_every_published_port_binds_to_loopback_only():
             assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry}"
 
 
-def worker_healthcheck_args() -> dict[str, str]:
-    """`--option value` pairs of the worker's healthcheck command."""
-    test = resolved_compose()["services"]["worker"]["healthcheck"]["test"]
-    assert test[:4] == ["CMD", "python", "-m", "orders_worker.heartbeat"], test
+def api_healthcheck(port: int) -> list[str]:
+    """The api's compose healthcheck as written (minus CMD), on `port` instead of 8080."""
+    test = resolved_compose()["services"]["api"]["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    return [part.replace("127.0.0.1:8080/", f"127.0.0.1:{port}/") for part in test[1:]]
+
+
+def test_api_healthcheck_is_its_readiness_not_its_liveness():
+    """Healthy = /ready answers 200 (databases, Redis, broker), not only /health."""
+    command = " ".join(api_healthcheck(8080))
+    assert "http://127.0.0.1:8080/ready" in command
+    assert "/health" not in command
+    assert resolved_compose()["services"]["api"]["healthcheck"]["start_period"]
+
+
+def test_api_healthcheck_fails_while_ready_answers_503():
+    """The command itself fails on a 503 of /ready (what /ready answers while a database,
+    Redis or the broker is down), although /health answers 200."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/health" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert http_get(f"http://127.0.0.1:{port}/health")[0] == 200
+        result = subprocess.run(api_healthcheck(port), capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert result.returncode != 0
+    assert "503" in result.stderr
+
+
+def heartbeat_healthcheck_args(service: str) -> dict[str, str]:
+    """`--option value` pairs of a service's heartbeat healthcheck command."""
+    test = resolved_compose()["services"][service]["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "-m", "orderstream.heartbeat"], test
     options = test[4:]
     return dict(zip(options[::2], options[1::2], strict=True))
+
+
+def heartbeat_healthcheck_on(service: str, heartbeat_file: Path) -> list[str]:
+    """A service's heartbeat healthcheck as written (minus CMD), on `heartbeat_file`."""
+    healthcheck = resolved_compose()["services"][service]["healthcheck"]["test"][1:]
+    healthcheck[healthcheck.index("--file") + 1] = str(heartbeat_file)
+    return healthcheck
 
 
 def test_worker_healthcheck_checks_the_heartbeat_of_its_loop():
@@ -439,7 +503,7 @@ def test_worker_healthcheck_checks_the_heartbeat_of_its_loop():
     touches, and allows more than the longest legitimate gap between two turns (a poll
     interval of the group plus a retry backoff wait)."""
     worker = resolved_compose()["services"]["worker"]
-    args = worker_healthcheck_args()
+    args = heartbeat_healthcheck_args("worker")
     heartbeat_file = service_env(worker)["WORKER_HEARTBEAT_FILE"]
     assert args["--file"] == heartbeat_file
     assert heartbeat_file.startswith("/tmp/"), "the non-root user must be able to write it"
@@ -447,6 +511,27 @@ def test_worker_healthcheck_checks_the_heartbeat_of_its_loop():
     assert float(args["--max-age"]) > max_poll_interval + WorkerConfig.backoff_max
     for key in ("interval", "timeout", "retries", "start_period"):
         assert worker["healthcheck"][key], f"worker healthcheck without {key}"
+
+
+def test_relay_healthcheck_checks_the_heartbeat_of_its_loop():
+    """The relay is healthy while its loop turns: the file it touches, allowing more than a
+    backoff wait and a pass (bounded by the broker's waits)."""
+    relay = resolved_compose()["services"]["relay"]
+    args = heartbeat_healthcheck_args("relay")
+    heartbeat_file = service_env(relay)["RELAY_HEARTBEAT_FILE"]
+    assert args["--file"] == heartbeat_file
+    assert heartbeat_file.startswith("/tmp/"), "the non-root user must be able to write it"
+    assert (
+        heartbeat_file
+        != service_env(resolved_compose()["services"]["worker"])["WORKER_HEARTBEAT_FILE"]
+    )
+    variables = settings_variables()
+    longest_gap = float(variables["OUTBOX_RELAY_MAX_BACKOFF"]) + 2 * float(
+        variables["OUTBOX_PUBLISH_TIMEOUT"]
+    )
+    assert float(args["--max-age"]) > 2 * longest_gap
+    for key in ("interval", "timeout", "retries", "start_period"):
+        assert relay["healthcheck"][key], f"relay healthcheck without {key}"
 
 
 def test_kafka_runs_kraft_with_a_listener_for_containers_and_one_for_the_host():
@@ -475,10 +560,15 @@ def test_secrets_come_from_the_env_file_only():
     assert raw_env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
     assert "${POSTGRES_PASSWORD:?" in raw_env["API_POSTGRES_DSN"]
     example = read_env_file(ENV_EXAMPLE)
-    with pytest.raises(InterpolationError, match="DJANGO_SECRET_KEY"):
-        interpolate(load_compose(), {k: v for k, v in example.items() if k != "DJANGO_SECRET_KEY"})
-    with pytest.raises(InterpolationError, match="POSTGRES_PASSWORD"):
-        interpolate(load_compose(), {k: v for k, v in example.items() if k != "POSTGRES_PASSWORD"})
+    env = stack_env()
+    for name in ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", *GENERATED_SECRETS):
+        with pytest.raises(InterpolationError, match=name):
+            interpolate(load_compose(), {k: v for k, v in env.items() if k != name})
+    # No committed value: .env.example leaves them empty, and compose refuses an empty one.
+    for name in GENERATED_SECRETS:
+        assert example[name] == "", f".env.example must not hold a value for {name}"
+        with pytest.raises(InterpolationError, match=name):
+            interpolate(load_compose(), example)
     assert len(example["DJANGO_SECRET_KEY"]) >= 32
     for keyword, arguments in dockerfile_instructions():
         if keyword in ("ENV", "ARG"):
@@ -624,6 +714,17 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
         base = f"http://127.0.0.1:{port}"
         status, _, body = wait_until(lambda: http_get(f"{base}/health"), 40, "/health", launched)
         assert status == 200 and json.loads(body) == {"status": "ok"}
+        # The compose healthcheck (readiness: /ready) passes once everything answers.
+        healthcheck = api_healthcheck(port)
+        wait_until(
+            lambda: (
+                subprocess.run(healthcheck, env=env, capture_output=True, timeout=30).returncode
+                == 0
+            ),
+            30,
+            "the api healthcheck (/ready) to pass",
+            launched,
+        )
         assert "gunicorn" in launched.command_line()  # the shell was replaced by exec
 
         status, headers, body = http_get(f"{base}/static/admin/css/base.css")
@@ -658,8 +759,7 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
         scratch_databases, unique_topics, tmp_path, WORKER_HEARTBEAT_FILE=str(heartbeat_file)
     )
     # The compose healthcheck as written (minus CMD), on this test's heartbeat file.
-    healthcheck = resolved_compose()["services"]["worker"]["healthcheck"]["test"][1:]
-    healthcheck[healthcheck.index("--file") + 1] = str(heartbeat_file)
+    healthcheck = heartbeat_healthcheck_on("worker", heartbeat_file)
 
     def healthy() -> bool:
         result = subprocess.run(healthcheck, cwd=ROOT, env=env, capture_output=True, timeout=30)
@@ -726,8 +826,17 @@ def test_relay_start_script_migrates_the_api_database_and_publishes_what_is_comm
     scratch_databases, unique_topics, tmp_path
 ):
     """start-relay.sh: waits, migrates only `default`, execs run_relay, which publishes a
-    row committed after it started, and stops on SIGTERM with exit 0."""
-    env = script_env(scratch_databases, unique_topics, tmp_path, OUTBOX_RELAY_INTERVAL="3600")
+    row committed after it started, and stops on SIGTERM with exit 0; the compose
+    healthcheck (on this test's heartbeat file) passes while it runs."""
+    heartbeat_file = tmp_path / "relay.alive"
+    env = script_env(
+        scratch_databases,
+        unique_topics,
+        tmp_path,
+        OUTBOX_RELAY_INTERVAL="3600",
+        RELAY_HEARTBEAT_FILE=str(heartbeat_file),
+    )
+    healthcheck = heartbeat_healthcheck_on("relay", heartbeat_file)
     launched = Launched(START_SCRIPTS["relay"], env, tmp_path / "relay.log")
     reader = TopicReader(unique_topics.ORDERS_EVENTS_TOPIC)
     try:
@@ -744,6 +853,8 @@ def test_relay_start_script_migrates_the_api_database_and_publishes_what_is_comm
         second = insert_outbox_row(scratch_databases["default"], reader.topic)
         records = reader.read_until(lambda records: len(records) >= 2, timeout=30)
         assert [json.loads(r.value)["event_id"] for r in records] == [first, second]
+        result = subprocess.run(healthcheck, cwd=ROOT, env=env, capture_output=True, timeout=30)
+        assert result.returncode == 0, result.stderr
         assert launched.stop() == 0, launched.output()
     finally:
         reader.close()
@@ -800,5 +911,5 @@ def test_prestart_gives_up_on_an_unreachable_database(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0
-    assert "database `default` not reachable after 2s" in result.stderr
+    assert "database `default` not reachable after 2s" in result.stdout
     assert time.monotonic() - started < 30

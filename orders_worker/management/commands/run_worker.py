@@ -46,5 +46,4 @@ class Command(BaseCommand):
         )
 
         stop_on_signals(worker.stop)
-        processed = worker.run()
-        self.stdout.write(f"worker stopped after {processed} messages")
+        worker.run()  # its last log line: "worker stopped after N messages"

@@ -1,18 +1,21 @@
-"""The worker's liveness heartbeat: a file whose modification time says the loop still turns.
+"""Liveness heartbeat of a loop (worker, relay): a file whose modification time says the
+loop still turns.
 
-A worker can be alive as a process yet stuck (a call that never returns, a deadlock): its
-container looks fine while nothing is consumed. So the loop touches a file on every turn
-(`WORKER_HEARTBEAT_FILE`; at most once a second, so a busy loop does not pay a system call
-per batch), and `python -m orders_worker.heartbeat --file F --max-age N` exits 1 once the
-file is older than N seconds: the compose healthcheck of the worker.
+A process can be alive yet stuck (a call that never returns, a deadlock): its container
+looks fine while nothing is consumed or published. So the loop touches a file on every
+turn (`WORKER_HEARTBEAT_FILE`, `RELAY_HEARTBEAT_FILE`; at most once a second, so a busy
+loop does not pay a system call per batch), and
+`python -m orderstream.heartbeat --file F --max-age N` exits 1 once the file is older than
+N seconds: the compose healthcheck of the worker and of the relay.
 
-The heartbeat goes on while the worker backs off from an outage (PostgreSQL, Redis or the
-broker unreachable): its retry waits beat too. Such a worker is healthy as a process: its
-loop is alive, it resumes by itself when the service returns, and restarting its container
-would not bring the database back (it would only drop the batch it holds and rejoin the
-group). The heartbeat answers "is the loop turning", not "is the worker making progress":
-an outage shows in the worker's log (`could not ... (attempt N ...)`), in its lag and in the
-healthchecks of the services themselves.
+The heartbeat goes on while a loop backs off from an outage (PostgreSQL, Redis or the
+broker unreachable): its retry waits beat too. Such a process is healthy: its loop is
+alive, it resumes by itself when the service returns, and restarting its container would
+not bring the database back (a worker would only drop the batch it holds and rejoin the
+group). The heartbeat answers "is the loop turning", not "is it making progress": an
+outage shows in the logs (`could not ... (attempt N ...)`), in the lag, the outbox age and
+the healthchecks of the services themselves. (One exception, the worker's: a worker that
+has held no partitions for too long stops beating, see orders_worker/assignment.py.)
 
 The check needs no Django settings and no database: it reads the file's mtime only, so it
 is fast enough to run every few seconds.
@@ -87,10 +90,12 @@ def check(path: str | os.PathLike, max_age_seconds: float) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """The healthcheck: exit 0 when the heartbeat is fresh, 1 (and say why) otherwise."""
     parser = argparse.ArgumentParser(
-        prog="python -m orders_worker.heartbeat",
-        description="Exit 0 when the worker's heartbeat file is fresh, 1 when stale or missing.",
+        prog="python -m orderstream.heartbeat",
+        description="Exit 0 when a loop's heartbeat file is fresh, 1 when stale or missing.",
     )
-    parser.add_argument("--file", required=True, help="the worker's WORKER_HEARTBEAT_FILE")
+    parser.add_argument(
+        "--file", required=True, help="WORKER_HEARTBEAT_FILE or RELAY_HEARTBEAT_FILE"
+    )
     parser.add_argument(
         "--max-age", type=float, required=True, help="seconds after which the file is stale"
     )
@@ -99,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     age = heartbeat_age(args.file)
     if age is None:
-        reason = "missing (the worker loop has not started, or WORKER_HEARTBEAT_FILE differs)"
+        reason = "missing (the loop has not started, or its *_HEARTBEAT_FILE differs)"
     else:
         reason = f"stale: last touched {age:.0f}s ago (max {args.max_age:g}s)"
-    print(f"worker heartbeat {args.file} is {reason}", file=sys.stderr)
+    print(f"heartbeat {args.file} is {reason}", file=sys.stderr)
     return 1
 
 
