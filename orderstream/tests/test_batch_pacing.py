@@ -38,10 +38,18 @@ def test_a_quiet_system_never_waits():
 
 
 def test_under_load_it_waits_for_about_target_batch_items():
-    # 200 items/s: 10 items take 50 ms, the cap.
-    pacer, _ = pacer_after([1] * 200, every=0.005)
+    # 200 items/s, one batch of two among them: 10 items take 50 ms, the cap.
+    pacer, _ = pacer_after([2] + [1] * 198, every=0.005)
     assert pacer.rate() == 200
     assert pacer.linger() == 0.05
+
+
+def test_one_item_at_a_time_never_waits_however_fast():
+    # One client, one request after another: each batch holds its one event.
+    pacer, _ = pacer_after([1] * 400, every=0.0025)
+    assert pacer.rate() == 400
+    assert not pacer.crowded()
+    assert pacer.linger() == 0
 
 
 def test_faster_arrivals_wait_less():
@@ -52,7 +60,7 @@ def test_faster_arrivals_wait_less():
 
 
 def test_the_wait_counts_from_the_start_of_the_previous_batch():
-    pacer, clock = pacer_after([1] * 200, every=0.005)
+    pacer, clock = pacer_after([1] * 198 + [2], every=0.005)
     clock.now += 0.03  # the batch took 30 ms
     assert abs(pacer.linger() - 0.02) < 1e-9
     clock.now += 0.03
@@ -60,9 +68,10 @@ def test_the_wait_counts_from_the_start_of_the_previous_batch():
 
 
 def test_the_rate_forgets_what_is_older_than_its_window():
-    pacer, clock = pacer_after([1] * 200, every=0.005)
+    pacer, clock = pacer_after([2] * 100, every=0.005)
     clock.now += RATE_WINDOW_SECONDS + 0.01
     assert pacer.rate() == 0
+    assert not pacer.crowded()
     assert pacer.linger() == 0
 
 
@@ -72,8 +81,8 @@ def test_empty_batches_do_not_count():
 
 
 def test_no_wait_when_pacing_is_off():
-    pacer, _ = pacer_after([1] * 500, every=0.002, config=PacingConfig(max_linger=0))
-    assert pacer.rate() == 500
+    pacer, _ = pacer_after([2] * 500, every=0.002, config=PacingConfig(max_linger=0))
+    assert pacer.rate() == 1000
     assert pacer.linger() == 0
 
 
