@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from .assignment import AssignmentWatch
 from .heartbeat import Heartbeat
 from .loop_stats import LoopStats
+from .metrics import retry_counted
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class GroupMember(ConsumerRebalanceListener):
                 except TRANSIENT_ERRORS as exc:
                     attempt += 1
                     self.stats.retries += 1
+                    retry_counted(what, exc)
                     logger.warning(
                         "could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc
                     )
