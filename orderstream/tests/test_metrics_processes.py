@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from orderstream.kafka import make_producer
@@ -57,8 +58,19 @@ def per_process(metrics_dir: Path, pid: int, scratch: Path) -> Metrics:
     return Metrics(generate_latest(registry).decode())
 
 
+def stale_counter_file(metrics_dir: Path) -> None:
+    """A counter file left by an earlier gunicorn (a process long gone): 1000 creates."""
+    metrics_dir.mkdir()
+    stale = MmapedDict(str(metrics_dir / "counter_999999.db"))
+    labels = ["view", "method", "status"], ["orders-list", "POST", "200"]
+    key = mmap_key(REQUESTS.removesuffix("_total"), REQUESTS, *labels, "HTTP requests")
+    stale.write_value(key, 1000.0, 0.0)
+    stale.close()
+
+
 def test_the_processes_count_a_known_load_exactly(unique_topics, tmp_path):
     metrics_dir = tmp_path / "prometheus"
+    stale_counter_file(metrics_dir)
     with (
         processes.scratch_databases("orderstream_metrics") as scratch,
         processes.Deployment(scratch, unique_topics, tmp_path) as deployment,
@@ -105,6 +117,8 @@ def test_the_processes_count_a_known_load_exactly(unique_topics, tmp_path):
             return after_api.since(before["api"], name, **labels)
 
         create_labels = {"view": "orders-list", "method": "POST"}
+        # gunicorn emptied the directory it was given: the counts start at 0 with it.
+        assert after_api.value(REQUESTS, status="200", **create_labels) == CREATES
         assert api_delta(REQUESTS, status="200", **create_labels) == CREATES
         assert api_delta(REQUESTS, **create_labels) == CREATES
         assert api_delta(f"{DURATION}_count", **create_labels) == CREATES
