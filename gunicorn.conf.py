@@ -1,6 +1,9 @@
 """gunicorn settings for the API (local stack and container); GUNICORN_CMD_ARGS overrides."""
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 bind = f"{os.environ.get('API_BIND_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8080')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -16,6 +19,46 @@ accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
 # (orderstream/log_format.py; the settings refuse a value other than text or json).
 if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
     logger_class = "orderstream.log_format.GunicornJsonLogger"
+
+
+# Prometheus multiprocess mode: each worker writes its counters to files in this
+# directory, and GET /metrics (any worker) sums them (orderstream/metrics.py).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+made_metrics_dir: Path | None = None  # the temporary one on_starting made, if any
+
+
+def on_starting(server):
+    """Give the workers a fresh metrics directory, before the first one is forked.
+
+    PROMETHEUS_MULTIPROC_DIR when set (its old files are removed: counters start at 0 with
+    the server, as Prometheus expects of a restarted target), else a new temporary one,
+    removed at exit. Set here, in the master, so that every worker inherits it before it
+    imports prometheus_client.
+    """
+    global made_metrics_dir
+    given = os.environ.get(METRICS_DIR_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("*.db"):
+            old.unlink()
+    else:
+        made_metrics_dir = Path(tempfile.mkdtemp(prefix="orderstream-metrics-"))
+        os.environ[METRICS_DIR_ENV] = str(made_metrics_dir)
+
+
+def on_exit(server):
+    """Remove the metrics directory made by on_starting (one given is left as it is)."""
+    if made_metrics_dir is not None:
+        shutil.rmtree(made_metrics_dir, ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """Tell prometheus_client a worker is gone (its live gauges stop counting; its
+    counters keep adding up)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

@@ -84,6 +84,12 @@ class OutboxEvent(models.Model):
                 condition=Q(published_at__isnull=False),
             ),
             models.Index(F("order_id"), F("version"), name="outbox_order_version_idx"),
+            # Parked rows (few): the metrics' count of them and the admin's filter.
+            models.Index(
+                F("parked_at"),
+                name="outbox_parked_idx",
+                condition=Q(parked_at__isnull=False, published_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

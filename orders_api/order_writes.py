@@ -22,6 +22,7 @@ from orderstream.statuses import PENDING, AckStatus
 from . import runtime
 from .acks import AckListener
 from .errors import OrderRejected
+from .metrics import ack_wait_counted
 from .selectors import order_event_applied
 from .services import OrderWrite, order_upsert
 
@@ -71,8 +72,13 @@ def order_write(
     status = _known_status(write) if write.replayed else None
     if status is None and listener is not None:
         ack = listener.wait_for(write.event_id, max(wait_seconds - (time.monotonic() - started), 0))
+        ack_wait_counted("timed_out" if ack is None else "answered")
         if ack is not None:
             status = _acknowledged_status(write, ack)
+    elif status is None and wait_seconds > 0:
+        ack_wait_counted("no_listener")
+    else:
+        ack_wait_counted("not_waited")
     outcome = WriteOutcome(
         order_id=write.order_id, status=status or PENDING, replayed=write.replayed
     )

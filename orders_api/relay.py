@@ -29,6 +29,7 @@ from kafka.errors import (
 from orderstream.log_format import log_fields
 
 from .models import OutboxEvent
+from .relay_metrics import relay_rows_counted
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +118,9 @@ def _send_all(producer, rows: list[OutboxEvent]) -> tuple[list[int], list[tuple]
     return published, failed
 
 
-def _record_failures(failed: list[tuple], now) -> int:
+def _record_failures(failed: list[tuple], now) -> tuple[int, int]:
     """Park the rows refused for good, schedule the others' retry; return how many are
-    retried."""
+    retried and how many parked."""
     retried = 0
     for row, exc in failed:
         row.attempts += 1
@@ -141,7 +142,7 @@ def _record_failures(failed: list[tuple], now) -> int:
         OutboxEvent.objects.bulk_update(
             [row for row, _ in failed], ["attempts", "next_attempt_at", "last_error", "parked_at"]
         )
-    return retried
+    return retried, len(failed) - retried
 
 
 def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, int]:
@@ -155,7 +156,8 @@ def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, 
         now = timezone.now()
         if published:
             _mark_published(published, now)
-        retried = _record_failures(failed, now)
+        retried, parked = _record_failures(failed, now)
+    relay_rows_counted(published=len(published), retried=retried, parked=parked)
     if published:
         logger.info("outbox relay published %d event(s)", len(published))
     if retried:

@@ -31,6 +31,7 @@ from orderstream.kafka import make_producer
 from .outbox_notifications import OutboxNotifications
 from .purge import expired_rows_purge
 from .relay import outbox_relay_once, relay_backoff
+from .relay_metrics import relay_pass_counted
 
 logger = logging.getLogger(__name__)
 
@@ -110,18 +111,21 @@ class OutboxRelay:
     def _pass_safely(self) -> tuple[int, bool]:
         """One pass: how many rows it published, and whether it failed (a row not
         published, no broker, or the pass itself)."""
+        whole_pass_failed = True
         try:
             close_old_connections()
             producer = self._ensure_producer()
             if producer is None:
                 return 0, True
             published, failed = outbox_relay_once(producer=producer)
+            whole_pass_failed = False
         except Exception:
             logger.exception("outbox relay pass failed")
             connections["default"].close()
             return 0, True
         finally:
             self.passes += 1
+            relay_pass_counted(failed=whole_pass_failed)
         self.published += published
         return published, bool(failed)
 

@@ -1,4 +1,4 @@
-"""Routes of the API: /health, /ready and /orders."""
+"""Routes of the API: /health, /ready, /metrics and /orders."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
@@ -11,5 +11,6 @@ router.register("orders", views.OrderViewSet, basename="orders")
 urlpatterns = [
     path("health", views.health, name="health"),
     path("ready", views.ready, name="ready"),
+    path("metrics", views.MetricsView.as_view(), name="metrics"),
     *router.urls,
 ]

@@ -8,17 +8,24 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orderstream.metrics import metrics_page
 
 from .exceptions import ApplicationError
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import idempotency_key_clean
 from .order_writes import order_write
+from .outbox_metrics import OutboxCollector
 from .readiness import readiness_check
 from .schema import (
     by_external_schema,
@@ -61,6 +68,31 @@ def ready(request):
     if down:
         return Response({"status": "unavailable", "down": down, "checks": states}, status=503)
     return Response({"status": "ready", "checks": states})
+
+
+class AnyAccept(BaseContentNegotiation):
+    """The first renderer, whatever the client accepts: /metrics answers Prometheus text
+    (to any Accept), only its errors are JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+
+@extend_schema(exclude=True)  # for Prometheus, not part of the API
+class MetricsView(APIView):
+    """GET /metrics: Prometheus text of every gunicorn process of this server (see
+    orderstream/metrics.py), with the outbox gauges read now. Open, as /health is."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    content_negotiation_class = AnyAccept
+
+    def get(self, request):
+        body, content_type = metrics_page([OutboxCollector()])
+        return HttpResponse(body, content_type=content_type)
 
 
 def _preferences(request) -> dict[str, str]:

@@ -32,6 +32,7 @@ from orderstream.kafka import make_consumer, make_producer
 
 from .group_member import BatchAbandoned, GroupMember
 from .loop_stats import consumer_lag
+from .metrics import batch_counted, events_counted, retry_counted
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class BatchOutcome:
     results: list = field(default_factory=list)
     acks: list[Outgoing] = field(default_factory=list)
     dead_letters: list[Outgoing] = field(default_factory=list)
+    # How many records came to each outcome (`metrics.EVENT_OUTCOMES`), for the metrics.
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 class BatchHandler(Protocol):
@@ -146,6 +149,7 @@ class BatchLoop(GroupMember):
                     self.pacer.started()
                     self._handle(records)
                 self._maybe_log_stats()
+                self.stats.lags_refresh(self._consumer)
                 self.handler.periodic()
         except BatchAbandoned as exc:
             logger.warning("stop requested while retrying to %s: batch abandoned", exc)
@@ -220,6 +224,7 @@ class BatchLoop(GroupMember):
             return self._consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as exc:
             self.stats.retries += 1
+            retry_counted("poll", exc)
             logger.warning("poll failed, retrying: %s", exc)
             self._stop.wait(self.config.backoff_max)
             return {}
@@ -238,6 +243,7 @@ class BatchLoop(GroupMember):
         self._commit(offsets)
         self.stats.batch_committed(len(ordered))
         self.pacer.handled(len(ordered))
+        batch_counted(len(ordered))
 
     def _process_isolating(self, records: list) -> None:
         """Process `records` as one batch; if that fails (not transiently: those are
@@ -277,6 +283,7 @@ class BatchLoop(GroupMember):
     def _publish(self, outcome: BatchOutcome, what: str) -> None:
         self._retry(what, lambda: self._produce(outcome.acks + outcome.dead_letters))
         self.stats.rejected += len(outcome.dead_letters)
+        events_counted(outcome.outcomes)
 
     def _produce(self, outgoing: list[Outgoing]) -> None:
         futures = [

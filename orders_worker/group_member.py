@@ -35,6 +35,7 @@ from orderstream.heartbeat import Heartbeat
 
 from .assignment import AssignmentWatch
 from .loop_stats import LoopStats
+from .metrics import retry_counted
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ class GroupMember(ConsumerRebalanceListener):
                 except TRANSIENT_ERRORS as exc:
                     attempt += 1
                     self.stats.retries += 1
+                    retry_counted(what, exc)
                     logger.warning(
                         "could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc
                     )

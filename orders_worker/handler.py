@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.db import Error as DatabaseError
@@ -44,6 +45,14 @@ MAX_ERROR_CHARS = 1000
 # A dead letter keeps the original key and bytes up to this size, which leaves room for
 # the headers within the producer's 1 MiB request; beyond it, their coordinates only.
 MAX_DEAD_LETTER_BYTES = 1_000_000
+# What the metrics count a rejected record as (`metrics.EVENT_OUTCOMES`): a readable event
+# refused is `rejected`; a record that is no event, or failed unexpectedly, `dead_lettered`.
+METRIC_OUTCOME_OF_KIND = {
+    DeadLetterKind.INVALID_MESSAGE: "dead_lettered",
+    DeadLetterKind.REFUSED_BY_RULES: "rejected",
+    DeadLetterKind.REFUSED_BY_DATABASE: "rejected",
+    DeadLetterKind.UNEXPECTED_ERROR: "dead_lettered",
+}
 # Seconds between two purges of old handled event ids.
 PURGE_INTERVAL = 3600.0
 
@@ -141,6 +150,7 @@ def order_events_handle(
     acks: list[Outgoing] = []
     dead_letters: list[Outgoing] = []
     rejections: list[Rejection] = []
+    outcomes: Counter[str] = Counter()
     final_states = {}
     stamp = rfc3339(processed_at)
     result_of = iter(results)
@@ -165,18 +175,22 @@ def order_events_handle(
                 )
             ack = OrderAck(item.event_id, item.order_id, result.ack_status, stamp)
             acks.append(Outgoing(config.ack_topic, record.key, ack.to_bytes()))
+            outcomes[result.outcome.value] += 1
             continue
         rejected = _rejection(record, rejection.error, item.order_id, item.event_id, config)
         acks.extend(rejected.acks)
         dead_letters.extend(rejected.dead_letters)
         rejections.append(rejection)
+        outcomes[METRIC_OUTCOME_OF_KIND[rejection.kind]] += 1
 
     _record(rejections, retry)
     retry(
         "write results to Redis",
         lambda: order_results_write(states=final_states.values(), ttl=config.result_ttl),
     )
-    return BatchOutcome(results=results, acks=acks, dead_letters=dead_letters)
+    return BatchOutcome(
+        results=results, acks=acks, dead_letters=dead_letters, outcomes=dict(outcomes)
+    )
 
 
 def _record(rejections: list[Rejection], retry: Retry) -> None:
@@ -216,7 +230,7 @@ def order_event_reject(
     item = _parsed(record)
     outcome = _rejection(record, reason, item.order_id, item.event_id, config)
     _record([Rejection(record, reason, kind)], retry)
-    return outcome
+    return replace(outcome, outcomes={METRIC_OUTCOME_OF_KIND[kind]: 1})
 
 
 class OrderEventsHandler:

@@ -2,6 +2,7 @@
 
 Every `stats_interval` seconds the loop logs `processed N in Ts (R/s), mean batch B,
 total, rejected, retries, lag L, partitions [...]` (README, "Worker"), from `LoopStats`.
+The lag per partition is also kept for the metrics (`lags_refresh`, at most once a second).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class LoopStats:
     window_batches: int = 0
     first_batch_at: float | None = None  # monotonic time the first batch arrived
     last_batch_at: float | None = None  # monotonic time the last batch was committed
+    started_at: float = field(default_factory=time.monotonic)
+    # Messages behind per partition held (None: not known yet), as last measured, and when.
+    lags: dict = field(default_factory=dict)
+    lags_at: float = 0.0
 
     def batch_started(self) -> None:
         if self.first_batch_at is None:
@@ -66,18 +71,36 @@ class LoopStats:
         self.window_processed = 0
         self.window_batches = 0
 
+    def lags_refresh(self, consumer, *, min_interval: float = 1.0) -> None:
+        """Measure the lag per partition again, unless it was done within `min_interval`
+        seconds (each measure asks the consumer about every partition it holds)."""
+        now = time.monotonic()
+        if now - self.lags_at < min_interval:
+            return
+        self.lags_at = now
+        lags = partition_lags(consumer)
+        self.lags = lags if lags is not None else {}
 
-def consumer_lag(consumer) -> int | None:
-    """Messages behind the end of the consumer's partitions, when known."""
+
+def partition_lags(consumer) -> dict | None:
+    """Messages behind the end of each partition the consumer holds (None for one whose end
+    no fetch has told yet), from the consumer's own state; None when it cannot say."""
     if consumer is None:
         return None
-    total = 0
+    lags = {}
     try:
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
-            if high is None:
-                return None
-            total += max(high - consumer.position(tp, timeout_ms=100), 0)
+            behind = None if high is None else high - consumer.position(tp, timeout_ms=100)
+            lags[tp] = None if behind is None else max(behind, 0)
     except (KafkaError, AssertionError, TypeError):
         return None
-    return total
+    return lags
+
+
+def consumer_lag(consumer) -> int | None:
+    """Messages behind the end of the consumer's partitions, when known."""
+    lags = partition_lags(consumer)
+    if lags is None or None in lags.values():
+        return None
+    return sum(lags.values())

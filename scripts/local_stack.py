@@ -113,11 +113,13 @@ def run_services() -> int:
         "worker": [python, "manage.py", "run_worker"],
     }
     children = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
+    metrics = f"http://127.0.0.1:{port}/metrics, " + metrics_ports()
     print(
         f"\nOrderStream is up:\n"
         f"  API          http://127.0.0.1:{port}/orders  (health: /health)\n"
         f"  Swagger UI   http://127.0.0.1:{port}/docs\n"
         f"  ReDoc        http://127.0.0.1:{port}/redoc\n"
+        f"  Metrics      {metrics}\n"
         f"  Admin        http://127.0.0.1:{port}/admin/  "
         f"(user {os.environ.get('LOCAL_ADMIN_USER', 'admin')})\n"
         f"  Kafka        {os.environ['KAFKA_BROKERS']}\n"
@@ -125,6 +127,19 @@ def run_services() -> int:
         flush=True,
     )
     return supervise(children)
+
+
+def metrics_ports() -> str:
+    """Where the relay and the worker serve their metrics (Django is set up by now)."""
+    from django.conf import settings
+
+    return ", ".join(
+        f"{name} " + (f"http://{settings.METRICS_ADDR}:{port}/metrics" if port else "off")
+        for name, port in (
+            ("relay", settings.RELAY_METRICS_PORT),
+            ("worker", settings.WORKER_METRICS_PORT),
+        )
+    )
 
 
 def supervise(children: dict[str, subprocess.Popen]) -> int:

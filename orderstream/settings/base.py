@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times and counts everything the server does for a request (GET /metrics).
+    "orderstream.http_metrics.RequestMetricsMiddleware",
     "orderstream.charset.RefuseNonTextCharsetMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -227,6 +229,14 @@ API_PAGE_SIZE = int(env("API_PAGE_SIZE", "50"))
 # Comma-separated bearer tokens; when set, the API needs `Authorization: Bearer <token>`
 # (or a staff login). Empty = open, as the original service (production warns at start).
 API_TOKENS = env_list("API_TOKENS", "")
+
+# ------------------------------------------------------------------------------
+# METRICS (Prometheus): the API on GET /metrics; the relay and the worker each on a port
+# of their own (0 = off), bound to METRICS_ADDR (loopback unless set otherwise).
+# ------------------------------------------------------------------------------
+METRICS_ADDR = env("METRICS_ADDR", "127.0.0.1")
+WORKER_METRICS_PORT = int(env("WORKER_METRICS_PORT", "9101"))
+RELAY_METRICS_PORT = int(env("RELAY_METRICS_PORT", "9102"))
 
 # ------------------------------------------------------------------------------
 # AUTH: the API is open (as the original service); /admin needs a staff login.

@@ -134,6 +134,10 @@ def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dic
         "KAFKA_SESSION_TIMEOUT_MS": str(settings.KAFKA_SESSION_TIMEOUT_MS),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.KAFKA_HEARTBEAT_INTERVAL_MS),
         "DB_WAIT_TIMEOUT": "10",
+        # No fixed metrics ports: tests run beside `make run` and each other (a Deployment
+        # gives each of its relays and workers a free one).
+        "WORKER_METRICS_PORT": "0",
+        "RELAY_METRICS_PORT": "0",
         **coverage_env(),
         **extra,
     }
@@ -148,8 +152,16 @@ def coverage_env() -> dict[str, str]:
 class Launched:
     """A command (or a start script) running in its own session, its output in a file."""
 
-    def __init__(self, command: Path | Sequence[str], env: dict[str, str], log_path: Path):
+    def __init__(
+        self,
+        command: Path | Sequence[str],
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        metrics_port: int = 0,
+    ):
         self.log_path = log_path
+        self.metrics_port = metrics_port  # where its Prometheus metrics are served (0: off)
         self._log = open(log_path, "wb")
         argv = [str(command)] if isinstance(command, Path) else list(command)
         self.process = subprocess.Popen(
@@ -274,9 +286,11 @@ class Deployment:
         for launched in reversed(self.started):
             launched.cleanup()
 
-    def _launch(self, command: Path | Sequence[str], name: str, **extra: str) -> Launched:
+    def _launch(
+        self, command: Path | Sequence[str], name: str, metrics_port: int = 0, **extra: str
+    ) -> Launched:
         log_path = self.home / f"{name}-{len(self.started)}.log"
-        launched = Launched(command, {**self.env, **extra}, log_path)
+        launched = Launched(command, {**self.env, **extra}, log_path, metrics_port=metrics_port)
         self.started.append(launched)
         return launched
 
@@ -308,7 +322,7 @@ class Deployment:
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
-    def start_api(self, workers: int = 2, threads: int = 8) -> ApiInstance:
+    def start_api(self, workers: int = 2, threads: int = 8, **extra: str) -> ApiInstance:
         port = free_port()
         launched = self._launch(
             START_API,
@@ -317,18 +331,25 @@ class Deployment:
             API_PORT=str(port),
             GUNICORN_WORKERS=str(workers),
             GUNICORN_THREADS=str(threads),
+            **extra,
         )
         api = ApiInstance(launched, port)
         self.apis.append(api)
         return api
 
     def start_relay(self) -> Launched:
-        relay = self._launch([sys.executable, "manage.py", "run_relay"], "relay")
+        port = free_port()
+        relay = self._launch(
+            [sys.executable, "manage.py", "run_relay", f"--metrics-port={port}"], "relay", port
+        )
         self.relays.append(relay)
         return relay
 
     def start_worker(self) -> Launched:
-        worker = self._launch([sys.executable, "manage.py", "run_worker"], "worker")
+        port = free_port()
+        worker = self._launch(
+            [sys.executable, "manage.py", "run_worker", f"--metrics-port={port}"], "worker", port
+        )
         self.workers.append(worker)
         return worker
 

@@ -6,7 +6,9 @@ import logging
 
 from django.core.management.base import BaseCommand
 
+from orders_api.outbox_metrics import OutboxCollector
 from orders_api.relay_loop import OutboxRelay
+from orderstream.metrics import metrics_server_start, metrics_server_stop
 from orderstream.stop_signals import stop_on_signals
 
 
@@ -14,7 +16,7 @@ class Command(BaseCommand):
     help = (
         "Publish committed outbox rows to Kafka (woken by PostgreSQL notifications, and "
         "every OUTBOX_RELAY_INTERVAL seconds), and purge old rows. SIGTERM/Ctrl-C stop "
-        "cleanly. Several relays may run at once."
+        "cleanly. Several relays may run at once (on one machine: each its --metrics-port)."
     )
 
     def add_arguments(self, parser):
@@ -23,10 +25,23 @@ class Command(BaseCommand):
             choices=["DEBUG", "INFO", "WARNING", "ERROR"],
             help="log level of the relay (default: LOG_LEVEL)",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="Prometheus metrics port, 0 = off (default: RELAY_METRICS_PORT)",
+        )
 
     def handle(self, *args, **options):
         if options["log_level"]:
             logging.getLogger().setLevel(options["log_level"])
+        metrics = metrics_server_start(
+            setting="RELAY_METRICS_PORT",
+            port=options["metrics_port"],
+            collectors=[OutboxCollector()],
+        )
         relay = OutboxRelay()
         stop_on_signals(relay.stop)
-        relay.run()  # its last log line: "outbox relay stopped after N event(s)"
+        try:
+            relay.run()  # its last log line: "outbox relay stopped after N event(s)"
+        finally:
+            metrics_server_stop(metrics)

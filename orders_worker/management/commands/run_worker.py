@@ -7,6 +7,8 @@ import logging
 from django.core.management.base import BaseCommand
 
 from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker.metrics import WorkerCollector
+from orderstream.metrics import metrics_server_start, metrics_server_stop
 from orderstream.stop_signals import stop_on_signals
 
 
@@ -32,6 +34,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--stats-interval", type=float, help="seconds between throughput log lines"
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="Prometheus metrics port, 0 = off (default: WORKER_METRICS_PORT); each "
+            "worker on one machine needs its own",
+        )
 
     def handle(self, *args, **options):
         if options["log_level"]:
@@ -45,5 +53,13 @@ class Command(BaseCommand):
             )
         )
 
+        metrics = metrics_server_start(
+            setting="WORKER_METRICS_PORT",
+            port=options["metrics_port"],
+            collectors=[WorkerCollector(worker)],
+        )
         stop_on_signals(worker.stop)
-        worker.run()  # its last log line: "worker stopped after N messages"
+        try:
+            worker.run()  # its last log line: "worker stopped after N messages"
+        finally:
+            metrics_server_stop(metrics)
