@@ -215,58 +215,75 @@ def _one_gunicorn_worker(master_pid: int | None) -> int | None:
     return workers[0] if workers else None
 
 
-def throughput_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> dict:
-    """wrk at each level: baseline and project runs interleaved, creates then reads."""
-    runs: dict[str, list[dict]] = {
-        "nowait_create": [],
-        "baseline_create": [],
-        "get_order": [],
-        "baseline_get": [],
-    }
-    profiles: dict[str, str] = {}
-    shapes = (
-        ("baseline_create", config.baseline_url, "/orders", None),
-        ("nowait_create", config.base_url, "/orders?wait=false", None),
-        ("baseline_get", config.baseline_url, "/orders/", ids),
-        ("get_order", config.base_url, "/orders/", ids),
+@dataclass(frozen=True)
+class LoadShape:
+    """One kind of wrk run: which server, which requests (a POST, or a GET of `ids`)."""
+
+    key: str
+    url: str
+    path: str
+    ids: list[str] | None = None
+    project: bool = False
+
+    def script(self, seed: int) -> str:
+        if self.ids is None:
+            return post_script(self.path, seed=seed)
+        return get_script(self.path, self.ids, seed=seed)
+
+
+def load_shapes(config: BenchConfig, ids: list[str]) -> tuple[tuple[LoadShape, ...], ...]:
+    """The pairs compared, baseline first: creates, then reads of the same orders."""
+    return (
+        (
+            LoadShape("baseline_create", config.baseline_url, "/orders"),
+            LoadShape("nowait_create", config.base_url, "/orders?wait=false", project=True),
+        ),
+        (
+            LoadShape("baseline_get", config.baseline_url, "/orders/", ids),
+            LoadShape("get_order", config.base_url, "/orders/", ids, project=True),
+        ),
     )
+
+
+def throughput_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> dict:
+    """wrk at each level: for creates, then reads, `rounds` baseline/project pairs in turn.
+    A short unmeasured run of each shape first warms both servers' threads and caches."""
+    runs: dict[str, list[dict]] = {}
+    profiles: dict[str, str] = {}
+    pairs = load_shapes(config, ids)
+    for shape in (shape for pair in pairs for shape in pair):
+        runs[shape.key] = []
+        wrk_run(url=shape.url, script=shape.script(0), concurrency=4, seconds=1)
     top = max(config.concurrency)
     for level in config.concurrency:
-        for pair in (shapes[:2], shapes[2:]):
-            for round_number in range(config.rounds):
-                for key, url, path, id_list in pair:
-                    script = (
-                        post_script(path, seed=level * 10 + round_number)
-                        if id_list is None
-                        else get_script(path, id_list, seed=level * 10 + round_number)
-                    )
+        for pair in pairs:
+            for round_number in range(1, config.rounds + 1):
+                for shape in pair:
                     profile = None
-                    if (
-                        config.profile
-                        and level == top
-                        and round_number == 0
-                        and url == config.base_url
-                    ):
-                        pid = _one_gunicorn_worker(config.api_pid)
-                        if pid:
-                            profile = Profile(
-                                pid=pid,
-                                seconds=config.duration,
-                                path=out_dir / f"profile-api-{key}.json",
-                            )
+                    if config.profile and shape.project and level == top and round_number == 1:
+                        profile = _api_profile(config, out_dir / f"profile-api-{shape.key}.json")
                     result = wrk_run(
-                        url=url, script=script, concurrency=level, seconds=config.duration
+                        url=shape.url,
+                        script=shape.script(seed=level * 10 + round_number),
+                        concurrency=level,
+                        seconds=config.duration,
                     ).as_dict(level)
-                    result["round"] = round_number + 1
-                    runs[key].append(result)
+                    result["round"] = round_number
+                    runs[shape.key].append(result)
                     if profile:
-                        profiles[f"api {key} c={level}"] = profile.wait()
+                        profiles[f"api {shape.key} c={level}"] = profile.wait()
                     out.write(
-                        f"  {key:<16} c={level:<3} round {round_number + 1}: "
+                        f"  {shape.key:<16} c={level:<3} round {round_number}: "
                         f"{result['rps']:>8} req/s, {result['errors']} errors, "
                         f"wrk CPU {result['wrk_cpu_share']:.2f}\n"
                     )
     return {"runs": runs, "profiles": profiles}
+
+
+def _api_profile(config: BenchConfig, path: Path) -> Profile | None:
+    """py-spy on one of the API's gunicorn workers for one run (None without a pid)."""
+    pid = _one_gunicorn_worker(config.api_pid)
+    return Profile(pid=pid, seconds=config.duration, path=path) if pid else None
 
 
 def _processed_events() -> int:

@@ -23,7 +23,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework.views import APIView, exception_handler
 
 from .models import Order, OutboxEvent
 
@@ -40,12 +40,16 @@ class BaselineOrderSerializer(serializers.ModelSerializer):
 
 
 class BareView(APIView):
-    """No authentication, no permission, JSON only: DRF with nothing of the project."""
+    """No authentication, no permission, JSON only, DRF's exception handler: DRF with
+    nothing of the project."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
+
+    def get_exception_handler(self):
+        return exception_handler  # DRF's own
 
 
 class BaselineOrderCreate(BareView):
