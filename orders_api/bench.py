@@ -245,23 +245,18 @@ def load_shapes(config: BenchConfig, ids: list[str]) -> tuple[tuple[LoadShape, .
     )
 
 
-def throughput_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> dict:
+def throughput_phase(config: BenchConfig, ids: list[str], out) -> dict[str, list[dict]]:
     """wrk at each level: for creates, then reads, `rounds` baseline/project pairs in turn.
     A short unmeasured run of each shape first warms both servers' threads and caches."""
     runs: dict[str, list[dict]] = {}
-    profiles: dict[str, str] = {}
     pairs = load_shapes(config, ids)
     for shape in (shape for pair in pairs for shape in pair):
         runs[shape.key] = []
         wrk_run(url=shape.url, script=shape.script(0), concurrency=4, seconds=1)
-    top = max(config.concurrency)
     for level in config.concurrency:
         for pair in pairs:
             for round_number in range(1, config.rounds + 1):
                 for shape in pair:
-                    profile = None
-                    if config.profile and shape.project and level == top and round_number == 1:
-                        profile = _api_profile(config, out_dir / f"profile-api-{shape.key}.json")
                     result = wrk_run(
                         url=shape.url,
                         script=shape.script(seed=level * 10 + round_number),
@@ -270,20 +265,36 @@ def throughput_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) ->
                     ).as_dict(level)
                     result["round"] = round_number
                     runs[shape.key].append(result)
-                    if profile:
-                        profiles[f"api {shape.key} c={level}"] = profile.wait()
                     out.write(
                         f"  {shape.key:<16} c={level:<3} round {round_number}: "
                         f"{result['rps']:>8} req/s, {result['errors']} errors, "
                         f"wrk CPU {result['wrk_cpu_share']:.2f}\n"
                     )
-    return {"runs": runs, "profiles": profiles}
+    return runs
 
 
-def _api_profile(config: BenchConfig, path: Path) -> Profile | None:
-    """py-spy on one of the API's gunicorn workers for one run (None without a pid)."""
-    pid = _one_gunicorn_worker(config.api_pid)
-    return Profile(pid=pid, seconds=config.duration, path=path) if pid else None
+def profile_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> dict[str, str]:
+    """`--profile`, after the measured runs (py-spy takes CPU from the two cores): one
+    gunicorn worker during a wrk run of each project request kind at the top level, and
+    the worker during a paced load like the live one. Returns what -> file (or why none)."""
+    profiles: dict[str, str] = {}
+    api_pid = _one_gunicorn_worker(config.api_pid)
+    top = max(config.concurrency)
+    for shape in (shape for pair in load_shapes(config, ids) for shape in pair):
+        if not (shape.project and api_pid):
+            continue
+        out.write(f"profiling a gunicorn worker during {shape.key} at c={top}...\n")
+        path = out_dir / f"profile-api-{shape.key}.json"
+        profile = Profile(pid=api_pid, seconds=config.duration, path=path)
+        wrk_run(url=shape.url, script=shape.script(1), concurrency=top, seconds=config.duration)
+        profiles[f"API {shape.key} c={top}"] = profile.wait()
+    if config.worker_pid:
+        out.write("profiling the worker during a paced load...\n")
+        path = out_dir / "profile-worker-live.json"
+        profile = Profile(pid=config.worker_pid, seconds=config.live_seconds, path=path)
+        _paced_creates(config)
+        profiles["worker under the live load"] = profile.wait()
+    return profiles
 
 
 def _processed_events() -> int:
@@ -315,30 +326,37 @@ def wait_until_quiet(deadline_seconds: float = 180.0) -> bool:
     return False
 
 
-def live_load_phase(config: BenchConfig, out_dir: Path, out) -> dict:
+# Senders of the paced load: enough that requests leave on time while the API is slow
+# (200/s with 50 ms answers needs 10 busy at once).
+PACED_SENDERS = 32
+
+
+def _paced_creates(config: BenchConfig) -> dict:
+    """Non-waiting creates at `live_rate`/s for `live_seconds`, open loop."""
+
+    def make_sender():
+        client = Client(config.base_url)
+        return lambda: client.request("POST", "/orders?wait=false", order_body())[0]
+
+    return paced_run(
+        rate=config.live_rate,
+        seconds=config.live_seconds,
+        senders=PACED_SENDERS,
+        make_sender=make_sender,
+    )
+
+
+def live_load_phase(config: BenchConfig, out) -> dict:
     """Paced non-waiting creates at `live_rate`/s; the worker's CPU time per event applied,
     from its /proc CPU time from the load's start until it applied them all."""
     out.write("waiting for the worker to drain the backlog...\n")
     quiet = wait_until_quiet()
     before_events = _processed_events()
     before_cpu = process_cpu_seconds(config.worker_pid)
-    profile = None
-    if config.profile:
-        profile = Profile(
-            pid=config.worker_pid,
-            seconds=config.live_seconds,
-            path=out_dir / "profile-worker-live.json",
-        )
     out.write(f"live load: {config.live_rate:.0f} creates/s for {config.live_seconds:.0f}s...\n")
     started = time.perf_counter()
 
-    def make_sender():
-        client = Client(config.base_url)
-        return lambda: client.request("POST", "/orders?wait=false", order_body())[0]
-
-    load = paced_run(
-        rate=config.live_rate, seconds=config.live_seconds, senders=8, make_sender=make_sender
-    )
+    load = _paced_creates(config)
     accepted = sum(v for k, v in load["statuses"].items() if int(k) < 300)
     deadline = time.monotonic() + 60
     applied = _processed_events() - before_events
@@ -361,8 +379,6 @@ def live_load_phase(config: BenchConfig, out_dir: Path, out) -> dict:
         if result["cpu_ms_per_event"] is None
         else result["cpu_ms_per_event"] <= targets.TARGET_CPU_MS_PER_EVENT
     )
-    if profile:
-        result["profile"] = profile.wait()
     return result
 
 
@@ -385,16 +401,22 @@ def run_bench(config: BenchConfig, out) -> dict:
     if not sequential["ids"]:
         raise SystemExit("no order was created: is the API answering POST /orders?")
     out.write(f"throughput (wrk, {config.duration}s a run, {config.rounds} rounds a level)...\n")
-    throughput = throughput_phase(config, sequential["ids"], out_dir, out)
-    live = live_load_phase(config, out_dir, out) if config.worker_pid else None
-    return api_report(config, sequential, throughput, live)
+    runs = throughput_phase(config, sequential["ids"], out)
+    live = live_load_phase(config, out) if config.worker_pid else None
+    profiles = profile_phase(config, sequential["ids"], out_dir, out) if config.profile else {}
+    return api_report(config, sequential, runs, live, profiles)
 
 
-def api_report(config: BenchConfig, sequential: dict, throughput: dict, live: dict | None):
+def api_report(
+    config: BenchConfig,
+    sequential: dict,
+    runs: dict[str, list[dict]],
+    live: dict | None,
+    profiles: dict[str, str] | None = None,
+) -> dict:
     floor = percentiles(sequential["floor"])
     sync = percentiles(sequential["sync"])
     baseline_create = percentiles(sequential["baseline"])
-    runs = throughput["runs"]
     return {
         "base_url": config.base_url,
         "baseline_url": config.baseline_url,
@@ -418,7 +440,7 @@ def api_report(config: BenchConfig, sequential: dict, throughput: dict, live: di
         ),
         "reads_over_baseline": targets.level_ratios(runs["get_order"], runs["baseline_get"]),
         "live_load": live,
-        "profiles": throughput["profiles"],
+        "profiles": profiles or {},
     }
 
 
@@ -487,9 +509,6 @@ def format_table(report: dict) -> str:
             f"{live['worker_cpu_seconds']} s CPU = {_cell(live['cpu_ms_per_event'])} ms/event "
             f"(target <= {targets.TARGET_CPU_MS_PER_EVENT}); CPU share {live['worker_cpu_share']}",
         ]
-    profiles = dict(report.get("profiles", {}))
-    if live and live.get("profile"):
-        profiles["worker under live load"] = live["profile"]
-    for name, where in profiles.items():
+    for name, where in report.get("profiles", {}).items():
         lines.append(f"profile {name}: {where}")
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ def _wrk_run(concurrency: int, rps: float, share: float = 0.1) -> dict:
     }
 
 
-def _report(live: dict | None = None) -> dict:
+def _report(live: dict | None = None, profiles: dict | None = None) -> dict:
     sequential = {
         "floor": [5.0, 6.0, 7.0],
         "sync": [12.0, 13.0, 14.0],
@@ -43,7 +43,7 @@ def _report(live: dict | None = None) -> dict:
         "get_order": [_wrk_run(16, 500.0)],
         "baseline_get": [_wrk_run(16, 1000.0)],
     }
-    return api_report(BenchConfig(), sequential, {"runs": runs, "profiles": {}}, live)
+    return api_report(BenchConfig(), sequential, runs, live, profiles)
 
 
 def test_the_report_holds_the_ratios_of_the_run_to_its_baseline():
@@ -84,11 +84,10 @@ def test_the_table_shows_the_live_load_when_measured():
         "worker_cpu_seconds": 0.6,
         "worker_cpu_share": 0.06,
         "cpu_ms_per_event": 0.3,
-        "profile": "/tmp/profile-worker-live.json",
     }
-    table = format_table(_report(live))
+    table = format_table(_report(live, {"worker": "/tmp/profile-worker-live.json"}))
     assert "2000 events applied, 0.6 s CPU = 0.3 ms/event (target <= 0.4)" in table
-    assert "profile worker under live load: /tmp/profile-worker-live.json" in table
+    assert "profile worker: /tmp/profile-worker-live.json" in table
 
 
 def test_the_load_generator_refuses_anything_but_loopback():
