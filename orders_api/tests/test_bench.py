@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orders_api.bench import BenchConfig, Client, api_report, format_table, percentiles
+from orders_api.bench import BenchConfig, Client
+from orders_api.bench_report import api_report, format_table, percentiles
 
 
 def test_percentiles_pick_from_the_sorted_samples():

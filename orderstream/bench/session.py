@@ -44,7 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
     """Start the stack's processes and the baseline, run the API bench, stop them."""
-    from orders_api.bench import BenchConfig, format_table, run_bench
+    from orders_api.bench import BenchConfig, run_bench
+    from orders_api.bench_report import format_table
 
     log_dir = out_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

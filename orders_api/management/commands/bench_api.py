@@ -8,7 +8,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from orders_api.bench import BenchConfig, format_table, run_bench
+from orders_api.bench import BenchConfig, run_bench
+from orders_api.bench_report import format_table
 from orderstream.bench.servers import start_baseline
 from orderstream.devstack.ports import free_port
 
