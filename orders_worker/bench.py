@@ -47,29 +47,38 @@ NAIVE_POLL_RECORDS = 50
 
 
 class CountingAssignments:
-    """A rebalance listener's counts: assignments (the first one is the join) and losses."""
+    """A rebalance listener's counts of assignment changes: `rebalances` once the drain has
+    started (its first batch: these are in the measured time), `rebalances_at_join` before
+    (the first assignment is the join itself, not counted)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.assignments = 0
-        self.losses = 0
+        self.rebalances = 0
+        self.rebalances_at_join = -1
+
+    def _draining(self) -> bool:
+        raise NotImplementedError
+
+    def _count(self) -> None:
+        if self._draining():
+            self.rebalances += 1
+        else:
+            self.rebalances_at_join += 1
 
     def on_partitions_assigned(self, assigned) -> None:
-        self.assignments += 1
+        self._count()
         super().on_partitions_assigned(assigned)
 
     def on_partitions_lost(self, lost) -> None:
-        self.losses += 1
+        self._count()
         super().on_partitions_lost(lost)
-
-    @property
-    def rebalances(self) -> int:
-        """Assignment changes after the first join."""
-        return max(0, self.assignments - 1) + self.losses
 
 
 class BenchOrderWorker(CountingAssignments, OrderWorker):
     """The worker as it runs, counting its assignments."""
+
+    def _draining(self) -> bool:
+        return self.stats.first_batch_at is not None
 
 
 class NaiveOrderWorker(BenchOrderWorker):
@@ -89,6 +98,7 @@ class BenchRun:
     seconds: float
     batches: int
     rebalances: int | None = None
+    rebalances_at_join: int | None = None
 
     @property
     def per_second(self) -> float:
@@ -101,6 +111,7 @@ class BenchRun:
             "events_per_s": round(self.per_second, 1),
             "batches": self.batches,
             "rebalances": self.rebalances,
+            "rebalances_at_join": self.rebalances_at_join,
         }
 
 
@@ -199,7 +210,9 @@ def bench_drain(
     if handled != len(events) or stats.first_batch_at is None:
         raise RuntimeError(f"{name}: handled {handled} of {len(events)} events")
     seconds = stats.last_batch_at - stats.first_batch_at
-    return BenchRun(name, handled, seconds, stats.batches, worker.rebalances)
+    return BenchRun(
+        name, handled, seconds, stats.batches, worker.rebalances, worker.rebalances_at_join
+    )
 
 
 class _NoRebalanceWork(ConsumerRebalanceListener):
@@ -230,6 +243,10 @@ class KafkaOnlyLoop(CountingAssignments, _NoRebalanceWork):
             client_id="bench-kafka-only", linger_ms=linger_ms, batch_size=256 * 1024
         )
         self.batch_size = batch_size
+        self.first_batch_at: float | None = None
+
+    def _draining(self) -> bool:
+        return self.first_batch_at is not None
 
     def run(self, count: int, timeout: float = 300.0) -> BenchRun:
         deadline = time.monotonic() + timeout
@@ -238,14 +255,14 @@ class KafkaOnlyLoop(CountingAssignments, _NoRebalanceWork):
             time.sleep(0.1)  # as the worker: join once the topic's partitions are known
         self.consumer.subscribe([topic], listener=self)
         handled = batches = 0
-        first = last = None
+        last = None
         ack_topic = self.names["ack_topic"]
         try:
             while handled < count and time.monotonic() < deadline:
                 polled = self.consumer.poll(timeout_ms=100, max_records=self.batch_size)
                 if not polled:
                     continue
-                first = first or time.perf_counter()
+                self.first_batch_at = self.first_batch_at or time.perf_counter()
                 stamp = rfc3339(utc_now())
                 for records in polled.values():
                     for record in records:
@@ -265,9 +282,12 @@ class KafkaOnlyLoop(CountingAssignments, _NoRebalanceWork):
         finally:
             self.consumer.close(autocommit=False)
             self.producer.close(timeout=5)
-        if handled < count or first is None:
+        if handled < count or self.first_batch_at is None:
             raise RuntimeError(f"kafka_only: handled {handled} of {count} events")
-        return BenchRun("kafka_only", handled, last - first, batches, self.rebalances)
+        seconds = last - self.first_batch_at
+        return BenchRun(
+            "kafka_only", handled, seconds, batches, self.rebalances, self.rebalances_at_join
+        )
 
 
 def bench_kafka_only(*, events: list[OrderEvent], batch_size: int) -> BenchRun:
@@ -386,11 +406,7 @@ def bench_worker_run(
         "meets_target": (batched.per_second / ceiling >= targets.TARGET_WORKER)
         if ceiling
         else None,
-        "rebalances": {
-            "batched": batched.rebalances,
-            "naive": naive.rebalances,
-            "kafka_only": kafka_only.rebalances,
-        },
+        "rebalances_in_runs": batched.rebalances + naive.rebalances + kafka_only.rebalances,
     }
     if json_path:
         with open(json_path, "w") as handle:
@@ -413,7 +429,11 @@ def format_worker_table(report: dict) -> str:
     ]
     for name in ("batched", "naive", "kafka_only", "postgres_writes", "postgres_upsert"):
         run = report[name]
-        rebalances = "-" if run["rebalances"] is None else run["rebalances"]
+        rebalances = (
+            "-"
+            if run["rebalances"] is None
+            else f"{run['rebalances']} ({run['rebalances_at_join']} at the join)"
+        )
         lines.append(
             f"{name:>16}: {run['events']:>6} {run['seconds']:>8.2f} {run['events_per_s']:>10.1f} "
             f"{run['batches']:>8} {rebalances}"
