@@ -1,7 +1,8 @@
 """The relay's loop (`manage.py run_relay`): publish outbox rows as they are committed.
 
 It passes (`relay.outbox_relay_once`) whenever an outbox row was committed (a PostgreSQL
-notification), goes on while passes publish, and otherwise passes every
+notification), goes on while passes publish (under load, a few milliseconds apart, so
+that each pass publishes a batch: `orderstream.batch_pacing`), and otherwise passes every
 OUTBOX_RELAY_INTERVAL seconds, which catches anything a notification missed (a relay
 that was down, a row whose retry came due, a parked row put back). After a failed pass it
 backs off (exponentially, up to OUTBOX_RELAY_MAX_BACKOFF), deaf to notifications, and
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from kafka import KafkaProducer
 
+from orderstream.batch_pacing import BatchPacer, pacing_from_settings
 from orderstream.kafka import make_producer
 
 from .outbox_notifications import OutboxNotifications
@@ -57,6 +59,7 @@ class OutboxRelay:
         self.producer = None
         self.passes = 0  # passes made (for tests and logs)
         self.published = 0
+        self.pacer = BatchPacer(pacing_from_settings())
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -75,7 +78,10 @@ class OutboxRelay:
         next_purge = 0.0
         try:
             while not self.stopping:
+                self._linger_under_load()
+                self.pacer.started()
                 published, failed = self._pass_safely()
+                self.pacer.handled(published)
                 failures = failures + 1 if failed else 0
                 if failures and failures % self.RENEW_AFTER == 0:
                     self._renew_producer()
@@ -89,6 +95,12 @@ class OutboxRelay:
         finally:
             self._close()
         logger.info("outbox relay stopped after %d event(s)", self.published)
+
+    def _linger_under_load(self) -> None:
+        """Under load, let the next pass find more rows (`orderstream.batch_pacing`)."""
+        delay = self.pacer.linger()
+        if delay:
+            self._stop.wait(delay)
 
     def _pass_safely(self) -> tuple[int, bool]:
         """One pass: how many rows it published, and whether it failed (a row not

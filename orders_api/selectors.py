@@ -10,10 +10,12 @@ Either way the amount is a Decimal with the columns' two places.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import Iterable
 
+from django.db import connection
 from django.db.models import QuerySet, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import MD5
@@ -99,9 +101,17 @@ def order_event_applied(*, order_id: uuid.UUID, event_id: str) -> bool:
     return version == 1 or (version is not None and result.version >= version)
 
 
+@functools.cache
+def _order_by_id_sql() -> str:
+    """GET /orders/{id}'s query, written once: building it with the ORM on every request
+    took about a quarter of the request's CPU."""
+    quote = connection.ops.quote_name
+    return f"SELECT * FROM {quote(Order._meta.db_table)} WHERE {quote(Order._meta.pk.column)} = %s"
+
+
 def order_get(*, order_id: uuid.UUID) -> dict:
     """The view of one order; 404 when unknown."""
-    order = Order.objects.filter(order_id=order_id).first()
+    order = next(iter(Order.objects.raw(_order_by_id_sql(), [order_id])), None)
     if order is None:
         raise OrderNotFound("order_id", "no order with this order_id")
     return order_views(orders=[order])[0]

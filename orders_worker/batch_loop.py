@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 from kafka.structs import OffsetAndMetadata
 
+from orderstream.batch_pacing import BatchPacer, PacingConfig
 from orderstream.kafka import make_consumer, make_producer
 
 from .group_member import BatchAbandoned, GroupMember
@@ -58,6 +59,7 @@ class LoopConfig:
     heartbeat_file: str = ""
     idle_poll_ms: int = 0
     idle_poll_timeout_ms: int = 520
+    pacing: PacingConfig = PacingConfig(max_linger=0)  # off unless configured
     idle_after_seconds: float = IDLE_AFTER_SECONDS
     unassigned_warn_seconds: float = 60.0
     unassigned_max_seconds: float = 300.0
@@ -90,8 +92,9 @@ class BatchHandler(Protocol):
     def handle(self, records: list, retry: Retry) -> BatchOutcome:
         """Handle `records` (in poll order); raise when some record makes a step fail."""
 
-    def reject(self, record, error: Exception) -> BatchOutcome:
-        """The answer to a record that failed alone with `error`: its dead letter."""
+    def reject(self, record, error: Exception, retry: Retry) -> BatchOutcome:
+        """The answer to a record that failed alone with `error`: its dead letter (any
+        I/O of its own runs through `retry`)."""
 
     def periodic(self) -> None:
         """Housekeeping, called between batches (the handler paces itself)."""
@@ -112,6 +115,7 @@ class BatchLoop(GroupMember):
         self._clock = clock  # decides when the loop is idle (tests move it on)
         self._producer: KafkaProducer | None = None
         self._last_records_at = clock()
+        self.pacer = BatchPacer(config.pacing)
 
     def _remaining(self) -> int | None:
         if self.config.max_messages is None:
@@ -135,9 +139,11 @@ class BatchLoop(GroupMember):
                 self._beat()
                 self._nudge_stalled_rebalance()
                 busy = self._pause_when_idle()
+                self._linger_under_load()
                 records = self._poll(block=busy)
                 if records:
                     self._last_records_at = self._clock()
+                    self.pacer.started()
                     self._handle(records)
                 self._maybe_log_stats()
                 self.handler.periodic()
@@ -195,6 +201,13 @@ class BatchLoop(GroupMember):
         self._stop.wait(self.config.idle_poll_ms / 1000)
         return False
 
+    def _linger_under_load(self) -> None:
+        """Under load, let the next batch fill up a little (`orderstream.batch_pacing`);
+        never during a rebalance (see `_pause_when_idle`)."""
+        delay = self.pacer.linger()
+        if delay and not self._rebalancing:
+            self._stop.wait(delay)
+
     def _poll(self, *, block: bool = True) -> dict:
         limit = self.config.batch_size
         remaining = self._remaining()
@@ -224,6 +237,7 @@ class BatchLoop(GroupMember):
         self._process_isolating(ordered)
         self._commit(offsets)
         self.stats.batch_committed(len(ordered))
+        self.pacer.handled(len(ordered))
 
     def _process_isolating(self, records: list) -> None:
         """Process `records` as one batch; if that fails (not transiently: those are
@@ -258,7 +272,7 @@ class BatchLoop(GroupMember):
         except BatchAbandoned:
             raise
         except Exception as exc:
-            self._publish(self.handler.reject(record, exc), "produce a dead letter")
+            self._publish(self.handler.reject(record, exc, self._retry), "produce a dead letter")
 
     def _publish(self, outcome: BatchOutcome, what: str) -> None:
         self._retry(what, lambda: self._produce(outcome.acks + outcome.dead_letters))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from orderstream.batch_pacing import pacing_from_settings
 from orderstream.kafka import one_fetch_timeout_ms
 
 from .batch_loop import BatchLoop, LoopConfig
@@ -41,6 +42,7 @@ class WorkerConfig(LoopConfig, HandlerConfig):
             "idle_poll_timeout_ms": one_fetch_timeout_ms(),
             "unassigned_warn_seconds": settings.WORKER_UNASSIGNED_WARN_SECONDS,
             "unassigned_max_seconds": settings.WORKER_UNASSIGNED_MAX_SECONDS,
+            "pacing": pacing_from_settings(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -8,7 +8,9 @@ nothing: the loop (`batch_loop.py`) produces the outcome, and runs the database 
 steps through its `retry`, so a step that fails for a transient reason is retried on its
 own. A step that fails for another reason (the database refuses what some event holds,
 or an error no check foresaw) raises: the loop then handles the records one at a time,
-and a record that still fails alone is answered by `order_event_reject`.
+and a record that still fails alone is answered by `order_event_reject`. Each rejected
+record is also kept in the worker database (`dead_letters.dead_letters_record`, a step of
+its own: see that module for why).
 
 Unit tests call it with plain records (anything with topic, partition, offset, key and
 value) and no broker.
@@ -29,6 +31,8 @@ from orderstream.statuses import AckStatus
 from orderstream.timestamps import rfc3339, utc_now
 
 from .batch_loop import BatchOutcome, Outgoing, Retry
+from .dead_letters import Rejection, dead_letters_record
+from .models import DeadLetterKind
 from .results import order_results_write
 from .services import DB_ALIAS, EventDataRefused, orders_apply_batch, processed_events_purge
 
@@ -134,22 +138,26 @@ def order_events_handle(
     )
     acks: list[Outgoing] = []
     dead_letters: list[Outgoing] = []
+    rejections: list[Rejection] = []
     final_states = {}
     stamp = rfc3339(processed_at)
     result_of = iter(results)
     for record, item in parsed:
         if isinstance(item, InvalidMessage):
-            rejected = _rejection(record, item.reason, item.order_id, item.event_id, config)
+            rejection = Rejection(record, item.reason, DeadLetterKind.INVALID_MESSAGE)
         elif (result := next(result_of)).rejected:
-            rejected = _rejection(record, result.error, item.order_id, item.event_id, config)
+            rejection = Rejection(record, result.error, DeadLetterKind.REFUSED_BY_RULES)
         else:
             final_states[item.order_id] = result.state
             ack = OrderAck(item.event_id, item.order_id, result.ack_status, stamp)
             acks.append(Outgoing(config.ack_topic, record.key, ack.to_bytes()))
             continue
+        rejected = _rejection(record, rejection.error, item.order_id, item.event_id, config)
         acks.extend(rejected.acks)
         dead_letters.extend(rejected.dead_letters)
+        rejections.append(rejection)
 
+    _record(rejections, retry)
     retry(
         "write results to Redis",
         lambda: order_results_write(states=final_states.values(), ttl=config.result_ttl),
@@ -157,12 +165,28 @@ def order_events_handle(
     return BatchOutcome(results=results, acks=acks, dead_letters=dead_letters)
 
 
-def order_event_reject(*, record, error: Exception, config: HandlerConfig) -> BatchOutcome:
+def _record(rejections: list[Rejection], retry: Retry) -> None:
+    """Keep the rejected records in the worker database (retried while it is down)."""
+    if not rejections:
+        return
+    bounded = [Rejection(r.record, bounded_error(r.error), r.kind) for r in rejections]
+    failed_at = utc_now()
+    retry(
+        "record dead letters in PostgreSQL",
+        lambda: dead_letters_record(rejections=bounded, failed_at=failed_at),
+    )
+
+
+def order_event_reject(
+    *, record, error: Exception, config: HandlerConfig, retry: Retry = run_once
+) -> BatchOutcome:
     """The answer to a record that failed alone with `error`: a dead letter and an error
-    ACK (`rejected`) when its order_id can be read. A refusal of the database is expected
-    (logged as a warning); any other error is logged with its traceback."""
+    ACK (`rejected`) when its order_id can be read; the record is kept in the worker
+    database. A refusal of the database is expected (logged as a warning); any other error
+    is logged with its traceback."""
     if isinstance(error, EventDataRefused):
         reason = error.reason
+        kind = DeadLetterKind.REFUSED_BY_DATABASE
     else:
         logger.error(
             "message %s[%d]@%d key=%r failed unexpectedly",
@@ -173,8 +197,11 @@ def order_event_reject(*, record, error: Exception, config: HandlerConfig) -> Ba
             exc_info=error,
         )
         reason = f"could not be processed: {type(error).__name__}: {error}"[:500]
+        kind = DeadLetterKind.UNEXPECTED_ERROR
     item = _parsed(record)
-    return _rejection(record, reason, item.order_id, item.event_id, config)
+    outcome = _rejection(record, reason, item.order_id, item.event_id, config)
+    _record([Rejection(record, reason, kind)], retry)
+    return outcome
 
 
 class OrderEventsHandler:
@@ -188,8 +215,8 @@ class OrderEventsHandler:
     def handle(self, records: list, retry: Retry) -> BatchOutcome:
         return order_events_handle(records=records, config=self.config, retry=retry)
 
-    def reject(self, record, error: Exception) -> BatchOutcome:
-        return order_event_reject(record=record, error=error, config=self.config)
+    def reject(self, record, error: Exception, retry: Retry) -> BatchOutcome:
+        return order_event_reject(record=record, error=error, config=self.config, retry=retry)
 
     def periodic(self) -> None:
         """Forget handled event ids older than `event_retention_seconds`, once per

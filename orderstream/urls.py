@@ -17,7 +17,7 @@ redoc = SpectacularRedocView.as_view(url_name="schema", template_name="orders_ap
 
 admin.site.site_header = "OrderStream administration"
 admin.site.site_title = "OrderStream admin"
-admin.site.index_title = "Orders, outbox and processed orders"
+admin.site.index_title = "Orders, outbox, processed orders and dead letters"
 
 urlpatterns = [
     path("", include("orders_api.urls")),

@@ -41,7 +41,8 @@ def test_admin_index_lists_both_databases(admin_client):
     response = admin_client.get("/admin/")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "<title>Orders, outbox and processed orders | OrderStream admin</title>" in body
+    title = "Orders, outbox, processed orders and dead letters | OrderStream admin"
+    assert f"<title>{title}</title>" in body
     assert "OrderStream administration" in body
     assert "Orders (API database)" in body
     assert "Processed orders (worker database)" in body
