@@ -3,6 +3,8 @@ arithmetic, the pacing schedule, /proc parsing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orderstream.bench import targets
@@ -16,6 +18,7 @@ from orderstream.bench.wrk import (
     wrk_threads,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = (
     '{"requests": 1000, "duration_us": 2000000, "bytes": 5, "connect_errors": 0, '
     '"read_errors": 1, "write_errors": 0, "status_errors": 9, "timeouts": 0, '
@@ -157,3 +160,18 @@ def test_a_paced_run_sends_the_whole_schedule_through_its_senders():
 def test_cpu_time_is_read_after_the_command_name_even_with_spaces_and_parentheses():
     line = "4242 (gunicorn: worker (x)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 99"
     assert stat_cpu_seconds(line, ticks=100) == 3.0
+
+
+def test_the_baseline_is_served_with_the_apis_workers_and_threads_and_no_hooks(monkeypatch):
+    import importlib
+    import runpy
+
+    from orderstream.bench import baseline_gunicorn
+
+    monkeypatch.setenv("GUNICORN_WORKERS", "3")
+    monkeypatch.setenv("GUNICORN_THREADS", "7")
+    config = importlib.reload(baseline_gunicorn)
+    api = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (config.workers, config.threads, config.worker_class) == (3, 7, api["worker_class"])
+    assert "post_worker_init" in api and not hasattr(config, "post_worker_init")
+    assert not hasattr(config, "bind")  # the benchmark binds it to its own port
