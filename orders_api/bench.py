@@ -33,7 +33,7 @@ from orderstream.bench import targets
 from orderstream.bench.pacing import paced_run
 from orderstream.bench.processes import child_pids, process_cpu_seconds
 from orderstream.bench.profile import Profile
-from orderstream.bench.wrk import get_script, post_script, wrk_run
+from orderstream.bench.wrk import get_script, post_script, wrk_path, wrk_run
 from orderstream.kafka import ensure_topics, make_consumer, make_producer
 
 from .bench_report import api_report
@@ -373,6 +373,7 @@ def _healthy(url: str) -> None:
 
 def run_bench(config: BenchConfig, out) -> dict:
     """The whole API benchmark; returns the report (see `api_report`)."""
+    wrk_path()  # fail now, not after the sequential phase, when wrk is missing
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _healthy(config.base_url)
