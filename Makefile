@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BROKER ?= tansu
 export BROKER
 
-.PHONY: run test test-fast lint venv prepare clean compose-lint bench-api bench-worker mutation
+.PHONY: run test test-fast lint venv prepare clean compose-lint bench bench-api bench-worker mutation
 
 venv: $(VENV)/.installed
 
@@ -50,9 +50,14 @@ compose-lint: venv
 	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-relay.sh compose/start-worker.sh
 	$(PY) scripts/check_monitoring.py
 
-# Benchmarks; BENCH_ARGS="--help" lists their options (see README "HTTP API" and "Worker").
+# Benchmarks; BENCH_ARGS="--help" lists their options (see README "Benchmark").
+# bench: the whole benchmark on a stack of its own (databases *_bench, a throwaway broker,
+# gunicorn, relay, worker and the bare-DRF baseline), results in bench-results/$(BROKER)/.
 # bench-api measures the running `make run` stack; bench-worker brings its own broker,
-# database and topics.
+# database and topics. The load generator is wrk (apt-get install -y wrk).
+bench: venv
+	$(PY) scripts/local_stack.py bench $(BENCH_ARGS)
+
 bench-api: venv
 	$(PY) scripts/local_stack.py manage bench_api $(BENCH_ARGS)
 

@@ -1,32 +1,42 @@
-"""The API benchmark behind `manage.py bench_api`, against a running stack on 127.0.0.1.
+"""The API benchmark: the project against its bare-DRF baseline, measured in one run.
 
-Measures, in one run:
-- the Kafka round-trip floor: a message produced to a topic, echoed by a trivial
-  consumer/producer pair (like the worker, without its work), read back by a group-less
-  reader (like the API's ACK listener) — the part of a synchronous POST no API code can save;
-- sequential synchronous POST /orders creates (waiting for the worker's ACK): p50/p95/p99;
-- non-waiting POSTs (`?wait=false`) at several concurrency levels: requests per second;
-- GET /orders/{order_id} at the same levels: requests per second;
-- GET /health at the same levels: the baseline of a request that does no work (the
-  framework, the server and the load generator alone), so the throughputs can be read as
-  ratios to it: this machine is shared and its speed varies from one run to the next.
-Bounded in count and time; loopback only.
+In one run, on 127.0.0.1 only (`run_bench`):
+- the Kafka round-trip floor: a message produced, echoed by a trivial consumer/producer
+  pair (the worker without its work), read back by a group-less reader (the API's ACK
+  listener): the part of a synchronous POST no API code can save;
+- sequential creates (the Python client, concurrency 1): synchronous POST /orders
+  (waiting for the worker's ACK) and the baseline's POST /orders, interleaved;
+- with wrk at each concurrency level, interleaved (baseline, project, baseline, project):
+  non-waiting creates (`?wait=false`) against the baseline's create, and GET /orders/{id}
+  against the baseline's GET of one row by primary key; ratios per level;
+- with a worker pid: a paced open-loop load of non-waiting creates (200/s) and the
+  worker's CPU time per event it applied.
+The baseline (orders_api/bench_baseline.py) is served by its own gunicorn with the API's
+workers and threads; the targets are in orderstream/bench/targets.py.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import statistics
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.db import connections
 from kafka import TopicPartition
 
+from orderstream.bench import targets
+from orderstream.bench.pacing import paced_run
+from orderstream.bench.processes import child_pids, process_cpu_seconds
+from orderstream.bench.profile import Profile
+from orderstream.bench.wrk import get_script, post_script, wrk_path, wrk_run
 from orderstream.kafka import ensure_topics, make_consumer, make_producer
+
+from .bench_report import api_report
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -34,29 +44,18 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 @dataclass
 class BenchConfig:
     base_url: str = "http://127.0.0.1:8080"
+    baseline_url: str = "http://127.0.0.1:8081"
     sync_requests: int = 300
     floor_samples: int = 300
     concurrency: list[int] = field(default_factory=lambda: [1, 4, 16, 32])
-    duration: float = 5.0
-    json_path: str = "bench_api.json"
-
-
-def percentiles(samples_ms: list[float]) -> dict:
-    if not samples_ms:
-        return {"n": 0}
-    ordered = sorted(samples_ms)
-
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    return {
-        "n": len(ordered),
-        "p50": pick(0.50),
-        "p95": pick(0.95),
-        "p99": pick(0.99),
-        "mean": round(statistics.fmean(ordered), 2),
-        "max": round(ordered[-1], 2),
-    }
+    duration: float = 4.0
+    rounds: int = 2  # interleaved baseline/project pairs per level
+    live_rate: float = 200.0
+    live_seconds: float = 10.0
+    out_dir: str = "bench-results"
+    profile: bool = False
+    api_pid: int | None = None  # the gunicorn master, for --profile
+    worker_pid: int | None = None  # the worker process: the live-load measurement needs it
 
 
 class Client:
@@ -92,8 +91,8 @@ def order_body() -> dict:
     }
 
 
-def kafka_floor(samples: int) -> dict:
-    """Round trip produce → echo (consume + produce + flush) → group-less reader, in ms."""
+def kafka_floor(samples: int) -> list[float]:
+    """Round trips produce → echo (consume + produce + flush) → group-less reader, in ms."""
     suffix = uuid.uuid4().hex[:8]
     inbound, outbound = f"bench.echo.in.{suffix}", f"bench.echo.out.{suffix}"
     ensure_topics({inbound: 1, outbound: 1})
@@ -143,143 +142,250 @@ def kafka_floor(samples: int) -> dict:
         thread.join(5)
         reader.close()
         producer.close()
-    return percentiles(times)
+    return times
 
 
-def sync_creates(base_url: str, count: int) -> tuple[dict, dict, list[str]]:
+def sequential_creates(base_url: str, count: int, path: str = "/orders") -> tuple:
+    """`count` POSTs one after the other: (latencies in ms, statuses, order ids)."""
     client = Client(base_url)
     times, statuses, ids = [], {}, []
     for _ in range(count):
         started = time.perf_counter()
-        status, body = client.request("POST", "/orders", order_body())
+        status, body = client.request("POST", path, order_body())
         times.append((time.perf_counter() - started) * 1000)
         statuses[status] = statuses.get(status, 0) + 1
         if body.get("order_id"):
             ids.append(body["order_id"])
-    return percentiles(times), statuses, ids
+    return times, statuses, ids
 
 
-def load(base_url: str, concurrency: int, duration: float, make_request) -> dict:
-    """`concurrency` threads each sending `make_request(client)` for `duration` seconds."""
-    stop_at = time.perf_counter() + duration
-    results: list[list[float]] = [[] for _ in range(concurrency)]
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
+def _merge_counts(into: dict, more: dict) -> dict:
+    for key, value in more.items():
+        into[str(key)] = into.get(str(key), 0) + value
+    return into
 
-    def run(index: int) -> None:
-        client = Client(base_url)
-        local: dict[int, int] = {}
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            status = make_request(client)
-            results[index].append((time.perf_counter() - started) * 1000)
-            local[status] = local.get(status, 0) + 1
-        with lock:
-            for status, count in local.items():
-                statuses[status] = statuses.get(status, 0) + count
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(duration + 60)
-    elapsed = time.perf_counter() - started
-    samples = [t for per_thread in results for t in per_thread]
-    ok = sum(count for status, count in statuses.items() if status < 400)
+def sequential_phase(config: BenchConfig, out) -> dict:
+    """The floor, then synchronous creates and the baseline's creates, interleaved in
+    `rounds` halves; all at concurrency 1 with the Python client."""
+    out.write(f"Kafka round-trip floor ({config.floor_samples} samples)...\n")
+    floor = kafka_floor(config.floor_samples)
+    sync, baseline, ids = [], [], []
+    sync_statuses: dict = {}
+    baseline_statuses: dict = {}
+    share = max(1, config.sync_requests // config.rounds)
+    for n in range(config.rounds):
+        out.write(f"sequential creates, round {n + 1}/{config.rounds} ({share} each)...\n")
+        times, statuses, _ = sequential_creates(config.baseline_url, share)
+        baseline += times
+        _merge_counts(baseline_statuses, statuses)
+        times, statuses, new_ids = sequential_creates(config.base_url, share)
+        sync += times
+        ids += new_ids
+        _merge_counts(sync_statuses, statuses)
     return {
-        "concurrency": concurrency,
-        "requests": len(samples),
-        "ok": ok,
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "rps": round(ok / elapsed, 1),
-        "latency_ms": percentiles(samples),
+        "floor": floor,
+        "sync": sync,
+        "baseline": baseline,
+        "ids": ids,
+        "sync_statuses": sync_statuses,
+        "baseline_statuses": baseline_statuses,
     }
+
+
+def _one_gunicorn_worker(master_pid: int | None) -> int | None:
+    workers = child_pids(master_pid) if master_pid else []
+    return workers[0] if workers else None
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """One kind of wrk run: which server, which requests (a POST, or a GET of `ids`)."""
+
+    key: str
+    url: str
+    path: str
+    ids: list[str] | None = None
+    project: bool = False
+
+    def script(self, seed: int) -> str:
+        if self.ids is None:
+            return post_script(self.path, seed=seed)
+        return get_script(self.path, self.ids, seed=seed)
+
+
+def load_shapes(config: BenchConfig, ids: list[str]) -> tuple[tuple[LoadShape, ...], ...]:
+    """The pairs compared, baseline first: creates, then reads of the same orders."""
+    return (
+        (
+            LoadShape("baseline_create", config.baseline_url, "/orders"),
+            LoadShape("nowait_create", config.base_url, "/orders?wait=false", project=True),
+        ),
+        (
+            LoadShape("baseline_get", config.baseline_url, "/orders/", ids),
+            LoadShape("get_order", config.base_url, "/orders/", ids, project=True),
+        ),
+    )
+
+
+def throughput_phase(config: BenchConfig, ids: list[str], out) -> dict[str, list[dict]]:
+    """wrk at each level: for creates, then reads, `rounds` baseline/project pairs in turn.
+    A short unmeasured run of each shape first warms both servers' threads and caches."""
+    runs: dict[str, list[dict]] = {}
+    pairs = load_shapes(config, ids)
+    for shape in (shape for pair in pairs for shape in pair):
+        runs[shape.key] = []
+        wrk_run(url=shape.url, script=shape.script(0), concurrency=4, seconds=1)
+    for level in config.concurrency:
+        for pair in pairs:
+            for round_number in range(1, config.rounds + 1):
+                for shape in pair:
+                    result = wrk_run(
+                        url=shape.url,
+                        script=shape.script(seed=level * 10 + round_number),
+                        concurrency=level,
+                        seconds=config.duration,
+                    ).as_dict(level)
+                    result["round"] = round_number
+                    runs[shape.key].append(result)
+                    out.write(
+                        f"  {shape.key:<16} c={level:<3} round {round_number}: "
+                        f"{result['rps']:>8} req/s, {result['errors']} errors, "
+                        f"wrk CPU {result['wrk_cpu_share']:.2f}\n"
+                    )
+    return runs
+
+
+def profile_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> dict[str, str]:
+    """`--profile`, after the measured runs (py-spy takes CPU from the two cores): one
+    gunicorn worker during a wrk run of each project request kind at the top level, and
+    the worker during a paced load like the live one. Returns what -> file (or why none)."""
+    profiles: dict[str, str] = {}
+    api_pid = _one_gunicorn_worker(config.api_pid)
+    top = max(config.concurrency)
+    for shape in (shape for pair in load_shapes(config, ids) for shape in pair):
+        if not (shape.project and api_pid):
+            continue
+        out.write(f"profiling a gunicorn worker during {shape.key} at c={top}...\n")
+        path = out_dir / f"profile-api-{shape.key}.json"
+        profile = Profile(pid=api_pid, seconds=config.duration, path=path)
+        wrk_run(url=shape.url, script=shape.script(1), concurrency=top, seconds=config.duration)
+        profiles[f"API {shape.key} c={top}"] = profile.wait()
+    if config.worker_pid:
+        out.write("profiling the worker during a paced load...\n")
+        path = out_dir / "profile-worker-live.json"
+        profile = Profile(pid=config.worker_pid, seconds=config.live_seconds, path=path)
+        _paced_creates(config)
+        profiles["worker under the live load"] = profile.wait()
+    return profiles
+
+
+def _processed_events() -> int:
+    with connections["worker"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM orders_worker_processedevent")
+        return cursor.fetchone()[0]
+
+
+def _unpublished_outbox() -> int:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM orders_api_outboxevent "
+            "WHERE published_at IS NULL AND parked_at IS NULL"
+        )
+        return cursor.fetchone()[0]
+
+
+def wait_until_quiet(deadline_seconds: float = 180.0) -> bool:
+    """Wait until the relay published every event and the worker's count of applied events
+    held still for a second: the backlog of the throughput levels is drained."""
+    deadline = time.monotonic() + deadline_seconds
+    last = -1
+    while time.monotonic() < deadline:
+        count = _processed_events()
+        if count == last and _unpublished_outbox() == 0:
+            return True
+        last = count
+        time.sleep(1.0)
+    return False
+
+
+# Senders of the paced load: enough that requests leave on time while the API is slow
+# (200/s with 50 ms answers needs 10 busy at once).
+PACED_SENDERS = 32
+
+
+def _paced_creates(config: BenchConfig) -> dict:
+    """Non-waiting creates at `live_rate`/s for `live_seconds`, open loop."""
+
+    def make_sender():
+        client = Client(config.base_url)
+        return lambda: client.request("POST", "/orders?wait=false", order_body())[0]
+
+    return paced_run(
+        rate=config.live_rate,
+        seconds=config.live_seconds,
+        senders=PACED_SENDERS,
+        make_sender=make_sender,
+    )
+
+
+def live_load_phase(config: BenchConfig, out) -> dict:
+    """Paced non-waiting creates at `live_rate`/s; the worker's CPU time per event applied,
+    from its /proc CPU time from the load's start until it applied them all."""
+    out.write("waiting for the worker to drain the backlog...\n")
+    quiet = wait_until_quiet()
+    before_events = _processed_events()
+    before_cpu = process_cpu_seconds(config.worker_pid)
+    out.write(f"live load: {config.live_rate:.0f} creates/s for {config.live_seconds:.0f}s...\n")
+    started = time.perf_counter()
+
+    load = _paced_creates(config)
+    accepted = sum(v for k, v in load["statuses"].items() if int(k) < 300)
+    deadline = time.monotonic() + 60
+    applied = _processed_events() - before_events
+    while applied < accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+        applied = _processed_events() - before_events
+    cpu = process_cpu_seconds(config.worker_pid) - before_cpu
+    wall = time.perf_counter() - started
+    result = {
+        "load": load,
+        "drained_before": quiet,
+        "events_applied": applied,
+        "worker_cpu_seconds": round(cpu, 3),
+        "wall_seconds": round(wall, 2),
+        "worker_cpu_share": round(cpu / wall, 3) if wall else None,
+        "cpu_ms_per_event": targets.cpu_ms_per_event(cpu, applied),
+    }
+    result["meets_target"] = (
+        None
+        if result["cpu_ms_per_event"] is None
+        else result["cpu_ms_per_event"] <= targets.TARGET_CPU_MS_PER_EVENT
+    )
+    return result
+
+
+def _healthy(url: str) -> None:
+    status, _ = Client(url).request("GET", "/health")
+    if status != 200:
+        raise SystemExit(f"{url} is not healthy ({status})")
 
 
 def run_bench(config: BenchConfig, out) -> dict:
-    client = Client(config.base_url)
-    status, _ = client.request("GET", "/health")
-    if status != 200:
-        raise SystemExit(f"the API at {config.base_url} is not healthy ({status})")
+    """The whole API benchmark; returns the report (see `api_report`)."""
+    wrk_path()  # fail now, not after the sequential phase, when wrk is missing
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _healthy(config.base_url)
+    _healthy(config.baseline_url)
     out.write("warming up...\n")
-    sync_creates(config.base_url, 20)
-
-    out.write(f"Kafka round-trip floor ({config.floor_samples} samples)...\n")
-    floor = kafka_floor(config.floor_samples)
-    out.write(f"synchronous creates ({config.sync_requests} sequential)...\n")
-    sync, sync_statuses, ids = sync_creates(config.base_url, config.sync_requests)
-
-    def post_nowait(c: Client) -> int:
-        return c.request("POST", "/orders?wait=false", order_body())[0]
-
-    def get_one(c: Client) -> int:
-        return c.request("GET", f"/orders/{ids[int(time.perf_counter_ns()) % len(ids)]}")[0]
-
-    def get_health(c: Client) -> int:
-        return c.request("GET", "/health")[0]
-
-    # Each level's baseline runs right before the runs it is compared with.
-    runs = {"nowait_create": [], "get_order": [], "health": []}
-    for level in config.concurrency:
-        for key, label, make_request in (
-            ("health", "GET /health (baseline)", get_health),
-            ("nowait_create", "non-waiting POST", post_nowait),
-            ("get_order", "GET /orders/{id}", get_one),
-        ):
-            out.write(f"{label} at concurrency {level} for {config.duration}s...\n")
-            runs[key].append(load(config.base_url, level, config.duration, make_request))
-
-    report = {
-        "base_url": config.base_url,
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "kafka_round_trip_floor_ms": floor,
-        "sync_create_ms": sync,
-        "sync_create_statuses": {str(k): v for k, v in sync_statuses.items()},
-        "sync_create_p50_over_floor_p50": round(sync["p50"] / floor["p50"], 2)
-        if floor.get("p50")
-        else None,
-        **runs,
-        "nowait_create_over_health": [
-            round(post["rps"] / health["rps"], 3) if health["rps"] else None
-            for post, health in zip(runs["nowait_create"], runs["health"], strict=True)
-        ],
-    }
-    with open(config.json_path, "w") as fh:
-        json.dump(report, fh, indent=2)
-    out.write(format_table(report))
-    out.write(f"\nwritten to {config.json_path}\n")
-    return report
-
-
-def format_table(report: dict) -> str:
-    floor, sync = report["kafka_round_trip_floor_ms"], report["sync_create_ms"]
-    lines = [
-        "",
-        f"{'measure':44} {'p50':>8} {'p95':>8} {'p99':>8} {'n':>7}",
-        f"{'Kafka round trip floor (ms)':44} {floor.get('p50', '-'):>8} "
-        f"{floor.get('p95', '-'):>8} {floor.get('p99', '-'):>8} {floor.get('n', 0):>7}",
-        f"{'synchronous POST create (ms)':44} {sync['p50']:>8} {sync['p95']:>8} "
-        f"{sync['p99']:>8} {sync['n']:>7}",
-        f"  statuses {report['sync_create_statuses']}; p50 / floor p50 = "
-        f"{report['sync_create_p50_over_floor_p50']}",
-        "",
-        f"{'throughput':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}",
-    ]
-    for name, rows in (
-        ("POST ?wait=false", report["nowait_create"]),
-        ("GET /orders/{id}", report["get_order"]),
-        ("GET /health (baseline)", report["health"]),
-    ):
-        for row in rows:
-            errors = row["requests"] - row["ok"]
-            lines.append(
-                f"{name + ' @ concurrency ' + str(row['concurrency']):44} {row['rps']:>8} "
-                f"{row['latency_ms']['p50']:>8} {row['latency_ms']['p99']:>8} {errors:>7}"
-            )
-    ratios = ", ".join(
-        f"{ratio} at c={row['concurrency']}"
-        for ratio, row in zip(report["nowait_create_over_health"], report["health"], strict=True)
-    )
-    lines.append(f"  non-waiting POST req/s / GET /health req/s: {ratios}")
-    return "\n".join(lines) + "\n"
+    sequential_creates(config.base_url, 20)
+    sequential_creates(config.baseline_url, 20)
+    sequential = sequential_phase(config, out)
+    if not sequential["ids"]:
+        raise SystemExit("no order was created: is the API answering POST /orders?")
+    out.write(f"throughput (wrk, {config.duration}s a run, {config.rounds} rounds a level)...\n")
+    runs = throughput_phase(config, sequential["ids"], out)
+    live = live_load_phase(config, out) if config.worker_pid else None
+    profiles = profile_phase(config, sequential["ids"], out_dir, out) if config.profile else {}
+    return api_report(config, sequential, runs, live, profiles)

@@ -1,5 +1,13 @@
-"""The worker benchmark: drain N events with the batched worker, with the naive per-event
-design, and measure the raw PostgreSQL upsert rate, all in one run.
+"""The worker benchmark, all in one run: drain N events with the batched worker and with the
+naive per-event design; measure K, a Kafka-only loop's rate (the worker's Kafka work and
+nothing else), and P, the raw PostgreSQL rate of the worker's own writes; report the
+ceiling 1/(1/K + 1/P) and the worker's ratio to it (orderstream/bench/targets.py).
+
+Every drain counts its group's assignment changes: a run with a rebalance (a member
+that overran max_poll_interval_ms and was thrown out) measured the rejoin, not the work,
+so each reports `rebalances` and the naive design polls at most NAIVE_POLL_RECORDS at a
+time (one event a transaction, a Redis call and a flush each: a poll of 500 can take
+longer than the poll interval on a slow machine).
 
 Runs on its own database (`<worker db>_bench`, created and migrated here), its own topics
 and consumer groups, and by default its own embedded Tansu broker, so it never disturbs a
@@ -20,19 +28,83 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections, transaction
 from django_redis import get_redis_connection
+from kafka import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
 
-from orderstream.kafka import ensure_topics, make_producer
-from orderstream.messages import OrderEvent, OrderResult
+from orderstream.bench import targets
+from orderstream.kafka import ensure_topics, make_consumer, make_producer
+from orderstream.messages import OrderAck, OrderEvent, OrderResult
 from orderstream.timestamps import rfc3339, utc_now
 
 from .consumer import OrderWorker, WorkerConfig
 from .rules import order_event_decide
-from .services import DB_ALIAS, _upsert_orders
+from .services import DB_ALIAS, EventResult, _record_events, _upsert_orders
 
 logger = logging.getLogger(__name__)
 
+# The naive design's poll size: a poll's events must be handled within the poll interval.
+NAIVE_POLL_RECORDS = 50
 
-class NaiveOrderWorker(OrderWorker):
+
+class CountingAssignments:
+    """A rebalance listener's counts of assignment changes: `rebalances` once the drain has
+    started (its first batch: these are in the measured time), `rebalances_at_join` before
+    (the first assignment is the join itself, not counted)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rebalances = 0
+        self.rebalances_at_join = -1
+
+    def _draining(self) -> bool:
+        raise NotImplementedError
+
+    def _count(self) -> None:
+        if self._draining():
+            self.rebalances += 1
+        else:
+            self.rebalances_at_join += 1
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self._count()
+        super().on_partitions_assigned(assigned)
+
+    def on_partitions_lost(self, lost) -> None:
+        self._count()
+        super().on_partitions_lost(lost)
+
+
+def settle_metadata_snapshot(consumer) -> None:
+    """Rebuild the group coordinator's metadata snapshot right after `subscribe`.
+
+    kafka-python 3.0.12 builds it when the consumer is created (no topic subscribed yet)
+    and again only at the next metadata update. A member that subscribes after its
+    creation (as the worker does) joins, assigns as leader from the empty snapshot, and
+    rejoins as soon as the update comes: on Apache Kafka one rebalance ~0.15 s into every
+    drain ("Leader re-joining group during Stable" in the broker's log). The client
+    already holds the topic's metadata (`BatchLoop._build_consumer` waited for it), so the
+    snapshot taken now is the one the update would bring. The worker itself still has
+    this startup rejoin; the benchmark measures the drain without it.
+    """
+    coordinator = consumer._coordinator
+    coordinator._metadata_snapshot = coordinator._build_metadata_snapshot(
+        consumer._subscription, consumer._cluster
+    )
+
+
+class BenchOrderWorker(CountingAssignments, OrderWorker):
+    """The worker as it runs, counting its assignments (see `settle_metadata_snapshot`)."""
+
+    def _draining(self) -> bool:
+        return self.stats.first_batch_at is not None
+
+    def _build_consumer(self):
+        consumer = super()._build_consumer()
+        settle_metadata_snapshot(consumer)
+        return consumer
+
+
+class NaiveOrderWorker(BenchOrderWorker):
     """The baseline: one transaction, one Redis call and one ACK flush per event."""
 
     def _process(self, ordered: list) -> None:
@@ -48,6 +120,8 @@ class BenchRun:
     events: int
     seconds: float
     batches: int
+    rebalances: int | None = None
+    rebalances_at_join: int | None = None
 
     @property
     def per_second(self) -> float:
@@ -59,6 +133,8 @@ class BenchRun:
             "seconds": round(self.seconds, 3),
             "events_per_s": round(self.per_second, 1),
             "batches": self.batches,
+            "rebalances": self.rebalances,
+            "rebalances_at_join": self.rebalances_at_join,
         }
 
 
@@ -136,7 +212,9 @@ def bench_produce(*, topic: str, events: list[OrderEvent]) -> float:
     return len(events) / elapsed
 
 
-def bench_drain(*, name: str, worker_class: type[OrderWorker], events, batch_size: int) -> BenchRun:
+def bench_drain(
+    *, name: str, worker_class: type[BenchOrderWorker], events, batch_size: int
+) -> BenchRun:
     """Produce `events` to fresh topics, then run the worker until it handled them all."""
     names = bench_topics(name)
     rate = bench_produce(topic=names["events_topic"], events=events)
@@ -154,7 +232,97 @@ def bench_drain(*, name: str, worker_class: type[OrderWorker], events, batch_siz
     stats = worker.stats
     if handled != len(events) or stats.first_batch_at is None:
         raise RuntimeError(f"{name}: handled {handled} of {len(events)} events")
-    return BenchRun(name, handled, stats.last_batch_at - stats.first_batch_at, stats.batches)
+    seconds = stats.last_batch_at - stats.first_batch_at
+    return BenchRun(
+        name, handled, seconds, stats.batches, worker.rebalances, worker.rebalances_at_join
+    )
+
+
+class _NoRebalanceWork(ConsumerRebalanceListener):
+    """A listener with nothing to do on a rebalance (the Kafka-only loop keeps no state)."""
+
+    def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned) -> None:
+        pass
+
+    def on_partitions_lost(self, lost) -> None:
+        pass
+
+
+class KafkaOnlyLoop(CountingAssignments, _NoRebalanceWork):
+    """K: the worker's Kafka work alone. Per poll (up to `batch_size`): decode each event,
+    produce one ACK per event, flush, commit. No database, no Redis. The clients are built
+    as the worker builds them (`BatchLoop._build_consumer`, `_build_producer`)."""
+
+    def __init__(self, *, names: dict[str, str], batch_size: int, linger_ms: int):
+        super().__init__()
+        self.names = names
+        self.consumer = make_consumer(
+            group_id=names["group"], client_id="bench-kafka-only", max_poll_records=batch_size
+        )
+        self.producer = make_producer(
+            client_id="bench-kafka-only", linger_ms=linger_ms, batch_size=256 * 1024
+        )
+        self.batch_size = batch_size
+        self.first_batch_at: float | None = None
+
+    def _draining(self) -> bool:
+        return self.first_batch_at is not None
+
+    def run(self, count: int, timeout: float = 300.0) -> BenchRun:
+        deadline = time.monotonic() + timeout
+        topic = self.names["events_topic"]
+        while not self.consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+            time.sleep(0.1)  # as the worker: join once the topic's partitions are known
+        self.consumer.subscribe([topic], listener=self)
+        settle_metadata_snapshot(self.consumer)
+        handled = batches = 0
+        last = None
+        ack_topic = self.names["ack_topic"]
+        try:
+            while handled < count and time.monotonic() < deadline:
+                polled = self.consumer.poll(timeout_ms=100, max_records=self.batch_size)
+                if not polled:
+                    continue
+                self.first_batch_at = self.first_batch_at or time.perf_counter()
+                stamp = rfc3339(utc_now())
+                for records in polled.values():
+                    for record in records:
+                        event = OrderEvent.from_bytes(record.value)
+                        ack = OrderAck(event.event_id, event.order_id, "created", stamp)
+                        self.producer.send(ack_topic, value=ack.to_bytes(), key=record.key)
+                self.producer.flush(timeout=30)
+                self.consumer.commit(
+                    {
+                        tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1)
+                        for tp, recs in polled.items()
+                    }
+                )
+                handled += sum(len(recs) for recs in polled.values())
+                batches += 1
+                last = time.perf_counter()
+        finally:
+            self.consumer.close(autocommit=False)
+            self.producer.close(timeout=5)
+        if handled < count or self.first_batch_at is None:
+            raise RuntimeError(f"kafka_only: handled {handled} of {count} events")
+        seconds = last - self.first_batch_at
+        return BenchRun(
+            "kafka_only", handled, seconds, batches, self.rebalances, self.rebalances_at_join
+        )
+
+
+def bench_kafka_only(*, events: list[OrderEvent], batch_size: int) -> BenchRun:
+    """K on fresh topics: `events` produced, then drained by `KafkaOnlyLoop`."""
+    names = bench_topics("kafka-only")
+    rate = bench_produce(topic=names["events_topic"], events=events)
+    logger.info("kafka_only: loaded %d events (%.0f produced/s)", len(events), rate)
+    loop = KafkaOnlyLoop(
+        names=names, batch_size=batch_size, linger_ms=settings.WORKER_ACK_LINGER_MS
+    )
+    return loop.run(len(events))
 
 
 def bench_postgres_upserts(*, events: list[OrderEvent], batch_size: int) -> BenchRun:
@@ -174,6 +342,39 @@ def bench_postgres_upserts(*, events: list[OrderEvent], batch_size: int) -> Benc
     return BenchRun("postgres_upsert", len(states), elapsed, -(-len(states) // batch_size))
 
 
+def _decided_batches(events: list[OrderEvent], batch_size: int) -> list[tuple[list, list]]:
+    """Per batch of `batch_size` events: the order states to upsert (the last state of each
+    order, as the worker collapses them) and the events' results, decided beforehand."""
+    now = utc_now()
+    batches = []
+    for index in range(0, len(events), batch_size):
+        states, results = {}, []
+        for event in events[index : index + batch_size]:
+            decision = order_event_decide(
+                stored=states.get(event.order_id), event=event, processed_at=now
+            )
+            states[event.order_id] = decision.state
+            results.append(EventResult(event, decision.ack_status, decision.state))
+        batches.append((list(states.values()), results))
+    return batches
+
+
+def bench_postgres_writes(*, events: list[OrderEvent], batch_size: int) -> BenchRun:
+    """P: the raw rate, in events/s, of the worker's own writes: per batch, one transaction
+    upserting the batch's orders and recording its events (`_upsert_orders`,
+    `_record_events`), with the rules' decisions made before the clock starts."""
+    batches = _decided_batches(events, batch_size)
+    now = utc_now()
+    started = time.perf_counter()
+    for states, results in batches:
+        with transaction.atomic(using=DB_ALIAS):
+            with connections[DB_ALIAS].cursor() as cursor:
+                _upsert_orders(cursor.cursor, states)
+                _record_events(cursor.cursor, results, now)
+    elapsed = time.perf_counter() - started
+    return BenchRun("postgres_writes", len(events), elapsed, len(batches))
+
+
 def bench_cleanup_redis(events: list[OrderEvent]) -> None:
     client = get_redis_connection("default")
     keys = list({OrderResult.redis_key(e.order_id) for e in events})
@@ -191,14 +392,23 @@ def bench_worker_run(
     pg_events = bench_events(events)
     try:
         batched = bench_drain(
-            name="batched", worker_class=OrderWorker, events=batched_events, batch_size=batch_size
+            name="batched",
+            worker_class=BenchOrderWorker,
+            events=batched_events,
+            batch_size=batch_size,
         )
         naive = bench_drain(
-            name="naive", worker_class=NaiveOrderWorker, events=naive_list, batch_size=batch_size
+            name="naive",
+            worker_class=NaiveOrderWorker,
+            events=naive_list,
+            batch_size=min(batch_size, NAIVE_POLL_RECORDS),
         )
+        kafka_only = bench_kafka_only(events=bench_events(events), batch_size=batch_size)
         upserts = bench_postgres_upserts(events=pg_events, batch_size=batch_size)
+        writes = bench_postgres_writes(events=bench_events(events), batch_size=batch_size)
     finally:
         bench_cleanup_redis(batched_events + naive_list + pg_events)
+    ceiling = targets.worker_ceiling(kafka_only.per_second, writes.per_second)
     report = {
         "measured_at": rfc3339(utc_now()),
         "cpu_count": os.cpu_count(),
@@ -207,13 +417,59 @@ def bench_worker_run(
         "database": database,
         "batched": batched.as_dict(),
         "naive": naive.as_dict(),
+        "naive_poll_records": min(batch_size, NAIVE_POLL_RECORDS),
+        "kafka_only": kafka_only.as_dict(),
         "postgres_upsert": upserts.as_dict(),
+        "postgres_writes": writes.as_dict(),
+        "ceiling_events_per_s": round(ceiling, 1),
         "ratios": {
-            "batched_over_naive": round(batched.per_second / naive.per_second, 2),
-            "batched_over_postgres_upsert": round(batched.per_second / upserts.per_second, 3),
+            "batched_over_naive": targets.ratio(batched.per_second, naive.per_second, 2),
+            "batched_over_postgres_upsert": targets.ratio(batched.per_second, upserts.per_second),
+            "batched_over_ceiling": targets.ratio(batched.per_second, ceiling),
         },
+        "meets_target": (batched.per_second / ceiling >= targets.TARGET_WORKER)
+        if ceiling
+        else None,
+        "rebalances_in_runs": batched.rebalances + naive.rebalances + kafka_only.rebalances,
     }
     if json_path:
         with open(json_path, "w") as handle:
             json.dump(report, handle, indent=2)
     return report
+
+
+def bench_group_settings() -> None:
+    """Group timings for a throwaway broker: Tansu's group join waits in proportion to the
+    poll interval; 6 s is Apache Kafka's smallest session timeout."""
+    settings.KAFKA_MAX_POLL_INTERVAL_MS = 6000
+    settings.KAFKA_SESSION_TIMEOUT_MS = 6000
+    settings.KAFKA_HEARTBEAT_INTERVAL_MS = 300
+
+
+def format_worker_table(report: dict) -> str:
+    """The worker part of a report as text lines."""
+    lines = [
+        f"{'worker':>16}  {'events':>6} {'seconds':>8} {'events/s':>10} {'batches':>8} rebalances"
+    ]
+    for name in ("batched", "naive", "kafka_only", "postgres_writes", "postgres_upsert"):
+        run = report[name]
+        rebalances = (
+            "-"
+            if run["rebalances"] is None
+            else f"{run['rebalances']} ({run['rebalances_at_join']} at the join)"
+        )
+        lines.append(
+            f"{name:>16}: {run['events']:>6} {run['seconds']:>8.2f} {run['events_per_s']:>10.1f} "
+            f"{run['batches']:>8} {rebalances}"
+        )
+    ratios = report["ratios"]
+    met = {True: "met", False: "MISSED", None: "-"}[report["meets_target"]]
+    lines += [
+        "K = kafka_only, P = postgres_writes (events/s; postgres_upsert counts order rows)",
+        f"ceiling 1/(1/K + 1/P) = {report['ceiling_events_per_s']}/s; batched / ceiling = "
+        f"{ratios['batched_over_ceiling']} (target >= {targets.TARGET_WORKER}: {met})",
+        f"batched / naive = {ratios['batched_over_naive']}x; batched / PostgreSQL upsert = "
+        f"{ratios['batched_over_postgres_upsert']}; naive polls {report['naive_poll_records']} "
+        "at a time",
+    ]
+    return "\n".join(lines) + "\n"

@@ -9,6 +9,8 @@
                                            (PostgreSQL and Redis started if none answers)
     python scripts/local_stack.py mutation [ARGS]     as `test`, plus one throwaway broker
                                            for every pytest run: scripts/mutation.py ARGS
+    python scripts/local_stack.py bench [ARGS]        the whole benchmark on a stack of its
+                                           own (orderstream/bench/session.py; --help)
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
 (`tansu`, the default, or `kafka`) chooses the embedded broker.
@@ -205,15 +207,36 @@ def run_mutation(stack: Stack, args: list[str]) -> int:
     return subprocess.call([sys.executable, "scripts/mutation.py", *args], cwd=ROOT, env=env)
 
 
+def bench_environment() -> None:
+    """The benchmark's own databases (`*_bench`) and broker (a throwaway one on a free
+    port): it never writes into the stack of `make run`, and never uses its broker."""
+    from orderstream.devstack.ports import free_port
+
+    for variable in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN"):
+        base, _, query = os.environ[variable].partition("?")
+        os.environ[variable] = f"{base}_bench" + (f"?{query}" if query else "")
+    os.environ["KAFKA_BROKERS"] = f"127.0.0.1:{free_port()}"
+
+
+def run_bench(argv: list[str]) -> int:
+    from orderstream.bench.session import bench_session
+
+    return bench_session(argv)
+
+
 def main(argv: list[str]) -> int:
     # SIGTERM ends us through `finally` too (stopping the services), as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load_local_env()
     command = argv[0] if argv else "run"
-    if command not in {"run", "prepare", "services", "test", "manage", "mutation"}:
+    if command not in {"run", "prepare", "services", "test", "manage", "mutation", "bench"}:
         print(__doc__, file=sys.stderr)
         return 2
-    throwaway = command in {"test", "mutation"}
+    throwaway = command in {"test", "mutation", "bench"}
+    if command == "bench":
+        if "--help" in argv or "-h" in argv:
+            return run_bench(argv[1:])
+        bench_environment()
     data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
     stack = Stack(data_dir, throwaway=throwaway)
     try:
@@ -229,6 +252,8 @@ def main(argv: list[str]) -> int:
             return run_tests(argv[1:])
         if command == "mutation":
             return run_mutation(stack, argv[1:])
+        if command == "bench":
+            return run_bench(argv[1:])
         return 0
     except StackError as exc:
         print(f"\nCannot start: {exc}", file=sys.stderr)

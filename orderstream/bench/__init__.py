@@ -1,0 +1,1 @@
+"""The benchmark (`make bench`): its stack, load generators, targets, plot and profiles."""

@@ -1,0 +1,69 @@
+"""The benchmark's PNG: throughput against concurrency (project and baseline, creates and
+reads) and the latency distribution of synchronous creates against the floor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(r["concurrency"], r[key]) for r in rows if r[key] is not None]
+    return [c for c, _ in points], [v for _, v in points]
+
+
+def _cdf(samples: list[float]) -> tuple[list[float], list[float]]:
+    ordered = sorted(samples)
+    return ordered, [(n + 1) / len(ordered) for n in range(len(ordered))]
+
+
+def bench_plot(report: dict, path: Path) -> Path:
+    """Draw the API part of `report` (see orders_api/bench.api_report) into `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write files only
+    import matplotlib.pyplot as plt
+
+    api = report["api"]
+    figure, (throughput, latency) = plt.subplots(1, 2, figsize=(13, 5))
+    for rows, what, colour in (
+        (api["creates_over_baseline"], "create", "tab:blue"),
+        (api["reads_over_baseline"], "GET by id", "tab:green"),
+    ):
+        x, y = _series(rows, "project_rps")
+        throughput.plot(x, y, "o-", color=colour, label=f"project {what}")
+        x, y = _series(rows, "baseline_rps")
+        throughput.plot(x, y, "s--", color=colour, alpha=0.6, label=f"bare DRF {what}")
+    throughput.set_xscale("log", base=2)
+    levels = sorted({r["concurrency"] for r in api["creates_over_baseline"]})
+    throughput.set_xticks(levels, [str(level) for level in levels])
+    throughput.set_xlabel("concurrency (wrk connections)")
+    throughput.set_ylabel("requests/s (mean of rounds)")
+    throughput.set_title("Throughput: project against the bare-DRF baseline")
+    throughput.legend()
+    throughput.grid(True, alpha=0.3)
+
+    samples = api["samples_ms"]
+    for key, label, colour in (
+        ("sync_create", "synchronous create", "tab:red"),
+        ("baseline_create", "bare-DRF create", "tab:gray"),
+        ("floor", "Kafka round-trip floor", "tab:purple"),
+    ):
+        if samples.get(key):
+            x, y = _cdf(samples[key])
+            latency.plot(x, y, color=colour, label=label)
+    sums = api["sync_create_targets"]
+    if sums.get("sum_ms"):
+        latency.axvline(sums["sum_ms"], color="black", linestyle=":", label="floor + baseline p50")
+        latency.axvline(sums["p50_limit_ms"], color="tab:orange", linestyle="--", label="p50 limit")
+        latency.axvline(sums["p99_limit_ms"], color="tab:brown", linestyle="--", label="p99 limit")
+    latency.set_xscale("log")
+    latency.set_xlabel("ms (log)")
+    latency.set_ylabel("fraction of requests")
+    latency.set_title("Sequential latency (concurrency 1), CDF")
+    latency.legend(loc="lower right")
+    latency.grid(True, alpha=0.3)
+    figure.suptitle(f"OrderStream bench, broker {report.get('broker')}, {api.get('at')}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

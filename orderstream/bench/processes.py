@@ -1,0 +1,29 @@
+"""What the kernel says of a process (Linux /proc): its CPU time, its children."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stat_cpu_seconds(stat_line: str, ticks: int = CLOCK_TICKS) -> float:
+    """utime + stime of a /proc/<pid>/stat line, in seconds. The command name (field 2)
+    is in parentheses and may hold spaces, so fields are counted after its last ')'."""
+    fields = stat_line[stat_line.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of the line
+    return (utime + stime) / ticks
+
+
+def process_cpu_seconds(pid: int) -> float:
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of `pid` (all its threads'), e.g. the workers of a gunicorn master."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(c) for c in text)
+    return sorted(set(children))

@@ -1,0 +1,109 @@
+"""The processes a benchmark runs: the API's gunicorn, the relay, the worker, and the
+bare-DRF baseline's gunicorn; started on 127.0.0.1, waited for, stopped.
+
+Each is started with `stop_with_parent`, so a killed benchmark leaves none behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from orderstream.devstack.lifetime import stop_with_parent
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE_SETTINGS = "orderstream.settings.bench_baseline"
+
+
+def _gunicorn() -> str:
+    return str(Path(sys.executable).parent / "gunicorn")
+
+
+def api_command() -> list[str]:
+    return [_gunicorn(), "orderstream.wsgi", "-c", str(ROOT / "gunicorn.conf.py")]
+
+
+def baseline_command(port: int) -> list[str]:
+    return [
+        _gunicorn(),
+        "orderstream.wsgi",
+        "-c",
+        "python:orderstream.bench.baseline_gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+
+
+def manage_command(name: str) -> list[str]:
+    return [sys.executable, "manage.py", name]
+
+
+class Process:
+    """One child process with its log file."""
+
+    def __init__(self, name: str, command: list[str], *, log_dir: Path, env: dict | None = None):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=stop_with_parent,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise SystemExit(
+                f"{self.name} exited with {self.popen.returncode}; see {self.log_path}"
+            )
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+        self._log.close()
+
+
+def wait_healthy(url: str, process: Process, timeout: float = 60) -> None:
+    """Wait until GET `url`/health answers 200, or fail naming the process's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process.check_alive()
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(
+        f"{process.name} not healthy at {url} after {timeout}s; see {process.log_path}"
+    )
+
+
+def start_baseline(port: int, log_dir: Path) -> Process:
+    """The baseline's gunicorn on 127.0.0.1:`port`, healthy."""
+    process = Process(
+        "baseline",
+        baseline_command(port),
+        log_dir=log_dir,
+        env={"DJANGO_SETTINGS_MODULE": BASELINE_SETTINGS},
+    )
+    wait_healthy(f"http://127.0.0.1:{port}", process)
+    return process
