@@ -312,6 +312,7 @@ class BatchLoop(GroupMember):
             except KafkaError as exc:
                 logger.warning("producer close failed: %s", exc)
         if self._consumer is not None:
+            self._commit_pending_and_wait()
             try:
                 self._consumer.close(autocommit=False)
             except KafkaError as exc:

@@ -111,24 +111,53 @@ class GroupMember(ConsumerRebalanceListener):
 
     # ------------------------------------------------------------------ offsets
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Commit `offsets` (kept pending until then, for a revoke meanwhile); offsets the
-        group took away are not retried: their next owner gets the records again."""
+        """Commit `offsets` without waiting for the broker's answer.
+
+        A synchronous commit took a sequential client's events longer than their whole
+        handling (the worker waited for the group coordinator before its next poll). The
+        offsets stay pending until the answer says committed, and every commit sends all
+        pending ones, so a commit that failed goes again with the next; the revoke (also
+        at close) commits what is pending. Offsets the group took away are dropped by the
+        rebalance callbacks: their next owner gets the records again.
+        """
         with self._lock:
             self._pending.update(offsets)
+            pending = dict(self._pending)
+        try:
+            self._consumer.commit_async(offsets=pending, callback=self._committed)
+        except KafkaError as exc:
+            logger.warning("offsets not committed now (sent again with the next): %s", exc)
 
-        def commit() -> None:
-            try:
-                self._consumer.commit(offsets=dict(offsets))
-            except LOST_COMMIT_ERRORS as exc:
-                # Redelivered to the partitions' next owner and answered as duplicates.
-                logger.warning("offsets not committed, the group rebalanced: %s", exc)
-                return
-            with self._lock:
-                for tp, offset in offsets.items():
-                    if self._pending.get(tp) == offset:
-                        del self._pending[tp]
+    def _commit_pending_and_wait(self, timeout_ms: int = 5000) -> None:
+        """At the end of the loop: commit what is pending, waiting for the answer (from
+        the loop's thread: a wait on the client's network thread would block it)."""
+        with self._lock:
+            pending = dict(self._pending)
+        if not pending:
+            return
+        try:
+            self._consumer.commit(offsets=pending, timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            logger.warning("applied offsets not committed at the end: %s", exc)
+            return
+        with self._lock:
+            for tp, offset in pending.items():
+                if self._pending.get(tp) == offset:
+                    del self._pending[tp]
 
-        self._retry("commit offsets", commit)
+    def _committed(self, offsets: dict[TopicPartition, OffsetAndMetadata], answer) -> None:
+        """The broker's answer to a commit (called by the consumer's client)."""
+        if isinstance(answer, LOST_COMMIT_ERRORS):
+            # Redelivered to the partitions' next owner and answered as duplicates.
+            logger.warning("offsets not committed, the group rebalanced: %s", answer)
+            return
+        if isinstance(answer, Exception):
+            logger.warning("offsets not committed (sent again with the next): %s", answer)
+            return
+        with self._lock:
+            for tp, offset in offsets.items():
+                if self._pending.get(tp) == offset:
+                    del self._pending[tp]
 
     # ------------------------------------------------------------------ retries
     def _retry(self, what: str, step: Callable[[], T]) -> T:
@@ -239,6 +268,7 @@ class GroupMember(ConsumerRebalanceListener):
             pending = {tp: self._pending.pop(tp) for tp in revoked if tp in self._pending}
         if pending:
             logger.info("committing applied offsets before revoke: %s", pending)
+            # Not waited for: the callback runs on the client's network thread.
             self._consumer.commit_async(offsets=pending)
         if revoked:
             logger.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))

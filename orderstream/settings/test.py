@@ -28,3 +28,7 @@ ORDER_ACK_WAIT_TIMEOUT = 10.0
 ORDER_RESULT_TTL = 600
 # The embedded broker holds an empty fetch this long before answering: keep ACKs quick.
 KAFKA_FETCH_MAX_WAIT_MS = 20
+# Worker and relay processes that tests start serve no metrics unless the test gives them
+# a port (a fixed one would be taken by a `make run` beside the suite, or by another test).
+WORKER_METRICS_PORT = int(env("WORKER_METRICS_PORT", "0"))
+RELAY_METRICS_PORT = int(env("RELAY_METRICS_PORT", "0"))
