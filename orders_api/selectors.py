@@ -2,7 +2,9 @@
 
 An order's view is its API row; when the worker has written `order_result:<order_id>` to
 Redis, that result's order_status, amount, payload, created_at, updated_at and bucket
-override the row (SPEC.md). Redis is optional for reads: when it is down, or the value is
+override the row (SPEC.md). `processing`, `reason` and `version` say what the pipeline did
+with the order, from what the ACK recorder wrote on the row (`processing.py`). Redis is
+optional for reads: when it is down, or the value is
 unreadable (or its amount is no amount the columns could hold), the row alone answers.
 Either way the amount is a Decimal with the columns' two places.
 """
@@ -28,6 +30,7 @@ from orderstream.timestamps import rfc3339
 
 from .errors import OrderNotFound
 from .models import Order, OutboxEvent
+from .processing import Outcome, Recorded, order_processing
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +60,18 @@ def order_results_get(*, order_ids: Iterable[uuid.UUID]) -> dict[str, OrderResul
     return results
 
 
+def order_recorded(order: Order) -> Recorded:
+    """What the ACK recorder wrote on the row."""
+    outcome = None
+    if order.outcome and order.outcome_version is not None:
+        outcome = Outcome(order.outcome_version, order.outcome, order.outcome_reason)
+    return Recorded(outcome, order.applied_version)
+
+
 def order_view(*, order: Order, result: OrderResult | None) -> dict:
-    """The OrderView of SPEC.md: the row, overridden by the worker's result when present."""
+    """The OrderView of SPEC.md: the row, overridden by the worker's result when present,
+    and what the pipeline did with it."""
+    processing, reason = order_processing(version=order.version, recorded=order_recorded(order))
     view = {
         "order_id": order.order_id,
         "user_id": order.user_id,
@@ -68,6 +81,9 @@ def order_view(*, order: Order, result: OrderResult | None) -> dict:
         "created_at": rfc3339(order.created_at),
         "updated_at": rfc3339(order.updated_at),
         "bucket": order.bucket,
+        "processing": processing,
+        "reason": reason,
+        "version": order.applied_version,
     }
     if result is not None:
         view.update(

@@ -552,7 +552,38 @@ def test_get_answers_the_order_view(api):
         "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
         "updated_at": order.updated_at.isoformat().replace("+00:00", "Z"),
         "bucket": order.order_id.bytes[0] % 4,
+        "processing": "pending",  # no ACK recorded yet
+        "reason": None,
+        "version": None,
     }
+
+
+def test_get_says_what_the_worker_did_from_what_the_ack_recorder_wrote(api):
+    """The recorded outcome answers the row's version; an older one leaves it pending."""
+    rejected = OrderFactory(
+        user_id=USER,
+        version=2,
+        outcome="rejected",
+        outcome_version=2,
+        outcome_reason="amount: too big",
+        applied_version=1,
+    )
+    behind = OrderFactory(
+        user_id=USER, version=3, outcome="done", outcome_version=2, applied_version=2
+    )
+    deleted = OrderFactory(
+        user_id=USER, version=2, outcome="deleted", outcome_version=2, applied_version=2
+    )
+
+    def processing(order):
+        view = api.get(f"/orders/{order.order_id}").json()["order"]
+        return view["processing"], view["reason"], view["version"]
+
+    assert processing(rejected) == ("rejected", "amount: too big", 1)
+    assert processing(behind) == ("pending", None, 2)
+    assert processing(deleted) == ("deleted", None, 2)
+    listed = api.get("/orders", {"user_id": USER}).json()["results"]
+    assert {o["processing"] for o in listed} == {"rejected", "pending", "deleted"}
 
 
 def test_get_merges_the_workers_redis_result(api):
