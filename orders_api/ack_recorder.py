@@ -229,7 +229,6 @@ class AckRecorderConfig(LoopConfig):
             "events_topic": settings.ORDERS_ACK_TOPIC,
             "group": settings.ACK_RECORDER_GROUP,
             "batch_size": settings.ACK_RECORDER_BATCH_SIZE,
-            "stats_interval": settings.WORKER_STATS_INTERVAL,
             "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
             "idle_poll_ms": settings.ACK_RECORDER_IDLE_POLL_MS,
             "idle_poll_timeout_ms": one_fetch_timeout_ms(),

@@ -9,6 +9,7 @@ API database.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 
 import pytest
@@ -17,7 +18,12 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from orders_api.ack_recorder import AckOutcomesHandler, AckRecorder, AckRecorderConfig
+from orders_api.ack_recorder import (
+    AckOutcomesHandler,
+    AckRecorder,
+    AckRecorderConfig,
+    ack_recorder_beside,
+)
 from orders_api.models import Order, OutboxEvent
 from orders_api.processing import Outcome, Recorded, outcome_of_ack
 from orders_api.relay_loop import OutboxRelay
@@ -143,6 +149,22 @@ def test_an_ack_without_a_version_is_placed_by_its_events_outbox_row():
     )
     record(an_ack(order, "deleted", None, event_id=str(event_id)))
     assert recorded_of(order) == Recorded(Outcome(2, "deleted"), 2)
+
+
+# ------------------------------------------------------------------ in run_relay's process
+def test_a_crash_of_the_recorder_stops_the_relay_and_is_raised_after_it(monkeypatch):
+    """The process must not run on without recording: the relay is asked to stop, and
+    the crash ends `run_relay` once the relay has."""
+
+    def crash(self):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(AckRecorder, "run", crash)
+    relay_stopped = threading.Event()
+    with pytest.raises(RuntimeError, match="the ACK recorder crashed") as raised:
+        with ack_recorder_beside(relay_stopped.set):
+            assert relay_stopped.wait(10), "the relay was not asked to stop"
+    assert str(raised.value.__cause__) == "boom"
 
 
 # ------------------------------------------------------------------ against the real broker
