@@ -207,6 +207,9 @@ def test_a_created_order_is_pending_until_the_worker_applied_it_then_done_at_ver
             message="done at version 1",
         )
     assert view_of(api, order_id)["status"] == "done"
+    # Recorded on the row by the recorder (GET could also read it from the Redis result).
+    order = Order.objects.get(pk=order_id)
+    eventually(lambda: recorded_of(order) == Recorded(Outcome(1, "done"), 1), message="row")
 
 
 @pipeline
@@ -221,6 +224,8 @@ def test_a_deleted_order_is_deleted_at_the_version_of_the_delete(
         lambda: processing_of(api, order_id) == ("deleted", None, 2),
         message="deleted at version 2",
     )
+    order = Order.objects.get(pk=order_id)
+    eventually(lambda: recorded_of(order) == Recorded(Outcome(2, "deleted"), 2), message="row")
 
 
 @pipeline
