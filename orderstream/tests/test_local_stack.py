@@ -80,6 +80,6 @@ def test_make_run_serves_a_create_end_to_end_and_stops_every_process(unique_topi
 
             assert launched.stop(timeout=40) == 0, launched.output()
             assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]
-            assert "ACK recorder after 1 ACKs" in launched.output()
+            assert "ACK recorder stopped after 1 messages" in launched.output()
         finally:
             launched.cleanup()
