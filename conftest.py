@@ -97,12 +97,13 @@ def kafka_bootstrap(kafka_broker) -> list[str]:
 
 @pytest.fixture
 def unique_topics(settings, kafka_bootstrap):
-    """Fresh event/ACK/dead-letter topic names and worker group for one test."""
+    """Fresh event/ACK/dead-letter topic names, worker and ACK recorder groups for one test."""
     suffix = uuid.uuid4().hex[:8]
     settings.ORDERS_EVENTS_TOPIC = f"test.orders.events.{suffix}"
     settings.ORDERS_ACK_TOPIC = f"test.orders.ack.{suffix}"
     settings.ORDERS_DLQ_TOPIC = f"test.orders.events.dlq.{suffix}"
     settings.WORKER_GROUP = f"test-order-workers-{suffix}"
+    settings.ACK_RECORDER_GROUP = f"test-ack-recorders-{suffix}"
     ensure_topics()
     return settings
 
@@ -144,3 +145,21 @@ def running_relay(request, settings, kafka_bootstrap):
     relay = OutboxRelay()
     with running(relay, ready=lambda: relay.passes, what="relay"):
         yield relay
+
+
+@pytest.fixture
+def running_ack_recorder(request, settings, kafka_bootstrap):
+    """The ACK recorder (`orders_api.ack_recorder`) in a background thread, recording the
+    ACKs of this test's topics (with `unique_topics`) in the test's API database (tests
+    need `@pytest.mark.django_db(transaction=True)`). Yields the `AckRecorder` once it
+    holds partitions; on teardown stops it, joins the thread and fails the test if it
+    crashed."""
+    from orders_api.ack_recorder import AckRecorder, AckRecorderConfig
+
+    if "unique_topics" in request.fixturenames:
+        request.getfixturevalue("unique_topics")
+    recorder = AckRecorder(
+        AckRecorderConfig.from_settings(poll_timeout_ms=100, stats_interval=60, backoff_max=1.0)
+    )
+    with running(recorder, ready=recorder.partitions, what="ACK recorder"):
+        yield recorder

@@ -15,7 +15,11 @@ from .outbox_operations import outbox_events_unpark
 
 @admin.register(Order)
 class OrderAdmin(OrderAdminBase):
+    """The API's orders, with what the worker said of them (written by the ACK recorder)."""
+
     using = "default"
+    list_display = (*OrderAdminBase.list_display, "outcome", "outcome_version")
+    list_filter = (*OrderAdminBase.list_filter, "outcome")
 
 
 class OutboxStateFilter(admin.SimpleListFilter):

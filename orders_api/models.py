@@ -7,7 +7,12 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import MD5
 
-from orderstream.statuses import OrderStatus
+from orderstream.statuses import OrderStatus, Processing
+
+# What the ACK recorder writes in `Order.outcome` (`pending` is derived, never stored).
+RECORDED_OUTCOMES = [
+    (p.value, p.label) for p in (Processing.DONE, Processing.DELETED, Processing.REJECTED)
+]
 
 
 class Order(models.Model):
@@ -22,6 +27,14 @@ class Order(models.Model):
     updated_at = models.DateTimeField()
     bucket = models.PositiveSmallIntegerField()
     version = models.PositiveIntegerField(default=1)
+    # What the worker said of the order, recorded from its ACKs by the ACK recorder
+    # (ack_recorder.py; the rules in processing.py): the winning outcome (done, deleted or
+    # rejected; empty while none), the version it is for, the worker's reason for a
+    # rejection, and the newest version the worker applied.
+    outcome = models.CharField(max_length=16, choices=RECORDED_OUTCOMES, blank=True, default="")
+    outcome_version = models.PositiveIntegerField(null=True, blank=True)
+    outcome_reason = models.TextField(blank=True, default="")
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -2,7 +2,9 @@
 
 An order's view is its API row; when the worker has written `order_result:<order_id>` to
 Redis, that result's order_status, amount, payload, created_at, updated_at and bucket
-override the row (SPEC.md). Redis is optional for reads: when it is down, or the value is
+override the row (SPEC.md). `processing`, `reason` and `version` say what the pipeline did
+with the order, from what the ACK recorder wrote on the row and the result's version
+(`processing.py`). Redis is optional for reads: when it is down, or the value is
 unreadable (or its amount is no amount the columns could hold), the row alone answers.
 Either way the amount is a Decimal with the columns' two places.
 """
@@ -24,12 +26,17 @@ from redis.exceptions import RedisError
 
 from orderstream.messages import InvalidMessage, OrderResult
 from orderstream.order_fields import amount_in_cents
+from orderstream.statuses import ProcessedStatus
 from orderstream.timestamps import rfc3339
 
 from .errors import OrderNotFound
 from .models import Order, OutboxEvent
+from .processing import Outcome, Recorded, order_processing, recorded_merge
 
 logger = logging.getLogger(__name__)
+
+# The worker's order_status values, each the `processing` outcome of the same name.
+RESULT_OUTCOMES = frozenset(ProcessedStatus.values)
 
 
 def order_results_get(*, order_ids: Iterable[uuid.UUID]) -> dict[str, OrderResult]:
@@ -57,8 +64,26 @@ def order_results_get(*, order_ids: Iterable[uuid.UUID]) -> dict[str, OrderResul
     return results
 
 
+def order_recorded(order: Order, result: OrderResult | None = None) -> Recorded:
+    """What the ACK recorder wrote on the row, joined (`processing.recorded_merge`) with
+    the state the worker's Redis result holds, when it has a version: the result can be
+    written before its ACK is recorded, and orders whose ACKs predate the recorder have
+    only the result to tell."""
+    outcome = None
+    if order.outcome and order.outcome_version is not None:
+        outcome = Outcome(order.outcome_version, order.outcome, order.outcome_reason)
+    recorded = Recorded(outcome, order.applied_version)
+    if result is not None and result.version >= 1 and result.order_status in RESULT_OUTCOMES:
+        applied = Outcome(result.version, result.order_status)
+        recorded = recorded_merge(recorded=recorded, outcome=applied)
+    return recorded
+
+
 def order_view(*, order: Order, result: OrderResult | None) -> dict:
-    """The OrderView of SPEC.md: the row, overridden by the worker's result when present."""
+    """The OrderView of SPEC.md: the row, overridden by the worker's result when present,
+    and what the pipeline did with it."""
+    recorded = order_recorded(order, result)
+    processing, reason = order_processing(version=order.version, recorded=recorded)
     view = {
         "order_id": order.order_id,
         "user_id": order.user_id,
@@ -68,6 +93,9 @@ def order_view(*, order: Order, result: OrderResult | None) -> dict:
         "created_at": rfc3339(order.created_at),
         "updated_at": rfc3339(order.updated_at),
         "bucket": order.bucket,
+        "processing": processing,
+        "reason": reason,
+        "version": recorded.applied_version,
     }
     if result is not None:
         view.update(

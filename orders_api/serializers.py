@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.utils import html
 
 from orderstream.exact_json import InexactNumber
-from orderstream.statuses import PENDING, Operation, OrderStatus
+from orderstream.statuses import PENDING, Operation, OrderStatus, Processing
 
 from .parsers import json_loads_strict
 
@@ -263,6 +263,20 @@ class OrderViewSerializer(serializers.Serializer):
     created_at = serializers.CharField(help_text="RFC 3339")
     updated_at = serializers.CharField(help_text="RFC 3339")
     bucket = serializers.IntegerField(help_text="First byte of the order uuid mod 4.")
+    processing = serializers.ChoiceField(
+        choices=Processing.choices,
+        help_text="What the pipeline did with the order's newest version: pending (accepted, "
+        "not yet answered by the worker), done, deleted, or rejected (see reason).",
+    )
+    reason = serializers.CharField(
+        allow_null=True,
+        help_text="The worker's reason when processing is rejected; null otherwise.",
+    )
+    version = serializers.IntegerField(
+        allow_null=True,
+        min_value=1,
+        help_text="The order's last version the worker applied; null while none.",
+    )
 
 
 class OrderEnvelopeSerializer(serializers.Serializer):

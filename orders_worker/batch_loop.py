@@ -65,6 +65,7 @@ class LoopConfig:
     unassigned_warn_seconds: float = 60.0
     unassigned_max_seconds: float = 300.0
     client_id: str = "orderstream-worker"
+    name: str = "worker"  # what the loop's log lines call it
     database: str = "worker"  # the alias whose connection is reset after a database error
 
 
@@ -130,7 +131,8 @@ class BatchLoop(GroupMember):
         """Consume until stopped; return the number of messages handled."""
         cfg = self.config
         logger.info(
-            "worker starting: topic %s, group %s, batch size %d",
+            "%s starting: topic %s, group %s, batch size %d",
+            cfg.name,
             cfg.events_topic,
             cfg.group,
             cfg.batch_size,
@@ -318,4 +320,4 @@ class BatchLoop(GroupMember):
             except KafkaError as exc:
                 logger.warning("consumer close failed: %s", exc)
         connections.close_all()
-        logger.info("worker stopped after %d messages", self.stats.processed)
+        logger.info("%s stopped after %d messages", self.config.name, self.stats.processed)

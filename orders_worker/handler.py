@@ -111,9 +111,11 @@ def _parsed(record) -> OrderEvent | InvalidMessage:
 
 
 def _rejection(
-    record, error: str, order_id: str | None, event_id: str | None, config: HandlerConfig
+    record, error: str, item: OrderEvent | InvalidMessage, config: HandlerConfig
 ) -> BatchOutcome:
-    """A rejected record's dead letter, and its error ACK when the order_id is known."""
+    """A rejected record's dead letter, and its error ACK when the order_id is known (with
+    the event's version when the event could be read)."""
+    order_id, event_id = item.order_id, item.event_id
     error = bounded_error(error)
     logger.warning(
         "rejected message %s[%d]@%d key=%r: %s",
@@ -126,7 +128,10 @@ def _rejection(
     )
     acks = []
     if order_id:
-        ack = OrderAck(event_id, order_id, AckStatus.REJECTED, rfc3339(utc_now()), error=error)
+        version = item.version if isinstance(item, OrderEvent) else None
+        ack = OrderAck(
+            event_id, order_id, AckStatus.REJECTED, rfc3339(utc_now()), error=error, version=version
+        )
         acks.append(Outgoing(config.ack_topic, order_id.encode(), ack.to_bytes()))
     return BatchOutcome(acks=acks, dead_letters=[dead_letter(record, error, config.dlq_topic)])
 
@@ -173,11 +178,13 @@ def order_events_handle(
                     result.ack_status,
                     extra=log_fields(order_id=item.order_id, event_id=item.event_id, record=record),
                 )
-            ack = OrderAck(item.event_id, item.order_id, result.ack_status, stamp)
+            ack = OrderAck(
+                item.event_id, item.order_id, result.ack_status, stamp, version=item.version
+            )
             acks.append(Outgoing(config.ack_topic, record.key, ack.to_bytes()))
             outcomes[result.outcome.value] += 1
             continue
-        rejected = _rejection(record, rejection.error, item.order_id, item.event_id, config)
+        rejected = _rejection(record, rejection.error, item, config)
         acks.extend(rejected.acks)
         dead_letters.extend(rejected.dead_letters)
         rejections.append(rejection)
@@ -227,8 +234,7 @@ def order_event_reject(
         )
         reason = f"could not be processed: {type(error).__name__}: {error}"[:500]
         kind = DeadLetterKind.UNEXPECTED_ERROR
-    item = _parsed(record)
-    outcome = _rejection(record, reason, item.order_id, item.event_id, config)
+    outcome = _rejection(record, reason, _parsed(record), config)
     _record([Rejection(record, reason, kind)], retry)
     return replace(outcome, outcomes={METRIC_OUTCOME_OF_KIND[kind]: 1})
 

@@ -165,18 +165,24 @@ def _valid_uuid_or_none(value: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class OrderAck:
-    """`orders.ack` value: the result of one event (`error` only when rejected)."""
+    """`orders.ack` value: the result of one event (`error` only when rejected).
+
+    `version` is the event's version (None when the event could not be read, and in ACKs
+    of workers that predate it): what the API's ACK recorder orders outcomes by.
+    """
 
     event_id: str | None
     order_id: str | None
     status: str
     processed_at: str
     error: str | None = None
+    version: int | None = None
 
     def to_bytes(self) -> bytes:
         data = _fields_of(self)
-        if data["error"] is None:
-            del data["error"]
+        for optional in ("error", "version"):
+            if data[optional] is None:
+                del data[optional]
         return dumps(data)
 
     @classmethod
@@ -188,12 +194,18 @@ class OrderAck:
         for name in ("event_id", "order_id", "error"):
             if not isinstance(data.get(name), str | None):
                 raise InvalidMessage(f"{name}: must be a string, got {type(data[name]).__name__}")
+        version = data.get("version")
+        if version is not None and (
+            not isinstance(version, int) or isinstance(version, bool) or version < 1
+        ):
+            raise InvalidMessage("version: must be a positive integer")
         return cls(
             event_id=data.get("event_id"),
             order_id=data.get("order_id"),
             status=status,
             processed_at=str(data.get("processed_at", "")),
             error=data.get("error"),
+            version=version,
         )
 
 

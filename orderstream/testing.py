@@ -24,6 +24,17 @@ def eventually(
         time.sleep(interval)
 
 
+class Record(NamedTuple):
+    """What a handler reads of a Kafka record: a plain record for tests without a broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list = []
+
+
 class Poll(NamedTuple):
     """One `poll` of a consumer: when it began (monotonic) and how long it might block."""
 

@@ -51,7 +51,13 @@ LOCAL_DATA = ROOT / ".local"
 # Apache Kafka answers a long poll as soon as a record comes, so a long fetch wait costs
 # no latency there and saves the idle polls that local.env's short wait makes (needed by
 # the embedded Tansu, which holds every fetch for the whole wait).
-BROKER_DEFAULTS = {"kafka": {"KAFKA_FETCH_MAX_WAIT_MS": "500", "WORKER_IDLE_POLL_MS": "0"}}
+BROKER_DEFAULTS = {
+    "kafka": {
+        "KAFKA_FETCH_MAX_WAIT_MS": "500",
+        "WORKER_IDLE_POLL_MS": "0",
+        "ACK_RECORDER_IDLE_POLL_MS": "0",
+    }
+}
 
 
 def load_local_env(path: Path = ROOT / "local.env") -> None:

@@ -20,6 +20,7 @@ from django_redis import get_redis_connection
 from orders_api import order_writes, runtime, services
 from orders_api.acks import AckListener
 from orders_api.models import IdempotencyKey, Order, OutboxEvent
+from orders_api.selectors import order_view
 from orders_api.tests.factories import OrderFactory
 from orders_worker.models import ProcessedOrder
 from orderstream import messages, order_fields
@@ -552,7 +553,58 @@ def test_get_answers_the_order_view(api):
         "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
         "updated_at": order.updated_at.isoformat().replace("+00:00", "Z"),
         "bucket": order.order_id.bytes[0] % 4,
+        "processing": "pending",  # no ACK recorded yet
+        "reason": None,
+        "version": None,
     }
+
+
+def test_get_says_what_the_worker_did_from_what_the_ack_recorder_wrote(api):
+    """The recorded outcome answers the row's version; an older one leaves it pending."""
+    rejected = OrderFactory(
+        user_id=USER,
+        version=2,
+        outcome="rejected",
+        outcome_version=2,
+        outcome_reason="amount: too big",
+        applied_version=1,
+    )
+    behind = OrderFactory(
+        user_id=USER, version=3, outcome="done", outcome_version=2, applied_version=2
+    )
+    deleted = OrderFactory(
+        user_id=USER, version=2, outcome="deleted", outcome_version=2, applied_version=2
+    )
+
+    def processing(order):
+        view = api.get(f"/orders/{order.order_id}").json()["order"]
+        return view["processing"], view["reason"], view["version"]
+
+    assert processing(rejected) == ("rejected", "amount: too big", 1)
+    assert processing(behind) == ("pending", None, 2)
+    assert processing(deleted) == ("deleted", None, 2)
+    listed = api.get("/orders", {"user_id": USER}).json()["results"]
+    assert {o["processing"] for o in listed} == {"rejected", "pending", "deleted"}
+
+
+def test_the_workers_redis_result_of_the_rows_version_is_done_before_its_ack_is_recorded():
+    """The result is written before the ACK, and is all an order whose ACKs predate the
+    recorder has: its version's state counts like an ACK of it (never against a newer
+    recorded outcome)."""
+    fresh, older = OrderFactory(version=2), OrderFactory(version=3)
+
+    def processing(order, result):
+        view = order_view(order=order, result=result)
+        return view["processing"], view["reason"], view["version"]
+
+    assert processing(fresh, a_result_of(fresh)) == ("done", None, 2)
+    assert processing(fresh, a_result_of(fresh, order_status="deleted")) == ("deleted", None, 2)
+    assert processing(older, a_result_of(older, version=2)) == ("pending", None, 2)
+    assert processing(older, a_result_of(older, version=0)) == ("pending", None, None)
+    rejected = OrderFactory(
+        version=2, outcome="rejected", outcome_version=2, outcome_reason="bad", applied_version=1
+    )
+    assert processing(rejected, a_result_of(rejected, version=1)) == ("rejected", "bad", 1)
 
 
 def test_get_merges_the_workers_redis_result(api):

@@ -8,7 +8,6 @@ import json
 import logging
 import uuid
 from dataclasses import replace
-from typing import NamedTuple
 
 import pytest
 
@@ -19,23 +18,13 @@ from orders_worker.results import order_result_read
 from orders_worker.rules import UpsertOutcome
 from orders_worker.services import EventDataRefused
 from orderstream.messages import OrderAck, OrderEvent
+from orderstream.testing import Record
 
 from .factories import OrderEventFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
 
 CONFIG = HandlerConfig(ack_topic="acks", dlq_topic="dead-letters", result_ttl=60)
-
-
-class Record(NamedTuple):
-    """What the handler reads of a Kafka record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list = []
 
 
 def records_of(*messages) -> list[Record]:
@@ -137,6 +126,30 @@ def test_an_event_handled_before_is_answered_as_the_first_time_and_changes_nothi
     ]
     assert acks_of(again.acks) == {event.order_id: "created"}
     assert ProcessedEvent.objects.using("worker").filter(event_id=event.event_id).count() == 1
+
+
+def test_every_ack_carries_its_events_version_a_duplicate_and_a_stale_one_too():
+    """The ACK's `version` is the event's own, whatever the worker did with it: a
+    duplicate or a stale event is acknowledged with its (older) version, so the API's ACK
+    recorder never takes it for news. An event that could not be read has none."""
+    created = OrderEventFactory()
+    deleted = replace(created, event_id=str(uuid.uuid4()), status="deleted", version=2)
+    stale = replace(created, event_id=str(uuid.uuid4()), status="updated", version=1)
+    refused = replace(created, event_id=str(uuid.uuid4()), version=3, payload={"amount": "x"})
+    unreadable = created.to_bytes().replace(b'"created"', b'"archived"')
+
+    first = order_events_handle(records=records_of(created, deleted), config=CONFIG)
+    again = order_events_handle(
+        records=records_of(created, stale, refused, unreadable), config=CONFIG
+    )
+
+    def answers(outcome):
+        return [
+            (a.status, a.version) for a in map(OrderAck.from_bytes, [o.value for o in outcome.acks])
+        ]
+
+    assert answers(first) == [("created", 1), ("deleted", 2)]
+    assert answers(again) == [("created", 1), ("deleted", 1), ("rejected", 3), ("rejected", None)]
 
 
 def test_the_database_and_redis_steps_each_run_through_the_loops_retry():

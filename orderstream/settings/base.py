@@ -200,6 +200,13 @@ ORDER_ACK_WAIT_TIMEOUT = float(env("ORDER_ACK_WAIT_TIMEOUT", "10"))
 # ms between two reads of orders.ack while no request waits for an ACK (0 = read without
 # pause); a request that starts waiting wakes the reader at once.
 ACK_LISTENER_IDLE_POLL_MS = int(env("ACK_LISTENER_IDLE_POLL_MS", "100"))
+# The ACK recorder (a thread of `manage.py run_relay`): its consumer group on
+# ORDERS_ACK_TOPIC, ACKs per poll, and ms between two polls once it saw no ACK for 2 s
+# (0 = poll without pause; as WORKER_IDLE_POLL_MS, for a broker that holds empty fetches).
+# It records what the worker did with each order (GET's `processing`).
+ACK_RECORDER_GROUP = env("ACK_RECORDER_GROUP", "order-ack-recorders")
+ACK_RECORDER_BATCH_SIZE = int(env("ACK_RECORDER_BATCH_SIZE", "500"))
+ACK_RECORDER_IDLE_POLL_MS = int(env("ACK_RECORDER_IDLE_POLL_MS", "0"))
 # Largest accepted request body in bytes (larger bodies get 413).
 API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES

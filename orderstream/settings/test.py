@@ -19,6 +19,7 @@ ORDERS_ACK_TOPIC = env("TEST_ORDERS_ACK_TOPIC", "test.orders.ack")
 ORDERS_DLQ_TOPIC = env("TEST_ORDERS_DLQ_TOPIC", "test.orders.events.dlq")
 ORDERS_EVENTS_PARTITIONS = 4
 WORKER_GROUP = "test-order-workers"
+ACK_RECORDER_GROUP = "test-ack-recorders"
 # Fast group joins on the embedded broker. 6 s is the shortest session Apache Kafka accepts
 # by default (group.min.session.timeout.ms), and the compose settings keep that default.
 KAFKA_MAX_POLL_INTERVAL_MS = 6000

@@ -130,6 +130,7 @@ def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dic
         "ORDERS_DLQ_TOPIC": topics.ORDERS_DLQ_TOPIC,
         "ORDERS_EVENTS_PARTITIONS": str(topics.ORDERS_EVENTS_PARTITIONS),
         "WORKER_GROUP": topics.WORKER_GROUP,
+        "ACK_RECORDER_GROUP": topics.ACK_RECORDER_GROUP,
         "KAFKA_MAX_POLL_INTERVAL_MS": str(settings.KAFKA_MAX_POLL_INTERVAL_MS),
         "KAFKA_SESSION_TIMEOUT_MS": str(settings.KAFKA_SESSION_TIMEOUT_MS),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.KAFKA_HEARTBEAT_INTERVAL_MS),

@@ -104,3 +104,14 @@ def test_orders_are_read_only_in_the_admin(admin_client, changelist):
     assert response.status_code == 403
     order.refresh_from_db()
     assert order.status != "deleted"
+
+
+def test_the_api_orders_can_be_filtered_by_what_the_worker_said(admin_client):
+    """The ACK recorder's outcome is a column and a filter of the API's orders."""
+    rejected = OrderFactory(outcome="rejected", outcome_version=1, outcome_reason="bad")
+    done = OrderFactory(outcome="done", outcome_version=1, applied_version=1)
+    url = reverse("admin:orders_api_order_changelist")
+    body = admin_client.get(url, {"outcome__exact": "rejected"}).content.decode()
+    assert str(rejected.order_id) in body
+    assert str(done.order_id) not in body
+    assert "column-outcome" in admin_client.get(url).content.decode()

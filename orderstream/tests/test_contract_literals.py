@@ -142,6 +142,21 @@ def test_any_other_ack_status_is_refused_naming_the_four(status):
     )
 
 
+def test_an_ack_without_a_version_is_read_with_none_and_written_without_one():
+    """ACKs of workers that predate the ACK's `version` still read."""
+    ack = OrderAck.from_bytes(ack_bytes(status="created"))
+    assert ack.version is None
+    assert b"version" not in ack.to_bytes()
+    assert OrderAck.from_bytes(ack_bytes(status="updated", version=3)).version == 3
+
+
+@pytest.mark.parametrize("version", [0, -1, 1.5, "2", True, [1]])
+def test_an_ack_version_that_is_no_positive_integer_is_refused(version):
+    with pytest.raises(InvalidMessage) as raised:
+        OrderAck.from_bytes(ack_bytes(status="created", version=version))
+    assert raised.value.reason == "version: must be a positive integer"
+
+
 # ---------------------------------------------------------------- Idempotency-Key
 KEY_RULE = "must be 1 to 255 printable ASCII characters (space to ~)"
 

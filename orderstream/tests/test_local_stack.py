@@ -68,8 +68,18 @@ def test_make_run_serves_a_create_end_to_end_and_stops_every_process(unique_topi
 
             answer = eventually(acknowledged, timeout=60, interval=0.5, message="a 200")
             assert answer["status"] == "created"
+            # The relay's process records the worker's ACK too (its ACK recorder thread).
+            order_url = f"{base}/orders/{answer['order_id']}"
+
+            def processed() -> bool:
+                status, _, body = http_get(order_url) or (0, {}, b"")
+                order = json.loads(body)["order"] if status == 200 else {}
+                return (order.get("processing"), order.get("version")) == ("done", 1)
+
+            eventually(processed, timeout=30, interval=0.5, message="processing done, version 1")
 
             assert launched.stop(timeout=40) == 0, launched.output()
             assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]
+            assert "ACK recorder stopped after 1 messages" in launched.output()
         finally:
             launched.cleanup()

@@ -194,6 +194,7 @@ def test_an_event_reads_back_as_itself(**fields):
     status=st.sampled_from(AckStatus.values),
     processed_at=timestamps,
     error=st.none() | texts,
+    version=st.none() | st.integers(1, 2**63),
 )
 def test_an_ack_reads_back_as_itself(**fields):
     ack = OrderAck(**fields)

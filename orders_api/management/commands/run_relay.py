@@ -1,4 +1,5 @@
-"""`manage.py run_relay`: run the outbox relay until a signal."""
+"""`manage.py run_relay`: run the outbox relay, and beside it the ACK recorder, until a
+signal."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from django.core.management.base import BaseCommand
 
+from orders_api.ack_recorder import ack_recorder_beside
 from orders_api.outbox_metrics import OutboxCollector
 from orders_api.relay_loop import OutboxRelay
 from orderstream.metrics import metrics_server_start, metrics_server_stop
@@ -15,8 +17,10 @@ from orderstream.stop_signals import stop_on_signals
 class Command(BaseCommand):
     help = (
         "Publish committed outbox rows to Kafka (woken by PostgreSQL notifications, and "
-        "every OUTBOX_RELAY_INTERVAL seconds), and purge old rows. SIGTERM/Ctrl-C stop "
-        "cleanly. Several relays may run at once (on one machine: each its --metrics-port)."
+        "every OUTBOX_RELAY_INTERVAL seconds), and purge old rows; in a second thread, "
+        "record the worker's ACKs on the orders (ACK_RECORDER_GROUP). SIGTERM/Ctrl-C stop "
+        "both cleanly. Several relays may run at once (on one machine: each its "
+        "--metrics-port)."
     )
 
     def add_arguments(self, parser):
@@ -40,8 +44,11 @@ class Command(BaseCommand):
             collectors=[OutboxCollector()],
         )
         relay = OutboxRelay()
-        stop_on_signals(relay.stop)
         try:
-            relay.run()  # its last log line: "outbox relay stopped after N event(s)"
+            with ack_recorder_beside(relay.stop) as recorder:
+                stop_on_signals(lambda: (relay.stop(), recorder.stop()))
+                # Their last log lines: "outbox relay stopped after N event(s)", "ACK
+                # recorder stopped after N messages".
+                relay.run()
         finally:
             metrics_server_stop(metrics)
