@@ -1,10 +1,12 @@
 """wrk with the benchmark's Lua scripts against a small recording server on 127.0.0.1:
 every POST carries a fresh user id and payload id, every GET one of the given ids, and the
-run's summary and CPU time come back. Skipped where wrk is not installed."""
+run's summary and CPU time come back. Skipped where wrk is not installed, unless
+CI_REQUIRE_WRK=1 (as in .ci/run), which makes that a failure."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +15,13 @@ import pytest
 
 from orderstream.bench.wrk import INSTALL_HINT, get_script, post_script, wrk_run
 
-pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason=INSTALL_HINT)
+
+@pytest.fixture(autouse=True)
+def wrk_installed():
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI_REQUIRE_WRK") == "1":
+            pytest.fail(f"CI_REQUIRE_WRK=1: {INSTALL_HINT}")
+        pytest.skip(INSTALL_HINT)
 
 
 class Recorder(BaseHTTPRequestHandler):
