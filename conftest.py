@@ -108,6 +108,13 @@ def unique_topics(settings, kafka_bootstrap):
     return settings
 
 
+def topics_of_the_test_first(request) -> None:
+    """Apply `unique_topics` before a running loop reads the topic settings, when the test
+    asks for it."""
+    if "unique_topics" in request.fixturenames:
+        request.getfixturevalue("unique_topics")
+
+
 @pytest.fixture
 def running_worker(request, settings, kafka_bootstrap):
     """The order worker consuming in a background thread, on this test's topics.
@@ -120,8 +127,7 @@ def running_worker(request, settings, kafka_bootstrap):
     """
     from orders_worker.consumer import OrderWorker, WorkerConfig
 
-    if "unique_topics" in request.fixturenames:
-        request.getfixturevalue("unique_topics")
+    topics_of_the_test_first(request)
     worker = OrderWorker(
         WorkerConfig.from_settings(poll_timeout_ms=100, stats_interval=60, backoff_max=1.0)
     )
@@ -140,8 +146,7 @@ def running_relay(request, settings, kafka_bootstrap):
     """
     from orders_api.relay_loop import OutboxRelay
 
-    if "unique_topics" in request.fixturenames:
-        request.getfixturevalue("unique_topics")
+    topics_of_the_test_first(request)
     relay = OutboxRelay()
     with running(relay, ready=lambda: relay.passes, what="relay"):
         yield relay
@@ -156,8 +161,7 @@ def running_ack_recorder(request, settings, kafka_bootstrap):
     crashed."""
     from orders_api.ack_recorder import AckRecorder, AckRecorderConfig
 
-    if "unique_topics" in request.fixturenames:
-        request.getfixturevalue("unique_topics")
+    topics_of_the_test_first(request)
     recorder = AckRecorder(
         AckRecorderConfig.from_settings(poll_timeout_ms=100, stats_interval=60, backoff_max=1.0)
     )

@@ -20,9 +20,13 @@ pytestmark = [pytest.mark.broker, pytest.mark.processes]
 
 
 def json_lines(launched: processes.Launched) -> list[dict]:
-    """Every line the process wrote, parsed (a line that is no JSON object fails the test)."""
+    """Every line the process wrote, parsed (a line that is no JSON object fails the test).
+
+    The process may be writing its next line as the file is read: only the lines that end
+    in a newline are whole."""
     parsed = []
-    for number, line in enumerate(launched.log_path.read_text().splitlines(), 1):
+    *whole, _being_written = launched.log_path.read_text().split("\n")
+    for number, line in enumerate(whole, 1):
         try:
             fields = json.loads(line)
         except ValueError:
