@@ -207,7 +207,8 @@ def test_offsets_pending_at_a_revoke_are_committed_before_the_partitions_go(
         send_events(event)
         ack_reader.read_until(lambda records: acks_of(ack_reader, event.event_id))
         eventually(lambda: worker.lost_commits, timeout=10)
-        assert committed_offsets(group, topic) == 0
+        # (On Apache Kafka the member may rejoin once right after its first assignment:
+        # that revoke commits the offset already.)
         joining = make_consumer(topic, group_id=group)
         try:
             # The newcomer's join makes the group rebalance: the worker's revoke commits.
