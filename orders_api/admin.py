@@ -104,11 +104,7 @@ class OutboxEventAdmin(ReadOnlyModelAdmin):
             '<pre style="white-space: pre-wrap; word-break: break-all">{}</pre>', obj.value
         )
 
-    def has_retry_permission(self, request):
-        """Retrying changes rows: it needs the change permission on outbox events."""
-        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
-
-    @admin.action(description="Retry the selected parked events", permissions=["retry"])
+    @admin.action(description="Retry the selected parked events", permissions=["row_action"])
     def retry_parked(self, request, queryset):
         count = outbox_events_unpark(event_ids=queryset.values_list("event_id", flat=True))
         if count:

@@ -82,15 +82,16 @@ def order_write(
     outcome = WriteOutcome(
         order_id=write.order_id, status=status or PENDING, replayed=write.replayed
     )
-    logger.debug(
-        "order %s %s (event %s%s): answered %s",
-        write.order_id,
-        write.operation,
-        write.event_id,
-        ", replayed" if write.replayed else "",
-        outcome.status,
-        extra=log_fields(order_id=write.order_id, event_id=write.event_id),
-    )
+    if logger.isEnabledFor(logging.DEBUG):  # one line per request: skip the fields
+        logger.debug(
+            "order %s %s (event %s%s): answered %s",
+            write.order_id,
+            write.operation,
+            write.event_id,
+            ", replayed" if write.replayed else "",
+            outcome.status,
+            extra=log_fields(order_id=write.order_id, event_id=write.event_id),
+        )
     return outcome
 
 

@@ -105,16 +105,17 @@ def _send_all(producer, rows: list[OutboxEvent]) -> tuple[list[int], list[tuple]
             failed.append((row, exc))
         else:
             published.append(row.id)
-            logger.debug(
-                "outbox relay published %s v%d (event %s) at %s[%d]@%d",
-                row.order_id,
-                row.version,
-                row.event_id,
-                metadata.topic,
-                metadata.partition,
-                metadata.offset,
-                extra=log_fields(order_id=row.order_id, event_id=row.event_id, record=metadata),
-            )
+            if logger.isEnabledFor(logging.DEBUG):  # one line per event: skip the fields
+                logger.debug(
+                    "outbox relay published %s v%d (event %s) at %s[%d]@%d",
+                    row.order_id,
+                    row.version,
+                    row.event_id,
+                    metadata.topic,
+                    metadata.partition,
+                    metadata.offset,
+                    extra=log_fields(order_id=row.order_id, event_id=row.event_id, record=metadata),
+                )
     return published, failed
 
 

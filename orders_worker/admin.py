@@ -88,11 +88,7 @@ class DeadLetterAdmin(ReadOnlyModelAdmin):
             Truncator(text).chars(VALUE_PREVIEW_CHARS),
         )
 
-    def has_replay_permission(self, request):
-        """Replaying counts on the rows: it needs the change permission on dead letters."""
-        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
-
-    @admin.action(description="Replay the selected dead letters", permissions=["replay"])
+    @admin.action(description="Replay the selected dead letters", permissions=["row_action"])
     def replay_selected(self, request, queryset):
         try:
             report = dead_letters_replay(ids=queryset.values_list("pk", flat=True))

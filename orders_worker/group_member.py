@@ -140,10 +140,7 @@ class GroupMember(ConsumerRebalanceListener):
         except KafkaError as exc:
             logger.warning("applied offsets not committed at the end: %s", exc)
             return
-        with self._lock:
-            for tp, offset in pending.items():
-                if self._pending.get(tp) == offset:
-                    del self._pending[tp]
+        self._forget_committed(pending)
 
     def _committed(self, offsets: dict[TopicPartition, OffsetAndMetadata], answer) -> None:
         """The broker's answer to a commit (called by the consumer's client)."""
@@ -154,6 +151,10 @@ class GroupMember(ConsumerRebalanceListener):
         if isinstance(answer, Exception):
             logger.warning("offsets not committed (sent again with the next): %s", answer)
             return
+        self._forget_committed(offsets)
+
+    def _forget_committed(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Drop `offsets` from the pending ones, unless a newer offset replaced them."""
         with self._lock:
             for tp, offset in offsets.items():
                 if self._pending.get(tp) == offset:

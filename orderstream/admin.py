@@ -1,6 +1,7 @@
 """Admin helpers shared by both apps."""
 
 from django.contrib import admin
+from django.contrib.auth import get_permission_codename
 
 
 class MultiDBModelAdmin(admin.ModelAdmin):
@@ -43,6 +44,13 @@ class ReadOnlyModelAdmin(MultiDBModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_row_action_permission(self, request):
+        """An action that changes rows through the application's rules (retry a parked
+        event, replay a dead letter) needs the model's change permission, which this admin
+        never uses for edits."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
 class OrderAdminBase(ReadOnlyModelAdmin):
