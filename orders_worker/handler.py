@@ -3,7 +3,7 @@
 `order_events_handle` parses every record (a bad one is rejected: a dead letter, and an
 error ACK when its order_id can be read), applies the valid events in one transaction
 (`services.orders_apply_batch`), writes the final state of each order to Redis in one
-pipeline (`results.order_results_write`) and builds one ACK per event. It produces
+script call (`results.order_results_write`) and builds one ACK per event. It produces
 nothing: the loop (`batch_loop.py`) produces the outcome, and runs the database and Redis
 steps through its `retry`, so a step that fails for a transient reason is retried on its
 own. A step that fails for another reason (the database refuses what some event holds,

@@ -1,11 +1,13 @@
 """The worker's results in Redis: `order_result:<order_id>` holds the full result JSON.
 
-Written with one pipeline per batch through the raw client of the `default` cache, so the
-keys are plain (no django-redis prefix or pickling) and readable in RedisInsight.
+Written with one script call per batch (one command, one round trip) through the raw
+client of the `default` cache, so the keys are plain (no django-redis prefix or pickling)
+and readable in RedisInsight.
 
-Each write is a compare-and-set on the order's `version` (a small Lua script, run
-atomically by Redis): a result only replaces one of a lower version, so a worker that
-finishes late (two workers overlapping during a rebalance) cannot move it backwards.
+Each write is a compare-and-set on the order's `version` (the Lua script runs atomically
+in Redis; it names its keys, so a Redis Cluster would need them in one hash slot): a
+result only replaces one of a lower version, so a worker that finishes late (two workers
+overlapping during a rebalance) cannot move it backwards.
 """
 
 from __future__ import annotations
@@ -19,23 +21,27 @@ from orderstream.timestamps import rfc3339
 
 from .rules import OrderState
 
-# KEYS[1] the key; ARGV: the value, its version, the TTL in seconds (0 = none).
-# The stored version is read from the value's prefix (`OrderResult.to_bytes` writes it
-# first), so the payload is never decoded; a value without one counts as absent.
-_SET_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local stored = tonumber(string.match(current, '^{"version":(%d+)'))
-  if stored and stored >= tonumber(ARGV[2]) then
-    return 0
+# KEYS: the keys; ARGV[1] the TTL in seconds (0 = none), then per key its value and its
+# version. The stored version is read from the value's prefix (`OrderResult.to_bytes`
+# writes it first), so the payload is never decoded; a value without one counts as absent.
+# Returns how many keys were written.
+_SET_EACH_IF_NEWER = """
+local ttl = tonumber(ARGV[1])
+local written = 0
+for i, key in ipairs(KEYS) do
+  local value, version = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
+  local current = redis.call('GET', key)
+  local stored = current and tonumber(string.match(current, '^{"version":(%d+)'))
+  if not (stored and stored >= version) then
+    if ttl > 0 then
+      redis.call('SET', key, value, 'EX', ttl)
+    else
+      redis.call('SET', key, value)
+    end
+    written = written + 1
   end
 end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-return 1
+return written
 """
 
 
@@ -57,22 +63,16 @@ def order_result_of(state: OrderState) -> OrderResult:
 
 
 def order_results_write(*, states: Iterable[OrderState], ttl: int) -> int:
-    """Write every state's result unless Redis holds a newer version, in one pipeline
+    """Write every state's result unless Redis holds a newer version, in one script call
     (`ttl` seconds, 0 = no expiry); return how many were written."""
-    client = get_redis_connection("default")
-    set_if_newer = client.register_script(_SET_IF_NEWER)  # just hashes it: cheap
-    pipe = client.pipeline(transaction=False)
-    count = 0
+    keys, args = [], [max(ttl, 0)]
     for state in states:
-        set_if_newer(
-            keys=[OrderResult.redis_key(state.order_id)],
-            args=[order_result_of(state).to_bytes(), state.version, max(ttl, 0)],
-            client=pipe,
-        )
-        count += 1
-    if not count:
+        keys.append(OrderResult.redis_key(state.order_id))
+        args += [order_result_of(state).to_bytes(), state.version]
+    if not keys:
         return 0
-    return sum(pipe.execute())
+    set_each_if_newer = get_redis_connection("default").register_script(_SET_EACH_IF_NEWER)
+    return set_each_if_newer(keys=keys, args=args)
 
 
 def order_result_read(*, order_id: str) -> OrderResult | None:

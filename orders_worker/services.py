@@ -1,29 +1,28 @@
 """Apply a batch of order events to the worker database in one transaction.
 
-`orders_apply_batch` reads every order and event_id the batch touches in two queries,
+`orders_apply_batch` reads every order and event_id the batch touches in one query,
 decides each event with the pure `rules.order_event_decide` in order, and writes the final
-state of each changed order and the handled event_ids in two statements. The order upsert
-only ever replaces a row with a higher `version`, so even two workers racing on one order
-(during a rebalance) cannot move it backwards; an order the other worker wrote first is
-read again and its events are answered from the stored state, like stale events.
+state of each changed order and the handled event_ids in one statement
+(`batch_statements`). The order upsert only ever replaces a row with a higher `version`,
+so even two workers racing on one order (during a rebalance) cannot move it backwards; an
+order the other worker wrote first is read again and its events are answered from the
+stored state, like stale events.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import DataError, IntegrityError, connections, transaction
 from django.db import Error as DatabaseError
-from psycopg2.extras import execute_values
 
 from orderstream.messages import InvalidMessage, OrderEvent
 from orderstream.statuses import AckStatus
 
-from .models import ProcessedEvent, ProcessedOrder
+from .batch_statements import batch_write, stored_read
+from .models import ProcessedEvent
 from .rules import OrderState, UpsertOutcome, order_event_decide, order_stale_answer
 
 logger = logging.getLogger(__name__)
@@ -61,85 +60,16 @@ class EventResult:
         return self.error is not None
 
 
-def _state_of(row: ProcessedOrder) -> OrderState:
-    return OrderState(
-        order_id=str(row.order_id),
-        user_id=str(row.user_id),
-        amount=row.amount,
-        status=row.status,
-        payload=row.payload,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        bucket=row.bucket,
-        version=row.version,
-        last_event_id=str(row.last_event_id) if row.last_event_id else None,
-        last_status=row.last_status,
-        processed_at=row.processed_at,
-    )
-
-
-_ORDER_COLUMNS = (
-    "order_id",
-    "user_id",
-    "amount",
-    "status",
-    "payload",
-    "created_at",
-    "updated_at",
-    "bucket",
-    "version",
-    "last_event_id",
-    "last_status",
-    "processed_at",
-)
-
-
-def _upsert_orders(cursor, states: list[OrderState]) -> set[str]:
-    """Insert or replace (only by a higher version) each state; return the ids written."""
-    table = ProcessedOrder._meta.db_table
-    columns = ", ".join(_ORDER_COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ORDER_COLUMNS if c != "order_id")
-    sql = (
-        f"INSERT INTO {table} ({columns}) VALUES %s "
-        f"ON CONFLICT (order_id) DO UPDATE SET {updates} "
-        f"WHERE {table}.version < EXCLUDED.version "
-        "RETURNING order_id"
-    )
-    rows = [
-        (
-            s.order_id,
-            s.user_id,
-            s.amount,
-            s.status,
-            json.dumps(s.payload),
-            s.created_at,
-            s.updated_at,
-            s.bucket,
-            s.version,
-            s.last_event_id,
-            s.last_status,
-            s.processed_at,
-        )
-        for s in states
-    ]
-    template = "(%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)"
-    written = execute_values(
-        cursor, sql, rows, template=template, page_size=max(len(rows), 1), fetch=True
-    )
-    return {str(order_id) for (order_id,) in written}
-
-
-def _answer_from_stored(results: list[EventResult], order_ids: set[str]) -> list[EventResult]:
+def _answer_from_stored(
+    cursor, results: list[EventResult], order_ids: set[str]
+) -> list[EventResult]:
     """Answer the events of `order_ids` from their stored rows, like stale events.
 
     These rows hold a version at least as new as the one this batch computed: another
     worker wrote them after our read (two workers overlapping during a rebalance). An
     event handled before keeps the ACK status it got the first time.
     """
-    stored = {
-        str(row.order_id): _state_of(row)
-        for row in ProcessedOrder.objects.using(DB_ALIAS).filter(order_id__in=order_ids)
-    }
+    stored, _ = stored_read(cursor, list(order_ids), [])
     logger.warning(
         "orders written meanwhile with a newer version, answered from the database: %s",
         sorted(order_ids),
@@ -166,48 +96,43 @@ def _answer_from_stored(results: list[EventResult], order_ids: set[str]) -> list
     return answered
 
 
-def _record_events(cursor, results: list[EventResult], processed_at: datetime) -> None:
-    table = ProcessedEvent._meta.db_table
+def _events_to_record(results: list[EventResult]) -> list[tuple]:
+    """(event_id, order_id, version, ack_status) of each event applied or answered (the
+    last result of an event repeated in the batch)."""
     rows = {
         r.event.event_id: (r.event.event_id, r.event.order_id, r.event.version, r.ack_status)
         for r in results
         if not r.rejected
     }
-    if not rows:
-        return
-    sql = (
-        f"INSERT INTO {table} (event_id, order_id, version, ack_status, processed_at) "
-        "VALUES %s ON CONFLICT (event_id) DO NOTHING"
-    )
-    values = [(*row, processed_at) for row in rows.values()]
-    execute_values(cursor, sql, values, page_size=max(len(values), 1))
+    return list(rows.values())
 
 
-@functools.cache
-def _locked_orders_sql() -> str:
-    """The batch's reads, written once (the ORM built them anew for every batch): the
-    stored orders, locked, and the event ids handled before."""
-    table = ProcessedOrder._meta.db_table
-    return f"SELECT * FROM {table} WHERE order_id = ANY(%s::uuid[]) FOR UPDATE"
-
-
-@functools.cache
-def _seen_events_sql() -> str:
-    table = ProcessedEvent._meta.db_table
-    return f"SELECT event_id, ack_status FROM {table} WHERE event_id = ANY(%s::uuid[])"
+def _correct_recorded(cursor, results: list[EventResult], recorded: set[str], lost: set[str]):
+    """Give the events of `lost` orders that this batch recorded the ACK status they were
+    answered with after all (`_answer_from_stored`)."""
+    answers = {
+        r.event.event_id: r.ack_status
+        for r in results
+        if not r.rejected and r.event.order_id in lost and r.event.event_id in recorded
+    }
+    if answers:
+        cursor.execute(
+            f"UPDATE {ProcessedEvent._meta.db_table} SET ack_status = answer.status "
+            "FROM unnest(%s::uuid[], %s::text[]) AS answer(event_id, status) "
+            f"WHERE {ProcessedEvent._meta.db_table}.event_id = answer.event_id",
+            [list(answers), list(answers.values())],
+        )
 
 
 def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult]:
-    with transaction.atomic(using=DB_ALIAS):
-        order_ids = list({e.order_id for e in events})
-        states: dict[str, OrderState] = {
-            str(row.order_id): _state_of(row)
-            for row in ProcessedOrder.objects.using(DB_ALIAS).raw(_locked_orders_sql(), [order_ids])
-        }
-        connection = connections[DB_ALIAS]
-        with connection.cursor() as cursor:
-            cursor.execute(_seen_events_sql(), [list({e.event_id for e in events})])
-            seen: dict[str, str] = {str(event_id): status for event_id, status in cursor}
+    connection = connections[DB_ALIAS]
+    # The raw psycopg2 cursor; errors still become Django's.
+    with transaction.atomic(using=DB_ALIAS), connection.cursor() as wrapper:
+        cursor = wrapper.cursor
+        with connection.wrap_database_errors:
+            states, seen = stored_read(
+                cursor, list({e.order_id for e in events}), list({e.event_id for e in events})
+            )
         changed: dict[str, OrderState] = {}
         results = []
         for event in events:
@@ -230,13 +155,13 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
             results.append(
                 EventResult(event, decision.ack_status, decision.state, decision.outcome)
             )
-        # The raw psycopg2 cursor for execute_values; errors still become Django's.
-        with connection.cursor() as cursor, connection.wrap_database_errors:
-            if changed:
-                written = _upsert_orders(cursor.cursor, list(changed.values()))
-                if lost := changed.keys() - written:
-                    results = _answer_from_stored(results, lost)
-            _record_events(cursor.cursor, results, processed_at)
+        with connection.wrap_database_errors:
+            written, recorded = batch_write(
+                cursor, list(changed.values()), _events_to_record(results), processed_at
+            )
+            if lost := changed.keys() - written:
+                results = _answer_from_stored(cursor, results, lost)
+                _correct_recorded(cursor, results, recorded, lost)
     return results
 
 

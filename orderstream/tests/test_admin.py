@@ -115,3 +115,16 @@ def test_the_api_orders_can_be_filtered_by_what_the_worker_said(admin_client):
     assert str(rejected.order_id) in body
     assert str(done.order_id) not in body
     assert "column-outcome" in admin_client.get(url).content.decode()
+
+
+def test_messages_are_set_up_for_the_admin_only(admin_client):
+    """The admin shows messages (an action's result); API requests never build a
+    message store (`orderstream.admin_messages`)."""
+    from django.contrib import messages
+
+    admin_page = admin_client.get("/admin/")
+    api_page = admin_client.get("/health")
+
+    assert hasattr(admin_page.wsgi_request, "_messages")
+    messages.info(admin_page.wsgi_request, "shown in the admin")  # raises without a store
+    assert not hasattr(api_page.wsgi_request, "_messages")
