@@ -10,7 +10,10 @@ API calls it).
 from __future__ import annotations
 
 from django.contrib.messages.middleware import MessageMiddleware
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
+
+# No URL starts with this: the URLconf has no admin (the benchmark's baseline).
+_NO_ADMIN = "\0"
 
 
 class AdminMessageMiddleware(MessageMiddleware):
@@ -25,5 +28,8 @@ class AdminMessageMiddleware(MessageMiddleware):
     @classmethod
     def _admin_path(cls) -> str:
         if cls._admin_prefix is None:
-            cls._admin_prefix = reverse("admin:index")
+            try:
+                cls._admin_prefix = reverse("admin:index")
+            except NoReverseMatch:
+                cls._admin_prefix = _NO_ADMIN
         return cls._admin_prefix
