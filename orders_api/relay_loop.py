@@ -36,12 +36,21 @@ from .relay_metrics import relay_pass_counted
 logger = logging.getLogger(__name__)
 
 
+# A pass sends its rows, then flushes, and the flush sends whatever waits at once: the
+# linger only keeps `send()` from sending the pass's first records alone, so that a pass
+# goes out as one produce request (which the worker then fetches as one batch).
+PASS_LINGER_MS = 1000
+
+
 def relay_producer() -> KafkaProducer:
     """The relay's producer: it waits at most OUTBOX_PUBLISH_TIMEOUT for a broker (in its
-    constructor, which probes one, and for metadata)."""
+    constructor, which probes one, and for metadata), and sends each pass at its flush."""
     bound_ms = int(settings.OUTBOX_PUBLISH_TIMEOUT * 1000)
     return make_producer(
-        client_id="orderstream-relay", max_block_ms=bound_ms, bootstrap_timeout_ms=bound_ms
+        client_id="orderstream-relay",
+        max_block_ms=bound_ms,
+        bootstrap_timeout_ms=bound_ms,
+        linger_ms=PASS_LINGER_MS,
     )
 
 

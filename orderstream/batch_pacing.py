@@ -27,8 +27,8 @@ RATE_WINDOW_SECONDS = 1.0
 class PacingConfig:
     """`max_linger` 0 turns pacing off."""
 
-    max_linger: float = 0.05
-    target_batch: int = 10
+    max_linger: float = 0.2
+    target_batch: int = 40
     min_rate: float = 100.0
 
 

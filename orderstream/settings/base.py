@@ -226,8 +226,8 @@ OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
 # Under load (items coming at BATCH_LINGER_MIN_RATE per second or faster) the relay and
 # the worker wait up to BATCH_LINGER_MS before a batch, for about BATCH_LINGER_TARGET items
 # (orderstream/batch_pacing.py); 0 = never wait. Below that rate they never wait.
-BATCH_LINGER_MS = float(env("BATCH_LINGER_MS", "50"))
-BATCH_LINGER_TARGET = int(env("BATCH_LINGER_TARGET", "10"))
+BATCH_LINGER_MS = float(env("BATCH_LINGER_MS", "200"))
+BATCH_LINGER_TARGET = int(env("BATCH_LINGER_TARGET", "40"))
 BATCH_LINGER_MIN_RATE = float(env("BATCH_LINGER_MIN_RATE", "100"))
 # How long an Idempotency-Key is remembered (per user).
 IDEMPOTENCY_KEY_TTL_SECONDS = int(env("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
