@@ -15,6 +15,7 @@ from rest_framework.utils import html
 from orderstream.exact_json import InexactNumber
 from orderstream.statuses import PENDING, Operation, OrderStatus, Processing
 
+from .flat_serializer import FlatSerializer
 from .parsers import json_loads_strict
 
 # order_id values that mean "create a new order" (the Go service's conventions).
@@ -194,7 +195,7 @@ class StrictUUIDField(serializers.UUIDField):
         return value
 
 
-class OrderUpsertInputSerializer(serializers.Serializer):
+class OrderUpsertInputSerializer(FlatSerializer):
     """Body of POST /orders."""
 
     order_id = OrderIdField()
@@ -236,7 +237,7 @@ class OrderUpsertInputSerializer(serializers.Serializer):
         }
 
 
-class OrderWriteResponseSerializer(serializers.Serializer):
+class OrderWriteResponseSerializer(FlatSerializer):
     """Answer of POST /orders."""
 
     order_id = serializers.UUIDField()
