@@ -215,13 +215,15 @@ def run_mutation(stack: Stack, args: list[str]) -> int:
 
 def bench_environment() -> None:
     """The benchmark's own databases (`*_bench`) and broker (a throwaway one on a free
-    port): it never writes into the stack of `make run`, and never uses its broker."""
+    port): it never writes into the stack of `make run`, and never uses its broker. Its
+    relay and worker serve no metrics: the ports of `make run`'s may be taken."""
     from orderstream.devstack.ports import free_port
 
     for variable in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN"):
         base, _, query = os.environ[variable].partition("?")
         os.environ[variable] = f"{base}_bench" + (f"?{query}" if query else "")
     os.environ["KAFKA_BROKERS"] = f"127.0.0.1:{free_port()}"
+    os.environ["RELAY_METRICS_PORT"] = os.environ["WORKER_METRICS_PORT"] = "0"
 
 
 def run_bench(argv: list[str]) -> int:

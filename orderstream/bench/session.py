@@ -60,6 +60,8 @@ def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
         processes.append(worker)
         processes.append(start_baseline(baseline_port, log_dir))
         wait_healthy(f"http://127.0.0.1:{api_port}", api)
+        for process in processes:  # one that exited at start would stall every phase
+            process.check_alive()
         config = BenchConfig(
             base_url=f"http://127.0.0.1:{api_port}",
             baseline_url=f"http://127.0.0.1:{baseline_port}",

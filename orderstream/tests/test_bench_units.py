@@ -3,6 +3,8 @@ arithmetic, the pacing schedule, /proc parsing."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,23 @@ def test_the_baseline_is_served_with_the_apis_workers_and_threads_and_no_hooks(m
     assert (config.workers, config.threads, config.worker_class) == (3, 7, api["worker_class"])
     assert "post_worker_init" in api and not hasattr(config, "post_worker_init")
     assert not hasattr(config, "bind")  # the benchmark binds it to its own port
+
+
+def test_the_bench_stack_leaves_the_ports_of_make_run_alone(monkeypatch):
+    """`make bench` beside `make run`: its own databases and broker, and its relay and
+    worker serve no metrics (the ports of `make run`'s would be taken: they exited)."""
+    spec = importlib.util.spec_from_file_location("local_stack", ROOT / "scripts/local_stack.py")
+    local_stack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(local_stack)
+    monkeypatch.setenv("API_POSTGRES_DSN", "postgres://u@127.0.0.1:5432/api?sslmode=disable")
+    monkeypatch.setenv("WORKER_POSTGRES_DSN", "postgres://u@127.0.0.1:5432/worker")
+    monkeypatch.setenv("KAFKA_BROKERS", "127.0.0.1:29092")
+    monkeypatch.setenv("RELAY_METRICS_PORT", "9102")
+    monkeypatch.setenv("WORKER_METRICS_PORT", "9101")
+
+    local_stack.bench_environment()
+
+    assert os.environ["API_POSTGRES_DSN"] == "postgres://u@127.0.0.1:5432/api_bench?sslmode=disable"
+    assert os.environ["WORKER_POSTGRES_DSN"] == "postgres://u@127.0.0.1:5432/worker_bench"
+    assert os.environ["KAFKA_BROKERS"] != "127.0.0.1:29092"
+    assert (os.environ["RELAY_METRICS_PORT"], os.environ["WORKER_METRICS_PORT"]) == ("0", "0")
