@@ -230,12 +230,18 @@ def load_shapes(config: BenchConfig, ids: list[str]) -> tuple[tuple[LoadShape, .
 
 def throughput_phase(config: BenchConfig, ids: list[str], out) -> dict[str, list[dict]]:
     """wrk at each level: for creates, then reads, `rounds` baseline/project pairs in turn.
-    A short unmeasured run of each shape first warms both servers' threads and caches."""
+    A short unmeasured run of each shape first warms both servers' threads and caches.
+
+    Every run starts on a quiet stack: the events of the project's creates still waiting
+    for the relay or the worker when its run ends would otherwise take CPU from the run
+    after it (a baseline's, or a read's). How long that backlog took to drain is kept with
+    the run (`drain_seconds`)."""
     runs: dict[str, list[dict]] = {}
     pairs = load_shapes(config, ids)
     for shape in (shape for pair in pairs for shape in pair):
         runs[shape.key] = []
         wrk_run(url=shape.url, script=shape.script(0), concurrency=4, seconds=1)
+    wait_until_quiet()
     for level in config.concurrency:
         for pair in pairs:
             for round_number in range(1, config.rounds + 1):
@@ -247,6 +253,9 @@ def throughput_phase(config: BenchConfig, ids: list[str], out) -> dict[str, list
                         seconds=config.duration,
                     ).as_dict(level)
                     result["round"] = round_number
+                    drain_started = time.monotonic()
+                    wait_until_quiet()
+                    result["drain_seconds"] = round(time.monotonic() - drain_started, 1)
                     runs[shape.key].append(result)
                     out.write(
                         f"  {shape.key:<16} c={level:<3} round {round_number}: "

@@ -293,7 +293,12 @@ class KafkaOnlyLoop(CountingAssignments, _NoRebalanceWork):
                     for record in records:
                         event = OrderEvent.from_bytes(record.value)
                         ack = OrderAck(event.event_id, event.order_id, "created", stamp)
-                        self.producer.send(ack_topic, value=ack.to_bytes(), key=record.key)
+                        self.producer.send(
+                            ack_topic,
+                            value=ack.to_bytes(),
+                            key=record.key,
+                            partition=record.partition,  # as the worker does (Outgoing)
+                        )
                 self.producer.flush(timeout=30)
                 self.consumer.commit(
                     {

@@ -181,7 +181,9 @@ def order_events_handle(
             ack = OrderAck(
                 item.event_id, item.order_id, result.ack_status, stamp, version=item.version
             )
-            acks.append(Outgoing(config.ack_topic, record.key, ack.to_bytes()))
+            acks.append(
+                Outgoing(config.ack_topic, record.key, ack.to_bytes(), partition=record.partition)
+            )
             outcomes[result.outcome.value] += 1
             continue
         rejected = _rejection(record, rejection.error, item, config)

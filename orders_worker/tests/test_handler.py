@@ -199,12 +199,18 @@ class RecordingProducer:
         def failed(self) -> bool:
             return False
 
-    def __init__(self):
+    def __init__(self, partitions: dict[str, set[int]] | None = None):
         self.sent = []
+        self.partitions = partitions or {}
+        self.partitions_sent_to: list[int | None] = []
 
-    def send(self, topic, value=None, key=None, headers=None):
+    def send(self, topic, value=None, key=None, headers=None, partition=None):
         self.sent.append((topic, key, value, headers))
+        self.partitions_sent_to.append(partition)
         return self.Sent()
+
+    def partitions_for(self, topic):
+        return self.partitions.get(topic)
 
     def flush(self, timeout=None):
         pass
@@ -275,3 +281,23 @@ def test_the_loop_rejects_an_event_whose_redis_result_fails_and_keeps_its_row(
     assert order_result_read(order_id=good.order_id).status == "created"
     assert order_result_read(order_id=poison.order_id) is None
     assert stored_order_ids() == {poison.order_id, good.order_id}
+
+
+@pytest.mark.parametrize(
+    ("ack_partitions", "expected"),
+    [({0, 1, 2, 3}, [2, 3]), ({0, 1, 2}, [2, None]), (None, [None, None])],
+    ids=["as many as the events' topic", "fewer: the key decides", "unknown topic"],
+)
+def test_an_ack_goes_to_its_events_partition_when_the_ack_topic_has_it(
+    worker, ack_partitions, expected
+):
+    """An ACK names its event's partition (the one its key hashes to when both topics
+    have as many partitions); where the ACK topic lacks that partition, the key decides."""
+    worker._producer = RecordingProducer({"acks": ack_partitions} if ack_partitions else {})
+    records = records_of(OrderEventFactory(), OrderEventFactory())
+    records = [record._replace(partition=p) for record, p in zip(records, (2, 3), strict=True)]
+
+    worker._process_isolating(records)
+
+    assert worker._producer.partitions_sent_to == expected
+    assert [key for _, key, _, _ in worker._producer.sent] == [r.key for r in records]
