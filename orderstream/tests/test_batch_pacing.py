@@ -38,8 +38,8 @@ def test_a_quiet_system_never_waits():
 
 
 def test_under_load_it_waits_for_about_target_batch_items():
-    # 200 items/s, one batch of two among them: 10 items take 50 ms, the cap.
-    pacer, _ = pacer_after([2] + [1] * 198, every=0.005)
+    # 200 items/s, the last batch of two: 10 items take 50 ms, the cap.
+    pacer, _ = pacer_after([1] * 198 + [2], every=0.005)
     assert pacer.rate() == 200
     assert pacer.linger() == 0.05
 
@@ -49,6 +49,21 @@ def test_one_item_at_a_time_never_waits_however_fast():
     pacer, _ = pacer_after([1] * 400, every=0.0025)
     assert pacer.rate() == 400
     assert not pacer.crowded()
+    assert pacer.linger() == 0
+
+
+def test_after_a_burst_only_the_next_batch_waits():
+    """The rate remembers a burst for a second; the lone items after it do not wait."""
+    pacer, clock = pacer_after([40] * 18, every=0.05)  # 720 items/s
+    assert pacer.linger() > 0  # the batch right after the burst still waits
+    clock.now += 0.06
+    pacer.started()
+    pacer.handled(1)  # it held one item: the burst is over
+    clock.now += 0.01
+    assert pacer.rate() >= CONFIG.min_rate
+    assert pacer.linger() == 0
+    pacer.started()
+    pacer.handled(1)
     assert pacer.linger() == 0
 
 
