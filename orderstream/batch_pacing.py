@@ -82,8 +82,8 @@ class BatchPacer:
 
     def linger(self) -> float:
         """Seconds to wait before the next batch: 0 unless items come at `min_rate` or
-        faster and the last batch held more than one, else what remains of the time `target_batch` items
-        take to come."""
+        faster and the last batch held more than one, else what remains of the time
+        `target_batch` items take to come."""
         config = self.config
         rate = self.rate()
         if config.max_linger <= 0 or rate < config.min_rate or not self.crowded():
