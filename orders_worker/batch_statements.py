@@ -147,3 +147,15 @@ def batch_write(
     cursor.execute(write_sql(), [*order_arrays, processed_at, *event_arrays])
     written, recorded = cursor.fetchone()
     return set(written), set(recorded)
+
+
+def recorded_statuses_set(cursor, statuses: dict[str, str]) -> None:
+    """Set the recorded ACK status of events (event_id -> status): the rare correction
+    after a lost upsert (`services._answer_from_stored`)."""
+    table = ProcessedEvent._meta.db_table
+    cursor.execute(
+        f"UPDATE {table} SET ack_status = answer.status "
+        "FROM unnest(%s::uuid[], %s::text[]) AS answer(event_id, status) "
+        f"WHERE {table}.event_id = answer.event_id",
+        [list(statuses), list(statuses.values())],
+    )

@@ -21,7 +21,7 @@ from django.db import Error as DatabaseError
 from orderstream.messages import InvalidMessage, OrderEvent
 from orderstream.statuses import AckStatus
 
-from .batch_statements import batch_write, stored_read
+from .batch_statements import batch_write, recorded_statuses_set, stored_read
 from .models import ProcessedEvent
 from .rules import OrderState, UpsertOutcome, order_event_decide, order_stale_answer
 
@@ -116,12 +116,7 @@ def _correct_recorded(cursor, results: list[EventResult], recorded: set[str], lo
         if not r.rejected and r.event.order_id in lost and r.event.event_id in recorded
     }
     if answers:
-        cursor.execute(
-            f"UPDATE {ProcessedEvent._meta.db_table} SET ack_status = answer.status "
-            "FROM unnest(%s::uuid[], %s::text[]) AS answer(event_id, status) "
-            f"WHERE {ProcessedEvent._meta.db_table}.event_id = answer.event_id",
-            [list(answers), list(answers.values())],
-        )
+        recorded_statuses_set(cursor, answers)
 
 
 def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult]:

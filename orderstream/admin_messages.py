@@ -9,27 +9,24 @@ API calls it).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.contrib.messages.middleware import MessageMiddleware
 from django.urls import NoReverseMatch, reverse
-
-# No URL starts with this: the URLconf has no admin (the benchmark's baseline).
-_NO_ADMIN = "\0"
 
 
 class AdminMessageMiddleware(MessageMiddleware):
     """`MessageMiddleware` for requests under the admin's URL."""
 
-    _admin_prefix: str | None = None
-
     def process_request(self, request):
-        if request.path.startswith(self._admin_path()):
+        prefix = self._admin_prefix
+        if prefix is not None and request.path.startswith(prefix):
             super().process_request(request)
 
-    @classmethod
-    def _admin_path(cls) -> str:
-        if cls._admin_prefix is None:
-            try:
-                cls._admin_prefix = reverse("admin:index")
-            except NoReverseMatch:
-                cls._admin_prefix = _NO_ADMIN
-        return cls._admin_prefix
+    @cached_property
+    def _admin_prefix(self) -> str | None:
+        """The admin's URL; None when the URLconf has none (the benchmark's baseline)."""
+        try:
+            return reverse("admin:index")
+        except NoReverseMatch:
+            return None

@@ -56,7 +56,6 @@ class BatchPacer:
         self._counts: deque[tuple[float, int]] = deque()
         self._in_window = 0
         self._batch_started_at = float("-inf")
-        self._last_count = 0  # items in the last batch that held any
 
     def started(self) -> None:
         self._batch_started_at = self._clock()
@@ -65,7 +64,6 @@ class BatchPacer:
         if count <= 0:
             return
         now = self._clock()
-        self._last_count = count
         self._counts.append((now, count))
         self._in_window += count
         self._forget_before(now - RATE_WINDOW_SECONDS)
@@ -73,7 +71,7 @@ class BatchPacer:
     def crowded(self) -> bool:
         """Whether the last batch held more than one item, within RATE_WINDOW_SECONDS."""
         self._forget_before(self._clock() - RATE_WINDOW_SECONDS)
-        return self._last_count > 1 and bool(self._counts)
+        return bool(self._counts) and self._counts[-1][1] > 1
 
     def rate(self) -> float:
         """Items per second over the last RATE_WINDOW_SECONDS."""

@@ -112,3 +112,15 @@ class WatchedEvent(threading.Event):
             self.sleeping.clear()
         self.woken.append(result)
         return result
+
+
+def script_module(path):
+    """The Python file at `path` (one of scripts/) imported as a module, for tests of its
+    functions."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@ arithmetic, the pacing schedule, /proc parsing."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from orderstream.bench.wrk import (
     wrk_summary_parse,
     wrk_threads,
 )
+from orderstream.testing import script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = (
@@ -182,9 +182,7 @@ def test_the_baseline_is_served_with_the_apis_workers_and_threads_and_no_hooks(m
 def test_the_bench_stack_leaves_the_ports_of_make_run_alone(monkeypatch):
     """`make bench` beside `make run`: its own databases and broker, and its relay and
     worker serve no metrics (the ports of `make run`'s would be taken: they exited)."""
-    spec = importlib.util.spec_from_file_location("local_stack", ROOT / "scripts/local_stack.py")
-    local_stack = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(local_stack)
+    local_stack = script_module(ROOT / "scripts/local_stack.py")
     monkeypatch.setenv("API_POSTGRES_DSN", "postgres://u@127.0.0.1:5432/api?sslmode=disable")
     monkeypatch.setenv("WORKER_POSTGRES_DSN", "postgres://u@127.0.0.1:5432/worker")
     monkeypatch.setenv("KAFKA_BROKERS", "127.0.0.1:29092")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orderstream.testing import script_module
 from orderstream.tests.processes import ROOT
 from orderstream.tests.test_compose import (
     COMPOSE_DIR,
@@ -38,14 +39,7 @@ CODE_DIRS = ("orders_api", "orders_worker", "orderstream")
 PROMETHEUS_BUILTINS = {"up"}
 
 
-def check_monitoring_module():
-    spec = importlib.util.spec_from_file_location("check_monitoring", CHECK_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check_monitoring = check_monitoring_module()
+check_monitoring = script_module(CHECK_SCRIPT)
 
 
 def run_check(*args: str, **env: str) -> subprocess.CompletedProcess:
