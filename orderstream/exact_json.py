@@ -7,6 +7,7 @@ float would be used (`exact_float`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -56,6 +57,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _encoder(*, ensure_ascii: bool) -> simplejson.JSONEncoder:
+    """An encoder built once (`simplejson.dumps` with options builds one per call)."""
+    return simplejson.JSONEncoder(
+        separators=(",", ":"),
+        default=_json_default,
+        use_decimal=True,
+        allow_nan=False,
+        namedtuple_as_object=False,
+        ensure_ascii=ensure_ascii,
+    )
+
+
+_UTF8_ENCODER = _encoder(ensure_ascii=False)
+_ASCII_ENCODER = _encoder(ensure_ascii=True)
+
+
 def dumps(data: Any) -> bytes:
     """Compact UTF-8 JSON bytes; datetimes become RFC 3339, UUIDs strings, and Decimals
     numbers with exactly their digits (`Decimal("5.00")` is `5.00`, never a float).
@@ -66,23 +83,28 @@ def dumps(data: Any) -> bytes:
     escape takes six or twelve). A lone surrogate (from a `\\ud800` escape in the input)
     has no UTF-8 form: such a document falls back to ASCII escapes, which is valid JSON.
     """
-    options = {
-        "separators": (",", ":"),
-        "default": _json_default,
-        "use_decimal": True,
-        "allow_nan": False,
-        "namedtuple_as_object": False,
-    }
     try:
-        return simplejson.dumps(data, ensure_ascii=False, **options).encode()
+        return _UTF8_ENCODER.encode(data).encode()
     except UnicodeEncodeError:
-        return simplejson.dumps(data, **options).encode()
+        return _ASCII_ENCODER.encode(data).encode()
 
 
 def loads(raw: bytes | str, *, parse_float: Callable[[str], Any] = Decimal) -> Any:
     """JSON as Python values; a number with a fraction or an exponent is a Decimal (never
     a float, which would change 70368744177664.01), unless `parse_float` says otherwise."""
-    return json.loads(raw, parse_float=parse_float, parse_constant=_refuse_constant)
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff"):  # as json.loads
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+    else:
+        raw = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads
+    return _decoder(parse_float).decode(raw)
+
+
+@functools.cache
+def _decoder(parse_float: Callable[[str], Any]) -> json.JSONDecoder:
+    """A decoder built once per `parse_float` (`json.loads` with options builds one per
+    call)."""
+    return json.JSONDecoder(parse_float=parse_float, parse_constant=_refuse_constant)
 
 
 def _refuse_constant(name: str):

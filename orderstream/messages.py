@@ -8,6 +8,7 @@ bad message is turned into a dead-letter entry and an error ACK, never a crash.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -37,6 +38,10 @@ class InvalidMessage(ValueError):
         self.event_id = event_id
 
 
+# A uuid in the form `str(uuid.UUID(...))` gives; any other form is read by uuid.UUID.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 @functools.cache
 def _field_names(kind: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(kind))
@@ -52,6 +57,8 @@ def _uuid_field(data: dict, name: str) -> str:
     value = data.get(name)
     if not isinstance(value, str):
         raise InvalidMessage(f"{name}: required uuid string")
+    if CANONICAL_UUID.fullmatch(value):  # as the API writes them: already canonical
+        return value
     try:
         return str(uuid.UUID(value))
     except ValueError:

@@ -34,16 +34,16 @@ LARGEST_AMOUNT = MAX_AMOUNT - CENT
 AMOUNT_DIGITS = 40
 
 
-def _amount_context() -> Context:
-    """The arithmetic of `order_amount`, independent of the thread's decimal context: wide
-    exponents, and every result exact (`Inexact` is trapped) or an error."""
-    return Context(
-        prec=AMOUNT_DIGITS,
-        rounding=ROUND_HALF_EVEN,
-        Emax=MAX_EMAX,
-        Emin=MIN_EMIN,
-        traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
-    )
+# The arithmetic of `order_amount`, independent of the thread's decimal context: wide
+# exponents, and every result exact (`Inexact` is trapped) or an error. `localcontext`
+# works on a copy, so this one is never changed.
+_AMOUNT_CONTEXT = Context(
+    prec=AMOUNT_DIGITS,
+    rounding=ROUND_HALF_EVEN,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
+)
 
 
 # Rounding to cents: ROUND_HALF_UP, whatever the thread's context; a total beyond the
@@ -81,7 +81,7 @@ def order_amount(payload: dict) -> Decimal:
     including a product or sum too large for any decimal (`decimal.Overflow`).
     """
     try:
-        with localcontext(_amount_context()):
+        with localcontext(_AMOUNT_CONTEXT):
             return _order_amount(payload)
     except Inexact:
         raise InvalidAmount(
@@ -99,7 +99,7 @@ def amount_in_cents(value: object, *, field: str = "amount") -> Decimal:
     range once rounded.
     """
     try:
-        with localcontext(_amount_context()):
+        with localcontext(_AMOUNT_CONTEXT):
             return _in_cents(_number(value, field))
     except ArithmeticError as exc:
         raise InvalidAmount(f"{field}: cannot be computed ({type(exc).__name__})") from None

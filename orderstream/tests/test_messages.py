@@ -12,7 +12,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from orders_api.relay_loop import relay_producer
 from orderstream import kafka as project_kafka
-from orderstream.exact_json import dumps
+from orderstream.exact_json import dumps, loads
 from orderstream.messages import MAX_EVENT_BYTES, InvalidMessage, OrderAck, OrderEvent, OrderResult
 from orderstream.timestamps import event_time
 
@@ -213,3 +213,30 @@ def test_an_event_carries_a_string_amount_as_sent():
     event = an_event({"amount": BEYOND_FLOAT})
     assert b'"payload":{"amount":"' + BEYOND_FLOAT.encode() + b'"}' in event.to_bytes()
     assert OrderEvent.from_bytes(event.to_bytes()) == event
+
+
+@pytest.mark.parametrize("form", [str.upper, lambda text: text.replace("-", ""), "{{{}}}".format])
+def test_an_event_reads_its_ids_in_any_uuid_form_as_the_canonical_one(form):
+    event = an_event({"id": "A-1"})
+    raw = json.loads(event.to_bytes())
+    raw |= {name: form(raw[name]) for name in ("event_id", "order_id", "user_id")}
+
+    read = OrderEvent.from_bytes(json.dumps(raw).encode())
+
+    assert (read.event_id, read.order_id, read.user_id) == (
+        event.event_id,
+        event.order_id,
+        event.user_id,
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_loads_reads_json_bytes_in_any_utf_encoding_as_json_loads_does(encoding):
+    text = '{"a": [1.5, "é"]}'
+
+    assert loads(text.encode(encoding)) == {"a": [Decimal("1.5"), "é"]}
+
+
+def test_loads_refuses_text_that_starts_with_a_byte_order_mark_as_json_loads_does():
+    with pytest.raises(ValueError, match="BOM"):
+        loads('\ufeff{"a": 1}')
