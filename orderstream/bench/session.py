@@ -35,6 +35,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--live-seconds", type=float, default=10.0)
     parser.add_argument("--events", type=int, default=20000, help="worker bench: batched run")
     parser.add_argument("--naive-events", type=int, default=3000, help="worker bench: naive run")
+    parser.add_argument(
+        "--worker-rounds", type=int, default=3, help="worker bench: interleaved W, K, P rounds"
+    )
     parser.add_argument("--skip-worker-bench", action="store_true")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy speedscope files beside the JSON"
@@ -99,6 +102,7 @@ def worker_phase(args: argparse.Namespace) -> dict:
         batch_size=int(os.environ.get("WORKER_BATCH_SIZE", "500")),
         database=f"{connections['worker'].settings_dict['NAME']}_drain",
         json_path=None,
+        rounds=args.worker_rounds,
     )
     sys.stdout.write("\n" + format_worker_table(report))
     return report

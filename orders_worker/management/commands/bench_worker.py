@@ -31,6 +31,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=int, default=settings.WORKER_BATCH_SIZE)
         parser.add_argument(
+            "--rounds", type=int, default=3, help="interleaved rounds of the batched run, K and P"
+        )
+        parser.add_argument(
             "--database",
             default=None,
             help="bench database name (default: the worker database name + _bench)",
@@ -61,6 +64,7 @@ class Command(BaseCommand):
                 batch_size=options["batch_size"],
                 database=database,
                 json_path=options["json"],
+                rounds=options["rounds"],
             )
         finally:
             if broker:
