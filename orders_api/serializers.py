@@ -247,7 +247,7 @@ class OrderWriteResponseSerializer(FlatSerializer):
     )
 
 
-class OrderViewSerializer(serializers.Serializer):
+class OrderViewSerializer(FlatSerializer):
     """An order as GET answers it: the API row, overridden by the worker's Redis result."""
 
     order_id = serializers.UUIDField()
@@ -281,17 +281,26 @@ class OrderViewSerializer(serializers.Serializer):
 
 
 class OrderEnvelopeSerializer(serializers.Serializer):
+    """The answer of GET /orders/{order_id} and /orders/by-external/... (the schema's
+    name for it; the views build it with `order_envelope`)."""
+
     order = OrderViewSerializer()
 
 
-class ExternalIdPathSerializer(serializers.Serializer):
+def order_envelope(view: dict) -> dict:
+    """`OrderEnvelopeSerializer({"order": view}).data`, without making the envelope, which
+    deep-copies its nested serializer, every field of it, for each instance."""
+    return {"order": OrderViewSerializer(view).data}
+
+
+class ExternalIdPathSerializer(FlatSerializer):
     """Path of GET /orders/by-external/{external_id}: any text but NUL (which no stored
     payload.id holds, and PostgreSQL cannot compare)."""
 
     external_id = serializers.CharField(trim_whitespace=False)
 
 
-class ByExternalQuerySerializer(serializers.Serializer):
+class ByExternalQuerySerializer(FlatSerializer):
     """Query of GET /orders/by-external/{external_id}."""
 
     user_id = StrictUUIDField()
@@ -306,14 +315,14 @@ class StrictChoiceField(serializers.ChoiceField):
         return super().get_value(dictionary)
 
 
-class OrderListQuerySerializer(serializers.Serializer):
+class OrderListQuerySerializer(FlatSerializer):
     """Query of GET /orders."""
 
     user_id = StrictUUIDField(required=False)
     status = StrictChoiceField(choices=OrderStatus.choices, required=False)
 
 
-class OrderIdPathSerializer(serializers.Serializer):
+class OrderIdPathSerializer(FlatSerializer):
     order_id = StrictUUIDField()
 
 

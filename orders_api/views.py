@@ -41,12 +41,12 @@ from .serializers import (
     WAIT_TRUE_WORDS,
     ByExternalQuerySerializer,
     ExternalIdPathSerializer,
-    OrderEnvelopeSerializer,
     OrderIdPathSerializer,
     OrderListQuerySerializer,
     OrderUpsertInputSerializer,
     OrderViewSerializer,
     OrderWriteResponseSerializer,
+    order_envelope,
 )
 
 INTEGER = re.compile(r"-?[0-9]+")
@@ -204,7 +204,7 @@ class OrderViewSet(viewsets.GenericViewSet):
         path = OrderIdPathSerializer(data={"order_id": order_id})
         path.is_valid(raise_exception=True)
         view = order_get(**path.validated_data)
-        return Response(OrderEnvelopeSerializer({"order": view}).data)
+        return Response(order_envelope(view))
 
     @by_external_schema
     @action(detail=False, url_path=r"by-external/(?P<external_id>[^/]+)")
@@ -214,4 +214,4 @@ class OrderViewSet(viewsets.GenericViewSet):
         query = ByExternalQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         view = order_get_by_external_id(**path.validated_data, **query.validated_data)
-        return Response(OrderEnvelopeSerializer({"order": view}).data)
+        return Response(order_envelope(view))
