@@ -235,7 +235,7 @@ def throughput_phase(config: BenchConfig, ids: list[str], out) -> dict[str, list
     Every run starts on a quiet stack: the events of the project's creates still waiting
     for the relay or the worker when its run ends would otherwise take CPU from the run
     after it (a baseline's, or a read's). How long that backlog took to drain is kept with
-    the run (`drain_seconds`)."""
+    the run (`drain_seconds`, and `drained` False when it did not drain in time)."""
     runs: dict[str, list[dict]] = {}
     pairs = load_shapes(config, ids)
     for shape in (shape for pair in pairs for shape in pair):
@@ -254,7 +254,7 @@ def throughput_phase(config: BenchConfig, ids: list[str], out) -> dict[str, list
                     ).as_dict(level)
                     result["round"] = round_number
                     drain_started = time.monotonic()
-                    wait_until_quiet()
+                    result["drained"] = wait_until_quiet()  # False: the next run began busy
                     result["drain_seconds"] = round(time.monotonic() - drain_started, 1)
                     runs[shape.key].append(result)
                     out.write(

@@ -121,6 +121,9 @@ def format_table(report: dict) -> str:
             f"  wrk CPU share (CPU time / wall time): {min(shares)}-{max(shares)}; "
             f"errors in all runs: {errors}"
         )
+    busy = sum(not r.get("drained", True) for rs in report["throughput_runs"].values() for r in rs)
+    if busy:
+        lines.append(f"  {busy} runs left a backlog that did not drain in time: next began busy")
     live = report.get("live_load")
     if live:
         load = live["load"]

@@ -60,7 +60,7 @@ class LoopConfig:
     heartbeat_file: str = ""
     idle_poll_ms: int = 0
     idle_poll_timeout_ms: int = 520
-    pacing: PacingConfig = PacingConfig(max_linger=0)  # off unless configured
+    pacing: PacingConfig = PacingConfig.off()  # off unless configured
     idle_after_seconds: float = IDLE_AFTER_SECONDS
     unassigned_warn_seconds: float = 60.0
     unassigned_max_seconds: float = 300.0

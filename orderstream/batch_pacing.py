@@ -27,11 +27,17 @@ RATE_WINDOW_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class PacingConfig:
-    """`max_linger` 0 turns pacing off."""
+    """`max_linger` 0 turns pacing off. The values in use are the settings' (see
+    `pacing_from_settings`)."""
 
-    max_linger: float = 0.2
-    target_batch: int = 40
-    min_rate: float = 100.0
+    max_linger: float
+    target_batch: int
+    min_rate: float
+
+    @classmethod
+    def off(cls) -> PacingConfig:
+        """No pacing: every batch starts as soon as the previous one ended."""
+        return cls(max_linger=0, target_batch=1, min_rate=0)
 
 
 def pacing_from_settings() -> PacingConfig:

@@ -71,6 +71,15 @@ def test_the_table_shows_each_level_its_ratio_and_wrks_cpu_share():
     assert "wrk CPU share (CPU time / wall time): 0.1-0.3; errors in all runs: 6" in table
 
 
+def test_the_table_says_how_many_runs_began_on_a_backlog_and_only_then():
+    report = _report()
+    assert "did not drain" not in format_table(report)
+
+    for run in report["throughput_runs"]["nowait_create"]:
+        run["drained"] = False
+    assert "2 runs left a backlog that did not drain in time" in format_table(report)
+
+
 def test_the_table_shows_the_live_load_when_measured():
     live = {
         "load": {

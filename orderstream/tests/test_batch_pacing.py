@@ -96,7 +96,7 @@ def test_empty_batches_do_not_count():
 
 
 def test_no_wait_when_pacing_is_off():
-    pacer, _ = pacer_after([2] * 500, every=0.002, config=PacingConfig(max_linger=0))
+    pacer, _ = pacer_after([2] * 500, every=0.002, config=PacingConfig.off())
     assert pacer.rate() == 1000
     assert pacer.linger() == 0
 
