@@ -57,6 +57,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+@functools.cache
 def _encoder(*, ensure_ascii: bool) -> simplejson.JSONEncoder:
     """An encoder built once (`simplejson.dumps` with options builds one per call)."""
     return simplejson.JSONEncoder(
@@ -67,10 +68,6 @@ def _encoder(*, ensure_ascii: bool) -> simplejson.JSONEncoder:
         namedtuple_as_object=False,
         ensure_ascii=ensure_ascii,
     )
-
-
-_UTF8_ENCODER = _encoder(ensure_ascii=False)
-_ASCII_ENCODER = _encoder(ensure_ascii=True)
 
 
 def dumps(data: Any) -> bytes:
@@ -84,9 +81,9 @@ def dumps(data: Any) -> bytes:
     has no UTF-8 form: such a document falls back to ASCII escapes, which is valid JSON.
     """
     try:
-        return _UTF8_ENCODER.encode(data).encode()
+        return _encoder(ensure_ascii=False).encode(data).encode()
     except UnicodeEncodeError:
-        return _ASCII_ENCODER.encode(data).encode()
+        return _encoder(ensure_ascii=True).encode(data).encode()
 
 
 def loads(raw: bytes | str, *, parse_float: Callable[[str], Any] = Decimal) -> Any:
@@ -95,8 +92,12 @@ def loads(raw: bytes | str, *, parse_float: Callable[[str], Any] = Decimal) -> A
     if isinstance(raw, str):
         if raw.startswith("\ufeff"):  # as json.loads
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
-    else:
+    elif isinstance(raw, bytes | bytearray):
         raw = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads
+    else:
+        raise TypeError(  # as json.loads
+            f"the JSON object must be str, bytes or bytearray, not {raw.__class__.__name__}"
+        )
     return _decoder(parse_float).decode(raw)
 
 
