@@ -24,6 +24,7 @@ waiting POST.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import uuid
@@ -35,6 +36,7 @@ from django.db import DataError, IntegrityError, connections
 from psycopg2.extras import execute_values
 
 from orders_worker.batch_loop import BatchLoop, BatchOutcome, LoopConfig, Retry
+from orders_worker.metrics import LoopMetrics
 from orderstream.kafka import one_fetch_timeout_ms
 from orderstream.messages import InvalidMessage, OrderAck
 
@@ -217,6 +219,18 @@ class AckOutcomesHandler:
         """Nothing to tidy: the rows are the orders'."""
 
 
+@functools.cache
+def ack_recorder_metrics() -> LoopMetrics:
+    """The recorder's counters, on the relay's metrics port, made on first use: its loop is
+    the worker's, its counters are not."""
+    return LoopMetrics(
+        subject="the ACK recorder",
+        batch_size="orderstream_ack_recorder_batch_size",
+        retries="orderstream_ack_recorder_retries",
+        errors="orderstream_ack_recorder_errors",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class AckRecorderConfig(LoopConfig):
     """The batch loop's settings for the recorder; `from_settings` fills them."""
@@ -237,6 +251,7 @@ class AckRecorderConfig(LoopConfig):
             "unassigned_max_seconds": 0,
             "client_id": "orderstream-ack-recorder",
             "database": DB_ALIAS,
+            "metrics": ack_recorder_metrics(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -32,7 +32,7 @@ from orderstream.kafka import make_consumer, make_producer
 
 from .group_member import BatchAbandoned, GroupMember
 from .loop_stats import consumer_lag
-from .metrics import batch_counted, events_counted, retry_counted
+from .metrics import LoopMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class LoopConfig:
     client_id: str = "orderstream-worker"
     name: str = "worker"  # what the loop's log lines call it
     database: str = "worker"  # the alias whose connection is reset after a database error
+    metrics: LoopMetrics | None = None  # the counters it updates; None: the worker's
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +234,7 @@ class BatchLoop(GroupMember):
             return self._consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as exc:
             self.stats.retries += 1
-            retry_counted("poll", exc)
+            self.metrics.retry_counted("poll", exc)
             logger.warning("poll failed, retrying: %s", exc)
             self._stop.wait(self.config.backoff_max)
             return {}
@@ -252,7 +253,7 @@ class BatchLoop(GroupMember):
         self._commit(offsets)
         self.stats.batch_committed(len(ordered))
         self.pacer.handled(len(ordered))
-        batch_counted(len(ordered))
+        self.metrics.batch_counted(len(ordered))
 
     def _process_isolating(self, records: list) -> None:
         """Process `records` as one batch; if that fails (not transiently: those are
@@ -292,7 +293,7 @@ class BatchLoop(GroupMember):
     def _publish(self, outcome: BatchOutcome, what: str) -> None:
         self._retry(what, lambda: self._produce(outcome.acks + outcome.dead_letters))
         self.stats.rejected += len(outcome.dead_letters)
-        events_counted(outcome.outcomes)
+        self.metrics.events_counted(outcome.outcomes)
 
     def _produce(self, outgoing: list[Outgoing]) -> None:
         partitions: dict[str, set[int]] = {}  # the topics' partitions, asked once a batch

@@ -35,7 +35,7 @@ from orderstream.heartbeat import Heartbeat
 
 from .assignment import AssignmentWatch
 from .loop_stats import LoopStats
-from .metrics import retry_counted
+from .metrics import worker_loop_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class GroupMember(ConsumerRebalanceListener):
 
     def __init__(self, config):
         self.config = config
+        self.metrics = config.metrics or worker_loop_metrics()
         self.stats = LoopStats()
         self.assigned = threading.Event()  # set once the group gave us our partitions
         self.assignment = AssignmentWatch(
@@ -174,7 +175,7 @@ class GroupMember(ConsumerRebalanceListener):
                 except TRANSIENT_ERRORS as exc:
                     attempt += 1
                     self.stats.retries += 1
-                    retry_counted(what, exc)
+                    self.metrics.retry_counted(what, exc)
                     logger.warning(
                         "could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc
                     )

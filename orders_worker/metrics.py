@@ -10,7 +10,7 @@ Counters, updated once per batch (never per event):
   with an unexpected error). The dead-letter topic receives `rejected` + `dead_lettered`.
 - `orderstream_worker_batch_size`: records per poll handled (histogram).
 - `orderstream_worker_retries_total{step}`: transient failures retried, by step (`apply
-  the batch to PostgreSQL`, `write results to Redis`, `commit offsets`, `poll`, ...).
+  the batch to PostgreSQL`, `write results to Redis`, `poll`, ...).
 - `orderstream_worker_errors_total{dependency}`: the same failures by the service that
   failed: `postgres`, `redis`, `kafka` (`other` for an OS error of no known client).
 
@@ -24,6 +24,7 @@ Gauges, read at scrape time from the loop (`WorkerCollector`):
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 
@@ -36,34 +37,66 @@ from redis.exceptions import RedisError
 EVENT_OUTCOMES = ("applied", "unchanged", "duplicate", "stale", "rejected", "dead_lettered")
 DEPENDENCIES = ((DatabaseError, "postgres"), (RedisError, "redis"), (KafkaError, "kafka"))
 
-worker_events = Counter(
-    "orderstream_worker_events", "Records handled by the worker, by outcome", ["outcome"]
-)
-_events_by_outcome = {outcome: worker_events.labels(outcome) for outcome in EVENT_OUTCOMES}
-worker_batch_size = Histogram(
-    "orderstream_worker_batch_size",
-    "Records per batch (one poll) handled and committed",
-    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
-)
-worker_retries = Counter(
-    "orderstream_worker_retries", "Transient failures retried, by step", ["step"]
-)
-worker_errors = Counter(
-    "orderstream_worker_errors",
-    "Transient failures retried, by the service that failed",
-    ["dependency"],
-)
+
+class LoopMetrics:
+    """The counters a batch loop updates (see the module for the worker's): records by
+    outcome (when the loop names `events` and its `outcomes`), batch sizes, retries by step
+    and by the service that failed. The worker's loop and the ACK recorder's each have
+    their own, so that neither counts under the other's names; each set is made once per
+    process, by the first loop that needs it (`worker_loop_metrics`,
+    `orders_api.ack_recorder.ack_recorder_metrics`). The names are written out where a set
+    is made, so that a search of the code finds them."""
+
+    def __init__(
+        self,
+        *,
+        subject: str,
+        batch_size: str,
+        retries: str,
+        errors: str,
+        events: str = "",
+        outcomes: tuple[str, ...] = (),
+    ):
+        self._events_by_outcome = {}
+        if events:
+            counter = Counter(events, f"Records handled by {subject}, by outcome", ["outcome"])
+            self._events_by_outcome = {outcome: counter.labels(outcome) for outcome in outcomes}
+        self._batch_size = Histogram(
+            batch_size,
+            "Records per batch (one poll) handled and committed",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+        )
+        self._retries = Counter(retries, "Transient failures retried, by step", ["step"])
+        self._errors = Counter(
+            errors, "Transient failures retried, by the service that failed", ["dependency"]
+        )
+
+    def events_counted(self, outcomes: Mapping[str, int]) -> None:
+        """Records of one batch, by outcome (one of the loop's `outcomes`)."""
+        for outcome, count in outcomes.items():
+            self._events_by_outcome[outcome].inc(count)
+
+    def batch_counted(self, size: int) -> None:
+        """One batch of `size` records was handled and committed."""
+        self._batch_size.observe(size)
+
+    def retry_counted(self, step: str, error: BaseException) -> None:
+        """`step` failed for a transient reason and will be retried."""
+        self._retries.labels(step).inc()
+        self._errors.labels(failed_dependency(error)).inc()
 
 
-def events_counted(outcomes: Mapping[str, int]) -> None:
-    """Records of one batch, by outcome (one of EVENT_OUTCOMES)."""
-    for outcome, count in outcomes.items():
-        _events_by_outcome[outcome].inc(count)
-
-
-def batch_counted(size: int) -> None:
-    """One batch of `size` records was handled and committed."""
-    worker_batch_size.observe(size)
+@functools.cache
+def worker_loop_metrics() -> LoopMetrics:
+    """The worker's counters, made on first use."""
+    return LoopMetrics(
+        subject="the worker",
+        events="orderstream_worker_events",
+        outcomes=EVENT_OUTCOMES,
+        batch_size="orderstream_worker_batch_size",
+        retries="orderstream_worker_retries",
+        errors="orderstream_worker_errors",
+    )
 
 
 def failed_dependency(error: BaseException) -> str:
@@ -72,12 +105,6 @@ def failed_dependency(error: BaseException) -> str:
         if isinstance(error, kind):
             return name
     return "other"
-
-
-def retry_counted(step: str, error: BaseException) -> None:
-    """`step` failed for a transient reason and will be retried."""
-    worker_retries.labels(step).inc()
-    worker_errors.labels(failed_dependency(error)).inc()
 
 
 class WorkerCollector:

@@ -17,6 +17,8 @@ from django.conf import settings
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orders_api.ack_recorder import (
     AckOutcomesHandler,
@@ -338,3 +340,23 @@ def test_the_recorder_retries_through_an_outage_of_the_api_database_and_skips_no
             assert recorder.stats.processed == 2
     finally:
         producer.close(timeout=5)
+
+
+def test_the_recorders_retries_count_under_its_own_names_not_the_workers():
+    recorder = AckRecorder(AckRecorderConfig.from_settings(backoff_initial=0.01, backoff_max=0.01))
+    outage = iter([RedisConnectionError("down for a moment")])
+
+    def step() -> str:
+        for error in outage:
+            raise error
+        return "recorded"
+
+    def count(name: str) -> float:
+        return REGISTRY.get_sample_value(name, {"step": "record the ACKs"}) or 0.0
+
+    worker_before = count("orderstream_worker_retries_total")
+    recorder_before = count("orderstream_ack_recorder_retries_total")
+
+    assert recorder._retry("record the ACKs", step) == "recorded"
+    assert count("orderstream_ack_recorder_retries_total") == recorder_before + 1
+    assert count("orderstream_worker_retries_total") == worker_before
