@@ -32,7 +32,7 @@ from orderstream.kafka import make_consumer, make_producer
 
 from .group_member import BatchAbandoned, GroupMember
 from .loop_stats import consumer_lag
-from .metrics import LoopMetrics
+from .metrics import LoopMetrics, worker_loop_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class LoopConfig:
     client_id: str = "orderstream-worker"
     name: str = "worker"  # what the loop's log lines call it
     database: str = "worker"  # the alias whose connection is reset after a database error
-    metrics: LoopMetrics | None = None  # the counters it updates; None: the worker's
+    metrics: LoopMetrics = field(default_factory=worker_loop_metrics)  # what it counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -424,7 +424,7 @@ def bench_worker_run(
     batch_size: int,
     database: str,
     json_path: str | None,
-    rounds: int = 3,
+    rounds: int = targets.WORKER_ROUNDS,
 ) -> dict:
     """The whole benchmark; returns (and optionally writes) the figures.
 

@@ -35,7 +35,6 @@ from orderstream.heartbeat import Heartbeat
 
 from .assignment import AssignmentWatch
 from .loop_stats import LoopStats
-from .metrics import worker_loop_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class GroupMember(ConsumerRebalanceListener):
 
     def __init__(self, config):
         self.config = config
-        self.metrics = config.metrics or worker_loop_metrics()
+        self.metrics = config.metrics
         self.stats = LoopStats()
         self.assigned = threading.Event()  # set once the group gave us our partitions
         self.assignment = AssignmentWatch(

@@ -89,15 +89,10 @@ def dumps(data: Any) -> bytes:
 def loads(raw: bytes | str, *, parse_float: Callable[[str], Any] = Decimal) -> Any:
     """JSON as Python values; a number with a fraction or an exponent is a Decimal (never
     a float, which would change 70368744177664.01), unless `parse_float` says otherwise."""
-    if isinstance(raw, str):
-        if raw.startswith("\ufeff"):  # as json.loads
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
-    elif isinstance(raw, bytes | bytearray):
-        raw = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads
-    else:
-        raise TypeError(  # as json.loads
-            f"the JSON object must be str, bytes or bytearray, not {raw.__class__.__name__}"
-        )
+    if isinstance(raw, bytes | bytearray):
+        raw = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
+    elif not isinstance(raw, str) or raw.startswith("\ufeff"):
+        return json.loads(raw)  # refused there, with json.loads's own error
     return _decoder(parse_float).decode(raw)
 
 

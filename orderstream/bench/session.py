@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from orderstream.bench.targets import WORKER_ROUNDS
 from orderstream.devstack.ports import free_port
 
 from .servers import Process, api_command, manage_command, start_baseline, wait_healthy
@@ -36,7 +37,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20000, help="worker bench: batched run")
     parser.add_argument("--naive-events", type=int, default=3000, help="worker bench: naive run")
     parser.add_argument(
-        "--worker-rounds", type=int, default=3, help="worker bench: interleaved W, K, P rounds"
+        "--worker-rounds",
+        type=int,
+        default=WORKER_ROUNDS,
+        help="worker bench: interleaved W, K, P rounds",
     )
     parser.add_argument("--skip-worker-bench", action="store_true")
     parser.add_argument(

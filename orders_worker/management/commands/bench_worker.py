@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 
 from orders_worker.bench import bench_group_settings, bench_worker_run, format_worker_table
+from orderstream.bench.targets import WORKER_ROUNDS
 from orderstream.devstack.brokers import embedded_broker
 
 
@@ -31,7 +32,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--batch-size", type=int, default=settings.WORKER_BATCH_SIZE)
         parser.add_argument(
-            "--rounds", type=int, default=3, help="interleaved rounds of the batched run, K and P"
+            "--rounds",
+            type=int,
+            default=WORKER_ROUNDS,
+            help="interleaved rounds of the batched run, K and P",
         )
         parser.add_argument(
             "--database",
