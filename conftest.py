@@ -69,6 +69,15 @@ def kafka_brokers_of_this_test(request, settings):
         settings.KAFKA_BROKERS = NO_BROKER
 
 
+@pytest.fixture(autouse=True)
+def fresh_ack_wait_gate(monkeypatch):
+    """A new ACK wait gate for each test (it is per process): one test's timed-out wait
+    or outbox says nothing of the next test's pipeline."""
+    from orders_api import ack_wait_gate
+
+    monkeypatch.setattr(ack_wait_gate, "_gate", ack_wait_gate.AckWaitGate())
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):
     """The session's embedded broker (None with TEST_KAFKA_BROKERS), the project's

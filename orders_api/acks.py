@@ -6,6 +6,9 @@ an error it reconnects where it left off (the next offset of each partition), so
 produced while it was reconnecting are not skipped.
 Each ACK wakes the waiter registered for its `event_id`, if any, and is kept in a bounded
 table of recent ACKs, so an ACK that arrives before its request starts waiting is not lost.
+`ready` is set while the reader is positioned (cleared while it reconnects), and
+`last_ack_at` says when it last read an ACK: `ack_wait_gate.py` decides from them whether a
+request may wait at all.
 
 The reader polls without pause only while requests wait for an ACK (and HOT_SECONDS after
 the last one began): with no one waiting it reads every ACK_LISTENER_IDLE_POLL_MS, in
@@ -66,6 +69,8 @@ class AckListener(threading.Thread):
         self.brokers = tuple(settings.KAFKA_BROKERS)
         self.topic = settings.ORDERS_ACK_TOPIC
         self.ready = threading.Event()
+        self.positioned_once = False  # ready was set once: a later unready is a reconnect
+        self.last_ack_at = float("-inf")  # clock() when the last ACK was read
         self.stopping = threading.Event()
         self.idle_poll_seconds = settings.ACK_LISTENER_IDLE_POLL_MS / 1000
         self.hot_seconds = hot_seconds
@@ -115,6 +120,7 @@ class AckListener(threading.Thread):
 
     def deliver(self, ack: OrderAck) -> None:
         """Record `ack` and wake whoever waits for it."""
+        self.last_ack_at = self._clock()
         if not ack.event_id:
             return
         with self._lock:
@@ -142,6 +148,7 @@ class AckListener(threading.Thread):
                             self._handle(record)
                             self._next[partition] = record.offset + 1
             except Exception:
+                self.ready.clear()  # no request waits on a reader that is not reading
                 logger.exception("ACK listener on %s failed; reconnecting", self.topic)
                 self.stopping.wait(1.0)
             finally:
@@ -183,6 +190,7 @@ class AckListener(threading.Thread):
                 consumer.seek(partition, self._next[partition])
             else:  # resolve now: ACKs from here on are ours
                 self._next[partition] = consumer.position(partition)
+        self.positioned_once = True
         self.ready.set()
         logger.info("ACK listener reading %d partition(s) of %s", len(assigned), self.topic)
 

@@ -3,9 +3,9 @@
 `order_write` writes the order (`services.order_upsert`) and tells what became of it: the
 status of the worker's ACK when it came within the wait budget, the status already known
 for a replayed request, else "pending" (the order and its event are committed and will be
-processed). Only a listener positioned before the write is sure to see its ACK, so a write
-waits at most ACK_LISTENER_READY_WAIT for this process's listener (it is not positioned
-only before its first read, or while no broker answers) and without one it does not wait.
+processed). Whether it may wait at all is the process's `AckWaitGate`'s to say (a few
+waiters at a time, none while the pipeline is behind): the slot is taken before the write,
+since only a listener positioned before the write is sure to see its ACK.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from orderstream.messages import OrderAck
 from orderstream.statuses import PENDING, AckStatus
 
 from . import runtime
-from .acks import AckListener
+from .ack_wait_gate import BUSY, LISTENER_NOT_READY, PIPELINE_BEHIND, ack_wait_gate
 from .errors import OrderRejected
 from .metrics import ack_wait_counted
 from .selectors import order_event_applied
@@ -28,8 +28,12 @@ from .services import OrderWrite, order_upsert
 
 logger = logging.getLogger(__name__)
 
-# Longest a waiting write waits for this process's ACK listener to be positioned.
-ACK_LISTENER_READY_WAIT = 1.0
+# The `orderstream_ack_waits_total` outcome of each reason the gate gives for no wait.
+SKIPPED_OUTCOMES = {
+    BUSY: "busy",
+    PIPELINE_BEHIND: "pipeline_behind",
+    LISTENER_NOT_READY: "no_listener",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class WriteOutcome:
     order_id: uuid.UUID
     status: str  # created, updated or deleted (the worker applied it), or pending
     replayed: bool  # the Idempotency-Key answers an earlier request: nothing was written
+    wait_skipped: str | None = None  # why a wait asked for was not done (ack_wait_gate)
 
     @property
     def pending(self) -> bool:
@@ -61,26 +66,31 @@ def order_write(
     order (which is stored all the same).
     """
     started = time.monotonic()
-    listener = _ready_listener(wait_seconds)
-    write = order_upsert(
-        user_id=user_id,
-        order_id=order_id,
-        payload=payload,
-        delete=delete,
-        idempotency_key=idempotency_key,
-    )
-    status = _known_status(write) if write.replayed else None
-    if status is None and listener is not None:
-        ack = listener.wait_for(write.event_id, max(wait_seconds - (time.monotonic() - started), 0))
-        ack_wait_counted("timed_out" if ack is None else "answered")
-        if ack is not None:
-            status = _acknowledged_status(write, ack)
-    elif status is None and wait_seconds > 0:
-        ack_wait_counted("no_listener")
-    else:
-        ack_wait_counted("not_waited")
+    gate = ack_wait_gate()
+    with gate.slot(wait_seconds) as slot:
+        write = order_upsert(
+            user_id=user_id,
+            order_id=order_id,
+            payload=payload,
+            delete=delete,
+            idempotency_key=idempotency_key,
+        )
+        status = _known_status(write) if write.replayed else None
+        if status is not None or wait_seconds <= 0:
+            ack_wait_counted("not_waited")
+        elif slot.listener is None:
+            ack_wait_counted(SKIPPED_OUTCOMES[slot.skipped])
+        else:
+            remaining = max(wait_seconds - (time.monotonic() - started), 0)
+            ack = gate.wait_for(slot, write.event_id, remaining)
+            ack_wait_counted("timed_out" if ack is None else "answered")
+            if ack is not None:
+                status = _acknowledged_status(write, ack)
     outcome = WriteOutcome(
-        order_id=write.order_id, status=status or PENDING, replayed=write.replayed
+        order_id=write.order_id,
+        status=status or PENDING,
+        replayed=write.replayed,
+        wait_skipped=slot.skipped if status is None else None,
     )
     if logger.isEnabledFor(logging.DEBUG):  # one line per request: skip the fields
         logger.debug(
@@ -93,17 +103,6 @@ def order_write(
             extra=log_fields(order_id=write.order_id, event_id=write.event_id),
         )
     return outcome
-
-
-def _ready_listener(wait_seconds: float) -> AckListener | None:
-    """This process's ACK listener once it is positioned, or None: no wait asked for, or
-    the listener not ready within ACK_LISTENER_READY_WAIT (then the answer is pending)."""
-    if wait_seconds <= 0:
-        return None
-    listener = runtime.ack_listener()
-    if not listener.ready.wait(min(wait_seconds, ACK_LISTENER_READY_WAIT)):
-        return None
-    return listener
 
 
 def _known_status(write: OrderWrite) -> str | None:

@@ -1,9 +1,13 @@
-"""Readiness (`GET /ready`): do the services the API depends on answer now?
+"""Readiness (`GET /ready`): can the API accept writes now, and what else answers?
 
 Liveness is `/health` (the process serves requests); readiness asks each dependency for a
 cheap answer, bounded in time: both PostgreSQL databases (`SELECT 1`), Redis (`PING`) and
-the broker (a TCP connection to each bootstrap address). A load balancer takes the API out
-while one is down; it still accepts orders meanwhile (202, the outbox keeps them).
+the broker (a TCP connection to each bootstrap address). Only the API's own database is
+REQUIRED_FOR_WRITES: without it no order can be stored (503, a load balancer takes the API
+out). The rest is reported, not failed on (200, status `degraded`): while the broker, the
+worker's database or Redis is down, the API still accepts orders (202, the outbox keeps
+them) and reads them from its own database, so taking it out would turn a loss of
+freshness into an outage.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def _broker() -> None:
     raise ConnectionError(f"no broker answers at {', '.join(settings.KAFKA_BROKERS)}")
 
 
+REQUIRED_FOR_WRITES = frozenset({"postgres_api"})
 CHECKS = {
     "postgres_api": lambda: _postgres("default"),
     "postgres_worker": lambda: _postgres("worker"),

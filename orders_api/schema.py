@@ -142,26 +142,21 @@ health_schema = extend_schema(
     description="Liveness: answers as long as the process serves requests.",
 )
 
-ready_schema = extend_schema(
-    responses={
-        200: inline_serializer(
-            "Ready",
-            {
-                "status": serializers.CharField(),
-                "checks": serializers.DictField(child=serializers.CharField()),
-            },
-        ),
-        503: inline_serializer(
-            "Unavailable",
-            {
-                "status": serializers.CharField(),
-                "down": serializers.ListField(child=serializers.CharField()),
-                "checks": serializers.DictField(child=serializers.CharField()),
-            },
-        ),
+_readiness = inline_serializer(
+    "Readiness",
+    {
+        "status": serializers.ChoiceField(choices=["ready", "degraded", "unavailable"]),
+        "down": serializers.ListField(child=serializers.CharField()),
+        "checks": serializers.DictField(child=serializers.CharField()),
     },
-    description="Readiness: 200 when both PostgreSQL databases, Redis and the broker answer, "
-    "else 503 naming what is down (`down`, and each check's state in `checks`).",
+)
+ready_schema = extend_schema(
+    responses={200: _readiness, 503: _readiness},
+    description="Readiness: 200 while the API's own database answers (it can accept "
+    "writes): `ready` when every dependency answers, `degraded` naming the others that do "
+    "not (the worker's database, Redis, the broker: orders are still accepted and kept in "
+    "the outbox); 503 `unavailable` when its database does not. Each check's state is in "
+    "`checks`.",
 )
 
 create_schema = extend_schema(
@@ -202,7 +197,10 @@ create_schema = extend_schema(
         200: OpenApiResponse(OrderWriteResponseSerializer, description="The worker's ACK."),
         202: OpenApiResponse(
             OrderWriteResponseSerializer,
-            description="Stored and published; not yet acknowledged.",
+            description="Stored and published; not yet acknowledged. When a wait was "
+            "asked for but not done, the header Ack-Wait-Skipped says why: `busy` (too "
+            "many waits in this process), `pipeline-behind` (the outbox or the ACKs are "
+            "late), `listener-not-ready` (no ACK reader).",
         ),
         **ERRORS,
         404: OpenApiResponse(ErrorSerializer, description="Unknown order_id (for this user)."),

@@ -26,7 +26,7 @@ from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import idempotency_key_clean
 from .order_writes import order_write
 from .outbox_metrics import OutboxCollector
-from .readiness import readiness_check
+from .readiness import REQUIRED_FOR_WRITES, readiness_check
 from .schema import (
     by_external_schema,
     create_schema,
@@ -50,6 +50,8 @@ from .serializers import (
 )
 
 INTEGER = re.compile(r"-?[0-9]+")
+# On a 202: why the API answered at once although the client asked to wait (ack_wait_gate).
+ACK_WAIT_SKIPPED_HEADER = "Ack-Wait-Skipped"
 
 
 @health_schema
@@ -65,9 +67,9 @@ def health(request):
 def ready(request):
     states = readiness_check()
     down = sorted(name for name, state in states.items() if state != "ok")
-    if down:
+    if any(name in REQUIRED_FOR_WRITES for name in down):
         return Response({"status": "unavailable", "down": down, "checks": states}, status=503)
-    return Response({"status": "ready", "checks": states})
+    return Response({"status": "degraded" if down else "ready", "down": down, "checks": states})
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -189,6 +191,8 @@ class OrderViewSet(viewsets.GenericViewSet):
             headers["Idempotent-Replayed"] = "true"
         if outcome.pending and wait == 0:
             headers["Preference-Applied"] = "respond-async"
+        if outcome.wait_skipped:
+            headers[ACK_WAIT_SKIPPED_HEADER] = outcome.wait_skipped
         answer = OrderWriteResponseSerializer(outcome).data
         code = status.HTTP_202_ACCEPTED if outcome.pending else status.HTTP_200_OK
         return Response(answer, status=code, headers=headers)

@@ -71,7 +71,7 @@ def test_with_tokens_health_schema_and_docs_stay_open_and_staff_may_browse(
     client, admin_client, tokens
 ):
     assert client.get("/health").status_code == 200
-    assert client.get("/ready").status_code == 503  # no broker here: answered, not a 401
+    assert "broker" in client.get("/ready").json()["down"]  # answered, not a 401
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/docs").status_code == 200
     assert admin_client.get("/orders", HTTP_ACCEPT="text/html").status_code == 200

@@ -135,6 +135,46 @@ def test_after_an_error_the_listener_resumes_where_it_stopped(listeners, send_ac
     assert ack is not None and ack.status == "updated"
 
 
+def test_a_listener_is_not_ready_while_it_reconnects(listeners, send_ack, monkeypatch):
+    """After an error the listener is unready until it is positioned again: no request
+    waits on a reader that is not reading (ack_wait_gate.py)."""
+    handle = AckListener._handle
+    make = acks.make_consumer
+    failed, reconnect = threading.Event(), threading.Event()
+
+    def handle_failing_once(self, record):
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("the connection broke")
+        handle(self, record)
+
+    def make_once_allowed(**options):
+        if failed.is_set():
+            assert reconnect.wait(30)
+        return make(**options)
+
+    monkeypatch.setattr(AckListener, "_handle", handle_failing_once)
+    monkeypatch.setattr(acks, "make_consumer", make_once_allowed)
+    listener = listeners()
+    assert listener.positioned_once
+    send_ack(ack_of(str(uuid.uuid4())))
+    assert failed.wait(10)
+    assert eventually(lambda: not listener.ready.is_set(), timeout=10)
+    assert listener.positioned_once  # a reconnect, not a start
+    reconnect.set()
+    assert listener.ready.wait(15)
+
+
+def test_the_listener_notes_when_it_last_read_an_ack(listeners, send_ack):
+    listener = listeners()
+    assert listener.last_ack_at == float("-inf")
+    before = time.monotonic()
+    event_id = str(uuid.uuid4())
+    send_ack(ack_of(event_id))
+    assert listener.wait_for(event_id, 15) is not None
+    assert before <= listener.last_ack_at <= time.monotonic()
+
+
 @pytest.fixture
 def polls(monkeypatch):
     """Every poll of the listeners started in this test."""

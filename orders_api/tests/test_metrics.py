@@ -61,12 +61,32 @@ def test_a_method_metrics_does_not_have_is_a_405_in_the_error_shape(client):
 def test_a_wait_without_a_ready_ack_listener_is_counted_as_no_listener(api):
     """No broker answers this test: the POST does not wait (202) and says why."""
     before = scrape_api(api.client)
-    assert api.create(wait=True).status_code == 202
-    assert api.create(wait=False).status_code == 202
+    waited = api.create(wait=True)
+    assert waited.status_code == 202
+    assert waited["Ack-Wait-Skipped"] == "listener-not-ready"
+    unasked = api.create(wait=False)
+    assert unasked.status_code == 202
+    assert "Ack-Wait-Skipped" not in unasked
     after = scrape_api(api.client)
     assert after.since(before, ACK_WAITS, outcome="no_listener") == 1
     assert after.since(before, ACK_WAITS, outcome="not_waited") == 1
     assert after.since(before, ACK_WAITS) == 2
+
+
+@pytest.mark.django_db
+def test_a_wait_beyond_the_waiter_budget_is_counted_as_busy_and_says_so(api, settings):
+    """No slot left for a wait (ORDER_ACK_MAX_WAITERS): 202 at once, the header and the
+    counter say why."""
+    settings.ORDER_ACK_MAX_WAITERS = 0
+    settings.ORDER_ACK_WAIT_TIMEOUT = 30  # would fail the test's pace if it waited
+    before = scrape_api(api.client)
+    response = api.create(wait=True)
+    assert response.status_code == 202, response.content
+    assert response["Ack-Wait-Skipped"] == "busy"
+    assert "Preference-Applied" not in response  # the client's preference was not applied
+    after = scrape_api(api.client)
+    assert after.since(before, ACK_WAITS, outcome="busy") == 1
+    assert after.since(before, ACK_WAITS) == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from orders_api import order_writes, runtime
+from orders_api import ack_wait_gate, runtime
 from orders_api.errors import OrderRejected
 from orders_api.models import Order, OutboxEvent
 from orders_api.order_writes import order_write
@@ -29,6 +29,8 @@ class StandInListener:
 
     def __init__(self, *, ready: bool = True, answer: str | None = None):
         self.ready = threading.Event()
+        self.positioned_once = ready
+        self.last_ack_at = float("-inf")
         if ready:
             self.ready.set()
         self.answer = answer
@@ -91,7 +93,7 @@ def test_a_listener_not_ready_in_time_is_not_waited_for(monkeypatch):
     monkeypatch.setattr(runtime, "ack_listener", lambda: unready)
     outcome = write(wait=30)
     assert outcome.pending
-    assert unready.ready.timeouts == [order_writes.ACK_LISTENER_READY_WAIT]
+    assert unready.ready.timeouts == [ack_wait_gate.ACK_LISTENER_READY_WAIT]
     assert unready.waits == []
     assert Order.objects.filter(order_id=outcome.order_id).exists()
 

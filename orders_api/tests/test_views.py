@@ -17,7 +17,7 @@ from django.db import connections
 from django.test import Client
 from django_redis import get_redis_connection
 
-from orders_api import order_writes, runtime, services
+from orders_api import ack_wait_gate, runtime, services
 from orders_api.acks import AckListener
 from orders_api.models import IdempotencyKey, Order, OutboxEvent
 from orders_api.selectors import order_view
@@ -387,7 +387,7 @@ def test_a_post_that_would_wait_for_an_unready_ack_listener_answers_202(
     assert response.status_code == 202, response.content
     order_id = response.json()["order_id"]
     assert response.json() == {"order_id": order_id, "status": "pending"}
-    assert ack_topic_missing.ready.timeouts == [order_writes.ACK_LISTENER_READY_WAIT]
+    assert ack_topic_missing.ready.timeouts == [ack_wait_gate.ACK_LISTENER_READY_WAIT]
     assert ack_topic_missing.ready.woken == [False]
     assert OutboxEvent.objects.filter(order_id=order_id).count() == 1
 

@@ -197,6 +197,15 @@ WORKER_UNASSIGNED_MAX_SECONDS = float(env("WORKER_UNASSIGNED_MAX_SECONDS", "300"
 # ------------------------------------------------------------------------------
 # How long POST /orders waits for the worker's ACK before answering 202.
 ORDER_ACK_WAIT_TIMEOUT = float(env("ORDER_ACK_WAIT_TIMEOUT", "10"))
+# Waits at most this many at a time per API process; more POSTs answer 202 at once
+# (orders_api/ack_wait_gate.py). Default: half of GUNICORN_THREADS, so the other half always
+# serves /health, /ready and reads.
+ORDER_ACK_MAX_WAITERS = int(
+    env("ORDER_ACK_MAX_WAITERS", str(max(int(env("GUNICORN_THREADS", "16")) // 2, 1)))
+)
+# No POST waits while the outbox's oldest unpublished row is older than this many seconds
+# (the relay or the broker is stuck): 202 at once.
+ORDER_ACK_WAIT_MAX_OUTBOX_AGE = float(env("ORDER_ACK_WAIT_MAX_OUTBOX_AGE", "2"))
 # ms between two reads of orders.ack while no request waits for an ACK (0 = read without
 # pause); a request that starts waiting wakes the reader at once.
 ACK_LISTENER_IDLE_POLL_MS = int(env("ACK_LISTENER_IDLE_POLL_MS", "100"))
