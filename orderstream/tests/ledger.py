@@ -203,12 +203,15 @@ class Ledger:
 # ------------------------------------------------------------------------------
 @dataclass
 class Mix:
-    """Relative weights of the operations a writer picks."""
+    """Relative weights of the operations a writer picks and of how it waits; the pause
+    of a writer between two writes."""
 
     create: int = 35
     update: int = 50
     delete: int = 12
     change_deleted: int = 3  # an update of a deleted order: the answer must be a 409
+    waits: dict[str, int] = field(default_factory=lambda: dict(WAIT_MODE_WEIGHTS))
+    pause: float = 0.0  # seconds
 
 
 class Writer(threading.Thread):
@@ -230,6 +233,7 @@ class Writer(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 self.write_once()
+                self.stop_event.wait(self.mix.pause)
         except BaseException as exc:  # reported by the test through `error`
             self.error = exc
             raise
@@ -279,8 +283,8 @@ class Writer(threading.Thread):
             body["status"] = "deleted"
         else:
             body["payload"] = payload
-        weights = list(WAIT_MODE_WEIGHTS.values())
-        wait_mode = wait_mode or self.random.choices(list(WAIT_MODE_WEIGHTS), weights)[0]
+        waits = self.mix.waits
+        wait_mode = wait_mode or self.random.choices(list(waits), list(waits.values()))[0]
         write = Write(kind, payload, self.ledger.windows.current)
         status, answer = self.send_with_retries(body, kind, wait_mode, str(uuid.uuid4()))
         if status in (200, 202):

@@ -450,7 +450,7 @@ def api_healthcheck(port: int) -> list[str]:
 
 
 def test_api_healthcheck_is_its_readiness_not_its_liveness():
-    """Healthy = /ready answers 200 (databases, Redis, broker), not only /health."""
+    """Healthy = /ready answers 200 (the API's database answers), not only /health."""
     command = " ".join(api_healthcheck(8080))
     assert "http://127.0.0.1:8080/ready" in command
     assert "/health" not in command
@@ -458,8 +458,8 @@ def test_api_healthcheck_is_its_readiness_not_its_liveness():
 
 
 def test_api_healthcheck_fails_while_ready_answers_503():
-    """The command itself fails on a 503 of /ready (what /ready answers while a database,
-    Redis or the broker is down), although /health answers 200."""
+    """The command itself fails on a 503 of /ready (what /ready answers while the API's
+    database is down), although /health answers 200."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802

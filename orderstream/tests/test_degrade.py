@@ -1,0 +1,193 @@
+"""The API keeps answering while the pipeline is down: the outbox absorbs the writes.
+
+The real processes run as a deployment runs them (one gunicorn master with 2 workers of 8
+threads, a relay, two workers; scratch databases, the session's broker). CLIENTS clients
+send creates that wait for their ACK (the default POST) while, one after another, the
+broker is frozen (SIGSTOP), the relay is stopped and every worker is stopped, each for
+OUTAGE seconds. A probe in a process of its own reads `/health` and an order made before
+the outages every 0.2 s, as a load balancer and a user would. Throughout each outage and
+the recovery after it: `/health` p99 under HEALTH_P99, the GET's p99 under GET_P99, no
+5xx; afterwards every accepted create is applied (ledger.py). The table of each window is
+printed even when the test passes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from orderstream.tests import processes
+from orderstream.tests.ledger import Load, Mix, assert_every_write_applied, settle
+
+pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.processes]
+
+CLIENTS = 64
+# Each client pauses this long between two creates: 64 clients then offer up to ~250
+# creates a second, more than the 2-core machine serves while it also runs the stack.
+CLIENT_PAUSE = 0.25
+OUTAGE = 30
+LEAD = 5
+RECOVERY = 10
+HEALTH_P99 = 0.25
+GET_P99 = 1.0
+PROBE_INTERVAL = 0.2
+
+
+@pytest.fixture
+def topics(settings, request):
+    """Topics and a worker group of this test's own; the events topic has 6 partitions."""
+    settings.ORDERS_EVENTS_PARTITIONS = 6
+    return request.getfixturevalue("unique_topics")
+
+
+class Outages:
+    """The outages, each returning once it is over (the pipeline then catches up)."""
+
+    def __init__(self, deployment: processes.Deployment, broker):
+        self.deployment = deployment
+        self.broker = broker
+
+    def freeze_broker(self) -> None:
+        self.broker.process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(OUTAGE)
+        finally:
+            self.broker.process.send_signal(signal.SIGCONT)
+
+    def stop_relay(self) -> None:
+        [relay] = self.deployment.relays
+        relay.stop()
+        time.sleep(OUTAGE)
+        relay.cleanup()
+        self.deployment.relays.remove(relay)
+        self.deployment.start_relay()
+
+    def stop_workers(self) -> None:
+        stopped = list(self.deployment.workers)
+        for worker in stopped:
+            worker.stop()
+        time.sleep(OUTAGE)
+        for worker in stopped:
+            self.deployment.restart_worker(worker)
+
+    def schedule(self):
+        return [
+            (f"broker SIGSTOP {OUTAGE} s", self.freeze_broker),
+            (f"relay stopped {OUTAGE} s", self.stop_relay),
+            (f"workers stopped {OUTAGE} s", self.stop_workers),
+        ]
+
+
+def create_order(base_url: str) -> str:
+    request = urllib.request.Request(
+        f"{base_url}/orders",
+        data=json.dumps(
+            {"user_id": "0b7e4f5c-2d1a-4e8b-9c3d-5a6f7e8d9c0b", "payload": {"amount": "1.00"}}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200, response.read()
+        return json.loads(response.read())["order_id"]
+
+
+def p99(seconds: list[float]) -> float:
+    ranked = sorted(seconds)
+    return ranked[max(math.ceil(0.99 * len(ranked)) - 1, 0)]
+
+
+def probe_table(samples: list, windows: dict[str, tuple[float, float]]) -> tuple[str, dict]:
+    """Per window and path: samples, p50, p99, max seconds and answers that were not 200;
+    the table and {(window, path): (p99, not 200)}."""
+    lines = [
+        f"{'probe window':<24}{'path':<8}{'samples':>8}{'p50 s':>8}{'p99 s':>8}"
+        f"{'max s':>8}{'not 200':>9}"
+    ]
+    figures = {}
+    for window, (start, end) in windows.items():
+        for path, label in (("/health", "health"), ("/orders/", "GET")):
+            mine = [s for s in samples if start <= s[0] < end and s[1].startswith(path)]
+            if not mine:
+                continue
+            latencies = [s[3] for s in mine]
+            failed = sum(1 for s in mine if s[2] != 200)
+            figures[(window, label)] = (p99(latencies), failed)
+            lines.append(
+                f"{window:<24}{label:<8}{len(mine):>8}{sorted(latencies)[len(mine) // 2]:>8.3f}"
+                f"{p99(latencies):>8.3f}{max(latencies):>8.3f}{failed:>9}"
+            )
+    return "\n".join(lines), figures
+
+
+def test_the_api_keeps_answering_while_the_pipeline_is_down(topics, kafka_broker, tmp_path, capsys):
+    if kafka_broker is None:
+        pytest.skip("needs the session's own broker (TEST_KAFKA_BROKERS is set): it is frozen")
+    with (
+        processes.scratch_databases("orderstream_degrade") as scratch,
+        processes.Deployment(scratch, topics, tmp_path) as deployment,
+    ):
+        deployment.launch(apis=1, gunicorn_workers=2, workers=2)
+        api = deployment.apis[0]
+        order_id = create_order(api.base_url)
+        samples_path = tmp_path / "probe.json"
+        seconds = LEAD + 3 * (OUTAGE + RECOVERY) + RECOVERY + 60
+        probe = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orderstream.tests.probe",
+                "--url",
+                api.base_url,
+                "--path",
+                "/health",
+                "--path",
+                f"/orders/{order_id}",
+                "--interval",
+                str(PROBE_INTERVAL),
+                "--seconds",
+                str(seconds),
+                "--out",
+                str(samples_path),
+            ],
+            cwd=processes.ROOT,
+        )
+        try:
+            mix = Mix(create=1, update=0, delete=0, change_deleted=0, waits={"wait": 1})
+            mix.pause = CLIENT_PAUSE
+            load = Load([api.base_url], scratch["worker"], writers=CLIENTS, mix=mix)
+            load.run(Outages(deployment, kafka_broker).schedule(), LEAD, RECOVERY, RECOVERY)
+        except BaseException:
+            with capsys.disabled():
+                print(deployment.log_excerpts(40), flush=True)
+            raise
+        finally:
+            probe.send_signal(signal.SIGTERM)
+            probe.wait(timeout=30)
+        samples = json.loads(samples_path.read_text())
+        starts = load.windows.started
+        names = list(starts)
+        ends = [starts[n] for n in names[1:]] + [load.ended]
+        windows = dict(zip(names, zip(starts.values(), ends, strict=True), strict=True))
+        latencies, figures = probe_table(samples, windows)
+        notes = [f"broker {os.environ.get('BROKER', 'tansu')}", latencies]
+        verdict, table = settle(load, scratch, api.base_url, "API under outages", notes)
+        with capsys.disabled():
+            print(table, flush=True)
+        if verdict.problems:
+            table += deployment.log_excerpts()
+    assert_every_write_applied(load, verdict, table)
+    for (window, label), (slowest, failed) in figures.items():
+        assert failed == 0, f"{label} answered other than 200 {failed} times in {window}:{table}"
+        limit = HEALTH_P99 if label == "health" else GET_P99
+        assert slowest < limit, f"{label} p99 {slowest:.3f} s in {window}:{table}"
+    outage_windows = [w for w, _ in Outages(deployment, kafka_broker).schedule()]
+    assert all((w, "health") in figures for w in outage_windows), table
