@@ -64,7 +64,13 @@ class Outages:
 
     def stop_relay(self) -> None:
         [relay] = self.deployment.relays
-        relay.stop()
+        try:
+            relay.stop()
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the relay did not stop:\n{stacks(relay.process.pid)}\n"
+                f"{database_activity(self.deployment.scratch['default'])}"
+            ) from None
         time.sleep(OUTAGE)
         relay.cleanup()
         self.deployment.relays.remove(relay)
@@ -84,6 +90,32 @@ class Outages:
             (f"relay stopped {OUTAGE} s", self.stop_relay),
             (f"workers stopped {OUTAGE} s", self.stop_workers),
         ]
+
+
+def stacks(pid: int) -> str:
+    """Every thread's stack of a Python process (py-spy, from requirements/local.txt)."""
+    dump = subprocess.run(
+        [str(processes.BIN / "py-spy"), "dump", "--pid", str(pid)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return dump.stdout + dump.stderr
+
+
+def database_activity(dbname: str) -> str:
+    """What every session of the database does now, and what it waits for."""
+    conn = processes.connect(dbname)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, application_name, state, wait_event_type, wait_event, "
+                "now() - query_start, left(query, 160) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return "\n".join(" | ".join(map(str, row)) for row in cursor.fetchall())
+    finally:
+        conn.close()
 
 
 def create_order(base_url: str) -> str:
