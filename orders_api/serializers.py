@@ -300,9 +300,10 @@ def order_envelope(view: dict) -> dict:
 
 class ExternalIdPathSerializer(FlatSerializer):
     """Path of GET /orders/by-external/{external_id}: any text but NUL (which no stored
-    payload.id holds, and PostgreSQL cannot compare)."""
+    payload.id holds, and PostgreSQL cannot compare); slashes and the empty id included,
+    as a payload.id may hold them."""
 
-    external_id = serializers.CharField(trim_whitespace=False)
+    external_id = serializers.CharField(trim_whitespace=False, allow_blank=True)
 
 
 class ByExternalQuerySerializer(FlatSerializer):

@@ -683,6 +683,17 @@ def test_by_external_needs_a_valid_user_id(api, params):
     assert_error(api.get("/orders/by-external/X-1", params), 400, "user_id")
 
 
+@pytest.mark.parametrize("external_id", ["2024/001", "a/", "/", "", " "])
+def test_by_external_finds_an_id_with_slashes_or_an_empty_one(api, external_id):
+    """Stored, so found: such ids were a 404 (path) whether or not the slash was encoded."""
+    order = OrderFactory(user_id=USER, payload={"id": external_id, "amount": 1})
+    OrderFactory(user_id=USER, payload={"amount": 1})  # no id: not an empty one
+    for path in (quote(external_id, safe=""), quote(external_id)):
+        response = api.get(f"/orders/by-external/{path}", {"user_id": USER})
+        assert response.status_code == 200, (path, response.content)
+        assert response.json()["order"]["order_id"] == str(order.order_id)
+
+
 def test_by_external_without_a_match_is_404(api):
     OrderFactory(user_id=USER, payload={"id": "X-1"})
     assert_error(
