@@ -8,7 +8,7 @@ from pathlib import Path
 bind = f"{os.environ.get('API_BIND_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8080')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 # Threads: a request waiting for its ACK holds one thread, not a whole process.
-worker_class = "gthread"
+worker_class = "orderstream.gunicorn_workers.QuitOnceThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60
 graceful_timeout = 20
