@@ -1,11 +1,10 @@
-"""The API's gunicorn worker: a second quit signal during the first one's shutdown.
+"""The API's gunicorn worker: quit signals that land where gthread's worker hung.
 
 A stopped `make run` left a worker running with its master gone, holding the API's port:
 py-spy showed its main thread in ThreadWorker.handle_quit -> ThreadPoolExecutor.shutdown,
-entered twice. Python runs a signal's handler in the main thread, between two bytecodes
-of whatever runs there: a second quit signal (the terminal's Ctrl-C to the process
-group, and the master's SIGQUIT) arriving while the first handler's shutdown holds the
-pool's lock runs a second shutdown that waits for that lock forever.
+twice, above ThreadPoolExecutor.submit. Python runs a signal's handler in the thread and
+at the place it interrupted; here both places hold the pool's (not reentrant) lock, which
+gthread's quit takes again. Each test makes a quit signal land there.
 """
 
 from __future__ import annotations
@@ -27,60 +26,68 @@ from orderstream.gunicorn_workers import QuitOnceThreadWorker
 pytestmark = pytest.mark.unit
 
 
-class SignalWhileHeld:
-    """A lock that, once acquired, delivers a signal (calls `deliver` once) while held:
-    a signal's handler runs in the thread it interrupted, here the one holding the lock."""
-
-    def __init__(self, lock, deliver):
-        self.lock = lock
-        self.deliver = deliver
-
-    def __enter__(self):
-        self.lock.acquire()
-        deliver, self.deliver = self.deliver, None
-        if deliver is not None:
-            deliver()
-        return self
-
-    def __exit__(self, *exc):
-        self.lock.release()
-
-
-def quit_twice(worker_class, timeout: float) -> tuple[bool, list]:
-    """A worker's quit (SIGINT) with a second one (SIGQUIT) arriving inside its pool's
-    shutdown: whether it ended within `timeout` seconds, and what ran: worker_int (the
-    quit's hook), then the exit."""
-    ran = []
+def make_worker(worker_class, ran: list[str]):
+    """A worker as its master makes it, with its thread pool; worker_int (the quit's hook)
+    is recorded in `ran`."""
     cfg = Config()
     cfg.set("threads", 2)
     cfg.set("worker_int", lambda worker: ran.append("worker_int"))
     worker = worker_class(1, os.getpid(), [], None, 30, cfg, logging.getLogger("test"))
-    pool = worker.tpool = ThreadPoolExecutor(max_workers=2)
-    second = lambda: worker.handle_quit(signal.SIGQUIT, None)  # noqa: E731
-    pool._shutdown_lock = SignalWhileHeld(pool._shutdown_lock, second)
+    worker.tpool = ThreadPoolExecutor(max_workers=2)
+    return worker
 
-    def first():
+
+def run_main(main, ran: list[str], timeout: float) -> bool:
+    """`main` (the worker's main thread, a quit landing in it) in a thread: whether it
+    ended within `timeout` seconds; its exit is recorded in `ran`."""
+
+    def target():
         try:
-            worker.handle_quit(signal.SIGINT, None)
+            main()
         except SystemExit as exc:
             ran.append(f"exit {exc.code}")
 
-    quitting = threading.Thread(target=first, daemon=True)
-    quitting.start()
-    quitting.join(timeout=timeout)
-    return not quitting.is_alive(), ran
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout=timeout)
+    return not thread.is_alive()
 
 
-def test_a_second_quit_signal_during_the_first_is_a_no_op():
-    ended, ran = quit_twice(QuitOnceThreadWorker, timeout=30)
+def quit_during_submit(worker_class, timeout: float) -> tuple[bool, list[str]]:
+    """SIGINT landing while the main thread submits a request: submit holds the pool's
+    lock while it starts a thread (where the signal landed in the py-spy dump)."""
+    ran: list[str] = []
+    worker = make_worker(worker_class, ran)
+
+    def main():
+        with worker.tpool._shutdown_lock:  # as ThreadPoolExecutor.submit holds it
+            worker.handle_quit(signal.SIGINT, None)
+
+    return run_main(main, ran, timeout), ran
+
+
+def test_a_quit_signal_during_a_submit_exits_the_worker():
+    ended, ran = quit_during_submit(QuitOnceThreadWorker, timeout=30)
     assert ended, "the worker's quit hung"
-    assert ran == ["worker_int", "exit 0"]  # the first quit ran to its end, once
+    assert ran == ["worker_int", "exit 0"]
 
 
-def test_gthreads_own_worker_hangs_on_it():
-    """What the class above is for: gthread's worker, the same two signals, hung."""
-    ended, _ = quit_twice(ThreadWorker, timeout=2)
-    assert not ended  # for good: it waits for a lock its own thread holds
+def test_gthreads_own_worker_hangs_there():
+    """What the class is for: gthread's worker, the same signal, hung for good (it waits
+    for a lock its own thread holds)."""
+    ended, _ = quit_during_submit(ThreadWorker, timeout=2)
+    assert not ended
+
+
+def test_a_second_quit_signal_during_the_first_is_ignored():
+    """The group's SIGINT, then the master's SIGQUIT landing inside the first quit."""
+    ran: list[str] = []
+    worker = make_worker(QuitOnceThreadWorker, ran)
+    worker.cfg.set("worker_int", lambda w: (ran.append("worker_int"), second()))
+    second = lambda: worker.handle_quit(signal.SIGQUIT, None)  # noqa: E731
+    ended = run_main(lambda: worker.handle_quit(signal.SIGINT, None), ran, timeout=30)
+    assert ended, "the worker's quit hung"
+    assert ran == ["worker_int", "exit 0"]  # the first quit ran to its end, the second not
 
 
 def test_gunicorn_conf_names_it():
