@@ -24,6 +24,7 @@ missing, create the topics, migrate both databases and create the local admin us
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -127,10 +128,15 @@ def api_address_free() -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise StackError(
+                    f"the API's address {host}:{port} cannot be bound ({exc.strerror}); "
+                    "set API_BIND_HOST or API_PORT."
+                ) from None
             raise StackError(
-                f"the API's address {host}:{port} is in use ({exc.strerror}): another "
-                f"`make run`, or a process left by one (`ss -ltnp 'sport = :{port}'` names "
-                "it); stop it, or set API_PORT."
+                f"the API's address {host}:{port} is in use: another `make run`, or a "
+                f"process left by one (`ss -ltnp 'sport = :{port}'` names it); stop it, or "
+                "set API_PORT."
             ) from None
 
 
@@ -289,9 +295,9 @@ def main(argv: list[str]) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
     stack = Stack(data_dir, throwaway=throwaway)
     try:
-        # The test suite and the benchmarks start their own broker.
         if command == "run":
             api_address_free()  # before anything is started
+        # The test suite and the benchmarks start their own broker.
         prepare(stack, with_broker=command not in {"test", "manage", "mutation"})
         if command == "manage":
             return subprocess.call([sys.executable, "manage.py", *argv[1:]], cwd=ROOT)

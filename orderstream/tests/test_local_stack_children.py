@@ -1,12 +1,17 @@
-"""How the local stack (scripts/local_stack.py) stops its children: SIGTERM once each,
-then SIGKILL to the process group of one still running (what it started goes too)."""
+"""The local stack's children (scripts/local_stack.py): the API's address is checked before
+any starts; they are stopped with SIGTERM once each, then SIGKILL to the process group of
+one still running (what it started goes too)."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from pathlib import Path
 
+import pytest
+
+from orderstream.devstack.ports import free_port
 from orderstream.testing import eventually, script_module
 from orderstream.tests.processes import child_pids
 
@@ -45,3 +50,19 @@ def test_a_child_still_running_after_the_timeout_is_killed_with_its_group(monkey
             if child.poll() is None:
                 child.kill()
                 child.wait()
+
+
+def test_the_apis_address_is_checked_before_anything_starts(monkeypatch):
+    local_stack = script_module(ROOT / "scripts/local_stack.py")
+    monkeypatch.setenv("API_BIND_HOST", "127.0.0.1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("API_PORT", str(taken.getsockname()[1]))
+        with pytest.raises(local_stack.StackError, match="is in use: another `make run`"):
+            local_stack.api_address_free()
+    monkeypatch.setenv("API_PORT", str(free_port()))
+    local_stack.api_address_free()
+    monkeypatch.setenv("API_BIND_HOST", "192.0.2.1")  # TEST-NET-1: no address of this host
+    with pytest.raises(local_stack.StackError, match="cannot be bound"):
+        local_stack.api_address_free()
