@@ -9,7 +9,8 @@ bind = f"{os.environ.get('API_BIND_HOST', '127.0.0.1')}:{os.environ.get('API_POR
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 # Threads: a request waiting for its ACK holds one thread, not a whole process. GET and
 # HEAD requests (/health, /ready, reads) have GUNICORN_READ_THREADS threads of their own
-# besides these, so they never queue behind POSTs (orderstream/gunicorn_worker.py).
+# besides these, so they never queue behind POSTs; a quit signal cannot hang a worker
+# (orderstream/gunicorn_worker.py).
 worker_class = "orderstream.gunicorn_worker.ApiThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60

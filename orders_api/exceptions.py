@@ -10,7 +10,9 @@ Every error body is
 errors (`errors.py`), which `exception_handler` maps to their HTTP status here and only
 here, or `ApplicationError` for invalid input; DRF's own exceptions, Django's `Http404`
 and `RequestDataTooBig` are turned into the same shape, and the `handler*` views at the
-end do the same for requests that never reach a DRF view (unknown URLs, oversized bodies).
+end do the same for requests that never reach a DRF view (unknown URLs, oversized bodies,
+a failed CSRF check). Errors of gunicorn's own, for requests that never reach Django
+(a request line over 4094 bytes: 414), stay gunicorn's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 
 from .errors import (
@@ -30,6 +33,7 @@ from .errors import (
     OrderNotFound,
     OrderRejected,
 )
+from .renderers import ExactJSONRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +138,18 @@ def _domain_headers(exc: OrderError) -> dict[str, str]:
 
 def exception_handler(exc, context) -> Response | None:
     """DRF's EXCEPTION_HANDLER: domain, application, DRF and Django errors as one JSON
-    shape."""
+    shape, in JSON whatever the view renders otherwise (Swagger UI's and ReDoc's HTML
+    pages, the schema's YAML); the browsable API keeps its page, which shows that body."""
+    response = _error_response(exc)
+    request = context.get("request")
+    if response is not None and request is not None:
+        if not isinstance(getattr(request, "accepted_renderer", None), BrowsableAPIRenderer):
+            request.accepted_renderer = ExactJSONRenderer()
+            request.accepted_media_type = ExactJSONRenderer.media_type
+    return response
+
+
+def _error_response(exc) -> Response | None:
     if isinstance(exc, OrderError):
         return Response(
             error_body([(exc.field, exc.reason)]),
@@ -185,6 +200,11 @@ def bad_request(request, exception=None) -> JsonResponse:
 
 def permission_denied(request, exception=None) -> JsonResponse:
     return json_error(403, "path", "permission denied")
+
+
+def csrf_failure(request, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: Django's CSRF check refused a form post (the admin's)."""
+    return json_error(403, "CSRF", reason or "CSRF verification failed")
 
 
 def server_error(request) -> JsonResponse:

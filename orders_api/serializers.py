@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.utils import html
 
 from orderstream.exact_json import InexactNumber
+from orderstream.order_fields import external_id_refusal
 from orderstream.statuses import PENDING, Operation, OrderStatus, Processing
 
 from .flat_serializer import FlatSerializer
@@ -229,6 +230,10 @@ class OrderUpsertInputSerializer(FlatSerializer):
             raise serializers.ValidationError(
                 {"payload_json": "one of payload_json or payload is required"}
             )
+        # A delete ignores its payload: no id of it is stored.
+        refusal = None if delete else external_id_refusal(payload)
+        if refusal:
+            raise serializers.ValidationError({"payload.id": refusal})
         return {
             "order_id": attrs.get("order_id"),
             "user_id": attrs["user_id"],
@@ -295,9 +300,10 @@ def order_envelope(view: dict) -> dict:
 
 class ExternalIdPathSerializer(FlatSerializer):
     """Path of GET /orders/by-external/{external_id}: any text but NUL (which no stored
-    payload.id holds, and PostgreSQL cannot compare)."""
+    payload.id holds, and PostgreSQL cannot compare); slashes and the empty id included,
+    as a payload.id may hold them."""
 
-    external_id = serializers.CharField(trim_whitespace=False)
+    external_id = serializers.CharField(trim_whitespace=False, allow_blank=True)
 
 
 class ByExternalQuerySerializer(FlatSerializer):

@@ -211,7 +211,7 @@ class OrderViewSet(viewsets.GenericViewSet):
         return Response(order_envelope(view))
 
     @by_external_schema
-    @action(detail=False, url_path=r"by-external/(?P<external_id>[^/]+)")
+    @action(detail=False, url_path=r"by-external/(?P<external_id>.*)")  # any stored id
     def by_external(self, request, external_id=None):
         path = ExternalIdPathSerializer(data={"external_id": external_id})
         path.is_valid(raise_exception=True)

@@ -1,5 +1,7 @@
-"""The API's gunicorn worker: gthread with a lane of its own for reads.
+"""The API's gunicorn worker (gunicorn.conf.py's worker_class): gthread with a lane of its
+own for reads, and a quit that cannot hang.
 
+Reads.
 gthread hands every request to one thread pool, first come first served, behind an
 unbounded queue. Under a flood of POSTs (each a database write, some waiting for their ACK)
 a `GET /health` from a load balancer, a `GET /ready` or a read of an order waits behind all
@@ -7,14 +9,27 @@ of them, and the API looks down exactly while it absorbs writes. Here a request 
 bytes say `GET ` or `HEAD ` (peeked at, not read: the request is parsed as usual) goes to a
 pool of GUNICORN_READ_THREADS threads that only reads use; everything else to gthread's
 pool of GUNICORN_THREADS.
+
+Quit. Python runs a signal's handler in the main thread, between two bytecodes of what
+runs there. gthread's handle_quit first shuts its thread pool down, which takes the pool's
+lock; that lock is not reentrant, and the interrupted code may hold it
+(ThreadPoolExecutor.submit holds it while it starts a thread for an accepted request), as
+may a first quit interrupted by a second quit signal (a terminal's Ctrl-C reaching the
+process group, then the master's SIGQUIT). Either way the worker waited for itself
+forever, its master gone, holding the API's port (py-spy: handle_quit -> shutdown, twice,
+above submit). Here a quit runs once, and exits without shutting the pool down first: the
+exit itself wakes the pools' idle threads and waits for the busy ones (concurrent.futures'
+exit hook), as after gthread's shutdown(wait=False).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 from concurrent import futures
 
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 READ_METHODS = (b"GET ", b"HEAD ")
@@ -39,7 +54,19 @@ def is_read(sock: socket.socket) -> bool:
 
 
 class ApiThreadWorker(ThreadWorker):
-    """gthread, with GET and HEAD requests served by a pool of their own (see the module)."""
+    """gthread, with GET and HEAD requests served by a pool of their own, and a quit that
+    runs once (see the module)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A lock, not a flag: acquiring it is one call, which no signal handler can split
+        # between a test and a set.
+        self._quit_once = threading.Lock()
+
+    def handle_quit(self, sig, frame):
+        if not self._quit_once.acquire(blocking=False):
+            return  # a quit is under way (this signal interrupted it): it exits the worker
+        Worker.handle_quit(self, sig, frame)  # worker_int, then sys.exit(0)
 
     def init_process(self):
         # Before gthread's: its init_process ends in the worker's loop and never returns.

@@ -151,3 +151,26 @@ def external_id_of(payload: dict) -> str | None:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     return None
+
+
+# The longest payload.id an order may have: UTF-8 bytes of its text (a number's as rendered).
+# GET /orders/by-external/<id>?user_id=<uuid> must reach every stored id through gunicorn,
+# whose request line holds at most limit_request_line bytes (4094, its default, kept): with
+# every byte of the id percent-encoded (3 characters, the worst case) the line is at most
+# 3 * 1024 + 78 bytes, which leaves some 900 for other query parameters. A float renders
+# in at most some 330 characters, whichever way (repr here, PostgreSQL's numeric there).
+MAX_EXTERNAL_ID_BYTES = 1024
+
+
+def external_id_refusal(payload: dict) -> str | None:
+    """Why `payload.id` cannot be stored (its lookup's URL would be too long), or None."""
+    external_id = external_id_of(payload)
+    if external_id is None:
+        return None
+    size = len(external_id.encode("utf-8", "surrogatepass"))
+    if size <= MAX_EXTERNAL_ID_BYTES:
+        return None
+    return (
+        f"is {size} bytes long in UTF-8, at most {MAX_EXTERNAL_ID_BYTES}: "
+        "GET /orders/by-external/{external_id} could not take a longer one"
+    )

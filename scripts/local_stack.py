@@ -24,8 +24,10 @@ missing, create the topics, migrate both databases and create the local admin us
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orderstream.devstack.brokers import embedded_broker  # noqa: E402
+from orderstream.devstack.lifetime import stop_with_parent  # noqa: E402
 from orderstream.devstack.stack import (  # noqa: E402
     Stack,
     StackError,
@@ -109,6 +112,42 @@ def prepare(stack: Stack, with_broker: bool) -> None:
     print("Services:", *stack.banner, sep="\n", flush=True)
 
 
+# How long a stopped child may take before it is killed, with what it started: longer than
+# gunicorn's graceful_timeout (20 s), after which its master kills its workers itself.
+CHILD_STOP_TIMEOUT = 30.0
+
+
+def api_address_free() -> None:
+    """Raise StackError when the API's address (API_BIND_HOST, API_PORT) cannot be bound
+    as gunicorn binds it (SO_REUSEADDR): gunicorn would fail, and the stack run without
+    an API."""
+    host = os.environ.get("API_BIND_HOST", "127.0.0.1")
+    port = int(os.environ.get("API_PORT", "8080"))
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise StackError(
+                    f"the API's address {host}:{port} cannot be bound ({exc.strerror}); "
+                    "set API_BIND_HOST or API_PORT."
+                ) from None
+            raise StackError(
+                f"the API's address {host}:{port} is in use: another `make run`, or a "
+                f"process left by one (`ss -ltnp 'sport = :{port}'` names it); stop it, or "
+                "set API_PORT."
+            ) from None
+
+
+def start_child(command: list[str]) -> subprocess.Popen:
+    """A child in a session of its own, so a terminal's Ctrl-C (SIGINT to its foreground
+    process group) reaches this script alone, which stops each child with one signal:
+    gunicorn's master alone, whose workers get their quit from it, never a second one from
+    the terminal. The child still dies with this script (SIGTERM, stop_with_parent)."""
+    return subprocess.Popen(command, cwd=ROOT, start_new_session=True, preexec_fn=stop_with_parent)
+
+
 def run_services() -> int:
     """Run gunicorn, the relay and the worker in the foreground until Ctrl-C or one of them
     exits."""
@@ -120,7 +159,7 @@ def run_services() -> int:
         "relay": [python, "manage.py", "run_relay"],
         "worker": [python, "manage.py", "run_worker"],
     }
-    children = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
+    children = {name: start_child(cmd) for name, cmd in commands.items()}
     metrics = f"http://127.0.0.1:{port}/metrics, " + metrics_ports()
     print(
         f"\nOrderStream is up:\n"
@@ -170,15 +209,23 @@ def supervise(children: dict[str, subprocess.Popen]) -> int:
                     stopping = True
             time.sleep(0.2)
     finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_children(children.values())
     return exit_code
+
+
+def stop_children(children) -> None:
+    """SIGTERM to each child (gunicorn's master stops its workers); a child still running
+    CHILD_STOP_TIMEOUT seconds later is killed with its process group (its workers too)."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + CHILD_STOP_TIMEOUT
+    for child in children:
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)  # not reaped yet: the group is its own
+            child.wait()
 
 
 def wait_for_ctrl_c() -> int:
@@ -248,6 +295,8 @@ def main(argv: list[str]) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
     stack = Stack(data_dir, throwaway=throwaway)
     try:
+        if command == "run":
+            api_address_free()  # before anything is started
         # The test suite and the benchmarks start their own broker.
         prepare(stack, with_broker=command not in {"test", "manage", "mutation"})
         if command == "manage":

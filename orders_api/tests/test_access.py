@@ -77,6 +77,18 @@ def test_with_tokens_health_schema_and_docs_stay_open_and_staff_may_browse(
     assert admin_client.get("/orders", HTTP_ACCEPT="text/html").status_code == 200
 
 
+@pytest.mark.parametrize("authorization", ["Bearer x", "Bearer", "Bearer a b", f"Bearer {TOKEN}"])
+def test_without_tokens_a_bearer_header_is_ignored(client, settings, authorization):
+    """Auth off means off: a client (or a proxy) that sends any bearer header while
+    API_TOKENS is empty is served as one that sends none (it was a 401, /health too)."""
+    settings.API_TOKENS = []
+    headers = {"HTTP_AUTHORIZATION": authorization}
+    assert client.get("/health", **headers).status_code == 200
+    response = client.post("/orders?wait=false", ORDER, content_type="application/json", **headers)
+    assert response.status_code == 202, response.content
+    assert client.get("/orders", {"user_id": USER}, **headers).status_code == 200
+
+
 def test_production_warns_at_start_while_the_api_is_open(settings, caplog):
     settings.API_TOKENS = []
     with caplog.at_level(logging.WARNING, logger="orders_api.apps"):

@@ -75,3 +75,32 @@ def test_other_domain_errors_carry_no_write_headers():
     response = exception_handler(OrderDeleted(), {})
     assert "Location" not in response
     assert "Idempotent-Replayed" not in response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "status", "field"),
+    [
+        ("post", "/docs", 405, "method"),  # Swagger UI: an HTML page
+        ("post", "/redoc", 405, "method"),  # ReDoc: an HTML page
+        ("get", "/api/schema/?format=xml", 404, "path"),  # the schema: YAML
+        ("post", "/admin/login/", 403, "CSRF"),  # Django's CSRF check: an HTML page
+    ],
+)
+def test_every_4xx_that_reaches_django_is_in_the_one_json_shape(method, path, status, field):
+    """Pages and the schema answered their 4xx in their own format (text, HTML, YAML)."""
+    from django.test import Client
+
+    response = getattr(Client(enforce_csrf_checks=True), method)(path)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json", response.content[:200]
+    body = json.loads(response.content)
+    assert body["field"] == field
+    assert body["error"] == f"{field}: {body['reason']}"
+
+
+@pytest.mark.django_db
+def test_the_browsable_api_keeps_its_html_error_page(admin_client):
+    response = admin_client.get("/orders/not-a-uuid", HTTP_ACCEPT="text/html")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
 import threading
 import uuid
 import wsgiref.util
@@ -684,6 +683,17 @@ def test_by_external_needs_a_valid_user_id(api, params):
     assert_error(api.get("/orders/by-external/X-1", params), 400, "user_id")
 
 
+@pytest.mark.parametrize("external_id", ["2024/001", "a/", "/", "", " "])
+def test_by_external_finds_an_id_with_slashes_or_an_empty_one(api, external_id):
+    """Stored, so found: such ids were a 404 (path) whether or not the slash was encoded."""
+    order = OrderFactory(user_id=USER, payload={"id": external_id, "amount": 1})
+    OrderFactory(user_id=USER, payload={"amount": 1})  # no id: not an empty one
+    for path in (quote(external_id, safe=""), quote(external_id)):
+        response = api.get(f"/orders/by-external/{path}", {"user_id": USER})
+        assert response.status_code == 200, (path, response.content)
+        assert response.json()["order"]["order_id"] == str(order.order_id)
+
+
 def test_by_external_without_a_match_is_404(api):
     OrderFactory(user_id=USER, payload={"id": "X-1"})
     assert_error(
@@ -1070,20 +1080,61 @@ def test_a_stored_result_with_an_unusable_amount_does_not_break_reads(api, amoun
     assert listing.status_code == 200, listing.content
 
 
-def test_an_external_id_longer_than_a_btree_index_row_is_stored_and_found(api):
-    """An incompressible payload.id of 4 KB used to be refused by the btree index on the
-    external id (a 500): the index holds its md5 now, so any id is stored and found."""
-    external_id = secrets.token_urlsafe(3000)  # 4000 characters of random text
+# The longest payload.id, in the characters that percent-encode longest: 4 UTF-8 bytes each,
+# 12 characters in a URL (MAX_EXTERNAL_ID_BYTES; test_gunicorn_limits.py looks it up
+# through a real gunicorn).
+LONGEST_EXTERNAL_ID = "\N{GRINNING FACE}" * (order_fields.MAX_EXTERNAL_ID_BYTES // 4)
+
+
+def test_the_longest_external_id_is_stored_and_found(api):
+    """The md5 index (models.py) stores an id of any length; the lookup's URL is what
+    bounds it (a 4 KB id was stored, then unreachable through gunicorn: a 414)."""
+    external_id = LONGEST_EXTERNAL_ID
     created = api.post(
         "/orders?wait=false", {"user_id": USER, "payload": {"id": external_id, "amount": 1}}
     )
     assert created.status_code == 202, created.content
-    found = api.get(f"/orders/by-external/{external_id}", {"user_id": USER})
+    found = api.get(f"/orders/by-external/{quote(external_id, safe='')}", {"user_id": USER})
     assert found.status_code == 200
     assert found.json()["order"]["order_id"] == created.json()["order_id"]
     assert_error(
-        api.get(f"/orders/by-external/{external_id[:-1]}", {"user_id": USER}), 404, "external_id"
+        api.get(f"/orders/by-external/{quote(external_id[:-1])}", {"user_id": USER}),
+        404,
+        "external_id",
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"payload": {"id": "x" * (order_fields.MAX_EXTERNAL_ID_BYTES + 1)}},
+        {"payload": {"id": "x" * 4800}},
+        {"payload": {"id": LONGEST_EXTERNAL_ID + "x"}},
+        {"payload": {"id": int("9" * (order_fields.MAX_EXTERNAL_ID_BYTES + 1))}},
+        {"payload_json": json.dumps({"id": "\u00e9" * 513})},  # 1026 bytes in UTF-8
+    ],
+    ids=["ascii", "4800", "emoji", "number", "payload_json"],
+)
+def test_an_external_id_too_long_to_look_up_is_refused_at_write(api, body):
+    """Accepted, then unreachable: GET /orders/by-external/<id> of a 4,800-character id
+    answered gunicorn's HTML 414 (its request line is at most 4094 bytes)."""
+    response = api.post("/orders?wait=false", {"user_id": USER, **body})
+    assert_error(response, 400, "payload.id", f"at most {order_fields.MAX_EXTERNAL_ID_BYTES}")
+    assert not Order.objects.exists()
+
+
+def test_a_delete_is_not_refused_for_the_id_of_a_payload_it_ignores(api):
+    order = OrderFactory(user_id=USER, payload={"id": "D-1", "amount": 1})
+    response = api.post(
+        "/orders?wait=false",
+        {
+            "order_id": str(order.order_id),
+            "user_id": USER,
+            "status": "deleted",
+            "payload": {"id": "x" * 4800},
+        },
+    )
+    assert response.status_code == 202, response.content
 
 
 def test_the_schema_documents_the_idempotency_key_rule_and_415(api):

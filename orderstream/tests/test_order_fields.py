@@ -7,7 +7,14 @@ from decimal import Decimal, localcontext
 
 import pytest
 
-from orderstream.order_fields import InvalidAmount, external_id_of, order_amount, order_bucket
+from orderstream.order_fields import (
+    MAX_EXTERNAL_ID_BYTES,
+    InvalidAmount,
+    external_id_of,
+    external_id_refusal,
+    order_amount,
+    order_bucket,
+)
 
 
 # ---------------------------------------------------------------- order_amount
@@ -111,3 +118,36 @@ def test_order_bucket_is_first_byte_mod_4():
 )
 def test_external_id_of_renders_strings_and_numbers(payload, expected):
     assert external_id_of(payload) == expected
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": "x" * MAX_EXTERNAL_ID_BYTES},
+        {"id": "\u00e9" * (MAX_EXTERNAL_ID_BYTES // 2)},  # 2 bytes each
+        {"id": int("9" * MAX_EXTERNAL_ID_BYTES)},
+        {"id": 1.7976931348623157e308},
+        {"id": ""},
+        {"id": None},
+        {},
+    ],
+)
+def test_an_external_id_up_to_the_limit_in_utf8_bytes_is_storable(payload):
+    assert MAX_EXTERNAL_ID_BYTES == 1024
+    assert external_id_refusal(payload) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "size"),
+    [
+        ({"id": "x" * (MAX_EXTERNAL_ID_BYTES + 1)}, 1025),
+        ({"id": "\u00e9" * (MAX_EXTERNAL_ID_BYTES // 2) + "x"}, 1025),
+        ({"id": "\N{GRINNING FACE}" * 257}, 1028),
+        ({"id": int("9" * (MAX_EXTERNAL_ID_BYTES + 1))}, 1025),
+    ],
+)
+def test_an_external_id_beyond_the_limit_is_refused_saying_its_size(payload, size):
+    assert external_id_refusal(payload) == (
+        f"is {size} bytes long in UTF-8, at most 1024: "
+        "GET /orders/by-external/{external_id} could not take a longer one"
+    )
