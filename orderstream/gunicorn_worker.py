@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from concurrent import futures
 
@@ -35,6 +36,7 @@ from gunicorn.workers.gthread import ThreadWorker
 READ_METHODS = (b"GET ", b"HEAD ")
 # gunicorn passes unknown settings to nobody: the worker reads its own variable.
 READ_THREADS_ENV = "GUNICORN_READ_THREADS"
+GIL_SWITCH_SECONDS = 0.001
 
 
 def read_threads() -> int:
@@ -69,6 +71,10 @@ class ApiThreadWorker(ThreadWorker):
         Worker.handle_quit(self, sig, frame)  # worker_int, then sys.exit(0)
 
     def init_process(self):
+        # A thread waiting for the GIL gets it after at most this long (Python's default:
+        # 5 ms). A read takes the GIL a dozen times (each socket and database call gives it
+        # back); behind POST threads that keep it busy, each of those waits took up to 5 ms.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         # Before gthread's: its init_process ends in the worker's loop and never returns.
         self.read_pool = futures.ThreadPoolExecutor(
             max_workers=read_threads(), thread_name_prefix="reads"
