@@ -33,6 +33,9 @@ class PendingEvent(NamedTuple):
 def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
     """The event of `operation` on `order`, encoded once, and its outbox row (not saved).
 
+    The event carries `order.payload_text`, the payload as accepted, when the order has it
+    (`order.payload` otherwise).
+
     Raises EventTooLarge (a 413 naming `payload`) for an event larger than the broker
     takes: it could never be published, so the change must not be accepted.
     """
@@ -47,7 +50,7 @@ def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
         timestamp=rfc3339(now),
         external_id=external_id_of(order.payload),
     )
-    value = event.to_bytes()
+    value = event.to_bytes(payload_text=order.payload_text)
     limit = messages.MAX_EVENT_BYTES
     if len(value) > limit:
         raise EventTooLarge(len(value), limit)

@@ -5,7 +5,9 @@ deleted, its amount is computable and its event within the broker's size), write
 order row and its outbox event atomically (a create in one statement, a change in one
 transaction).
 Updates lock the row and bump `version`, so one order's events are committed in version
-order; the relay (`run_relay`) publishes them in that order.
+order; the relay (`run_relay`) publishes them in that order. A delete's event carries the
+payload as the last create or update accepted it (`Order.payload_text`), not as jsonb
+gives it back.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from orderstream.exact_json import dumps, exact_float, loads
 from orderstream.messages import OrderEvent
 from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
 from orderstream.statuses import Operation, OrderStatus
@@ -57,6 +60,20 @@ def _amount_of(payload: dict):
         raise ApplicationError(f"payload.{field}", reason or str(exc)) from None
     except ArithmeticError:  # e.g. decimal.Overflow of a product of huge numbers
         raise ApplicationError("payload", "the amount cannot be computed (too large)") from None
+
+
+def _payload_text(payload: dict) -> str:
+    """The payload as accepted: the JSON text its event carries, kept on the order."""
+    return dumps(payload).decode()
+
+
+def _accepted_payload(order: Order) -> dict:
+    """The order's last accepted payload, read from the text it was accepted as (its
+    jsonb would give 1e300 as a 301-digit integer); an order written before that text
+    was kept has only its jsonb."""
+    if order.payload_text is None:
+        return order.payload
+    return loads(order.payload_text, parse_float=exact_float)
 
 
 def _replay(record: IdempotencyKey) -> OrderWrite:
@@ -145,6 +162,7 @@ def _order_create(
         amount=_amount_of(payload),
         status=OrderStatus.NEW,
         payload=payload,
+        payload_text=_payload_text(payload),
         created_at=now,
         updated_at=now,
         bucket=order_bucket(order_id),
@@ -172,17 +190,21 @@ def _order_change(
             raise OrderNotFound("order_id", "no order with this order_id for this user_id")
         if order.status == OrderStatus.DELETED:
             raise OrderDeleted()
+        changed = ["status", "version", "updated_at"]
         if delete:
             operation = Operation.DELETED
             order.status = OrderStatus.DELETED
+            order.payload = _accepted_payload(order)  # for the event: its external_id
         else:
             operation = Operation.UPDATED
             order.status = OrderStatus.UPDATED
             order.payload = payload
+            order.payload_text = _payload_text(payload)
             order.amount = amount
+            changed += ["payload", "payload_text", "amount"]
         order.version += 1
         order.updated_at = timezone.now()
-        order.save(update_fields=["status", "payload", "amount", "version", "updated_at"])
+        order.save(update_fields=changed)
         pending = outbox_event_add(order=order, operation=operation)  # 413 rolls back
         event = pending.event
         key_record = _key_record(idempotency, event)

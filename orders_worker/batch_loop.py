@@ -8,6 +8,8 @@ backoff, never skipped (`group_member.py`). A batch that fails for any other rea
 handled again one record at a time: this is the only place where a bad record is
 isolated. The record that still fails alone is answered by the handler's `reject` (a dead
 letter, and an error ACK where it can), the others are handled, and the loop goes on.
+Between those records the loop polls now and then with every partition paused, so a
+large batch that takes longer than max.poll.interval.ms to isolate keeps its partitions.
 
 The loop knows nothing of what the records hold: the order handler is `handler.py`, and
 `consumer.py` puts the two together. `stop()` (the signal handler's flag) ends the loop
@@ -231,6 +233,7 @@ class BatchLoop(GroupMember):
         if not block:
             timeout_ms = min(timeout_ms, self.config.idle_poll_timeout_ms)
         try:
+            self._polled_at = time.monotonic()
             return self._consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as exc:
             self.stats.retries += 1
@@ -259,7 +262,8 @@ class BatchLoop(GroupMember):
         """Process `records` as one batch; if that fails (not transiently: those are
         retried inside), process them one at a time, so only a record that fails alone is
         rejected. Records already handled in the failed attempt are answered again as
-        the handler answers duplicates."""
+        the handler answers duplicates. The member stays in the group meanwhile
+        (`_keep_alive` between the records)."""
         try:
             self._process(records)
         except BatchAbandoned:
@@ -272,8 +276,12 @@ class BatchLoop(GroupMember):
                 exc,
                 exc_info=exc,
             )
-            for record in records:
-                self._process_alone(record)
+            try:
+                for record in records:
+                    self._keep_alive()
+                    self._process_alone(record)
+            finally:
+                self._resume_partitions()
 
     def _process(self, records: list) -> None:
         """Handle `records`, then produce the outcome's records and flush once."""

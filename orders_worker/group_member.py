@@ -5,8 +5,9 @@ applied but not yet committed (committed before partitions are revoked, dropped 
 are lost), answers the rebalance callbacks, nudges a rebalance that stalls, and retries a
 step that failed for a transient reason with exponential backoff. While it backs off it
 polls now and then with every partition paused, so a long outage does not get it dropped
-from the group, and it honours a stop request by abandoning the batch (`BatchAbandoned`).
-It knows nothing of what the records hold.
+from the group, and it honours a stop request by abandoning the batch (`BatchAbandoned`);
+a long batch calls `_keep_alive` between its steps for the same reason. It knows nothing
+of what the records hold.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ LOST_COMMIT_ERRORS = (
 )
 # Errors no retry can heal, although KafkaError: the record is larger than the broker takes.
 PERMANENT_ERRORS = (MessageSizeTooLargeError,)
-# The longest poll of a retry wait during a rebalance (a stop is noticed within this).
+# The longest poll of a retry wait during a rebalance (a stop is noticed within this), and
+# the longest a long batch waits between two steps for a rebalance to end.
 REBALANCE_POLL_SECONDS = 0.5
+# The longest single poll of that wait: it returns within this once the rebalance ended.
+REBALANCE_POLL_STEP_MS = 100
 # A rebalance of this member that brought no assignment for this long is nudged (see
 # `_nudge_stalled_rebalance`).
 REJOIN_NUDGE_SECONDS = 3.0
@@ -79,6 +83,7 @@ class GroupMember(ConsumerRebalanceListener):
         self._heartbeat = Heartbeat(config.heartbeat_file)
         self._rebalancing = False  # from a revoke or loss until the next assignment
         self._rebalance_since = 0.0  # monotonic time of that revoke (or of the last nudge)
+        self._polled_at = time.monotonic()  # of the last poll, regular or paused
 
     def stop(self) -> None:
         """Ask the loop to end after the current batch (safe from a signal handler)."""
@@ -117,12 +122,17 @@ class GroupMember(ConsumerRebalanceListener):
         handling (the worker waited for the group coordinator before its next poll). The
         offsets stay pending until the answer says committed, and every commit sends all
         pending ones, so a commit that failed goes again with the next; the revoke (also
-        at close) commits what is pending. Offsets the group took away are dropped by the
-        rebalance callbacks: their next owner gets the records again.
+        at close) and the assignment after a rebalance commit what is pending. Offsets the
+        group took away are dropped by the rebalance callbacks: their next owner gets the
+        records again.
         """
         with self._lock:
             self._pending.update(offsets)
             pending = dict(self._pending)
+        self._send_commit(pending)
+
+    def _send_commit(self, pending: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Send the commit of `pending`; the answer comes to `_committed`."""
         try:
             self._consumer.commit_async(offsets=pending, callback=self._committed)
         except KafkaError as exc:
@@ -200,7 +210,7 @@ class GroupMember(ConsumerRebalanceListener):
         a member that only looked in now and then would never get its new partitions.
         """
         deadline = time.monotonic() + delay
-        step = max(self.config.max_poll_interval_ms / 1000 / 3, 0.05)
+        step = self._poll_step()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -215,10 +225,42 @@ class GroupMember(ConsumerRebalanceListener):
                 return True
             self._beat()  # backing off from an outage is alive (see heartbeat.py)
 
+    def _poll_step(self) -> float:
+        """Seconds between two polls of a member busy elsewhere: a third of
+        max_poll_interval_ms, well within it."""
+        return max(self.config.max_poll_interval_ms / 1000 / 3, 0.05)
+
+    def _keep_alive(self) -> None:
+        """Between two steps of a long batch: poll, with every partition paused, once a
+        third of max_poll_interval_ms has passed since the last poll, and touch the
+        liveness heartbeat. While the group rebalances, stay in poll until this member has
+        its partitions again (up to REBALANCE_POLL_SECONDS between two steps), so the
+        group does not wait on it.
+
+        A batch isolated one record at a time (a transaction, a Redis script and a flushed
+        produce each) can outlast max_poll_interval_ms; without a poll the client would
+        leave the group, the batch's commit would fail and the partitions' next owner
+        would get the same batch, to isolate it again. The caller resumes the partitions
+        (`_resume_partitions`) when the batch is done.
+
+        Polls of no timeout do not finish every rejoin: seen on Apache Kafka, a member
+        that rejoined right after its first assignment, during a long batch, got its
+        assignment only after the batch (5 s, its commit refused meanwhile); polls of
+        REBALANCE_POLL_STEP_MS got it within 20 ms. A rebalance that still ends after the
+        batch makes its commit fail: `on_partitions_assigned` commits it again.
+        """
+        if self._rebalancing or time.monotonic() - self._polled_at >= self._poll_step():
+            self._poll_paused()
+            deadline = time.monotonic() + REBALANCE_POLL_SECONDS
+            while self._rebalancing and time.monotonic() < deadline and not self.stopping:
+                self._poll_paused(timeout_ms=REBALANCE_POLL_STEP_MS)
+        self._beat()
+
     def _poll_paused(self, timeout_ms: int = 0) -> None:
         consumer = self._consumer
         if consumer is None:
             return
+        self._polled_at = time.monotonic()
         try:
             assigned = consumer.assignment()
             if assigned:
@@ -276,10 +318,28 @@ class GroupMember(ConsumerRebalanceListener):
         self.assignment.update(self.assignment.partitions - {tp.partition for tp in revoked})
 
     def on_partitions_assigned(self, assigned) -> None:
+        """Take the new assignment, and commit the offsets still pending of the
+        partitions kept (see `_pending_kept`)."""
         logger.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
         self._rebalancing = False
-        self.assignment.update({tp.partition for tp in self._consumer.assignment()})
+        held = self._consumer.assignment()
+        self.assignment.update({tp.partition for tp in held})
+        if pending := self._pending_kept(held):
+            self._send_commit(pending)  # not waited for: this runs on the client's thread
         self.assigned.set()
+
+    def _pending_kept(self, held) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Keep the pending offsets of the partitions `held`, and return them.
+
+        A batch that ended while the group rebalanced (a long batch polls meanwhile) had
+        its commit refused; the partitions this member keeps are not fetched again, so
+        their offsets are committed now rather than with the next batch, whenever that
+        comes. The offsets of a partition that went to another member are dropped: its
+        next owner gets the records again.
+        """
+        with self._lock:
+            self._pending = {tp: o for tp, o in self._pending.items() if tp in held}
+            return dict(self._pending)
 
     def on_partitions_lost(self, lost) -> None:
         self._rebalancing = True

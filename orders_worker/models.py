@@ -20,6 +20,10 @@ class ProcessedOrder(models.Model):
         max_length=16, choices=ProcessedStatus.choices, default=ProcessedStatus.DONE
     )
     payload = models.JSONField(default=dict)
+    # The payload as the event had it (JSON text): what the worker reads back. jsonb
+    # (`payload`, for queries) prints numbers without an exponent: through it 1e300 would
+    # come back as 301 digits. Null in rows written before migration 0005.
+    payload_text = models.TextField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     bucket = models.PositiveSmallIntegerField()

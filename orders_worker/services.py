@@ -5,8 +5,8 @@ decides each event with the pure `rules.order_event_decide` in order, and writes
 state of each changed order and the handled event_ids in one statement
 (`batch_statements`). The order upsert only ever replaces a row with a higher `version`,
 so even two workers racing on one order (during a rebalance) cannot move it backwards; an
-order the other worker wrote first is read again and its events are answered from the
-stored state, like stale events.
+order the other worker wrote first is read again, with the events that worker recorded:
+those answer as it recorded them, the others from the stored state, like stale events.
 """
 
 from __future__ import annotations
@@ -61,15 +61,23 @@ class EventResult:
 
 
 def _answer_from_stored(
-    cursor, results: list[EventResult], order_ids: set[str]
+    cursor, results: list[EventResult], order_ids: set[str], recorded: set[str]
 ) -> list[EventResult]:
     """Answer the events of `order_ids` from their stored rows, like stale events.
 
     These rows hold a version at least as new as the one this batch computed: another
     worker wrote them after our read (two workers overlapping during a rebalance). An
-    event handled before keeps the ACK status it got the first time.
+    event handled before keeps the ACK status it got the first time: the re-read asks
+    for the events of these orders that this batch did not record (`recorded`), so an
+    event the other worker recorded meanwhile is a duplicate answered as it recorded it
+    (a create it applied stays `created`, though its row now holds a later update).
     """
-    stored, _ = stored_read(cursor, list(order_ids), [])
+    theirs = {
+        r.event.event_id
+        for r in results
+        if r.event.order_id in order_ids and r.event.event_id not in recorded
+    }
+    stored, seen = stored_read(cursor, list(order_ids), list(theirs))
     logger.warning(
         "orders written meanwhile with a newer version, answered from the database: %s",
         sorted(order_ids),
@@ -83,7 +91,11 @@ def _answer_from_stored(
             continue
         if event.event_id not in answers:
             state = stored[event.order_id]
-            if result.outcome is UpsertOutcome.DUPLICATE:
+            if event.event_id in seen:
+                answers[event.event_id] = EventResult(
+                    event, seen[event.event_id], state, UpsertOutcome.DUPLICATE
+                )
+            elif result.outcome is UpsertOutcome.DUPLICATE:
                 answers[event.event_id] = EventResult(
                     event, result.ack_status, state, UpsertOutcome.DUPLICATE
                 )
@@ -155,7 +167,7 @@ def _apply(events: list[OrderEvent], processed_at: datetime) -> list[EventResult
                 cursor, list(changed.values()), _events_to_record(results), processed_at
             )
             if lost := changed.keys() - written:
-                results = _answer_from_stored(cursor, results, lost)
+                results = _answer_from_stored(cursor, results, lost, recorded)
                 _correct_recorded(cursor, results, recorded, lost)
     return results
 

@@ -86,6 +86,11 @@ def dumps(data: Any) -> bytes:
         return _encoder(ensure_ascii=True).encode(data).encode()
 
 
+def encoded(text: str) -> simplejson.RawJSON:
+    """`text`, a JSON value already encoded (by `dumps`), for `dumps` to write as it is."""
+    return simplejson.RawJSON(text)
+
+
 def loads(raw: bytes | str, *, parse_float: Callable[[str], Any] = Decimal) -> Any:
     """JSON as Python values; a number with a fraction or an exponent is a Decimal (never
     a float, which would change 70368744177664.01), unless `parse_float` says otherwise."""

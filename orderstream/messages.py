@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from .exact_json import InexactNumber, dumps, exact_float, loads
+from .exact_json import InexactNumber, dumps, encoded, exact_float, loads
 from .statuses import AckStatus, Operation
 from .timestamps import event_time, parse_rfc3339
 
@@ -94,8 +94,13 @@ class OrderEvent:
     timestamp: str
     external_id: str | None = None
 
-    def to_bytes(self) -> bytes:
-        return dumps(_fields_of(self))
+    def to_bytes(self, *, payload_text: str | None = None) -> bytes:
+        """The event's JSON; `payload_text`, when given, is its payload as accepted (the
+        text `dumps` made of it), written as it is instead of encoding `payload`."""
+        data = _fields_of(self)
+        if payload_text is not None:
+            data["payload"] = encoded(payload_text)
+        return dumps(data)
 
     @property
     def key(self) -> bytes:

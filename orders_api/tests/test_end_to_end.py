@@ -85,6 +85,27 @@ def test_an_amount_travels_exactly_from_post_to_the_worker_redis_and_get(
     assert json.loads(get.content, parse_float=Decimal)["order"]["amount"] == Decimal(amount)
 
 
+def test_a_deleted_order_reads_back_with_the_payload_as_it_was_created(
+    api, unique_topics, running_relay, running_worker
+):
+    """The issue "Degrade, don't fall over": `{"x": 1e300}` created, deleted, then GET
+    gave x as a 301-digit integer (the delete's event was built from the jsonb row)."""
+    user = str(uuid.uuid4())
+    body = b'{"user_id": "' + user.encode() + b'", "payload": {"x": 1e300}}'
+    created = api.post("/orders", None, raw=body)
+    assert created.json()["status"] == "created", created.content
+    order_id = created.json()["order_id"]
+    before = api.get(f"/orders/{order_id}").json()["order"]["payload_json"]
+
+    deleted = api.post("/orders", {"order_id": order_id, "user_id": user, "status": "deleted"})
+    assert deleted.json() == {"order_id": order_id, "status": "deleted"}, deleted.content
+
+    get = api.get(f"/orders/{order_id}")
+    assert get.json()["order"]["status"] == "deleted"
+    assert get.json()["order"]["payload_json"] == before == {"x": 1e300}
+    assert b"1" + b"0" * 300 not in get.content
+
+
 def test_a_retry_with_the_idempotency_key_gets_the_acknowledged_answer(
     api, unique_topics, running_relay, running_worker
 ):

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from django_redis import get_redis_connection
 
 from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.handler import HandlerConfig, order_event_reject, order_events_handle
@@ -17,7 +18,7 @@ from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orders_worker.rules import UpsertOutcome
 from orders_worker.services import EventDataRefused
-from orderstream.messages import OrderAck, OrderEvent
+from orderstream.messages import OrderAck, OrderEvent, OrderResult
 from orderstream.testing import Record
 
 from .factories import OrderEventFactory
@@ -126,6 +127,21 @@ def test_an_event_handled_before_is_answered_as_the_first_time_and_changes_nothi
     ]
     assert acks_of(again.acks) == {event.order_id: "created"}
     assert ProcessedEvent.objects.using("worker").filter(event_id=event.event_id).count() == 1
+
+
+def test_a_result_rewritten_from_the_stored_row_keeps_the_payload_as_the_event_had_it():
+    """When Redis lost the result (its TTL ran out), a redelivered event writes it again
+    from the stored row: 1e300 stays 1e+300 (the row's jsonb prints it as 301 digits)."""
+    event = OrderEventFactory(payload={"x": 1e300, "n": [2.5e-300, 7]})
+    order_events_handle(records=records_of(event), config=CONFIG)
+    redis = get_redis_connection("default")
+    redis.delete(OrderResult.redis_key(event.order_id))
+
+    again = order_events_handle(records=records_of(event), config=CONFIG)
+
+    assert again.results[0].state.payload == {"x": 1e300, "n": [2.5e-300, 7]}
+    raw = redis.get(OrderResult.redis_key(event.order_id))
+    assert b'"payload":{"x":1e+300,"n":[2.5e-300,7]}' in raw
 
 
 def test_every_ack_carries_its_events_version_a_duplicate_and_a_stale_one_too():

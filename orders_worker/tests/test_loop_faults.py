@@ -9,6 +9,7 @@ retried, never skipped, never acknowledged twice, and a stop request honoured mi
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -241,6 +242,72 @@ def test_lost_partitions_drop_their_pending_offsets_and_leave_the_assignment():
     assert worker._rebalancing
 
 
+class CommitsRecorded:
+    """A consumer that holds `assigned` and records what `commit_async` is asked to commit."""
+
+    def __init__(self, assigned: set):
+        self.assigned = assigned
+        self.commits: list[dict] = []
+
+    def assignment(self):
+        return set(self.assigned)
+
+    def commit_async(self, offsets, callback=None):
+        self.commits.append(dict(offsets))
+
+
+def test_an_assignment_commits_the_pending_offsets_of_the_partitions_kept_and_drops_the_rest():
+    """A batch whose commit was refused because the group was rebalancing (a rebalance
+    during a long batch: its polls keep the member in the group) is committed as soon as
+    the member has its partitions again, not only with the next batch; the offsets of a
+    partition that went to another member are dropped (its next owner has the records)."""
+    worker = OrderWorker(worker_config())
+    kept, gone = TopicPartition("orders.events", 0), TopicPartition("orders.events", 1)
+    worker._pending = {kept: OffsetAndMetadata(40, "", -1), gone: OffsetAndMetadata(7, "", -1)}
+    worker._consumer = consumer = CommitsRecorded({kept, TopicPartition("orders.events", 2)})
+    worker._rebalancing = True
+
+    worker.on_partitions_assigned(consumer.assignment())
+
+    assert consumer.commits == [{kept: OffsetAndMetadata(40, "", -1)}]
+    assert worker._pending == {kept: OffsetAndMetadata(40, "", -1)}  # until the answer
+    assert worker.partitions() == {0, 2}
+    assert not worker._rebalancing
+
+
+class AssignedOnlyInsideAWait:
+    """A consumer in a rebalance that gives `member` its partitions only during a poll
+    with a timeout (as Apache Kafka's rejoin did, see `GroupMember._keep_alive`); it
+    keeps the timeout of every poll."""
+
+    def __init__(self, member):
+        self.member = member
+        self.timeouts: list[int] = []
+
+    def assignment(self):
+        return set()
+
+    def poll(self, timeout_ms=0, **kwargs):
+        self.timeouts.append(timeout_ms)
+        if timeout_ms:
+            self.member.on_partitions_assigned(set())
+        return {}
+
+
+def test_a_rebalance_during_a_long_batch_is_waited_for_inside_poll():
+    """Between two records of a batch isolated one at a time, a member whose group
+    rebalances stays in poll until it has its partitions again: its commit then goes to
+    the new generation, and the group does not wait on it."""
+    worker = OrderWorker(worker_config())
+    worker._consumer = consumer = AssignedOnlyInsideAWait(worker)
+    worker._rebalancing = True
+
+    worker._keep_alive()
+
+    assert not worker._rebalancing
+    assert consumer.timeouts == [0, 100]
+
+
 class NothingAssigned:
     """A consumer that reports no assignment, as when partitions arrive during a poll,
     and keeps what each poll returned."""
@@ -284,3 +351,69 @@ def test_records_returned_by_a_poll_while_retrying_are_rewound(unique_topics, se
         assert [r.value for recs in again.values() for r in recs] == [event.to_bytes()]
     finally:
         consumer.close(autocommit=False)
+
+
+class SlowAloneWorker(OrderWorker):
+    """The worker, whose handler takes at least `delay` seconds for a record handled
+    alone (as when a failed batch is isolated): a batch that takes long to isolate. With
+    `rejoin_at`, the member asks the group to rebalance when it handles that many records
+    alone (as when another member joins)."""
+
+    def __init__(self, config: WorkerConfig, *, delay: float, rejoin_at: int | None = None):
+        super().__init__(config)
+        handle = self.handler.handle
+        alone = 0
+
+        def slow_alone(records, retry):
+            nonlocal alone
+            if len(records) == 1:
+                alone += 1
+                if alone == rejoin_at:
+                    self._consumer._coordinator.request_rejoin()
+                time.sleep(delay)
+            return handle(records, retry)
+
+        self.handler.handle = slow_alone
+
+
+@pytest.mark.parametrize("rebalance", [False, True], ids=["steady", "rebalanced-midway"])
+def test_isolating_a_batch_longer_than_the_poll_interval_keeps_the_member_and_moves_on(
+    unique_topics, settings, send_events, ack_reader, dlq_reader, rules_fail_for, caplog, rebalance
+):
+    """The issue "Degrade, don't fall over": a batch that fails for one poison record is
+    handled again one record at a time; here that takes twice max.poll.interval.ms. The
+    member stays in the group (it polls, paused, meanwhile), so its commit holds: the
+    partition moves on, the poison is dead-lettered once, every other event applied and
+    acknowledged once. (It used to be expelled, its commit failed, and it got the same
+    batch back to isolate again, for ever.) A rebalance during the isolation (here the
+    member rejoins; on Apache Kafka a new member also rejoins once by itself, sometimes
+    during the batch) changes none of that."""
+    settings.KAFKA_MAX_POLL_INTERVAL_MS = 3000
+    events = [OrderEventFactory() for _ in range(40)]
+    poison = events[20]
+    rules_fail_for(poison.order_id)
+    # One key: one partition, so the 40 records come in one batch.
+    send_events(*(e.to_bytes() for e in events), key=b"one-partition")
+    caplog.set_level(logging.INFO, logger="orders_worker")
+    group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
+    worker = SlowAloneWorker(worker_config(), delay=0.15, rejoin_at=5 if rebalance else None)
+
+    with worker_running(worker):
+        eventually(
+            lambda: committed_offsets(group, topic) == len(events),
+            timeout=60,
+            interval=0.5,
+            message="the isolated batch committed",
+        )
+        ack_reader.read_until(lambda records: len(records) >= len(events))
+
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "one record at a time" in m]) == 1
+    if rebalance:  # revoked during the isolation, and at the stop
+        isolating = messages.index(next(m for m in messages if "one record at a time" in m))
+        assert len([m for m in messages[isolating:] if "partitions revoked" in m]) >= 2
+    assert ack_reader.statuses_by_event() == {
+        e.event_id: ["rejected" if e is poison else "created"] for e in events
+    }
+    assert [r.value for r in dlq_reader.read_for(1.0)] == [poison.to_bytes()]
+    assert ProcessedEvent.objects.using("worker").count() == len(events) - 1

@@ -16,12 +16,44 @@ from orders_worker import services
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.rules import UpsertOutcome, order_event_decide
 from orders_worker.services import EventDataRefused, orders_apply_batch
+from orderstream.messages import OrderEvent
 
 from .factories import OrderEventFactory, ProcessedOrderFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def another_worker_stores_first(monkeypatch, order: OrderEvent, *, recorded=()) -> None:
+    """Store v2 of `order`'s order (amount 2, `updated`) and record the events `recorded`
+    ((event, ack status) pairs, the last one the row's last event) just before this batch
+    decides its first event of that order: as if another worker, racing during a
+    rebalance, committed them between this batch's read and its upsert."""
+
+    def decide_after_the_other_worker(*, stored, event, processed_at):
+        rows = ProcessedOrder.objects.using("worker")
+        if event.order_id == order.order_id and not rows.filter(order_id=order.order_id):
+            ProcessedOrderFactory(
+                order_id=uuid.UUID(order.order_id),
+                user_id=uuid.UUID(order.user_id),
+                payload={"amount": 2},
+                amount=2,
+                version=2,
+                last_status="updated",
+                last_event_id=uuid.UUID(recorded[-1][0].event_id) if recorded else uuid.uuid4(),
+            )
+            for theirs, status in recorded:
+                ProcessedEvent.objects.using("worker").create(
+                    event_id=theirs.event_id,
+                    order_id=theirs.order_id,
+                    version=theirs.version,
+                    ack_status=status,
+                    processed_at=NOW,
+                )
+        return order_event_decide(stored=stored, event=event, processed_at=processed_at)
+
+    monkeypatch.setattr(services, "order_event_decide", decide_after_the_other_worker)
 
 
 def test_an_order_written_meanwhile_by_another_worker_is_answered_from_the_stored_row(
@@ -32,22 +64,8 @@ def test_an_order_written_meanwhile_by_another_worker_is_answered_from_the_store
     from the stored v2 like a stale event: ACK `updated`, result state v2."""
     v1 = OrderEventFactory(payload={"amount": 1})
     other = OrderEventFactory(payload={"amount": 5})
+    another_worker_stores_first(monkeypatch, v1)
 
-    def upsert_after_the_other_worker(*, stored, event, processed_at):
-        if event.order_id == v1.order_id and not ProcessedOrder.objects.using("worker").filter(
-            order_id=v1.order_id
-        ):
-            ProcessedOrderFactory(
-                order_id=uuid.UUID(v1.order_id),
-                user_id=uuid.UUID(v1.user_id),
-                payload={"amount": 2},
-                amount=2,
-                version=2,
-                last_status="updated",
-            )
-        return order_event_decide(stored=stored, event=event, processed_at=processed_at)
-
-    monkeypatch.setattr(services, "order_event_decide", upsert_after_the_other_worker)
     lost, applied = orders_apply_batch(events=[v1, other], processed_at=NOW)
 
     assert (lost.ack_status, lost.outcome) == ("updated", UpsertOutcome.STALE)
@@ -110,3 +128,36 @@ def test_the_event_timestamp_is_stored_in_utc_and_read_back():
     # The next event reads the row back (the read that crashed on a year-10000 value).
     update = replace(event, event_id=str(uuid.uuid4()), status="updated", version=2)
     assert orders_apply_batch(events=[update], processed_at=NOW)[0].ack_status == "updated"
+
+
+def test_a_lost_race_answers_the_events_the_other_worker_recorded_with_their_recorded_status(
+    monkeypatch,
+):
+    """Two workers apply a new order during a rebalance: the other one stored v1 (created)
+    and v2 (updated) between our read and our upsert, and recorded both events. Our upsert
+    loses; the events the other worker recorded answer as it recorded them (the waiting
+    create gets `created`, not `updated`), and nothing of theirs is changed."""
+    created = OrderEventFactory(payload={"amount": 1})
+    updated = replace(
+        created, event_id=str(uuid.uuid4()), status="updated", version=2, payload={"amount": 2}
+    )
+    other = OrderEventFactory(payload={"amount": 5})
+
+    another_worker_stores_first(
+        monkeypatch, created, recorded=[(created, "created"), (updated, "updated")]
+    )
+    first, second, applied = orders_apply_batch(events=[created, updated, other], processed_at=NOW)
+
+    assert (first.ack_status, first.outcome) == ("created", UpsertOutcome.DUPLICATE)
+    assert (second.ack_status, second.outcome) == ("updated", UpsertOutcome.DUPLICATE)
+    assert first.state.version == second.state.version == 2
+    recorded = dict(
+        ProcessedEvent.objects.using("worker")
+        .filter(order_id=created.order_id)
+        .values_list("event_id", "ack_status")
+    )
+    assert recorded == {
+        uuid.UUID(created.event_id): "created",
+        uuid.UUID(updated.event_id): "updated",
+    }
+    assert (applied.ack_status, applied.outcome) == ("created", UpsertOutcome.APPLIED)
