@@ -229,6 +229,9 @@ OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
 OUTBOX_RELAY_INTERVAL = float(env("OUTBOX_RELAY_INTERVAL", "1"))
 OUTBOX_RELAY_MAX_BACKOFF = float(env("OUTBOX_RELAY_MAX_BACKOFF", "30"))
 OUTBOX_RELAY_BATCH = int(env("OUTBOX_RELAY_BATCH", "500"))
+# Event bytes one relay pass holds at most (one event always): a pass of large events
+# publishes fewer rows, and the next pass goes on.
+OUTBOX_RELAY_BATCH_BYTES = int(env("OUTBOX_RELAY_BATCH_BYTES", str(16 * 1024 * 1024)))
 # File the relay touches (at most once a second) on every turn of its loop, backoff waits
 # included; `python -m orderstream.heartbeat` checks its age. Empty = no heartbeat.
 RELAY_HEARTBEAT_FILE = env("RELAY_HEARTBEAT_FILE", "")
@@ -243,6 +246,9 @@ BATCH_LINGER_MIN_RATE = float(env("BATCH_LINGER_MIN_RATE", "100"))
 IDEMPOTENCY_KEY_TTL_SECONDS = int(env("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
 # Default page size of GET /orders (?page_size= up to 500).
 API_PAGE_SIZE = int(env("API_PAGE_SIZE", "50"))
+# Payload bytes a page of GET /orders holds at most (one order always): a page of large
+# orders is shorter, and its `next` link goes on at the first order left out.
+API_PAGE_MAX_BYTES = int(env("API_PAGE_MAX_BYTES", str(4 * 1024 * 1024)))
 # Comma-separated bearer tokens; when set, the API needs `Authorization: Bearer <token>`
 # (or a staff login). Empty = open, as the original service (production warns at start).
 API_TOKENS = env_list("API_TOKENS", "")
