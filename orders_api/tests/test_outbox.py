@@ -117,6 +117,25 @@ def test_the_relay_backs_off_while_the_broker_is_unreachable(settings, producer)
     assert outbox_relay_once(producer=producer) == (0, 0)
 
 
+@transactional
+def test_a_pass_is_bounded_by_bytes_as_well_as_rows(unique_topics, settings, producer):
+    """Events of about 10 KB, 25 000 bytes a pass: two go in the first pass, the third in
+    the next; an event larger than the bound goes alone."""
+    settings.OUTBOX_RELAY_BATCH_BYTES = 25_000
+    events = [_unpublished_event(payload={"note": "x" * 10_000}) for _ in range(3)]
+    assert outbox_relay_once(producer=producer) == (2, 0)
+    published = OutboxEvent.objects.filter(published_at__isnull=False)
+    assert set(published.values_list("event_id", flat=True)) == {
+        uuid.UUID(e.event_id) for e in events[:2]
+    }
+    assert outbox_relay_once(producer=producer) == (1, 0)
+    settings.OUTBOX_RELAY_BATCH_BYTES = 1_000
+    _unpublished_event(payload={"note": "x" * 10_000})
+    _unpublished_event(payload={"note": "x" * 10_000})
+    assert outbox_relay_once(producer=producer) == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
+
+
 @contextlib.contextmanager
 def another_relay_holding(**rows):
     """Another relay's transaction, in a thread, holding the outbox rows matching `rows`
