@@ -236,6 +236,13 @@ OUTBOX_RELAY_BATCH_BYTES = int(env("OUTBOX_RELAY_BATCH_BYTES", str(16 * 1024 * 1
 # included; `python -m orderstream.heartbeat` checks its age. Empty = no heartbeat.
 RELAY_HEARTBEAT_FILE = env("RELAY_HEARTBEAT_FILE", "")
 OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
+# Seconds after which PostgreSQL ends, on the relay process's sessions, a transaction left
+# idle (a relay lost in the middle of a pass: its rows are released), a statement, and a
+# wait for a lock (orders_api/relay_sessions.py; 0 = no limit). The first must stay well
+# above a pass's wait for the broker (OUTBOX_PUBLISH_TIMEOUT).
+RELAY_DB_IDLE_IN_TRANSACTION_TIMEOUT = float(env("RELAY_DB_IDLE_IN_TRANSACTION_TIMEOUT", "30"))
+RELAY_DB_STATEMENT_TIMEOUT = float(env("RELAY_DB_STATEMENT_TIMEOUT", "30"))
+RELAY_DB_LOCK_TIMEOUT = float(env("RELAY_DB_LOCK_TIMEOUT", "10"))
 # Under load (items coming at BATCH_LINGER_MIN_RATE per second or faster) the relay and
 # the worker wait up to BATCH_LINGER_MS before a batch, for about BATCH_LINGER_TARGET items
 # (orderstream/batch_pacing.py); 0 = never wait. Below that rate they never wait.
