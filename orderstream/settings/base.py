@@ -178,6 +178,9 @@ WORKER_BATCH_SIZE = int(env("WORKER_BATCH_SIZE", "500"))
 WORKER_STATS_INTERVAL = float(env("WORKER_STATS_INTERVAL", "10"))
 # How long the worker remembers handled event_ids (redelivery answered as the first time).
 WORKER_EVENT_RETENTION_SECONDS = int(env("WORKER_EVENT_RETENTION_SECONDS", str(7 * 24 * 3600)))
+# How long the worker keeps dead letters in its database, from when they failed (0 = keep
+# them); the dead-letter topic keeps its records by its own retention.
+DEAD_LETTER_RETENTION_SECONDS = int(env("DEAD_LETTER_RETENTION_SECONDS", str(30 * 24 * 3600)))
 # ms the worker's ACK producer waits to fill a request (the batch is flushed at its end).
 WORKER_ACK_LINGER_MS = int(env("WORKER_ACK_LINGER_MS", "20"))
 # ms between two polls of a worker that saw no event for 2 s (0 = poll without pause): for
@@ -222,6 +225,9 @@ API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Published outbox rows older than this many seconds are purged by the relay.
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(24 * 3600)))
+# Parked outbox rows (refused for good) are purged by the relay this many seconds after
+# they were parked, unless an operator put them back (0 = keep them).
+OUTBOX_PARKED_RETENTION_SECONDS = int(env("OUTBOX_PARKED_RETENTION_SECONDS", str(30 * 24 * 3600)))
 # Longest wait of the relay for the broker: a producer's metadata and a batch's confirms.
 OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
 # The relay (`manage.py run_relay`) is woken by every committed outbox row and passes at
