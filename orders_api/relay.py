@@ -29,16 +29,28 @@ from kafka.errors import (
 
 from orderstream.log_format import log_fields
 
+from .event_limit import event_size_limit
 from .models import OutboxEvent
 from .relay_metrics import relay_rows_counted
 
 logger = logging.getLogger(__name__)
 
+
 # Refusals of the record itself: sending it again can never succeed, so the relay parks
 # the row. Other non-retriable errors (authorisation, OutOfOrderSequenceNumber) are about
 # the producer or the cluster, not the row: those rows are retried with backoff (and the
 # producer renewed), so they go out once the cause is fixed.
+class EventOverLimit(Exception):
+    """The event is larger than the effective limit (`event_limit`): the topic refuses it.
+    The relay parks it without sending it (a broker's refusal would also fail the other
+    records of the request)."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"the event is {size} bytes, more than the limit of {limit}")
+
+
 PERMANENT_ERRORS = (
+    EventOverLimit,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     InvalidRecordError,
@@ -105,10 +117,13 @@ def _send_all(producer, rows: list[OutboxEvent]) -> tuple[list[int], list[tuple]
     it confirmed and the (row, error) pairs it did not."""
     sent, failed = [], []
     for row in rows:
+        value = row.value.encode()
+        limit = event_size_limit(topic=row.topic)
+        if len(value) > limit:  # accepted before the topic's limit was lowered
+            failed.append((row, EventOverLimit(len(value), limit)))
+            continue
         try:
-            future = producer.send(
-                row.topic, key=str(row.order_id).encode(), value=row.value.encode()
-            )
+            future = producer.send(row.topic, key=str(row.order_id).encode(), value=value)
         except KafkaError as exc:
             failed.append((row, exc))
             continue
