@@ -3,6 +3,8 @@ and its `next` link goes on where it stopped, so walking the links lists every o
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -115,3 +117,18 @@ def test_the_schema_offers_offset_from_0(api):
     get = schema_of(api)["paths"]["/orders"]["get"]
     offset = {p["name"]: p for p in get["parameters"]}["offset"]
     assert (offset["in"], offset["schema"]) == ("query", {"type": "integer", "minimum": 0})
+
+
+def test_the_browsable_list_at_an_offset_links_to_the_rows_before_and_after(client):
+    """The HTML page's controls: previous and next, and no page numbers (an offset is no
+    page)."""
+    expected = orders_of_user(3, note=10)
+    query = {"user_id": USER, "page_size": 1, "offset": 1}
+    page = client.get("/orders", query, headers={"Accept": "text/html"})
+    assert page.status_code == 200, page.content[-2000:]
+    text = html.unescape(page.content.decode())
+    assert expected[1] in text and expected[0] not in text
+    controls = re.search(r'<ul class="pagination">(.*?)</ul>', text, re.DOTALL).group(1)
+    links = [query_of(link) for link in re.findall(r'<a href="([^"]*)"', controls)]
+    base = {"user_id": USER, "page_size": "1"}
+    assert links == [base | {"offset": "0"}, base | {"offset": "2"}]  # previous, next
