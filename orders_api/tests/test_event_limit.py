@@ -56,6 +56,22 @@ def test_the_smaller_of_max_event_bytes_and_the_topics_room_wins(monkeypatch, se
     assert event_size_limit(topic=topic) == 1000
 
 
+def test_a_topics_max_message_bytes_leaves_room_for_the_records_overhead(monkeypatch):
+    """What the broker said, as the relay reads it at start (the broker stood in for:
+    the real one is in the tests below)."""
+    asked = []
+
+    def answered(topic, *, timeout_ms, brokers):
+        asked.append(topic)
+        return TOPIC_LIMIT
+
+    monkeypatch.setattr(event_limit, "topic_max_message_bytes", answered)
+    topic = f"test.limits.{uuid.uuid4().hex[:8]}"
+    assert event_size_limit_load(topic=topic) == ROOM
+    assert event_size_limit_load(topic=topic) == event_size_limit(topic=topic) == ROOM
+    assert asked == [topic]  # read once
+
+
 @pytest.mark.broker
 def test_a_topic_the_broker_allows_more_leaves_max_event_bytes(unique_topics):
     """Tansu says nothing of the topic; Apache Kafka says its default (1048588): both
