@@ -5,9 +5,10 @@ at once, holds at most OUTBOX_RELAY_BATCH rows and OUTBOX_RELAY_BATCH_BYTES of e
 event always), and takes of each order only the oldest unpublished row (its *head*): a
 newer event of an order whose older one is still waiting (locked by another relay, or
 backing off after a failure) is not sent before it. The rows stay locked until the broker
-answered. A row the broker refuses for good (PERMANENT_ERRORS, e.g. too large) is parked
-(`parked_at`, an ERROR log line) instead of retried forever, and stops holding back the
-newer events of its order; `outbox_operations` puts parked rows back.
+answered. A row the broker refuses for good (PERMANENT_ERRORS, e.g. too large), or one
+over the event size limit (`event_limit`, not sent), is parked (`parked_at`, an ERROR log
+line) instead of retried forever, and stops holding back the newer events of its order;
+`outbox_operations` puts parked rows back.
 """
 
 from __future__ import annotations
@@ -36,10 +37,6 @@ from .relay_metrics import relay_rows_counted
 logger = logging.getLogger(__name__)
 
 
-# Refusals of the record itself: sending it again can never succeed, so the relay parks
-# the row. Other non-retriable errors (authorisation, OutOfOrderSequenceNumber) are about
-# the producer or the cluster, not the row: those rows are retried with backoff (and the
-# producer renewed), so they go out once the cause is fixed.
 class EventOverLimit(Exception):
     """The event is larger than the effective limit (`event_limit`): the topic refuses it.
     The relay parks it without sending it (a broker's refusal would also fail the other
@@ -49,6 +46,10 @@ class EventOverLimit(Exception):
         super().__init__(f"the event is {size} bytes, more than the limit of {limit}")
 
 
+# Refusals of the record itself: sending it again can never succeed, so the relay parks
+# the row. Other non-retriable errors (authorisation, OutOfOrderSequenceNumber) are about
+# the producer or the cluster, not the row: those rows are retried with backoff (and the
+# producer renewed), so they go out once the cause is fixed.
 PERMANENT_ERRORS = (
     EventOverLimit,
     MessageSizeTooLargeError,
