@@ -65,21 +65,17 @@ class PeakWatch:
 def large_orders(dbname: str, user_id: uuid.UUID) -> list[str]:
     """ORDERS orders of `user_id` with payloads of PAYLOAD_BYTES, written by PostgreSQL
     itself (no 440 MB through this process); their ids, newest first."""
-    conn = processes.connect(dbname)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO orders_api_order (order_id, user_id, amount, status, payload,"
-                " created_at, updated_at, bucket, version, outcome, outcome_reason)"
-                " SELECT gen_random_uuid(), %s, 0, 'new',"
-                " jsonb_build_object('id', 'big-' || n, 'note', repeat('x', %s)),"
-                " now() - n * interval '1 second', now() - n * interval '1 second', 0, 1, '', ''"
-                " FROM generate_series(1, %s) AS n RETURNING order_id",
-                [str(user_id), PAYLOAD_BYTES, ORDERS],
-            )
-            return [str(row[0]) for row in cursor.fetchall()]
-    finally:
-        conn.close()
+    rows = processes.query(
+        dbname,
+        "INSERT INTO orders_api_order (order_id, user_id, amount, status, payload,"
+        " created_at, updated_at, bucket, version, outcome, outcome_reason)"
+        " SELECT gen_random_uuid(), %s, 0, 'new',"
+        " jsonb_build_object('id', 'big-' || n, 'note', repeat('x', %s)),"
+        " now() - n * interval '1 second', now() - n * interval '1 second', 0, 1, '', ''"
+        " FROM generate_series(1, %s) AS n RETURNING order_id",
+        [str(user_id), PAYLOAD_BYTES, ORDERS],
+    )
+    return [str(row[0]) for row in rows]
 
 
 def results_in_redis(order_ids: list[str], user_id: uuid.UUID) -> None:

@@ -16,6 +16,7 @@ from orders_api.relay_sessions import relay_sessions_limited
 from orderstream.devstack.tansu import TansuBroker
 from orderstream.messages import OrderEvent
 from orderstream.tests import processes
+from orderstream.tests.processes import query
 from orderstream.tests.scrape import scrape
 from orderstream.timestamps import rfc3339
 
@@ -36,28 +37,14 @@ def outbox_row(dbname: str, topic: str) -> int:
         timestamp=rfc3339(now),
         external_id=None,
     )
-    conn = processes.connect(dbname)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {OUTBOX} (event_id, order_id, version, topic, value, created_at,"
-                " next_attempt_at, attempts, last_error)"
-                " VALUES (%s, %s, 1, %s, %s, %s, %s, 0, '') RETURNING id",
-                [event.event_id, event.order_id, topic, event.to_bytes().decode(), now, now],
-            )
-            return cursor.fetchone()[0]
-    finally:
-        conn.close()
-
-
-def query(dbname: str, sql: str, params=()) -> list[tuple]:
-    conn = processes.connect(dbname)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    finally:
-        conn.close()
+    [(row_id,)] = query(
+        dbname,
+        f"INSERT INTO {OUTBOX} (event_id, order_id, version, topic, value, created_at,"
+        " next_attempt_at, attempts, last_error)"
+        " VALUES (%s, %s, 1, %s, %s, %s, %s, 0, '') RETURNING id",
+        [event.event_id, event.order_id, topic, event.to_bytes().decode(), now, now],
+    )
+    return row_id
 
 
 def holding_a_pass(dbname: str) -> bool:

@@ -64,6 +64,17 @@ def connect(dbname: str):
     return conn
 
 
+def query(dbname: str, sql: str, params=()) -> list[tuple]:
+    """The rows of one statement run on its own connection to `dbname` (autocommit)."""
+    conn = connect(dbname)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def scratch_databases(prefix: str = "orderstream_compose") -> Iterator[dict[str, str]]:
     """Two fresh databases (`default`, `worker`), dropped on exit."""
