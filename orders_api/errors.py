@@ -32,7 +32,8 @@ class OrderDeleted(OrderError):
 
 
 class EventTooLarge(OrderError):
-    """The order's event would exceed MAX_EVENT_BYTES: the broker could never take it."""
+    """The order's event would exceed the effective limit (`event_limit`): the broker
+    could never take it."""
 
     def __init__(self, size: int, limit: int):
         reason = f"the order's event would be {size} bytes, more than the limit of {limit}"

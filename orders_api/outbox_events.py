@@ -13,12 +13,12 @@ from typing import NamedTuple
 from django.conf import settings
 from django.utils import timezone
 
-from orderstream import messages
 from orderstream.messages import OrderEvent
 from orderstream.order_fields import external_id_of
 from orderstream.timestamps import rfc3339
 
 from .errors import EventTooLarge
+from .event_limit import event_size_limit
 from .models import Order, OutboxEvent
 
 
@@ -37,7 +37,8 @@ def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
     (`order.payload` otherwise).
 
     Raises EventTooLarge (a 413 naming `payload`) for an event larger than the broker
-    takes: it could never be published, so the change must not be accepted.
+    takes (`event_limit`: MAX_EVENT_BYTES, or less when the events topic says so): it
+    could never be published, so the change must not be accepted.
     """
     now = timezone.now()
     event = OrderEvent(
@@ -51,7 +52,7 @@ def outbox_event_build(*, order: Order, operation: str) -> PendingEvent:
         external_id=external_id_of(order.payload),
     )
     value = event.to_bytes(payload_text=order.payload_text)
-    limit = messages.MAX_EVENT_BYTES
+    limit = event_size_limit()
     if len(value) > limit:
         raise EventTooLarge(len(value), limit)
     row = OutboxEvent(

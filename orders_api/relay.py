@@ -1,12 +1,14 @@
 """One relay pass: publish the due outbox rows, each order's events in version order.
 
 A pass locks its rows with `SELECT ... FOR UPDATE SKIP LOCKED`, so several relays can run
-at once, and takes of each order only the oldest unpublished row (its *head*): a newer
-event of an order whose older one is still waiting (locked by another relay, or backing
-off after a failure) is not sent before it. The rows stay locked until the broker
-answered. A row the broker refuses for good (PERMANENT_ERRORS, e.g. too large) is parked
-(`parked_at`, an ERROR log line) instead of retried forever, and stops holding back the
-newer events of its order; `outbox_operations` puts parked rows back.
+at once, holds at most OUTBOX_RELAY_BATCH rows and OUTBOX_RELAY_BATCH_BYTES of events (one
+event always), and takes of each order only the oldest unpublished row (its *head*): a
+newer event of an order whose older one is still waiting (locked by another relay, or
+backing off after a failure) is not sent before it. The rows stay locked until the broker
+answered. A row the broker refuses for good (PERMANENT_ERRORS, e.g. too large), or one
+over the event size limit (`event_limit`, not sent), is parked (`parked_at`, an ERROR log
+line) instead of retried forever, and stops holding back the newer events of its order;
+`outbox_operations` puts parked rows back.
 """
 
 from __future__ import annotations
@@ -28,16 +30,28 @@ from kafka.errors import (
 
 from orderstream.log_format import log_fields
 
+from .event_limit import event_size_limit
 from .models import OutboxEvent
 from .relay_metrics import relay_rows_counted
 
 logger = logging.getLogger(__name__)
+
+
+class EventOverLimit(Exception):
+    """The event is larger than the effective limit (`event_limit`): the topic refuses it.
+    The relay parks it without sending it (a broker's refusal would also fail the other
+    records of the request)."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"the event is {size} bytes, more than the limit of {limit}")
+
 
 # Refusals of the record itself: sending it again can never succeed, so the relay parks
 # the row. Other non-retriable errors (authorisation, OutOfOrderSequenceNumber) are about
 # the producer or the cluster, not the row: those rows are retried with backoff (and the
 # producer renewed), so they go out once the cause is fixed.
 PERMANENT_ERRORS = (
+    EventOverLimit,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     InvalidRecordError,
@@ -64,23 +78,33 @@ def _due_heads_sql(table: str = OutboxEvent._meta.db_table) -> str:
     partial indexes estimated at one row, and PostgreSQL scanned the whole waiting set
     for every row of it: a pass over 8,000 waiting rows took 8.7 s instead of 5 ms, and a
     relay behind an outage's backlog neither caught up nor stopped.
+
+    `locked` takes the due heads (ids and sizes only: `octet_length` of a text reads its
+    size without decompressing it); the rows returned whole are those within the pass's
+    bytes, and always the first. The rows beyond stay locked until the pass ends, then
+    come due again for the next pass (of this relay or another).
     """
     quoted = connection.ops.quote_name(table)
     return (
-        f"SELECT head.* FROM {quoted} head "
+        f"WITH locked AS (SELECT head.id, octet_length(head.value) AS size FROM {quoted} head "
         "WHERE head.published_at IS NULL AND head.parked_at IS NULL "
         "AND head.next_attempt_at <= %s "
         f"AND NOT EXISTS (SELECT 1 FROM {quoted} older "
         "WHERE coalesce(older.published_at, older.parked_at) IS NULL "
         "AND older.order_id = head.order_id AND older.version < head.version) "
-        "ORDER BY head.id LIMIT %s FOR UPDATE OF head SKIP LOCKED"
+        "ORDER BY head.id LIMIT %s FOR UPDATE OF head SKIP LOCKED), "
+        "within AS (SELECT id, sum(size) OVER (ORDER BY id) AS running, "
+        "row_number() OVER (ORDER BY id) AS n FROM locked) "
+        f"SELECT * FROM {quoted} WHERE id = ANY(ARRAY(SELECT id FROM within "
+        "WHERE n = 1 OR running <= %s)) ORDER BY id"
     )
 
 
-def _due_heads(batch_size: int) -> list[OutboxEvent]:
-    """Lock and return up to `batch_size` due rows, oldest first, each the oldest waiting
-    row of its order; rows another relay holds are skipped."""
-    return list(OutboxEvent.objects.raw(_due_heads_sql(), [timezone.now(), batch_size]))
+def _due_heads(batch_size: int, batch_bytes: int) -> list[OutboxEvent]:
+    """Lock up to `batch_size` due rows, oldest first, each the oldest waiting row of its
+    order (rows another relay holds are skipped); return those within `batch_bytes`."""
+    params = [timezone.now(), batch_size, batch_bytes]
+    return list(OutboxEvent.objects.raw(_due_heads_sql(), params))
 
 
 def _mark_published(ids: list[int], now) -> None:
@@ -94,10 +118,13 @@ def _send_all(producer, rows: list[OutboxEvent]) -> tuple[list[int], list[tuple]
     it confirmed and the (row, error) pairs it did not."""
     sent, failed = [], []
     for row in rows:
+        value = row.value.encode()
+        limit = event_size_limit(topic=row.topic)
+        if len(value) > limit:  # accepted before the topic's limit was lowered
+            failed.append((row, EventOverLimit(len(value), limit)))
+            continue
         try:
-            future = producer.send(
-                row.topic, key=str(row.order_id).encode(), value=row.value.encode()
-            )
+            future = producer.send(row.topic, key=str(row.order_id).encode(), value=value)
         except KafkaError as exc:
             failed.append((row, exc))
             continue
@@ -160,7 +187,9 @@ def outbox_relay_once(*, producer, batch_size: int | None = None) -> tuple[int, 
     """Publish one batch of due rows; return (published, failed). Parked rows are not
     counted as failed."""
     with transaction.atomic():
-        rows = _due_heads(batch_size or settings.OUTBOX_RELAY_BATCH)
+        rows = _due_heads(
+            batch_size or settings.OUTBOX_RELAY_BATCH, settings.OUTBOX_RELAY_BATCH_BYTES
+        )
         if not rows:
             return 0, 0
         published, failed = _send_all(producer, rows)

@@ -28,6 +28,7 @@ from orderstream.batch_pacing import BatchPacer, pacing_from_settings
 from orderstream.heartbeat import Heartbeat
 from orderstream.kafka import make_producer
 
+from .event_limit import event_size_limit_load
 from .outbox_notifications import OutboxNotifications
 from .purge import expired_rows_purge
 from .relay import outbox_relay_once, relay_backoff
@@ -146,12 +147,15 @@ class OutboxRelay:
             connections["default"].close()
 
     def _ensure_producer(self):
-        """The producer, built now if there is none; None (logged) when no broker answers."""
+        """The producer, built now if there is none; None (logged) when no broker answers.
+        With it, the first time, the events topic's size limit (`event_limit`)."""
         if self.producer is None:
             try:
                 self.producer = self._producer_factory()
             except Exception as exc:
                 logger.warning("outbox relay: no producer for %s: %s", settings.KAFKA_BROKERS, exc)
+            else:
+                event_size_limit_load()
         return self.producer
 
     def _renew_producer(self) -> None:

@@ -8,15 +8,17 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.core.paginator import InvalidPage, Page
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from orderstream.metrics import metrics_page
@@ -35,7 +37,7 @@ from .schema import (
     ready_schema,
     retrieve_schema,
 )
-from .selectors import order_get, order_get_by_external_id, order_list, order_views
+from .selectors import order_get, order_get_by_external_id, order_list, order_page, order_views
 from .serializers import (
     WAIT_FALSE_WORDS,
     WAIT_TRUE_WORDS,
@@ -50,6 +52,7 @@ from .serializers import (
 )
 
 INTEGER = re.compile(r"-?[0-9]+")
+NATURAL = re.compile(r"[0-9]+")
 # On a 202: why the API answered at once although the client asked to wait (ack_wait_gate).
 ACK_WAIT_SKIPPED_HEADER = "Ack-Wait-Skipped"
 
@@ -129,10 +132,18 @@ def ack_wait_seconds(request) -> float:
 
 
 class OrderPagination(PageNumberPagination):
-    """Pages of the list; a page that is no number or does not exist is a 400 naming
-    `page` (DRF answers 404)."""
+    """Pages of the list, bounded by rows (`page_size`) and by bytes (API_PAGE_MAX_BYTES of
+    payload, `selectors.order_page`): a page of large orders is shorter.
+
+    A page starts at a page number (`page`) or at a row (`offset`, from 0): the `next`
+    link of a page cut short by the bytes goes on with `offset` at the first order left
+    out, and so does every link from a page that started at an offset. A page that is no
+    number or does not exist is a 400 naming `page` (DRF answers 404); an offset that is
+    no row of the list, a 400 naming `offset`.
+    """
 
     page_size_query_param = "page_size"
+    offset_query_param = "offset"
     max_page_size = 500
     invalid_page_message = "no page {page_number}: {message}"
 
@@ -149,11 +160,82 @@ class OrderPagination(PageNumberPagination):
             raise ValidationError({self.page_size_query_param: ["must be an integer"]})
         return super().get_page_size(request)
 
+    def get_offset(self, request) -> int | None:
+        """The row the page starts at when `offset` is given (None when it is not)."""
+        offset = request.query_params.get(self.offset_query_param)
+        if offset is None:
+            return None
+        if not NATURAL.fullmatch(offset):
+            raise ValidationError({self.offset_query_param: ["must be an integer from 0"]})
+        if self.page_query_param in request.query_params:
+            raise ValidationError(
+                {self.offset_query_param: [f"or {self.page_query_param}, not both"]}
+            )
+        return int(offset)
+
     def paginate_queryset(self, queryset, request, view=None):
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except NotFound as exc:  # raised only for an invalid page
-            raise ValidationError({self.page_query_param: [exc.detail]}) from None
+        self.request = request
+        size = self.get_page_size(request)
+        offset = self.get_offset(request)
+        paginator = self.django_paginator_class(queryset, size)
+        if offset is None:
+            number = self.get_page_number(request, paginator)
+            try:
+                page = paginator.page(number)
+            except InvalidPage as exc:
+                message = self.invalid_page_message.format(page_number=number, message=exc)
+                raise ValidationError({self.page_query_param: [message]}) from None
+            start = (page.number - 1) * size
+        else:
+            if offset and offset >= paginator.count:
+                reason = f"no order at offset {offset}: the list has {paginator.count}"
+                raise ValidationError({self.offset_query_param: [reason]})
+            page, start = Page([], offset // size + 1, paginator), offset
+        rows = order_page(
+            orders=queryset, start=start, size=size, max_bytes=settings.API_PAGE_MAX_BYTES
+        )
+        page.object_list = rows
+        self.page, self.page_start, self.by_offset = page, start, offset is not None
+        self.display_page_controls = bool(self.get_next_link() or self.get_previous_link())
+        return rows
+
+    def get_next_link(self):
+        end = self.page_start + len(self.page.object_list)
+        if end >= self.page.paginator.count:
+            return None
+        if not self.by_offset and len(self.page.object_list) == self.page.paginator.per_page:
+            return super().get_next_link()
+        return self._offset_link(end, self.page.paginator.per_page)
+
+    def get_previous_link(self):
+        if not self.by_offset:
+            return super().get_previous_link()
+        if self.page_start == 0:
+            return None
+        before = max(self.page_start - self.page.paginator.per_page, 0)
+        return self._offset_link(before, self.page_start - before)
+
+    def _offset_link(self, offset: int, size: int) -> str:
+        url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
+        url = replace_query_param(url, self.page_size_query_param, size)
+        return replace_query_param(url, self.offset_query_param, offset)
+
+    def get_html_context(self):
+        if not self.by_offset:
+            return super().get_html_context()
+        links = {"previous_url": self.get_previous_link(), "next_url": self.get_next_link()}
+        return {**links, "page_links": []}
+
+    def get_schema_operation_parameters(self, view):
+        offset = {
+            "name": self.offset_query_param,
+            "required": False,
+            "in": "query",
+            "description": "The first order of the page, counted from 0, instead of a page "
+            "number (the next link of a page cut short by API_PAGE_MAX_BYTES uses it).",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+        return [*super().get_schema_operation_parameters(view), offset]
 
 
 class OrderViewSet(viewsets.GenericViewSet):

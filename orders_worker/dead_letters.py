@@ -1,12 +1,14 @@
 """Dead letters in the worker database: record the records the worker rejects, list them,
-replay them.
+replay them, forget them.
 
 Every record the worker rejects goes to the dead-letter topic (`handler.dead_letter`) and
 is also kept here, as a `DeadLetter` row with its original key and bytes, so an operator
 can see it (admin, `manage.py dead_letters list`) and, once the cause is fixed, publish it
 again to the events topic (`dead_letters_replay`; admin action, `manage.py dead_letters
 replay`). The worker dedupes by event_id, so a replayed event is applied at most once, and
-a replay of an event already applied is answered as a duplicate.
+a replay of an event already applied is answered as a duplicate. The worker forgets a
+dead letter DEAD_LETTER_RETENTION_SECONDS after it failed (`dead_letters_purge`, in its
+periodic housekeeping).
 
 Recording is a step of its own, in its own statement, not part of the batch's transaction:
 the record the database refused (the reason the loop isolates a record) rolled that
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F, QuerySet
@@ -134,6 +136,13 @@ def dead_letters_record(*, rejections: list[Rejection], failed_at: datetime) -> 
             ", ".join(str(row) for row in rows),
             exc,
         )
+
+
+def dead_letters_purge(*, older_than: timedelta, now: datetime) -> int:
+    """Forget the dead letters that failed more than `older_than` before `now`; return how
+    many were deleted (the dead-letter topic keeps its records by its own retention)."""
+    deleted, _ = DeadLetter.objects.using(DB_ALIAS).filter(failed_at__lt=now - older_than).delete()
+    return deleted
 
 
 def dead_letters_list(

@@ -11,8 +11,9 @@ import logging
 
 from django.conf import settings
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from .kafka_join_fix import keep_finished_joins
 
@@ -104,3 +105,36 @@ def ensure_topics(layout: dict[str, int] | None = None) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def topic_max_message_bytes(
+    topic: str, *, timeout_ms: int, brokers: list[str] | None = None
+) -> int | None:
+    """The topic's `max.message.bytes` (the largest record batch it takes, its own setting
+    or the broker's default), or None when the broker does not say (the embedded Tansu,
+    a topic that does not exist). Raises KafkaError when no broker (of `brokers`, default
+    KAFKA_BROKERS) answers within `timeout_ms`."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=brokers or settings.KAFKA_BROKERS,
+        client_id="orderstream-admin",
+        bootstrap_timeout_ms=timeout_ms,
+        request_timeout_ms=timeout_ms,
+    )
+    try:
+        # Every setting of the topic: Tansu drops the connection when asked for one by name.
+        wanted = ConfigResource(ConfigResourceType.TOPIC, topic)
+        described = admin.describe_configs([wanted], config_filter="all")
+    finally:
+        admin.close()
+    entry = described.get("topic", {}).get(topic, {}).get("max.message.bytes") or {}
+    value = entry.get("value")
+    return int(value) if value else None
+
+
+def record_value_room(max_message_bytes: int, *, key_bytes: int) -> int:
+    """The largest value a record with a key of `key_bytes` may have for its batch (the
+    record alone, uncompressed) to stay within `max_message_bytes`: kafka-python's upper
+    bound of the batch's size, with the value's length prefix at its widest (5 bytes, not
+    the 1 of an empty value)."""
+    overhead = DefaultRecordBatchBuilder.estimate_size_in_bytes(b"k" * key_bytes, b"", []) + 4
+    return max(max_message_bytes - overhead, 0)

@@ -14,12 +14,14 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from orders_api import purge
 from orders_api.models import Order, OutboxEvent
 from orders_api.outbox_events import outbox_event_add
-from orders_api.purge import outbox_purge
+from orders_api.purge import expired_rows_purge, outbox_purge
 from orders_api.relay import outbox_relay_once
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
+from orderstream import messages
 from orderstream.devstack.ports import free_port
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderEvent
@@ -117,6 +119,25 @@ def test_the_relay_backs_off_while_the_broker_is_unreachable(settings, producer)
     assert outbox_relay_once(producer=producer) == (0, 0)
 
 
+@transactional
+def test_a_pass_is_bounded_by_bytes_as_well_as_rows(unique_topics, settings, producer):
+    """Events of about 10 KB, 25 000 bytes a pass: two go in the first pass, the third in
+    the next; an event larger than the bound goes alone."""
+    settings.OUTBOX_RELAY_BATCH_BYTES = 25_000
+    events = [_unpublished_event(payload={"note": "x" * 10_000}) for _ in range(3)]
+    assert outbox_relay_once(producer=producer) == (2, 0)
+    published = OutboxEvent.objects.filter(published_at__isnull=False)
+    assert set(published.values_list("event_id", flat=True)) == {
+        uuid.UUID(e.event_id) for e in events[:2]
+    }
+    assert outbox_relay_once(producer=producer) == (1, 0)
+    settings.OUTBOX_RELAY_BATCH_BYTES = 1_000
+    _unpublished_event(payload={"note": "x" * 10_000})
+    _unpublished_event(payload={"note": "x" * 10_000})
+    assert outbox_relay_once(producer=producer) == (1, 0)
+    assert outbox_relay_once(producer=producer) == (1, 0)
+
+
 @contextlib.contextmanager
 def another_relay_holding(**rows):
     """Another relay's transaction, in a thread, holding the outbox rows matching `rows`
@@ -151,22 +172,75 @@ def test_relays_in_several_processes_skip_each_others_rows(unique_topics, produc
     assert outbox_relay_once(producer=producer) == (1, 0)
 
 
-@pytest.mark.django_db
-def test_the_purge_deletes_only_old_published_rows(settings):
-    settings.OUTBOX_RETENTION_SECONDS = 3600
+def _old_recent_and_other(field: str) -> tuple[str, str, str]:
+    """Three committed events: one with `field` set 2 h ago, one 5 min ago, one without."""
     with transaction.atomic():
         events = [
             outbox_event_add(order=OrderFactory(), operation="created").event for _ in range(3)
         ]
-    old, recent, unpublished = (e.event_id for e in events)
+    old, recent, other = (e.event_id for e in events)
     now = timezone.now()
-    OutboxEvent.objects.filter(event_id=old).update(published_at=now - timedelta(hours=2))
-    OutboxEvent.objects.filter(event_id=recent).update(published_at=now - timedelta(minutes=5))
+    OutboxEvent.objects.filter(event_id=old).update(**{field: now - timedelta(hours=2)})
+    OutboxEvent.objects.filter(event_id=recent).update(**{field: now - timedelta(minutes=5)})
+    return old, recent, other
+
+
+def _outbox_event_ids() -> set[uuid.UUID]:
+    return set(OutboxEvent.objects.values_list("event_id", flat=True))
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_only_old_published_rows(settings):
+    settings.OUTBOX_RETENTION_SECONDS = 3600
+    _, recent, unpublished = _old_recent_and_other("published_at")
     assert outbox_purge() == 1
-    assert set(OutboxEvent.objects.values_list("event_id", flat=True)) == {
-        uuid.UUID(recent),
-        uuid.UUID(unpublished),
-    }
+    assert _outbox_event_ids() == {uuid.UUID(recent), uuid.UUID(unpublished)}
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_parked_rows_after_their_retention(settings):
+    """Parked rows wait for an operator OUTBOX_PARKED_RETENTION_SECONDS, then go; 0 keeps
+    them for good. Waiting rows are never purged."""
+    settings.OUTBOX_PARKED_RETENTION_SECONDS = 3600
+    _, recent, waiting = _old_recent_and_other("parked_at")
+    expired_rows_purge()
+    kept = {uuid.UUID(recent), uuid.UUID(waiting)}
+    assert _outbox_event_ids() == kept
+    settings.OUTBOX_PARKED_RETENTION_SECONDS = 0
+    OutboxEvent.objects.filter(event_id=recent).update(
+        parked_at=timezone.now() - timedelta(days=999)
+    )
+    expired_rows_purge()
+    assert _outbox_event_ids() == kept
+
+
+@pytest.mark.django_db
+def test_the_purge_deletes_in_batches_until_none_is_left(monkeypatch):
+    monkeypatch.setattr(purge, "PURGE_BATCH", 2)
+    with transaction.atomic():
+        for _ in range(5):
+            outbox_event_add(order=OrderFactory(), operation="created")
+    OutboxEvent.objects.update(published_at=timezone.now() - timedelta(days=2))
+    assert outbox_purge() == 5
+    assert not OutboxEvent.objects.exists()
+
+
+@transactional
+def test_the_relay_parks_an_event_over_the_limit_without_sending_it(
+    unique_topics, topic_reader, monkeypatch, producer
+):
+    """An event accepted under a larger limit (`event_limit`): parked unsent, naming the
+    limit; the rest goes out."""
+    reader = topic_reader(unique_topics.ORDERS_EVENTS_TOPIC)
+    big = _unpublished_event(payload={"note": "x" * 5000})
+    small = _unpublished_event(payload={"amount": 1})
+    monkeypatch.setattr(messages, "MAX_EVENT_BYTES", 2000)
+    assert outbox_relay_once(producer=producer) == (1, 0)
+    parked = OutboxEvent.objects.get(event_id=big.event_id)
+    assert parked.parked_at is not None and parked.published_at is None
+    assert "EventOverLimit" in parked.last_error and "limit of 2000" in parked.last_error
+    records = reader.read_until(lambda records: records)
+    assert [json.loads(r.value)["event_id"] for r in records] == [small.event_id]
 
 
 @transactional

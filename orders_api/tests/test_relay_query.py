@@ -38,7 +38,8 @@ def test_the_older_row_check_uses_the_order_version_index_before_any_analyze():
             "SELECT gen_random_uuid(), gen_random_uuid(), 1, 't', '{}', now(), now(), 0, '' "
             "FROM generate_series(1, 4000)"
         )
-        cursor.execute("EXPLAIN (FORMAT JSON) " + _due_heads_sql(FRESH), [timezone.now(), 500])
+        params = [timezone.now(), 500, 16 * 1024 * 1024]  # due at, rows, bytes
+        cursor.execute("EXPLAIN (FORMAT JSON) " + _due_heads_sql(FRESH), params)
         [[plan]] = cursor.fetchall()
     plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
     anti_joins = [node for node in scans(plan) if node.get("Join Type") == "Anti"]

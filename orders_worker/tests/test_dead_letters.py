@@ -5,8 +5,13 @@ test_dead_letter_replay.py)."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.db import DatabaseError
+
+from orders_worker import consumer
+from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.dead_letters import (
     DeadLetterReplayFailed,
     Rejection,
@@ -169,3 +174,32 @@ def test_a_replay_with_no_broker_fails_as_a_whole_and_counts_nothing():
 
     row.refresh_from_db()
     assert (row.replay_count, row.replayed_at) == (0, None)
+
+
+def test_the_worker_forgets_dead_letters_after_their_retention(settings):
+    """At its periodic housekeeping the worker deletes dead letters that failed more than
+    DEAD_LETTER_RETENTION_SECONDS ago; 0 keeps them for good."""
+    now = utc_now()
+    old, recent = records_of(b"old", b"recent")
+    dead_letters_record(
+        rejections=[Rejection(old, "bad", DeadLetterKind.INVALID_MESSAGE)],
+        failed_at=now - timedelta(days=2),
+    )
+    dead_letters_record(
+        rejections=[Rejection(recent, "bad", DeadLetterKind.INVALID_MESSAGE)], failed_at=now
+    )
+    settings.DEAD_LETTER_RETENTION_SECONDS = 0
+    OrderWorker(WorkerConfig.from_settings()).handler.periodic()
+    assert len(letters()) == 2
+    settings.DEAD_LETTER_RETENTION_SECONDS = 24 * 3600
+    OrderWorker(WorkerConfig.from_settings()).handler.periodic()
+    assert [bytes(row.value) for row in letters()] == [b"recent"]
+
+
+def test_a_database_error_only_postpones_the_purge_of_dead_letters(monkeypatch, caplog):
+    def refused(**kwargs):
+        raise DatabaseError("the database is away")
+
+    monkeypatch.setattr(consumer, "dead_letters_purge", refused)
+    consumer.OrderWorker(WorkerConfig.from_settings()).handler.periodic()
+    assert "could not purge old dead letters (will retry later)" in caplog.text

@@ -178,6 +178,9 @@ WORKER_BATCH_SIZE = int(env("WORKER_BATCH_SIZE", "500"))
 WORKER_STATS_INTERVAL = float(env("WORKER_STATS_INTERVAL", "10"))
 # How long the worker remembers handled event_ids (redelivery answered as the first time).
 WORKER_EVENT_RETENTION_SECONDS = int(env("WORKER_EVENT_RETENTION_SECONDS", str(7 * 24 * 3600)))
+# How long the worker keeps dead letters in its database, from when they failed (0 = keep
+# them); the dead-letter topic keeps its records by its own retention.
+DEAD_LETTER_RETENTION_SECONDS = int(env("DEAD_LETTER_RETENTION_SECONDS", str(30 * 24 * 3600)))
 # ms the worker's ACK producer waits to fill a request (the batch is flushed at its end).
 WORKER_ACK_LINGER_MS = int(env("WORKER_ACK_LINGER_MS", "20"))
 # ms between two polls of a worker that saw no event for 2 s (0 = poll without pause): for
@@ -222,6 +225,9 @@ API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Published outbox rows older than this many seconds are purged by the relay.
 OUTBOX_RETENTION_SECONDS = int(env("OUTBOX_RETENTION_SECONDS", str(24 * 3600)))
+# Parked outbox rows (refused for good) are purged by the relay this many seconds after
+# they were parked, unless an operator put them back (0 = keep them).
+OUTBOX_PARKED_RETENTION_SECONDS = int(env("OUTBOX_PARKED_RETENTION_SECONDS", str(30 * 24 * 3600)))
 # Longest wait of the relay for the broker: a producer's metadata and a batch's confirms.
 OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
 # The relay (`manage.py run_relay`) is woken by every committed outbox row and passes at
@@ -229,10 +235,20 @@ OUTBOX_PUBLISH_TIMEOUT = float(env("OUTBOX_PUBLISH_TIMEOUT", "2"))
 OUTBOX_RELAY_INTERVAL = float(env("OUTBOX_RELAY_INTERVAL", "1"))
 OUTBOX_RELAY_MAX_BACKOFF = float(env("OUTBOX_RELAY_MAX_BACKOFF", "30"))
 OUTBOX_RELAY_BATCH = int(env("OUTBOX_RELAY_BATCH", "500"))
+# Event bytes one relay pass holds at most (one event always): a pass of large events
+# publishes fewer rows, and the next pass goes on.
+OUTBOX_RELAY_BATCH_BYTES = int(env("OUTBOX_RELAY_BATCH_BYTES", str(16 * 1024 * 1024)))
 # File the relay touches (at most once a second) on every turn of its loop, backoff waits
 # included; `python -m orderstream.heartbeat` checks its age. Empty = no heartbeat.
 RELAY_HEARTBEAT_FILE = env("RELAY_HEARTBEAT_FILE", "")
 OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
+# Seconds after which PostgreSQL ends, on the relay process's sessions, a transaction left
+# idle (a relay lost in the middle of a pass: its rows are released), a statement, and a
+# wait for a lock (orders_api/relay_sessions.py; 0 = no limit). The first must stay well
+# above a pass's wait for the broker (OUTBOX_PUBLISH_TIMEOUT).
+RELAY_DB_IDLE_IN_TRANSACTION_TIMEOUT = float(env("RELAY_DB_IDLE_IN_TRANSACTION_TIMEOUT", "30"))
+RELAY_DB_STATEMENT_TIMEOUT = float(env("RELAY_DB_STATEMENT_TIMEOUT", "30"))
+RELAY_DB_LOCK_TIMEOUT = float(env("RELAY_DB_LOCK_TIMEOUT", "10"))
 # Under load (items coming at BATCH_LINGER_MIN_RATE per second or faster) the relay and
 # the worker wait up to BATCH_LINGER_MS before a batch, for about BATCH_LINGER_TARGET items
 # (orderstream/batch_pacing.py); 0 = never wait. Below that rate they never wait.
@@ -243,6 +259,9 @@ BATCH_LINGER_MIN_RATE = float(env("BATCH_LINGER_MIN_RATE", "100"))
 IDEMPOTENCY_KEY_TTL_SECONDS = int(env("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
 # Default page size of GET /orders (?page_size= up to 500).
 API_PAGE_SIZE = int(env("API_PAGE_SIZE", "50"))
+# Payload bytes a page of GET /orders holds at most (one order always): a page of large
+# orders is shorter, and its `next` link goes on at the first order left out.
+API_PAGE_MAX_BYTES = int(env("API_PAGE_MAX_BYTES", str(4 * 1024 * 1024)))
 # Comma-separated bearer tokens; when set, the API needs `Authorization: Bearer <token>`
 # (or a staff login). Empty = open, as the original service (production warns at start).
 API_TOKENS = env_list("API_TOKENS", "")

@@ -64,6 +64,17 @@ def connect(dbname: str):
     return conn
 
 
+def query(dbname: str, sql: str, params=()) -> list[tuple]:
+    """The rows of one statement run on its own connection to `dbname` (autocommit)."""
+    conn = connect(dbname)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def scratch_databases(prefix: str = "orderstream_compose") -> Iterator[dict[str, str]]:
     """Two fresh databases (`default`, `worker`), dropped on exit."""
@@ -313,8 +324,12 @@ class Deployment:
 
     def migrate_worker_database(self) -> None:
         """What start-worker.sh does before it execs the worker, done once for all workers."""
+        self.migrate_database("worker")
+
+    def migrate_database(self, alias: str) -> None:
+        """What a start script does before it execs its process (`compose/prestart.py`)."""
         result = subprocess.run(
-            [sys.executable, "compose/prestart.py", "worker", "--timeout", "10"],
+            [sys.executable, "compose/prestart.py", alias, "--timeout", "10"],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
@@ -338,10 +353,13 @@ class Deployment:
         self.apis.append(api)
         return api
 
-    def start_relay(self) -> Launched:
+    def start_relay(self, **extra: str) -> Launched:
         port = free_port()
         relay = self._launch(
-            [sys.executable, "manage.py", "run_relay", f"--metrics-port={port}"], "relay", port
+            [sys.executable, "manage.py", "run_relay", f"--metrics-port={port}"],
+            "relay",
+            port,
+            **extra,
         )
         self.relays.append(relay)
         return relay

@@ -4,7 +4,8 @@
   cannot guess what it means, so it gets JSON objects written as strings.
 - GET /orders: a `page` past the last page is a 400 (README, "HTTP API"), and a schema
   cannot say how many pages a list has, so a page number above 1 is dropped before the request
-  (the lists the fuzzer asks for hold a page or none).
+  (the lists the fuzzer asks for hold a page or none); so is an `offset` above 0 (past the
+  end), or one beside a `page` (a 400: the schema cannot say "one of the two").
 
 Kept free of Django so the CLI can import it alone.
 """
@@ -29,12 +30,20 @@ schemathesis.openapi.format(
 )
 
 
+def _whole_number_above(value, least: int) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdigit() and int(text) > least
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     """Drop a whole-number `page` above 1 from GET /orders (a 400 past the last page), in
-    every phase (the coverage phase asks for page=2 as the minimum plus one)."""
+    every phase (the coverage phase asks for page=2 as the minimum plus one), and an
+    `offset` above 0 or beside a `page`."""
     if (case.method.upper(), case.path) != ("GET", "/orders") or not case.query:
         return
-    page = str(case.query.get("page", ""))
-    if page.isascii() and page.isdigit() and int(page) > 1:
+    if _whole_number_above(case.query.get("page", ""), 1):
         case.query = {name: value for name, value in case.query.items() if name != "page"}
+    offset = case.query.get("offset")
+    if offset is not None and (_whole_number_above(offset, 0) or "page" in case.query):
+        case.query = {name: value for name, value in case.query.items() if name != "offset"}

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from orders_api.ack_recorder import ack_recorder_beside
 from orders_api.outbox_metrics import OutboxCollector
 from orders_api.relay_loop import OutboxRelay
+from orders_api.relay_sessions import relay_sessions_limited
 from orderstream.metrics import metrics_server_start, metrics_server_stop
 from orderstream.stop_signals import stop_on_signals
 
@@ -38,6 +39,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["log_level"]:
             logging.getLogger().setLevel(options["log_level"])
+        # Before any connection: the locks of a relay lost mid-pass time out.
+        with relay_sessions_limited():
+            self._run(options)
+
+    def _run(self, options) -> None:
         metrics = metrics_server_start(
             setting="RELAY_METRICS_PORT",
             port=options["metrics_port"],
