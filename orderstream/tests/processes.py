@@ -272,7 +272,9 @@ class Deployment:
     fetch only after it) and a worker stats line every 5 s.
     """
 
-    def __init__(self, scratch: dict[str, str], topics, home: Path, **extra: str):
+    def __init__(
+        self, scratch: dict[str, str], topics, home: Path, measured: bool = True, **extra: str
+    ):
         self.home = home
         self.scratch = scratch
         self.env = script_env(
@@ -283,6 +285,9 @@ class Deployment:
             WORKER_STATS_INTERVAL="5",
             **extra,
         )
+        if not measured:  # a test that times its processes: no coverage tracing in them
+            for name in coverage_env():
+                del self.env[name]
         self.group = topics.WORKER_GROUP
         self.events_topic = topics.ORDERS_EVENTS_TOPIC
         self.partitions = topics.ORDERS_EVENTS_PARTITIONS

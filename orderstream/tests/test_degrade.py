@@ -1,7 +1,8 @@
 """The API keeps answering while the pipeline is down: the outbox absorbs the writes.
 
 The real processes run as a deployment runs them (one gunicorn master with 2 workers of 8
-threads, a relay, two workers; scratch databases, the session's broker). CLIENTS clients
+threads, a relay, two workers; scratch databases, the session's broker), without coverage
+tracing (it measures their latencies). CLIENTS clients
 send creates that wait for their ACK (the default POST) while, one after another, the
 broker is frozen (SIGSTOP), the relay is stopped and every worker is stopped, each for
 OUTAGE seconds. A probe in a process of its own reads `/health` and an order made before
@@ -190,7 +191,7 @@ def test_the_api_keeps_answering_while_the_pipeline_is_down(topics, kafka_broker
         pytest.skip("needs the session's own broker (TEST_KAFKA_BROKERS is set): it is frozen")
     with (
         processes.scratch_databases("orderstream_degrade") as scratch,
-        processes.Deployment(scratch, topics, tmp_path) as deployment,
+        processes.Deployment(scratch, topics, tmp_path, measured=False) as deployment,
     ):
         deployment.launch(apis=1, gunicorn_workers=2, workers=2)
         api = deployment.apis[0]
@@ -216,6 +217,7 @@ def test_the_api_keeps_answering_while_the_pipeline_is_down(topics, kafka_broker
                 str(samples_path),
             ],
             cwd=processes.ROOT,
+            env={n: v for n, v in os.environ.items() if not n.startswith("COVERAGE_")},
         )
         try:
             mix = Mix(create=1, update=0, delete=0, change_deleted=0, waits={"wait": 1})
