@@ -11,7 +11,8 @@ the relay reads it when it builds its producer, before its first pass
 (`event_size_limit_load`, waiting); an API process asks for it when it first builds an
 event, in a thread of its own, so that no request waits for the broker: until the broker
 has answered, MAX_EVENT_BYTES applies. A lookup that failed (no broker) is tried again
-RETRY_SECONDS later; a broker that does not say (the embedded Tansu) leaves
+RETRY_SECONDS later, and so is one of a topic the broker does not know yet; a broker
+that does not say (the embedded Tansu, for a topic created without the setting) leaves
 MAX_EVENT_BYTES. A topic's setting changed later is read by processes started after.
 """
 

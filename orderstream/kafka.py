@@ -12,7 +12,7 @@ import logging
 from django.conf import settings
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from .kafka_join_fix import keep_finished_joins
@@ -111,9 +111,11 @@ def topic_max_message_bytes(
     topic: str, *, timeout_ms: int, brokers: list[str] | None = None
 ) -> int | None:
     """The topic's `max.message.bytes` (the largest record batch it takes, its own setting
-    or the broker's default), or None when the broker does not say (the embedded Tansu,
-    a topic that does not exist). Raises KafkaError when no broker (of `brokers`, default
-    KAFKA_BROKERS) answers within `timeout_ms`."""
+    or the broker's default), or None when the broker does not say (the embedded Tansu, of a
+    topic created without it).
+    Raises KafkaError when no broker (of `brokers`, default KAFKA_BROKERS) answers within
+    `timeout_ms`, and UnknownTopicOrPartitionError for a topic the broker does not know
+    (yet): kafka-python answers that as it answers Tansu, with no settings."""
     admin = KafkaAdminClient(
         bootstrap_servers=brokers or settings.KAFKA_BROKERS,
         client_id="orderstream-admin",
@@ -124,9 +126,11 @@ def topic_max_message_bytes(
         # Every setting of the topic: Tansu drops the connection when asked for one by name.
         wanted = ConfigResource(ConfigResourceType.TOPIC, topic)
         described = admin.describe_configs([wanted], config_filter="all")
+        entry = described.get("topic", {}).get(topic, {}).get("max.message.bytes") or {}
+        if not entry and topic not in admin.list_topics():
+            raise UnknownTopicOrPartitionError(f"no topic {topic}")
     finally:
         admin.close()
-    entry = described.get("topic", {}).get(topic, {}).get("max.message.bytes") or {}
     value = entry.get("value")
     return int(value) if value else None
 
