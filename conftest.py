@@ -117,6 +117,13 @@ def unique_topics(settings, kafka_bootstrap):
     return settings
 
 
+@pytest.fixture
+def six_partition_topics(settings, request):
+    """`unique_topics`, the events topic with 6 partitions (the tests under load)."""
+    settings.ORDERS_EVENTS_PARTITIONS = 6
+    return request.getfixturevalue("unique_topics")
+
+
 def topics_of_the_test_first(request) -> None:
     """Apply `unique_topics` before a running loop reads the topic settings, when the test
     asks for it."""

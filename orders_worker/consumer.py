@@ -11,19 +11,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connections
 
 from orderstream.batch_pacing import pacing_from_settings
 from orderstream.kafka import one_fetch_timeout_ms
-from orderstream.timestamps import utc_now
 
 from .batch_loop import BatchLoop, LoopConfig
-from .dead_letters import dead_letters_purge
-from .handler import PURGE_INTERVAL, HandlerConfig, OrderEventsHandler
-from .services import DB_ALIAS
+from .handler import HandlerConfig, OrderEventsHandler
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +26,6 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class WorkerConfig(LoopConfig, HandlerConfig):
     """Everything the worker needs; `from_settings` fills it from Django settings."""
-
-    dead_letter_retention_seconds: int = 30 * 24 * 3600  # 0: keep them
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerConfig:
@@ -60,32 +53,6 @@ class WorkerConfig(LoopConfig, HandlerConfig):
         return cls(**values)
 
 
-class OrderWorkerHandler(OrderEventsHandler):
-    """The order handler, whose housekeeping also forgets the dead letters older than
-    `dead_letter_retention_seconds`, once per PURGE_INTERVAL; a database error only
-    postpones it."""
-
-    def __init__(self, config: WorkerConfig, *, clock=time.monotonic):
-        super().__init__(config, clock=clock)
-        self._letters_purged_at = float("-inf")
-
-    def periodic(self) -> None:
-        super().periodic()
-        now = self._clock()
-        retention = self.config.dead_letter_retention_seconds
-        if not retention or now - self._letters_purged_at < PURGE_INTERVAL:
-            return
-        self._letters_purged_at = now
-        try:
-            purged = dead_letters_purge(older_than=timedelta(seconds=retention), now=utc_now())
-        except DatabaseError as exc:
-            connections[DB_ALIAS].close()
-            logger.warning("could not purge old dead letters (will retry later): %s", exc)
-            return
-        if purged:
-            logger.info("forgot %d dead letter(s) older than %ss", purged, retention)
-
-
 class OrderWorker(BatchLoop):
     """One member of the worker group; `run()` loops until `stop()` or `max_messages`.
 
@@ -94,4 +61,4 @@ class OrderWorker(BatchLoop):
     """
 
     def __init__(self, config: WorkerConfig, *, clock: Callable[[], float] = time.monotonic):
-        super().__init__(config, OrderWorkerHandler(config), clock=clock)
+        super().__init__(config, OrderEventsHandler(config), clock=clock)

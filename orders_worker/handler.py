@@ -33,7 +33,7 @@ from orderstream.statuses import AckStatus
 from orderstream.timestamps import rfc3339, utc_now
 
 from .batch_loop import BatchOutcome, Outgoing, Retry
-from .dead_letters import Rejection, dead_letters_record
+from .dead_letters import Rejection, dead_letters_purge, dead_letters_record
 from .models import DeadLetterKind
 from .results import order_results_write
 from .services import DB_ALIAS, EventDataRefused, orders_apply_batch, processed_events_purge
@@ -65,6 +65,7 @@ class HandlerConfig:
     dlq_topic: str
     result_ttl: int = 0
     event_retention_seconds: int = 7 * 24 * 3600
+    dead_letter_retention_seconds: int = 30 * 24 * 3600  # 0: keep them
 
 
 def run_once(what: str, step):
@@ -248,6 +249,7 @@ class OrderEventsHandler:
         self.config = config
         self._clock = clock
         self._last_purge = 0.0
+        self._letters_purged_at = float("-inf")
 
     def handle(self, records: list, retry: Retry) -> BatchOutcome:
         return order_events_handle(records=records, config=self.config, retry=retry)
@@ -256,18 +258,27 @@ class OrderEventsHandler:
         return order_event_reject(record=record, error=error, config=self.config, retry=retry)
 
     def periodic(self) -> None:
-        """Forget handled event ids older than `event_retention_seconds`, once per
-        PURGE_INTERVAL; a database error only postpones it."""
+        """Forget handled event ids older than `event_retention_seconds` and dead letters
+        older than `dead_letter_retention_seconds` (0: kept), each once per PURGE_INTERVAL;
+        a database error only postpones it."""
         now = self._clock()
-        if now - self._last_purge < PURGE_INTERVAL:
-            return
-        self._last_purge = now
-        retention = self.config.event_retention_seconds
-        try:
-            purged = processed_events_purge(older_than=timedelta(seconds=retention), now=utc_now())
-        except DatabaseError as exc:
-            connections[DB_ALIAS].close()
-            logger.warning("could not purge old event ids (will retry later): %s", exc)
-            return
-        if purged:
-            logger.info("forgot %d event ids older than %ss", purged, retention)
+        if now - self._last_purge >= PURGE_INTERVAL:
+            self._last_purge = now
+            _purge_safely("event ids", processed_events_purge, self.config.event_retention_seconds)
+        retention = self.config.dead_letter_retention_seconds
+        if retention and now - self._letters_purged_at >= PURGE_INTERVAL:
+            self._letters_purged_at = now
+            _purge_safely("dead letters", dead_letters_purge, retention)
+
+
+def _purge_safely(what: str, purge, retention: int) -> None:
+    """`purge` what is older than `retention` seconds, logging what it forgot; a database
+    error is logged and the connection closed (the next interval tries again)."""
+    try:
+        purged = purge(older_than=timedelta(seconds=retention), now=utc_now())
+    except DatabaseError as exc:
+        connections[DB_ALIAS].close()
+        logger.warning("could not purge old %s (will retry later): %s", what, exc)
+        return
+    if purged:
+        logger.info("forgot %d %s older than %ss", purged, what, retention)

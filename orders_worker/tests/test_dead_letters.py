@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.db import DatabaseError
 
-from orders_worker import consumer
+from orders_worker import consumer, handler
 from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.dead_letters import (
     DeadLetterReplayFailed,
@@ -200,6 +200,6 @@ def test_a_database_error_only_postpones_the_purge_of_dead_letters(monkeypatch, 
     def refused(**kwargs):
         raise DatabaseError("the database is away")
 
-    monkeypatch.setattr(consumer, "dead_letters_purge", refused)
+    monkeypatch.setattr(handler, "dead_letters_purge", refused)
     consumer.OrderWorker(WorkerConfig.from_settings()).handler.periodic()
     assert "could not purge old dead letters (will retry later)" in caplog.text

@@ -48,13 +48,6 @@ GET_P99 = 1.0
 PROBE_INTERVAL = 0.2
 
 
-@pytest.fixture
-def topics(settings, request):
-    """Topics and a worker group of this test's own; the events topic has 6 partitions."""
-    settings.ORDERS_EVENTS_PARTITIONS = 6
-    return request.getfixturevalue("unique_topics")
-
-
 class Outages:
     """The outages, each returning once it is over (the pipeline then catches up)."""
 
@@ -190,12 +183,14 @@ def probe_table(samples: list, windows: dict[str, tuple[float, float]]) -> tuple
     return "\n".join(lines), figures
 
 
-def test_the_api_keeps_answering_while_the_pipeline_is_down(topics, kafka_broker, tmp_path, capsys):
+def test_the_api_keeps_answering_while_the_pipeline_is_down(
+    six_partition_topics, kafka_broker, tmp_path, capsys
+):
     if kafka_broker is None:
         pytest.skip("needs the session's own broker (TEST_KAFKA_BROKERS is set): it is frozen")
     with (
         processes.scratch_databases("orderstream_degrade") as scratch,
-        processes.Deployment(scratch, topics, tmp_path, measured=False) as deployment,
+        processes.Deployment(scratch, six_partition_topics, tmp_path, measured=False) as deployment,
     ):
         deployment.launch(apis=1, gunicorn_workers=2, workers=2)
         api = deployment.apis[0]

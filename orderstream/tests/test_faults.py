@@ -37,13 +37,6 @@ REDIS_PAUSE_MS = 5000
 CONVERGE_TIMEOUT = 90
 
 
-@pytest.fixture
-def topics(settings, request):
-    """Topics and a worker group of this test's own; the events topic has 6 partitions."""
-    settings.ORDERS_EVENTS_PARTITIONS = 6
-    return request.getfixturevalue("unique_topics")
-
-
 class Faults:
     """The faults, each returning once it is over (its effects may last longer)."""
 
@@ -103,14 +96,14 @@ class Faults:
 
 
 def test_no_accepted_write_is_lost_or_applied_twice_through_a_series_of_faults(
-    topics, kafka_broker, tmp_path, capsys
+    six_partition_topics, kafka_broker, tmp_path, capsys
 ):
     if kafka_broker is None:
         pytest.skip("needs the session's own broker (TEST_KAFKA_BROKERS is set): it is frozen")
     started = time.monotonic()
     with (
         processes.scratch_databases("orderstream_faults") as scratch,
-        processes.Deployment(scratch, topics, tmp_path) as deployment,
+        processes.Deployment(scratch, six_partition_topics, tmp_path) as deployment,
     ):
         deployment.launch(apis=1, gunicorn_workers=2, workers=2)
         api = deployment.apis[0]

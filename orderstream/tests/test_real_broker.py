@@ -30,20 +30,13 @@ BROKER_DOWN = 8  # seconds between the broker's exit and its start
 SETTLE = 60  # seconds for the group to settle and catch up after a change
 
 
-@pytest.fixture
-def topics(settings, request):
-    """Topics and a worker group of this test's own; the events topic has 6 partitions."""
-    settings.ORDERS_EVENTS_PARTITIONS = 6
-    return request.getfixturevalue("unique_topics")
-
-
 def show(table: str, capsys) -> None:
     with capsys.disabled():
         print(table, flush=True)
 
 
 def test_a_broker_restart_under_load_loses_no_accepted_write(
-    topics, kafka_broker, tmp_path, capsys
+    six_partition_topics, kafka_broker, tmp_path, capsys
 ):
     """The broker is stopped (SIGTERM, a controlled shutdown) and started again on the same
     port and data directory while clients create and update orders: every accepted write is
@@ -51,7 +44,7 @@ def test_a_broker_restart_under_load_loses_no_accepted_write(
     is away answers 202 (the outbox keeps its event) and its write is applied later."""
     with (
         processes.scratch_databases("orderstream_restart") as scratch,
-        processes.Deployment(scratch, topics, tmp_path) as deployment,
+        processes.Deployment(scratch, six_partition_topics, tmp_path) as deployment,
     ):
         try:
             deployment.launch(apis=1, gunicorn_workers=2, workers=2)
@@ -108,7 +101,7 @@ def first_200_after(load: Load, window: str) -> str:
 
 
 def test_scale_out_moves_partitions_and_applies_every_write_once(
-    topics, kafka_broker, tmp_path, capsys
+    six_partition_topics, kafka_broker, tmp_path, capsys
 ):
     """Two API instances (two gunicorn masters) and three workers in one group under load;
     one worker is SIGKILLed and another started: the partitions move to the live workers,
@@ -116,7 +109,7 @@ def test_scale_out_moves_partitions_and_applies_every_write_once(
     waiting POST through either API instance then gets its 200."""
     with (
         processes.scratch_databases("orderstream_scale") as scratch,
-        processes.Deployment(scratch, topics, tmp_path) as deployment,
+        processes.Deployment(scratch, six_partition_topics, tmp_path) as deployment,
     ):
         deployment.launch(apis=2, gunicorn_workers=1, workers=3)
         urls = [api.base_url for api in deployment.apis]
