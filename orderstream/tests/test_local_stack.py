@@ -78,6 +78,18 @@ def test_make_run_serves_a_create_end_to_end_and_stops_every_process(unique_topi
 
             eventually(processed, timeout=30, interval=0.5, message="processing done, version 1")
 
+            # "done" above may come from the worker's Redis result alone; only the ACK
+            # recorder writes `outcome` on the API's row.
+            def recorded() -> bool:
+                rows = processes.query(
+                    scratch["default"],
+                    "SELECT outcome FROM orders_api_order WHERE order_id = %s",
+                    (answer["order_id"],),
+                )
+                return rows == [("done",)]
+
+            eventually(recorded, timeout=30, interval=0.5, message="the ACK recorded")
+
             assert launched.stop(timeout=40) == 0, launched.output()
             assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]
             assert "ACK recorder stopped after 1 messages" in launched.output()
