@@ -6,7 +6,10 @@ that each pass publishes a batch: `orderstream.batch_pacing`), and otherwise pas
 OUTBOX_RELAY_INTERVAL seconds, which catches anything a notification missed (a relay
 that was down, a row whose retry came due, a parked row put back). After a failed pass it
 backs off (exponentially, up to OUTBOX_RELAY_MAX_BACKOFF), deaf to notifications, and
-after RENEW_AFTER failed passes in a row it replaces its producer. Every
+after RENEW_AFTER failed passes in a row it replaces its producer. Until a pass publishes
+again, each pass tries one row (a probe) instead of a batch: with the broker down, a
+batch's sends, timeouts and retry bookkeeping burned most of a core, on a host the API
+may share, to learn what one row tells. Every
 OUTBOX_PURGE_INTERVAL seconds it purges (`purge.expired_rows_purge`). Every turn of the
 loop touches its liveness heartbeat (RELAY_HEARTBEAT_FILE, see orderstream/heartbeat.py):
 a pass that never returns lets it go stale.
@@ -90,15 +93,17 @@ class OutboxRelay:
         logger.info("outbox relay starting: batches of %d", settings.OUTBOX_RELAY_BATCH)
         self.notifications.listen()  # before the first pass: no commit goes unnoticed
         failures = 0
+        probing = False  # a pass failed and none has published since: passes send one row
         next_purge = 0.0
         try:
             while not self.stopping:
                 self._heartbeat.touch()
                 self._linger_under_load()
                 self.pacer.started()
-                published, failed = self._pass_safely()
+                published, failed = self._pass_safely(batch_size=1 if probing else None)
                 self.pacer.handled(published)
                 failures = failures + 1 if failed else 0
+                probing = (probing or bool(failed)) and not published
                 if failures and failures % self.RENEW_AFTER == 0:
                     self._renew_producer()
                 if time.monotonic() >= next_purge:
@@ -118,16 +123,16 @@ class OutboxRelay:
         if delay:
             self._stop.wait(delay)
 
-    def _pass_safely(self) -> tuple[int, bool]:
-        """One pass: how many rows it published, and whether it failed (a row not
-        published, no broker, or the pass itself)."""
+    def _pass_safely(self, batch_size: int | None = None) -> tuple[int, bool]:
+        """One pass (of `batch_size` rows, else OUTBOX_RELAY_BATCH): how many rows it
+        published, and whether it failed (a row not published, no broker, or the pass)."""
         whole_pass_failed = True
         try:
             close_old_connections()
             producer = self._ensure_producer()
             if producer is None:
                 return 0, True
-            published, failed = outbox_relay_once(producer=producer)
+            published, failed = outbox_relay_once(producer=producer, batch_size=batch_size)
             whole_pass_failed = False
         except Exception:
             logger.exception("outbox relay pass failed")

@@ -20,6 +20,7 @@ from kafka.errors import KafkaTimeoutError
 from orders_api.models import IdempotencyKey, OutboxEvent
 from orders_api.outbox_events import outbox_event_add
 from orders_api.outbox_notifications import OutboxNotifications
+from orders_api.relay import outbox_relay_once
 from orders_api.relay_loop import OutboxRelay
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
@@ -351,3 +352,31 @@ def test_the_relay_beats_while_its_loop_turns_and_goes_stale_while_a_pass_hangs(
         release.set()
         eventually(lambda: check(heartbeat_file, 1.5), timeout=15, message="beating again")
         eventually(lambda: published(event_id), timeout=30, message="published after all")
+
+
+def test_after_a_failed_pass_the_relay_probes_with_one_row_until_one_is_published(
+    unique_topics, monkeypatch
+):
+    """While the broker is down, each pass after the first tries one row, not a batch: a
+    frozen broker costs the relay's host (shared with the API) one send per backoff."""
+    import orders_api.relay_loop as relay_loop
+
+    sizes: list[int | None] = []
+
+    def spied(*, producer, batch_size=None):
+        sizes.append(batch_size)
+        return outbox_relay_once(producer=producer, batch_size=batch_size)
+
+    monkeypatch.setattr(relay_loop, "outbox_relay_once", spied)
+    producers = FailingProducers("send", KafkaTimeoutError("injected"))
+    first = [committed_event() for _ in range(5)]
+    with relay_running(OutboxRelay(producer_factory=producers)):
+        eventually(lambda: producers.failed >= 8, timeout=30, message="probes")
+        assert sizes[0] is None and set(sizes[1:]) == {1}, sizes
+        assert producers.failed == 5 + len(sizes) - 1  # the batch, then one row a pass
+        producers.heal()
+        eventually(lambda: all(published(e) for e in first), timeout=30, message="published")
+        later = committed_event()
+        eventually(lambda: published(later), timeout=30, message="the later row")
+    probes_end = sizes.index(None, 1)
+    assert set(sizes[1:probes_end]) == {1}, sizes
