@@ -19,9 +19,9 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from orderstream.devstack.brokers import embedded_broker
+from devstack.brokers import embedded_broker
 from orderstream.kafka import ensure_topics
-from orderstream.tests.running import running
+from testkit.running import running
 
 
 def broker_kind() -> str:
@@ -73,7 +73,7 @@ def kafka_brokers_of_this_test(request, settings):
 def fresh_ack_wait_gate(monkeypatch):
     """A new ACK wait gate for each test (it is per process): one test's timed-out wait
     or outbox says nothing of the next test's pipeline."""
-    from orders_api import ack_wait_gate
+    from orders_api.ack_wait import gate as ack_wait_gate
 
     monkeypatch.setattr(ack_wait_gate, "_gate", ack_wait_gate.AckWaitGate())
 
@@ -141,7 +141,7 @@ def running_worker(request, settings, kafka_bootstrap):
     it, joins the thread and fails the test if the worker crashed. Combine with
     `unique_topics` for topics of the test's own (it is applied first).
     """
-    from orders_worker.consumer import OrderWorker, WorkerConfig
+    from orders_worker.worker import OrderWorker, WorkerConfig
 
     topics_of_the_test_first(request)
     worker = OrderWorker(
@@ -160,7 +160,7 @@ def running_relay(request, settings, kafka_bootstrap):
     `unique_topics`. Yields the `OutboxRelay` once it made its first pass; on teardown
     stops it, joins the thread and fails the test if the relay crashed.
     """
-    from orders_api.relay_loop import OutboxRelay
+    from orders_api.relay.loop import OutboxRelay
 
     topics_of_the_test_first(request)
     relay = OutboxRelay()
@@ -170,12 +170,12 @@ def running_relay(request, settings, kafka_bootstrap):
 
 @pytest.fixture
 def running_ack_recorder(request, settings, kafka_bootstrap):
-    """The ACK recorder (`orders_api.ack_recorder`) in a background thread, recording the
+    """The ACK recorder (`orders_api.ack_recorder.recorder`) in a background thread, recording the
     ACKs of this test's topics (with `unique_topics`) in the test's API database (tests
     need `@pytest.mark.django_db(transaction=True)`). Yields the `AckRecorder` once it
     holds partitions; on teardown stops it, joins the thread and fails the test if it
     crashed."""
-    from orders_api.ack_recorder import AckRecorder, AckRecorderConfig
+    from orders_api.ack_recorder.recorder import AckRecorder, AckRecorderConfig
 
     topics_of_the_test_first(request)
     recorder = AckRecorder(

@@ -72,10 +72,10 @@ def post_worker_init(worker):
     never raised: a raise is a WORKER_BOOT_ERROR, on which the master halts the whole
     server; the listener is built again on first use.
     """
-    from orders_api import runtime
+    from orders_api.ack_wait import process_listener
 
     try:
-        if not runtime.start(ready_timeout=LISTENER_READY_TIMEOUT):
+        if not process_listener.start(ready_timeout=LISTENER_READY_TIMEOUT):
             worker.log.warning(
                 "ACK listener not ready after %ss (no broker?): serving anyway; POSTs "
                 "answer 202 until it is",
@@ -87,6 +87,6 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """Stop the ACK listener's thread."""
-    from orders_api import runtime
+    from orders_api.ack_wait import process_listener
 
-    runtime.shutdown()
+    process_listener.shutdown()

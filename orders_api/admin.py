@@ -7,10 +7,9 @@ from django.db.models import Q
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from orders_api.models import Order, OutboxEvent
+from orders_api.outbox_operations import outbox_events_unpark
 from orderstream.admin import OrderAdminBase, ReadOnlyModelAdmin
-
-from .models import Order, OutboxEvent
-from .outbox_operations import outbox_events_unpark
 
 
 @admin.register(Order)

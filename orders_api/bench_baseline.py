@@ -25,7 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from .models import Order, OutboxEvent
+from orders_api.models import Order, OutboxEvent
 
 
 class BaselineCreateSerializer(serializers.Serializer):

@@ -25,7 +25,7 @@ from rest_framework import exceptions, status
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 
-from .errors import (
+from orders_api.errors import (
     EventTooLarge,
     IdempotencyKeyReused,
     OrderDeleted,
@@ -33,7 +33,7 @@ from .errors import (
     OrderNotFound,
     OrderRejected,
 )
-from .renderers import ExactJSONRenderer
+from orders_api.renderers import ExactJSONRenderer
 
 logger = logging.getLogger(__name__)
 

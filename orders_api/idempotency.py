@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
-from .errors import IdempotencyKeyReused
-from .exceptions import ApplicationError
-from .models import IdempotencyKey
+from orders_api.errors import IdempotencyKeyReused
+from orders_api.exceptions import ApplicationError
+from orders_api.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

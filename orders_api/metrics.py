@@ -4,7 +4,7 @@ ACK wait of each write ended (`ack_wait_counted`).
 Outcomes: `answered` (the worker's ACK came within the wait), `timed_out` (it did not:
 202), `not_waited` (the client asked not to wait, or a replayed request whose answer was
 already known), and three for a wait asked for but not done (202 at once, see
-`ack_wait_gate.py`): `no_listener` (this process's ACK listener was not positioned: no
+`ack_wait/gate.py`): `no_listener` (this process's ACK listener was not positioned: no
 broker?), `busy` (ORDER_ACK_MAX_WAITERS waits under way), `pipeline_behind` (the outbox's
 oldest row is too old, or ACKs stopped coming).
 """

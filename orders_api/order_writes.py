@@ -15,16 +15,15 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from orders_api.ack_wait import process_listener
+from orders_api.ack_wait.gate import BUSY, LISTENER_NOT_READY, PIPELINE_BEHIND, ack_wait_gate
+from orders_api.errors import OrderRejected
+from orders_api.metrics import ack_wait_counted
+from orders_api.selectors import order_event_applied
+from orders_api.services import OrderWrite, order_upsert
 from orderstream.log_format import log_fields
 from orderstream.messages import OrderAck
 from orderstream.statuses import PENDING, AckStatus
-
-from . import runtime
-from .ack_wait_gate import BUSY, LISTENER_NOT_READY, PIPELINE_BEHIND, ack_wait_gate
-from .errors import OrderRejected
-from .metrics import ack_wait_counted
-from .selectors import order_event_applied
-from .services import OrderWrite, order_upsert
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def _known_status(write: OrderWrite) -> str | None:
     """For a replayed request: the status of its ACK if this process has seen it, else its
     operation when the worker's Redis result shows the event applied (after a restart);
     None while unknown."""
-    ack = runtime.ack_listener().recent(write.event_id)
+    ack = process_listener.ack_listener().recent(write.event_id)
     if ack is not None:
         return _acknowledged_status(write, ack)
     if order_event_applied(order_id=write.order_id, event_id=write.event_id):

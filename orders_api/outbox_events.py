@@ -13,13 +13,12 @@ from typing import NamedTuple
 from django.conf import settings
 from django.utils import timezone
 
+from orders_api.errors import EventTooLarge
+from orders_api.event_limit import event_size_limit
+from orders_api.models import Order, OutboxEvent
 from orderstream.messages import OrderEvent
 from orderstream.order_fields import external_id_of
 from orderstream.timestamps import rfc3339
-
-from .errors import EventTooLarge
-from .event_limit import event_size_limit
-from .models import Order, OutboxEvent
 
 
 class PendingEvent(NamedTuple):

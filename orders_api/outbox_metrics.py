@@ -19,7 +19,7 @@ import logging
 from django.db import DatabaseError, connections
 from prometheus_client.core import GaugeMetricFamily
 
-from .models import OutboxEvent
+from orders_api.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Operator actions on the outbox: put parked events back in the relay's queue.
 
-The relay itself (`relay.py`) parks a row the broker refuses for good and never tries it
+The relay itself (`relay/publish.py`) parks a row the broker refuses for good and never tries it
 again; what an operator may do about such rows once the cause is fixed lives here, so the
 admin (and anything else) only calls a function.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
-from .models import OutboxEvent
+from orders_api.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,8 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 
+from orders_api.exceptions import PayloadTooLarge
 from orderstream.exact_json import InexactNumber, exact_float
-
-from .exceptions import PayloadTooLarge
 
 # Deepest nesting of arrays and objects accepted in a body or a payload_json string.
 JSON_MAX_DEPTH = 100

@@ -18,9 +18,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from .exceptions import error_body
-from .idempotency import HEADER as IDEMPOTENCY_HEADER
-from .serializers import (
+from orders_api.exceptions import error_body
+from orders_api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from orders_api.serializers import (
     JSON_OBJECT_FORMAT,
     STATUS_DELETED,
     WAIT_FALSE_WORDS,

@@ -4,7 +4,7 @@ An order's view is its API row; when the worker has written `order_result:<order
 Redis, that result's order_status, amount, payload, created_at, updated_at and bucket
 override the row (SPEC.md). `processing`, `reason` and `version` say what the pipeline did
 with the order, from what the ACK recorder wrote on the row and the result's version
-(`processing.py`). Redis is optional for reads: when it is down, or the value is
+(`ack_outcomes.py`). Redis is optional for reads: when it is down, or the value is
 unreadable (or its amount is no amount the columns could hold), the row alone answers.
 Either way the amount is a Decimal with the columns' two places.
 """
@@ -24,14 +24,13 @@ from django.db.models.functions import MD5, Cast
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from orders_api.ack_outcomes import Outcome, Recorded, order_processing, recorded_merge
+from orders_api.errors import OrderNotFound
+from orders_api.models import Order, OutboxEvent
 from orderstream.messages import InvalidMessage, OrderResult
 from orderstream.order_fields import amount_in_cents
 from orderstream.statuses import ProcessedStatus
 from orderstream.timestamps import rfc3339
-
-from .errors import OrderNotFound
-from .models import Order, OutboxEvent
-from .processing import Outcome, Recorded, order_processing, recorded_merge
 
 logger = logging.getLogger(__name__)
 

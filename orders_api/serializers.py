@@ -12,12 +12,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
 
+from orders_api.flat_serializer import FlatSerializer
+from orders_api.parsers import json_loads_strict
 from orderstream.exact_json import InexactNumber
 from orderstream.order_fields import external_id_refusal
 from orderstream.statuses import PENDING, Operation, OrderStatus, Processing
-
-from .flat_serializer import FlatSerializer
-from .parsers import json_loads_strict
 
 # order_id values that mean "create a new order" (the Go service's conventions).
 CREATE_MARKERS = (None, "", "0", 0)

@@ -18,22 +18,21 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orderstream.exact_json import dumps, exact_float, loads
-from orderstream.messages import OrderEvent
-from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
-from orderstream.statuses import Operation, OrderStatus
-
-from .errors import OrderDeleted, OrderNotFound
-from .exceptions import ApplicationError
-from .idempotency import (
+from orders_api.errors import OrderDeleted, OrderNotFound
+from orders_api.exceptions import ApplicationError
+from orders_api.idempotency import (
     idempotency_find,
     idempotency_record_build,
     is_key_conflict,
     request_fingerprint,
 )
-from .models import IdempotencyKey, Order
-from .outbox_events import outbox_event_add, outbox_event_build
-from .single_statement import insert_in_one_statement
+from orders_api.models import IdempotencyKey, Order
+from orders_api.outbox_events import outbox_event_add, outbox_event_build
+from orders_api.single_statement import insert_in_one_statement
+from orderstream.exact_json import dumps, exact_float, loads
+from orderstream.messages import OrderEvent
+from orderstream.order_fields import InvalidAmount, order_amount, order_bucket
+from orderstream.statuses import Operation, OrderStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from orders_api import views
 
 router = SimpleRouter(trailing_slash=False)  # the Go service's paths: /orders, /orders/{id}
 router.register("orders", views.OrderViewSet, basename="orders")

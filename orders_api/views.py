@@ -21,15 +21,13 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
-from orderstream.metrics import metrics_page
-
-from .exceptions import ApplicationError
-from .idempotency import HEADER as IDEMPOTENCY_HEADER
-from .idempotency import idempotency_key_clean
-from .order_writes import order_write
-from .outbox_metrics import OutboxCollector
-from .readiness import REQUIRED_FOR_WRITES, readiness_check
-from .schema import (
+from orders_api.exceptions import ApplicationError
+from orders_api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from orders_api.idempotency import idempotency_key_clean
+from orders_api.order_writes import order_write
+from orders_api.outbox_metrics import OutboxCollector
+from orders_api.readiness import REQUIRED_FOR_WRITES, readiness_check
+from orders_api.schema import (
     by_external_schema,
     create_schema,
     health_schema,
@@ -37,8 +35,14 @@ from .schema import (
     ready_schema,
     retrieve_schema,
 )
-from .selectors import order_get, order_get_by_external_id, order_list, order_page, order_views
-from .serializers import (
+from orders_api.selectors import (
+    order_get,
+    order_get_by_external_id,
+    order_list,
+    order_page,
+    order_views,
+)
+from orders_api.serializers import (
     WAIT_FALSE_WORDS,
     WAIT_TRUE_WORDS,
     ByExternalQuerySerializer,
@@ -50,6 +54,7 @@ from .serializers import (
     OrderWriteResponseSerializer,
     order_envelope,
 )
+from orderstream.metrics import metrics_page
 
 INTEGER = re.compile(r"-?[0-9]+")
 NATURAL = re.compile(r"[0-9]+")

@@ -4,10 +4,9 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from orders_worker.dead_letters import DeadLetterReplayFailed, dead_letters_replay
+from orders_worker.models import DeadLetter, ProcessedOrder
 from orderstream.admin import OrderAdminBase, ReadOnlyModelAdmin
-
-from .dead_letters import DeadLetterReplayFailed, dead_letters_replay
-from .models import DeadLetter, ProcessedOrder
 
 # The part of a dead letter's value its page shows (the value may be up to 1 MB).
 VALUE_PREVIEW_CHARS = 5_000

@@ -12,7 +12,7 @@ Between those records the loop polls now and then with every partition paused, s
 large batch that takes longer than max.poll.interval.ms to isolate keeps its partitions.
 
 The loop knows nothing of what the records hold: the order handler is `handler.py`, and
-`consumer.py` puts the two together. `stop()` (the signal handler's flag) ends the loop
+`orders_worker/worker.py` puts the two together. `stop()` (the signal handler's flag) ends the loop
 between batches, or abandons a batch that is waiting on a retry, uncommitted.
 """
 
@@ -29,12 +29,11 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 from kafka.structs import OffsetAndMetadata
 
+from orders_worker.group_member import BatchAbandoned, GroupMember
+from orders_worker.loop_stats import consumer_lag
+from orders_worker.metrics import LoopMetrics, worker_loop_metrics
 from orderstream.batch_pacing import BatchPacer, PacingConfig
 from orderstream.kafka import make_consumer, make_producer
-
-from .group_member import BatchAbandoned, GroupMember
-from .loop_stats import consumer_lag
-from .metrics import LoopMetrics, worker_loop_metrics
 
 logger = logging.getLogger(__name__)
 

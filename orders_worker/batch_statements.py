@@ -18,8 +18,8 @@ import functools
 import json
 from datetime import datetime
 
-from .models import ProcessedEvent, ProcessedOrder
-from .rules import OrderState
+from orders_worker.models import ProcessedEvent, ProcessedOrder
+from orders_worker.rules import OrderState
 
 ORDER_COLUMNS = (
     "order_id",

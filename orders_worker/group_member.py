@@ -32,10 +32,9 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 from redis.exceptions import RedisError
 
+from orders_worker.assignment import AssignmentWatch
+from orders_worker.loop_stats import LoopStats
 from orderstream.heartbeat import Heartbeat
-
-from .assignment import AssignmentWatch
-from .loop_stats import LoopStats
 
 logger = logging.getLogger(__name__)
 

@@ -27,16 +27,20 @@ from datetime import timedelta
 from django.db import Error as DatabaseError
 from django.db import connections
 
+from orders_worker.batch_loop import BatchOutcome, Outgoing, Retry
+from orders_worker.dead_letters import Rejection, dead_letters_purge, dead_letters_record
+from orders_worker.models import DeadLetterKind
+from orders_worker.results import order_results_write
+from orders_worker.services import (
+    DB_ALIAS,
+    EventDataRefused,
+    orders_apply_batch,
+    processed_events_purge,
+)
 from orderstream.log_format import log_fields
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent
 from orderstream.statuses import AckStatus
 from orderstream.timestamps import rfc3339, utc_now
-
-from .batch_loop import BatchOutcome, Outgoing, Retry
-from .dead_letters import Rejection, dead_letters_purge, dead_letters_record
-from .models import DeadLetterKind
-from .results import order_results_write
-from .services import DB_ALIAS, EventDataRefused, orders_apply_batch, processed_events_purge
 
 logger = logging.getLogger(__name__)
 

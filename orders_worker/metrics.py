@@ -44,7 +44,7 @@ class LoopMetrics:
     and by the service that failed. The worker's loop and the ACK recorder's each have
     their own, so that neither counts under the other's names; each set is made once per
     process, by the first loop that needs it (`worker_loop_metrics`,
-    `orders_api.ack_recorder.ack_recorder_metrics`). The names are written out where a set
+    `orders_api.ack_recorder.recorder.ack_recorder_metrics`). The names are written out where a set
     is made, so that a search of the code finds them."""
 
     def __init__(

@@ -16,10 +16,9 @@ from collections.abc import Iterable
 
 from django_redis import get_redis_connection
 
+from orders_worker.rules import OrderState
 from orderstream.messages import OrderResult
 from orderstream.timestamps import rfc3339
-
-from .rules import OrderState
 
 # KEYS: the keys; ARGV[1] the TTL in seconds (0 = none), then per key its value and its
 # version. The stored version is read from the value's prefix (`OrderResult.to_bytes`

@@ -18,12 +18,11 @@ from datetime import datetime, timedelta
 from django.db import DataError, IntegrityError, connections, transaction
 from django.db import Error as DatabaseError
 
+from orders_worker.batch_statements import batch_write, recorded_statuses_set, stored_read
+from orders_worker.models import ProcessedEvent
+from orders_worker.rules import OrderState, UpsertOutcome, order_event_decide, order_stale_answer
 from orderstream.messages import InvalidMessage, OrderEvent
 from orderstream.statuses import AckStatus
-
-from .batch_statements import batch_write, recorded_statuses_set, stored_read
-from .models import ProcessedEvent
-from .rules import OrderState, UpsertOutcome, order_event_decide, order_stale_answer
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each process keeps its counters in prometheus_client's default registry; the metrics
 themselves are defined beside what they count (`orderstream/http_metrics.py`,
-`orders_api/metrics.py`, `orders_api/relay_metrics.py`, `orders_api/outbox_metrics.py`,
+`orders_api/metrics.py`, `orders_api/relay/metrics.py`, `orders_api/outbox_metrics.py`,
 `orders_worker/metrics.py`). Gauges that say how things are now (the outbox, the worker's
 lag) are *collectors*, read when Prometheus scrapes, never kept up to date in between.
 

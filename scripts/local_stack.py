@@ -37,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orderstream.devstack.brokers import embedded_broker  # noqa: E402
-from orderstream.devstack.lifetime import stop_with_parent  # noqa: E402
-from orderstream.devstack.stack import (  # noqa: E402
+from devstack.brokers import embedded_broker  # noqa: E402
+from devstack.lifetime import stop_with_parent  # noqa: E402
+from devstack.stack import (  # noqa: E402
     Stack,
     StackError,
     ensure_broker,
@@ -264,7 +264,7 @@ def bench_environment() -> None:
     """The benchmark's own databases (`*_bench`) and broker (a throwaway one on a free
     port): it never writes into the stack of `make run`, and never uses its broker. Its
     relay and worker serve no metrics: the ports of `make run`'s may be taken."""
-    from orderstream.devstack.ports import free_port
+    from devstack.ports import free_port
 
     for variable in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN"):
         base, _, query = os.environ[variable].partition("?")

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from orders_api import runtime
-from orderstream.tests.topics import TopicReader
+from orders_api.ack_wait import process_listener
+from testkit.topics import TopicReader
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -19,7 +19,7 @@ def api_background(django_db_setup, django_db_blocker):
     the databases are dropped.
     """
     yield
-    runtime.shutdown()
+    process_listener.shutdown()
 
 
 class JsonClient:

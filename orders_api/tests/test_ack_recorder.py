@@ -20,25 +20,25 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from orders_api.ack_recorder import (
+from orders_api.ack_outcomes import Outcome, Recorded, outcome_of_ack
+from orders_api.ack_recorder.recorder import (
     AckOutcomesHandler,
     AckRecorder,
     AckRecorderConfig,
     ack_recorder_beside,
 )
 from orders_api.models import Order, OutboxEvent
-from orders_api.processing import Outcome, Recorded, outcome_of_ack
-from orders_api.relay_loop import OutboxRelay
+from orders_api.relay.loop import OutboxRelay
 from orders_api.selectors import order_recorded
-from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.tests.test_outages import committed_offsets
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderAck, OrderEvent
 from orderstream.statuses import AckStatus
-from orderstream.testing import Record, eventually
-from orderstream.tests.outages import database_outage
-from orderstream.tests.running import running
 from orderstream.timestamps import rfc3339, utc_now
+from testkit.helpers import Record, eventually
+from testkit.outages import database_outage
+from testkit.running import running
 
 from .factories import OrderFactory
 from .test_processing import merged
@@ -94,7 +94,7 @@ ack_steps = st.tuples(
 @hypothesis_settings(max_examples=60, deadline=None)
 @given(steps=st.lists(ack_steps, min_size=1, max_size=10), data=st.data())
 def test_the_rows_state_is_the_merge_of_its_acks_whatever_their_order_and_batches(steps, data):
-    """The UPDATE states the rules of `processing.py`: ACKs in any order, split into any
+    """The UPDATE states the rules of `ack_outcomes.py`: ACKs in any order, split into any
     polls, repeated or not, leave the row as the pure merge of all of them."""
     order = OrderFactory(version=5)
     acks = [an_ack(order, status, version, error) for status, version, error in steps]
@@ -115,7 +115,7 @@ def test_the_rows_state_is_the_merge_of_its_acks_whatever_their_order_and_batche
 @pytest.mark.django_db
 def test_an_ack_that_cannot_be_placed_is_skipped_with_a_log_line_and_the_rest_recorded(caplog):
     order, other = OrderFactory(), OrderFactory()
-    caplog.set_level(logging.WARNING, logger="orders_api.ack_recorder")
+    caplog.set_level(logging.WARNING, logger="orders_api.ack_recorder.recorder")
     record(
         b"\x00not json",
         b'{"status": "created", "order_id": "not-a-uuid", "version": 1}',

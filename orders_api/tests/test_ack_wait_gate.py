@@ -13,8 +13,8 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from orders_api import runtime
-from orders_api.ack_wait_gate import (
+from orders_api.ack_wait import process_listener
+from orders_api.ack_wait.gate import (
     ACK_LISTENER_READY_WAIT,
     BUSY,
     LISTENER_NOT_READY,
@@ -22,10 +22,10 @@ from orders_api.ack_wait_gate import (
     PIPELINE_BEHIND,
     AckWaitGate,
 )
-from orders_api.acks import AckListener
+from orders_api.ack_wait.listener import AckListener
 from orders_api.models import OutboxEvent
 from orderstream.messages import OrderAck
-from orderstream.testing import WatchedEvent
+from testkit.helpers import WatchedEvent
 
 
 class Clock:
@@ -59,7 +59,7 @@ def listener(monkeypatch, clock) -> AckListener:
     made = AckListener(clock=clock)
     made.positioned_once = True
     made.ready.set()
-    monkeypatch.setattr(runtime, "ack_listener", lambda: made)
+    monkeypatch.setattr(process_listener, "ack_listener", lambda: made)
     return made
 
 

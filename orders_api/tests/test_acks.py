@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from orders_api import acks
-from orders_api.acks import AckListener
+from orders_api.ack_wait import listener as ack_listener_module
+from orders_api.ack_wait.listener import AckListener
 from orderstream.kafka import ensure_topics, make_producer, one_fetch_timeout_ms
 from orderstream.messages import OrderAck
-from orderstream.testing import (
+from testkit.helpers import (
     CountingPolls,
     OffsetClock,
     WatchedEvent,
@@ -139,7 +139,7 @@ def test_a_listener_is_not_ready_while_it_reconnects(listeners, send_ack, monkey
     """After an error the listener is unready until it is positioned again: no request
     waits on a reader that is not reading (ack_wait_gate.py)."""
     handle = AckListener._handle
-    make = acks.make_consumer
+    make = ack_listener_module.make_consumer
     failed, reconnect = threading.Event(), threading.Event()
 
     def handle_failing_once(self, record):
@@ -154,7 +154,7 @@ def test_a_listener_is_not_ready_while_it_reconnects(listeners, send_ack, monkey
         return make(**options)
 
     monkeypatch.setattr(AckListener, "_handle", handle_failing_once)
-    monkeypatch.setattr(acks, "make_consumer", make_once_allowed)
+    monkeypatch.setattr(ack_listener_module, "make_consumer", make_once_allowed)
     listener = listeners()
     assert listener.positioned_once
     send_ack(ack_of(str(uuid.uuid4())))
@@ -179,8 +179,10 @@ def test_the_listener_notes_when_it_last_read_an_ack(listeners, send_ack):
 def polls(monkeypatch):
     """Every poll of the listeners started in this test."""
     recorded = []
-    make = acks.make_consumer
-    monkeypatch.setattr(acks, "make_consumer", lambda **kw: CountingPolls(make(**kw), recorded))
+    make = ack_listener_module.make_consumer
+    monkeypatch.setattr(
+        ack_listener_module, "make_consumer", lambda **kw: CountingPolls(make(**kw), recorded)
+    )
     return recorded
 
 

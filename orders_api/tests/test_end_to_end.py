@@ -10,13 +10,13 @@ from decimal import Decimal
 import pytest
 from django_redis import get_redis_connection
 
-from orders_api import runtime
-from orders_api.acks import AckListener
+from orders_api.ack_wait import process_listener
+from orders_api.ack_wait.listener import AckListener
 from orders_api.models import Order, OutboxEvent
 from orders_worker.models import ProcessedOrder
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderAck, OrderEvent, OrderResult
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "worker"])
 
@@ -152,7 +152,9 @@ def test_an_order_the_worker_rejects_is_a_422_naming_the_payload(
             producer.close(timeout=2)
 
     # This topic's listener, positioned: else the POST would not wait for any ACK (202).
-    assert runtime.ack_listener().ready.wait(15), "the ACK listener did not position itself"
+    assert process_listener.ack_listener().ready.wait(15), (
+        "the ACK listener did not position itself"
+    )
     thread = threading.Thread(target=rejecting_worker, daemon=True)
     thread.start()
     try:
@@ -188,7 +190,7 @@ def test_a_replayed_change_after_an_api_restart_answers_from_the_worker_at_once(
     first = api.post("/orders", body, headers=headers)
     expected = {"order_id": order_id, "status": f"{change}d"}
     assert (first.status_code, first.json()) == (200, expected)
-    runtime.shutdown()  # as after a restart: no ACK seen by this process
+    process_listener.shutdown()  # as after a restart: no ACK seen by this process
     waits = []
     wait_for = AckListener.wait_for
     monkeypatch.setattr(

@@ -10,20 +10,20 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from orders_api import runtime
+from devstack.ports import free_port
+from devstack.tansu import TansuBroker
+from orders_api.ack_wait import process_listener
 from orders_api.models import Order, OutboxEvent
-from orders_api.relay_loop import OutboxRelay
+from orders_api.relay.loop import OutboxRelay
 from orders_api.services import order_upsert
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
-from orderstream.devstack.ports import free_port
-from orderstream.devstack.tansu import TansuBroker
 from orderstream.kafka import ensure_topics, make_producer
 from orderstream.messages import OrderEvent
-from orderstream.testing import eventually
-from orderstream.tests.failing_clients import RefusingProducer
-from orderstream.tests.running import running
-from orderstream.tests.topics import TopicReader
+from testkit.failing_clients import RefusingProducer
+from testkit.helpers import eventually
+from testkit.running import running
+from testkit.topics import TopicReader
 
 
 def relay_running(relay: OutboxRelay):
@@ -140,7 +140,7 @@ def own_broker(settings):
     ensure_topics()
     holder = {"broker": broker}
     yield holder
-    runtime.shutdown()  # drop this broker's clients before it goes
+    process_listener.shutdown()  # drop this broker's clients before it goes
     holder["broker"].stop()
 
 
@@ -181,16 +181,16 @@ def test_a_request_during_a_broker_outage_is_delivered_after_it(api, own_broker,
 def test_a_new_process_starts_serving_with_its_ack_listener_positioned(unique_topics):
     """gunicorn's post_worker_init waits for the listener, so the first waiting POST of a
     new worker process is not answered 202 for want of a ready listener."""
-    runtime.shutdown()  # a fresh process
-    assert runtime.start(ready_timeout=10) is True
-    assert runtime.ack_listener().ready.is_set()
+    process_listener.shutdown()  # a fresh process
+    assert process_listener.start(ready_timeout=10) is True
+    assert process_listener.ack_listener().ready.is_set()
 
 
 def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_later(api, settings):
     """No broker when the API process and the relay start: start() and POSTs (with or
     without the ACK wait) answer at once (202, order and outbox row committed), and the
     relay publishes the events once a broker comes up."""
-    runtime.shutdown()  # a fresh process: no listener yet
+    process_listener.shutdown()  # a fresh process: no listener yet
     port = free_port()  # nothing listens here
     settings.KAFKA_BROKERS = [f"127.0.0.1:{port}"]
     settings.OUTBOX_PUBLISH_TIMEOUT = 0.5
@@ -201,7 +201,7 @@ def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_la
         with relay_running(OutboxRelay()):
             started = time.monotonic()
             # gunicorn's post_worker_init: must neither raise nor hang
-            assert runtime.start(ready_timeout=1) is False
+            assert process_listener.start(ready_timeout=1) is False
             assert time.monotonic() - started < 10
             started = time.monotonic()
             response = api.post(
@@ -238,6 +238,6 @@ def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_la
             events = {OrderEvent.from_bytes(r.value).event_id for r in records}
             assert events == {str(row.event_id), str(waiting_row.event_id)}
     finally:
-        runtime.shutdown()
+        process_listener.shutdown()
         if broker is not None:
             broker.stop()

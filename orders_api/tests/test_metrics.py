@@ -11,13 +11,13 @@ import uuid
 import pytest
 from django.core.management import call_command
 
+from devstack.ports import free_port
 from orders_api.models import OutboxEvent
-from orders_api.relay_loop import OutboxRelay
-from orderstream.devstack.ports import free_port
+from orders_api.relay.loop import OutboxRelay
 from orderstream.kafka import make_producer
 from orderstream.metrics import MetricsPortInUse
-from orderstream.tests.running import running
-from orderstream.tests.scrape import Metrics
+from testkit.running import running
+from testkit.scrape import Metrics
 
 REQUESTS = "orderstream_http_requests_total"
 ACK_WAITS = "orderstream_ack_waits_total"

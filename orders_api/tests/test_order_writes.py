@@ -11,12 +11,13 @@ import uuid
 
 import pytest
 
-from orders_api import ack_wait_gate, runtime
+from orders_api.ack_wait import gate as ack_wait_gate
+from orders_api.ack_wait import process_listener
 from orders_api.errors import OrderRejected
 from orders_api.models import Order, OutboxEvent
 from orders_api.order_writes import order_write
 from orderstream.messages import OrderAck
-from orderstream.testing import WatchedEvent
+from testkit.helpers import WatchedEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ class StandInListener:
 @pytest.fixture
 def listener(monkeypatch) -> StandInListener:
     stand_in = StandInListener()
-    monkeypatch.setattr(runtime, "ack_listener", lambda: stand_in)
+    monkeypatch.setattr(process_listener, "ack_listener", lambda: stand_in)
     return stand_in
 
 
@@ -90,7 +91,7 @@ def test_a_listener_not_ready_in_time_is_not_waited_for(monkeypatch):
     budget; then the write is stored and pending, whatever ACK might have come."""
     unready = StandInListener(ready=False, answer="created")
     unready.ready = WatchedEvent()
-    monkeypatch.setattr(runtime, "ack_listener", lambda: unready)
+    monkeypatch.setattr(process_listener, "ack_listener", lambda: unready)
     outcome = write(wait=30)
     assert outcome.pending
     assert unready.ready.timeouts == [ack_wait_gate.ACK_LISTENER_READY_WAIT]

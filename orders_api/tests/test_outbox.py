@@ -14,18 +14,18 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from orders_api import purge
+from devstack.ports import free_port
 from orders_api.models import Order, OutboxEvent
 from orders_api.outbox_events import outbox_event_add
-from orders_api.purge import expired_rows_purge, outbox_purge
-from orders_api.relay import outbox_relay_once
+from orders_api.relay import purge
+from orders_api.relay.publish import outbox_relay_once
+from orders_api.relay.purge import expired_rows_purge, outbox_purge
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
 from orderstream import messages
-from orderstream.devstack.ports import free_port
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderEvent
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 transactional = pytest.mark.django_db(transaction=True)
 
@@ -267,7 +267,7 @@ def test_the_relay_parks_an_event_the_broker_refuses_for_good(unique_topics, top
     small = _unpublished_event(payload={"amount": 1})
     producer = make_producer(client_id="api-tests-small", max_request_size=2000)
     try:
-        with caplog.at_level(logging.DEBUG, logger="orders_api.relay"):
+        with caplog.at_level(logging.DEBUG, logger="orders_api.relay.publish"):
             assert outbox_relay_once(producer=producer) == (1, 0)
         # Even when due again, a parked row is not tried again.
         OutboxEvent.objects.update(next_attempt_at=timezone.now())

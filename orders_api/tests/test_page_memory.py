@@ -18,7 +18,7 @@ import pytest
 from django_redis import get_redis_connection
 
 from orderstream.messages import OrderResult
-from orderstream.tests import processes
+from testkit import processes
 
 pytestmark = [pytest.mark.processes, pytest.mark.broker, pytest.mark.db]
 

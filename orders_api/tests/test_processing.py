@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orders_api.processing import (
+from orders_api.ack_outcomes import (
     Outcome,
     Recorded,
     order_processing,

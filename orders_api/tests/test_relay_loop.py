@@ -19,16 +19,16 @@ from kafka.errors import KafkaTimeoutError
 
 from orders_api.models import IdempotencyKey, OutboxEvent
 from orders_api.outbox_events import outbox_event_add
-from orders_api.outbox_notifications import OutboxNotifications
-from orders_api.relay import outbox_relay_once
-from orders_api.relay_loop import OutboxRelay
+from orders_api.relay.loop import OutboxRelay
+from orders_api.relay.notifications import OutboxNotifications
+from orders_api.relay.publish import outbox_relay_once
 from orders_api.services import order_upsert
 from orders_api.tests.factories import OrderFactory
 from orderstream.heartbeat import check
 from orderstream.kafka import make_producer
-from orderstream.testing import eventually
-from orderstream.tests.failing_clients import Failing
-from orderstream.tests.running import running
+from testkit.failing_clients import Failing
+from testkit.helpers import eventually
+from testkit.running import running
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -212,7 +212,7 @@ def test_a_pass_that_raises_is_logged_backed_off_and_retried(unique_topics, capl
     end the loop: it logs, backs off and tries again."""
     producers = FailingProducers("send", RuntimeError("injected"))
     event_id = committed_event()
-    with caplog.at_level(logging.ERROR, logger="orders_api.relay_loop"):
+    with caplog.at_level(logging.ERROR, logger="orders_api.relay.loop"):
         with relay_running(OutboxRelay(producer_factory=producers)):
             eventually(lambda: producers.failed >= 2, timeout=30)
             producers.heal()
@@ -288,7 +288,7 @@ def test_a_stop_during_a_pass_ends_the_loop_after_the_pass(unique_topics):
 def test_a_failing_purge_is_logged_and_the_relay_goes_on(unique_topics, settings, caplog):
     settings.OUTBOX_RETENTION_SECONDS = "not a number"  # the purge raises
     relay = OutboxRelay()
-    with caplog.at_level(logging.ERROR, logger="orders_api.relay_loop"):
+    with caplog.at_level(logging.ERROR, logger="orders_api.relay.loop"):
         with relay_running(relay):
             event_id = committed_event()
             eventually(lambda: published(event_id), timeout=30, message="published")
@@ -359,7 +359,7 @@ def test_after_a_failed_pass_the_relay_probes_with_one_row_until_one_is_publishe
 ):
     """While the broker is down, each pass after the first tries one row, not a batch: a
     frozen broker costs the relay's host (shared with the API) one send per backoff."""
-    import orders_api.relay_loop as relay_loop
+    import orders_api.relay.loop as relay_loop
 
     sizes: list[int | None] = []
 

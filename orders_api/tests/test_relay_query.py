@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from orders_api.models import OutboxEvent
-from orders_api.relay import _due_heads_sql
+from orders_api.relay.publish import _due_heads_sql
 
 pytestmark = pytest.mark.django_db
 

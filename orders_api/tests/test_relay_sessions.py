@@ -12,13 +12,13 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from orders_api.relay_sessions import relay_sessions_limited
-from orderstream.devstack.tansu import TansuBroker
+from devstack.tansu import TansuBroker
+from orders_api.relay.sessions import relay_sessions_limited
 from orderstream.messages import OrderEvent
-from orderstream.tests import processes
-from orderstream.tests.processes import query
-from orderstream.tests.scrape import scrape
 from orderstream.timestamps import rfc3339
+from testkit import processes
+from testkit.processes import query
+from testkit.scrape import scrape
 
 OUTBOX = "orders_api_outboxevent"
 IDLE_TIMEOUT = 3  # seconds: the relays' idle-in-transaction timeout in this test

@@ -16,8 +16,10 @@ from django.db import connections
 from django.test import Client
 from django_redis import get_redis_connection
 
-from orders_api import ack_wait_gate, runtime, services
-from orders_api.acks import AckListener
+from orders_api import services
+from orders_api.ack_wait import gate as ack_wait_gate
+from orders_api.ack_wait import process_listener
+from orders_api.ack_wait.listener import AckListener
 from orders_api.models import IdempotencyKey, Order, OutboxEvent
 from orders_api.selectors import order_view
 from orders_api.tests.factories import OrderFactory
@@ -26,7 +28,7 @@ from orderstream import messages, order_fields
 from orderstream.messages import MAX_EVENT_BYTES, OrderAck, OrderResult
 from orderstream.order_fields import CENT
 from orderstream.statuses import OrderStatus
-from orderstream.testing import WatchedEvent
+from testkit.helpers import WatchedEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -308,7 +310,9 @@ class AckWaits:
 
 @pytest.fixture
 def ack_waits(monkeypatch, kafka_bootstrap) -> AckWaits:
-    assert runtime.ack_listener().ready.wait(15), "the ACK listener did not position itself"
+    assert process_listener.ack_listener().ready.wait(15), (
+        "the ACK listener did not position itself"
+    )
     waits = AckWaits()
     wait_for = AckListener.wait_for
 
@@ -369,7 +373,7 @@ def ack_topic_missing(settings):
     """This process's ACK listener on a topic that does not exist: it never positions
     itself. Its `ready` event is watched (WatchedEvent); stopped after the test."""
     settings.ORDERS_ACK_TOPIC = f"test.orders.ack.missing.{uuid.uuid4().hex[:8]}"
-    listener = runtime.ack_listener()
+    listener = process_listener.ack_listener()
     listener.ready = WatchedEvent()
     yield listener
     listener.stop()

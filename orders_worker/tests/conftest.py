@@ -13,8 +13,8 @@ from django.conf import settings
 from orders_worker import results, services
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderEvent
-from orderstream.tests.outages import PausableProxy, database_outage
-from orderstream.tests.topics import TopicReader
+from testkit.outages import PausableProxy, database_outage
+from testkit.topics import TopicReader
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def redis_outage(settings):
 def worker_db_outage():
     """The `worker` database of threads that connect from now on (the `running_worker`
     thread: request this fixture before it) reached through a proxy the test can cut
-    (`.pause()`) and restore (see `orderstream.tests.outages.database_outage`)."""
+    (`.pause()`) and restore (see `testkit.outages.database_outage`)."""
     with database_outage("worker") as proxy:
         yield proxy
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from orders_worker.models import DeadLetter, DeadLetterKind
-from orderstream.tests.topics import TopicReader
+from testkit.topics import TopicReader
 
 from .test_dead_letters_command import recorded
 

@@ -9,10 +9,10 @@ import uuid
 import pytest
 
 from orders_worker.assignment import AssignmentWatch
-from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.heartbeat import heartbeat_age
 from orderstream.kafka import ensure_topics
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 
 class FakeClock:

@@ -17,7 +17,7 @@ from orders_worker.handler import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS, dead_l
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orderstream.messages import MAX_EVENT_BYTES, OrderResult
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 from .factories import OrderEventFactory
 

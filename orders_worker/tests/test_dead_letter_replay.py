@@ -12,7 +12,7 @@ from django.db import connections
 from orders_worker.dead_letters import dead_letters_replay
 from orders_worker.models import DeadLetter, DeadLetterKind, ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 from .factories import OrderEventFactory
 from .test_outages import committed_offsets, worker_errors

@@ -10,8 +10,7 @@ from datetime import timedelta
 import pytest
 from django.db import DatabaseError
 
-from orders_worker import consumer, handler
-from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker import handler
 from orders_worker.dead_letters import (
     DeadLetterReplayFailed,
     Rejection,
@@ -22,6 +21,7 @@ from orders_worker.dead_letters import (
 from orders_worker.handler import MAX_ERROR_CHARS, order_event_reject, order_events_handle
 from orders_worker.models import DeadLetter, DeadLetterKind
 from orders_worker.services import EventDataRefused
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.timestamps import utc_now
 
 from .factories import OrderEventFactory
@@ -201,5 +201,5 @@ def test_a_database_error_only_postpones_the_purge_of_dead_letters(monkeypatch, 
         raise DatabaseError("the database is away")
 
     monkeypatch.setattr(handler, "dead_letters_purge", refused)
-    consumer.OrderWorker(WorkerConfig.from_settings()).handler.periodic()
+    OrderWorker(WorkerConfig.from_settings()).handler.periodic()
     assert "could not purge old dead letters (will retry later)" in caplog.text

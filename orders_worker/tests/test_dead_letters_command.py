@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 
 from orders_worker.dead_letters import Rejection, dead_letters_record
 from orders_worker.models import DeadLetter, DeadLetterKind
-from orderstream.tests.topics import TopicReader
 from orderstream.timestamps import utc_now
+from testkit.topics import TopicReader
 
 from .factories import OrderEventFactory
 from .test_handler import Record

@@ -12,14 +12,14 @@ from dataclasses import replace
 import pytest
 from django_redis import get_redis_connection
 
-from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.handler import HandlerConfig, order_event_reject, order_events_handle
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orders_worker.rules import UpsertOutcome
 from orders_worker.services import EventDataRefused
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.messages import OrderAck, OrderEvent, OrderResult
-from orderstream.testing import Record
+from testkit.helpers import Record
 
 from .factories import OrderEventFactory
 

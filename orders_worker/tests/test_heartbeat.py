@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from orderstream.heartbeat import Heartbeat, check, heartbeat_age
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 from .factories import OrderEventFactory
 

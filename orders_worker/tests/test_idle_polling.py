@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from orders_worker.consumer import OrderWorker, WorkerConfig
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import one_fetch_timeout_ms
-from orderstream.testing import CountingPolls, OffsetClock, eventually, polls_after, shortest_gap
+from testkit.helpers import CountingPolls, OffsetClock, eventually, polls_after, shortest_gap
 
 from .factories import OrderEventFactory
 from .test_loop_faults import worker_running

@@ -16,12 +16,12 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.models import ProcessedEvent
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_consumer
-from orderstream.testing import eventually
-from orderstream.tests.failing_clients import Failing
-from orderstream.tests.running import running
+from testkit.failing_clients import Failing
+from testkit.helpers import eventually
+from testkit.running import running
 
 from .factories import OrderEventFactory
 from .test_outages import committed_offsets

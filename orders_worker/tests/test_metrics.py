@@ -13,9 +13,9 @@ from kafka import TopicPartition
 from prometheus_client import REGISTRY, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.metrics import EVENT_OUTCOMES, WorkerCollector
-from orderstream.tests.scrape import Metrics
+from orders_worker.worker import OrderWorker, WorkerConfig
+from testkit.scrape import Metrics
 
 from .factories import OrderEventFactory
 from .test_handler import RecordingProducer, records_of

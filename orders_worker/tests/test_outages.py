@@ -10,11 +10,11 @@ import pytest
 from django.db import connections
 from kafka import TopicPartition
 
-from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_consumer
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 from .factories import OrderEventFactory
 

@@ -15,9 +15,9 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
-from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.messages import OrderAck
 
 from .factories import OrderEventFactory

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from orderstream.devstack.lifetime import stop_with_parent
+from devstack.lifetime import stop_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE_SETTINGS = "orderstream.settings.bench_baseline"

@@ -17,8 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from devstack.ports import free_port
 from orderstream.bench.targets import WORKER_ROUNDS
-from orderstream.devstack.ports import free_port
 
 from .servers import Process, api_command, manage_command, start_baseline, wait_healthy
 

@@ -84,8 +84,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "orderstream.urls"
 WSGI_APPLICATION = "orderstream.wsgi.application"
 ASGI_APPLICATION = "orderstream.asgi.application"
-# `manage.py test` runs the pytest suite (see orderstream/test_runner.py).
-TEST_RUNNER = "orderstream.test_runner.PytestTestRunner"
+# `manage.py test` runs the pytest suite (see testkit/test_runner.py).
+TEST_RUNNER = "testkit.test_runner.PytestTestRunner"
 
 TEMPLATES = [
     {
@@ -202,7 +202,7 @@ WORKER_UNASSIGNED_MAX_SECONDS = float(env("WORKER_UNASSIGNED_MAX_SECONDS", "300"
 # How long POST /orders waits for the worker's ACK before answering 202.
 ORDER_ACK_WAIT_TIMEOUT = float(env("ORDER_ACK_WAIT_TIMEOUT", "10"))
 # Waits at most this many at a time per API process; more POSTs answer 202 at once
-# (orders_api/ack_wait_gate.py). Default: half of GUNICORN_THREADS, so the other half always
+# (orders_api/ack_wait/gate.py). Default: half of GUNICORN_THREADS, so the other half always
 # serves /health, /ready and reads.
 ORDER_ACK_MAX_WAITERS = int(
     env("ORDER_ACK_MAX_WAITERS", str(max(int(env("GUNICORN_THREADS", "16")) // 2, 1)))
@@ -244,7 +244,7 @@ RELAY_HEARTBEAT_FILE = env("RELAY_HEARTBEAT_FILE", "")
 OUTBOX_PURGE_INTERVAL = float(env("OUTBOX_PURGE_INTERVAL", "300"))
 # Seconds after which PostgreSQL ends, on the relay process's sessions, a transaction left
 # idle (a relay lost in the middle of a pass: its rows are released), a statement, and a
-# wait for a lock (orders_api/relay_sessions.py; 0 = no limit). The first must stay well
+# wait for a lock (orders_api/relay/sessions.py; 0 = no limit). The first must stay well
 # above a pass's wait for the broker (OUTBOX_PUBLISH_TIMEOUT).
 RELAY_DB_IDLE_IN_TRANSACTION_TIMEOUT = float(env("RELAY_DB_IDLE_IN_TRANSACTION_TIMEOUT", "30"))
 RELAY_DB_STATEMENT_TIMEOUT = float(env("RELAY_DB_STATEMENT_TIMEOUT", "30"))

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orderstream.devstack import apache_kafka
-from orderstream.devstack.apache_kafka import (
+from devstack import apache_kafka
+from devstack.apache_kafka import (
     COMPOSE_FILE,
     KAFKA_VERSION,
     ApacheKafkaBroker,
@@ -24,7 +24,7 @@ from orderstream.devstack.apache_kafka import (
     local_settings,
     properties_text,
 )
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 COMPOSE_SETTINGS = {
     "cluster.id": "b3JkZXJzdHJlYW0ta3JhZg",

@@ -18,7 +18,7 @@ from orderstream.bench.wrk import (
     wrk_summary_parse,
     wrk_threads,
 )
-from orderstream.testing import script_module
+from testkit.helpers import script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = (

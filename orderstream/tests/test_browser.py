@@ -28,7 +28,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from orders_api import runtime
+from orders_api.ack_wait import process_listener
 from orders_api.models import Order
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -89,7 +89,7 @@ def staff_user():
 def api_threads():
     """Stop the ACK listener the live server started, after the test."""
     yield
-    runtime.shutdown()
+    process_listener.shutdown()
 
 
 class Visit:

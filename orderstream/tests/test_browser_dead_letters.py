@@ -14,8 +14,8 @@ from orders_worker.models import DeadLetter, DeadLetterKind
 from orders_worker.tests.factories import OrderEventFactory
 from orders_worker.tests.test_handler import Record
 from orderstream.tests.test_browser import PASSWORD, chromium_tab, require_browser
-from orderstream.tests.topics import TopicReader
 from orderstream.timestamps import utc_now
+from testkit.topics import TopicReader
 
 
 @pytest.mark.browser

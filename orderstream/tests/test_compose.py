@@ -31,10 +31,10 @@ import yaml
 from django.apps import apps
 from django.conf import settings
 
-from orders_worker.consumer import WorkerConfig
-from orderstream.devstack.ports import free_port
-from orderstream.tests import processes
-from orderstream.tests.processes import (
+from devstack.ports import free_port
+from orders_worker.worker import WorkerConfig
+from testkit import processes
+from testkit.processes import (
     BIN,
     ROOT,
     Launched,
@@ -43,7 +43,7 @@ from orderstream.tests.processes import (
     script_env,
     wait_until,
 )
-from orderstream.tests.topics import TopicReader
+from testkit.topics import TopicReader
 
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"

@@ -26,8 +26,8 @@ import urllib.request
 
 import pytest
 
-from orderstream.tests import processes
-from orderstream.tests.ledger import Load, Mix, assert_every_write_applied, settle
+from testkit import processes
+from testkit.ledger import Load, Mix, assert_every_write_applied, settle
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.processes]
 
@@ -201,7 +201,7 @@ def test_the_api_keeps_answering_while_the_pipeline_is_down(
             [
                 sys.executable,
                 "-m",
-                "orderstream.tests.probe",
+                "testkit.probe",
                 "--url",
                 api.base_url,
                 "--path",

@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import pytest
 
-from orderstream.tests import processes
-from orderstream.tests.ledger import Load, assert_every_write_applied, redis_client, settle
+from testkit import processes
+from testkit.ledger import Load, assert_every_write_applied, redis_client, settle
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.processes]
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from orderstream.order_fields import MAX_EXTERNAL_ID_BYTES
-from orderstream.tests import processes
+from testkit import processes
 
 pytestmark = [pytest.mark.broker, pytest.mark.processes]
 

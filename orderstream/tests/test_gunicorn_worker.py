@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from orderstream.gunicorn_worker import is_read
-from orderstream.tests import processes
+from testkit import processes
 
 
 @pytest.mark.parametrize(

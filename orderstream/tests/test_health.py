@@ -4,7 +4,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 REDIS_PAUSE_MS = 8000
 

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from orderstream.tests import processes
-from orderstream.tests.ledger import post_order
+from testkit import processes
+from testkit.ledger import post_order
 
 pytestmark = [pytest.mark.broker, pytest.mark.processes]
 
@@ -96,7 +96,7 @@ def test_one_order_is_followed_across_api_relay_and_worker_by_its_order_id(uniqu
         assert [answers[event_id] for event_id in event_ids] == ["created", "updated"]
         # The relay published those two events, and says where each went.
         assert [f["event_id"] for f in relay_lines] == event_ids
-        assert {f["logger"] for f in relay_lines} == {"orders_api.relay"}
+        assert {f["logger"] for f in relay_lines} == {"orders_api.relay.publish"}
         placed = {f["event_id"]: (f["topic"], f["partition"], f["offset"]) for f in relay_lines}
         assert {topic for topic, _, _ in placed.values()} == {unique_topics.ORDERS_EVENTS_TOPIC}
         # The worker applied the same records: same event, partition and offset.

@@ -12,7 +12,7 @@ import pytest
 
 from orderstream.kafka import ensure_topics, make_consumer
 from orderstream.kafka_join_fix import keep_finished_joins
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 
 def test_the_fix_is_applied_once_the_project_builds_clients():

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from orderstream.devstack.ports import free_port
-from orderstream.testing import eventually
-from orderstream.tests import processes
-from orderstream.tests.processes import Launched, child_pids, http_get, script_env, wait_until
+from devstack.ports import free_port
+from testkit import processes
+from testkit.helpers import eventually
+from testkit.processes import Launched, child_pids, http_get, script_env, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.processes]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orderstream.devstack.ports import free_port
-from orderstream.testing import eventually, script_module
-from orderstream.tests.processes import child_pids
+from devstack.ports import free_port
+from testkit.helpers import eventually, script_module
+from testkit.processes import child_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 

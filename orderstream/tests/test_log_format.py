@@ -22,7 +22,7 @@ from orderstream.log_format import (
     log_fields,
     log_format_from,
 )
-from orderstream.tests.processes import ROOT, random_secret_key
+from testkit.processes import ROOT, random_secret_key
 
 
 def make_record(message: str, *args, level=logging.INFO, exc_info=None, **extra):
@@ -124,14 +124,15 @@ def settings_process(code: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_the_settings_log_json_lines_when_log_format_is_json():
     code = (
-        "logging.getLogger('orders_api.relay').warning('parked %s', 'x', extra={'order_id': 'o'})"
+        "logging.getLogger('orders_api.relay.publish')"
+        ".warning('parked %s', 'x', extra={'order_id': 'o'})"
     )
     as_json = settings_process(code, LOG_FORMAT="json")
     assert as_json.returncode == 0, as_json.stderr
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]  # each one JSON
     fields = lines[-1]
     assert (fields["logger"], fields["level"], fields["message"], fields["order_id"]) == (
-        "orders_api.relay",
+        "orders_api.relay.publish",
         "WARNING",
         "parked x",
         "o",
@@ -139,7 +140,7 @@ def test_the_settings_log_json_lines_when_log_format_is_json():
     as_text = settings_process(code)
     assert as_text.returncode == 0, as_text.stderr
     line = as_text.stdout.strip().splitlines()[-1]
-    assert " WARNING " in line and line.endswith(" orders_api.relay: parked x"), line
+    assert " WARNING " in line and line.endswith(" orders_api.relay.publish: parked x"), line
     with pytest.raises(json.JSONDecodeError):
         json.loads(line)
 

@@ -21,9 +21,9 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from orderstream.kafka import make_producer
-from orderstream.testing import eventually
-from orderstream.tests import processes
-from orderstream.tests.scrape import Metrics, scrape
+from testkit import processes
+from testkit.helpers import eventually
+from testkit.scrape import Metrics, scrape
 
 pytestmark = [pytest.mark.processes, pytest.mark.broker]
 

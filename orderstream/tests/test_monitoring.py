@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orderstream.testing import script_module
-from orderstream.tests.processes import ROOT
 from orderstream.tests.test_compose import (
     COMPOSE_DIR,
     START_SCRIPTS,
     resolved_compose,
     service_env,
 )
+from testkit.helpers import script_module
+from testkit.processes import ROOT
 
 CHECK_SCRIPT = ROOT / "scripts/check_monitoring.py"
 PROMETHEUS_CONFIG = COMPOSE_DIR / "prometheus/prometheus.yml"

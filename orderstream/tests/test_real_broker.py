@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from orderstream.tests import processes
-from orderstream.tests.ledger import Load, Mix, Writer, assert_every_write_applied, settle
+from testkit import processes
+from testkit.ledger import Load, Mix, Writer, assert_every_write_applied, settle
 
 pytestmark = [
     pytest.mark.processes,

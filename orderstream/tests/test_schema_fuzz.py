@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from orders_api import runtime
+from orders_api.ack_wait import process_listener
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 200
@@ -38,7 +38,7 @@ WORKERS = 1
 def api_threads():
     """Stop the ACK listener the live server started, after the test."""
     yield
-    runtime.shutdown()
+    process_listener.shutdown()
 
 
 # Answers the API documents for requests its schema allows, which a fuzzer cannot avoid:
@@ -53,7 +53,7 @@ checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx",
 ]
 """
-HOOKS = "orderstream.tests.schemathesis_hooks"
+HOOKS = "testkit.schemathesis_hooks"
 
 
 def schemathesis_run(schema_url: str, tmp_path) -> subprocess.CompletedProcess:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
+from devstack.ports import free_port
 from orders_api.bench import BenchConfig, run_bench
 from orders_api.bench_report import format_table
 from orderstream.bench.servers import start_baseline
-from orderstream.devstack.ports import free_port
 
 
 class Command(BaseCommand):

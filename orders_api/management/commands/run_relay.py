@@ -7,10 +7,10 @@ import logging
 
 from django.core.management.base import BaseCommand
 
-from orders_api.ack_recorder import ack_recorder_beside
+from orders_api.ack_recorder.recorder import ack_recorder_beside
 from orders_api.outbox_metrics import OutboxCollector
-from orders_api.relay_loop import OutboxRelay
-from orders_api.relay_sessions import relay_sessions_limited
+from orders_api.relay.loop import OutboxRelay
+from orders_api.relay.sessions import relay_sessions_limited
 from orderstream.metrics import metrics_server_start, metrics_server_stop
 from orderstream.stop_signals import stop_on_signals
 

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
+from devstack.brokers import embedded_broker
 from orders_worker.bench import bench_group_settings, bench_worker_run, format_worker_table
 from orderstream.bench.targets import WORKER_ROUNDS
-from orderstream.devstack.brokers import embedded_broker
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ import logging
 
 from django.core.management.base import BaseCommand
 
-from orders_worker.consumer import OrderWorker, WorkerConfig
 from orders_worker.metrics import WorkerCollector
+from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.metrics import metrics_server_start, metrics_server_stop
 from orderstream.stop_signals import stop_on_signals
 

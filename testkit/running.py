@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 
 @contextlib.contextmanager

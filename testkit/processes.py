@@ -31,10 +31,10 @@ from django.conf import settings
 from kafka import TopicPartition
 from psycopg2 import sql
 
-from orderstream.devstack.ports import free_port
+from devstack.ports import free_port
 from orderstream.kafka import make_consumer
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START_API = ROOT / "compose" / "start-api.sh"
 

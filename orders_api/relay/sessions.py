@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db.backends.signals import connection_created
 
 ALIAS = "default"
-DISPATCH_UID = "orders_api.relay_sessions"  # one receiver, however often entered
+DISPATCH_UID = "orders_api.relay.sessions"  # one receiver, however often entered
 
 
 def relay_session_parameters() -> dict[str, str]:

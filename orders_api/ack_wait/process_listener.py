@@ -14,7 +14,7 @@ import threading
 
 from django.conf import settings
 
-from .acks import AckListener
+from orders_api.ack_wait.listener import AckListener
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from kafka import TopicPartition
 
 from orderstream.kafka import make_consumer
 from orderstream.messages import OrderAck
-from orderstream.testing import eventually
+from testkit.helpers import eventually
 
 
 class TopicReader:

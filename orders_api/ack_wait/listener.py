@@ -7,7 +7,7 @@ produced while it was reconnecting are not skipped.
 Each ACK wakes the waiter registered for its `event_id`, if any, and is kept in a bounded
 table of recent ACKs, so an ACK that arrives before its request starts waiting is not lost.
 `ready` is set while the reader is positioned (cleared while it reconnects), and
-`last_ack_at` says when it last read an ACK: `ack_wait_gate.py` decides from them whether a
+`last_ack_at` says when it last read an ACK: `ack_wait/gate.py` decides from them whether a
 request may wait at all.
 
 The reader polls without pause only while requests wait for an ACK (and HOT_SECONDS after

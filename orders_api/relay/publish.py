@@ -28,11 +28,10 @@ from kafka.errors import (
     RecordListTooLargeError,
 )
 
+from orders_api.event_limit import event_size_limit
+from orders_api.models import OutboxEvent
+from orders_api.relay.metrics import relay_rows_counted
 from orderstream.log_format import log_fields
-
-from .event_limit import event_size_limit
-from .models import OutboxEvent
-from .relay_metrics import relay_rows_counted
 
 logger = logging.getLogger(__name__)
 

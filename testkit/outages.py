@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orderstream.devstack.ports import free_port
+from devstack.ports import free_port
 
 
 class PausableProxy:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .brokers import embedded_broker
 from .ports import port_answers
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -101,7 +101,7 @@ def _answering_or_embedded(
 
 def ensure_postgres(stack: Stack) -> None:
     """Use the PostgreSQL of the two DSNs, or start an embedded one (one for both)."""
-    from orderstream.devstack.postgres import EmbeddedPostgres
+    from devstack.postgres import EmbeddedPostgres
 
     postgres, address = _answering_or_embedded(
         stack, "PostgreSQL", "API_POSTGRES_DSN", 5432, EmbeddedPostgres, "postgres"
@@ -145,7 +145,7 @@ def ensure_database(dsn_variable: str) -> None:
 
 def ensure_redis(stack: Stack) -> None:
     """Use the Redis of REDIS_ADDR, or start an embedded one."""
-    from orderstream.devstack.redis import EmbeddedRedis
+    from devstack.redis import EmbeddedRedis
 
     redis, _ = _answering_or_embedded(stack, "Redis", "REDIS_ADDR", 6379, EmbeddedRedis, "redis")
     if redis:

@@ -33,7 +33,7 @@ import psycopg2
 import redis
 from django.conf import settings
 
-from orderstream.tests.processes import connect
+from testkit.processes import connect
 
 CENT = Decimal("0.01")
 # How a write waits for the worker's ACK: the default wait (ORDER_ACK_WAIT_TIMEOUT),

@@ -3,7 +3,7 @@
 It reads `orders.ack` in a consumer group of its own (ACK_RECORDER_GROUP), so every ACK is
 recorded once whatever the number of relays, and writes each order's outcome to the
 columns `outcome`, `outcome_version`, `outcome_reason` and `applied_version` of its row
-(`processing.py` says which outcome wins; GET derives `processing` from them). It runs
+(`ack_outcomes.py` says which outcome wins; GET derives `processing` from them). It runs
 beside the outbox relay, in a thread of `manage.py run_relay`.
 
 Per poll it merges the batch's ACKs per order and writes them in one UPDATE whose guard
@@ -17,7 +17,7 @@ log line: it never stalls the loop.
 ACKs of workers that predate the ACK's `version` are placed by the version of their
 event's outbox row, while that row is kept (OUTBOX_RETENTION_SECONDS).
 
-This is not the ACK listener of `acks.py`, which every API process runs to answer a
+This is not the ACK listener of `ack_wait/listener.py`, which every API process runs to answer a
 waiting POST.
 """
 
@@ -35,13 +35,12 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connections
 from psycopg2.extras import execute_values
 
+from orders_api.ack_outcomes import OUTCOME_RANK, Recorded, outcome_of_ack, recorded_merge
+from orders_api.models import Order, OutboxEvent
 from orders_worker.batch_loop import BatchLoop, BatchOutcome, LoopConfig, Retry
 from orders_worker.metrics import LoopMetrics
 from orderstream.kafka import one_fetch_timeout_ms
 from orderstream.messages import InvalidMessage, OrderAck
-
-from .models import Order, OutboxEvent
-from .processing import OUTCOME_RANK, Recorded, outcome_of_ack, recorded_merge
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ def _versions_from_outbox(acks: list[AckRead]) -> list[AckRead]:
 
 
 def acks_merge(acks: Iterable[AckRead]) -> dict[str, Recorded]:
-    """What the ACKs say per order (each with a version), merged (`processing.py`)."""
+    """What the ACKs say per order (each with a version), merged (`ack_outcomes.py`)."""
     merged: dict[str, Recorded] = {}
     for ack in acks:
         outcome = outcome_of_ack(status=ack.status, version=ack.version, error=ack.error)

@@ -24,7 +24,7 @@ from .server import ChildServer
 
 # The one pin of the broker version; compose/docker-compose.yml uses the same image tag.
 KAFKA_VERSION = "4.1.2"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 POM = Path(__file__).with_name("kafka-pom.xml")
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
 CACHE_DIR = ROOT / ".cache" / "apache-kafka"

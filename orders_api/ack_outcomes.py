@@ -1,7 +1,7 @@
 """What the pipeline did with an order: the outcome an ACK reports, which of two outcomes
 wins, and the `processing` state OrderView derives from the recorded one.
 
-Pure rules, no database or Kafka: the ACK recorder (`ack_recorder.py`) merges outcomes
+Pure rules, no database or Kafka: the ACK recorder (`ack_recorder/recorder.py`) merges outcomes
 with them (and states the same order in its SQL), the selectors derive the view.
 
 The recorded state of an order is a join of everything its ACKs said: the outcome with

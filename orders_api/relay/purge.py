@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .idempotency import idempotency_purge
-from .models import OutboxEvent
+from orders_api.idempotency import idempotency_purge
+from orders_api.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from orders_worker.batch_loop import BatchLoop, LoopConfig
+from orders_worker.handler import HandlerConfig, OrderEventsHandler
 from orderstream.batch_pacing import pacing_from_settings
 from orderstream.kafka import one_fetch_timeout_ms
-
-from .batch_loop import BatchLoop, LoopConfig
-from .handler import HandlerConfig, OrderEventsHandler
 
 logger = logging.getLogger(__name__)
 

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from orders_api.ack_wait import process_listener
+from orders_api.ack_wait.listener import AckListener
+from orders_api.models import OutboxEvent
 from orderstream.messages import OrderAck
-
-from . import runtime
-from .acks import AckListener
-from .models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class AckWaitGate:
                 self._waiting -= 1
 
     def _enter(self, wait_seconds: float) -> WaitSlot:
-        listener = runtime.ack_listener()
+        listener = process_listener.ack_listener()
         if self._behind(listener):
             return WaitSlot(None, PIPELINE_BEHIND)
         if not listener.ready.is_set() and (

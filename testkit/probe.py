@@ -1,7 +1,7 @@
 """A reader that watches the API from a process of its own: what a load balancer and a user
 reading an order see while the writers hammer it.
 
-    python -m orderstream.tests.probe --url URL --path /health --path /orders/ID \
+    python -m testkit.probe --url URL --path /health --path /orders/ID \
         --interval 0.2 --seconds 120 --out samples.json
 
 Every `interval` seconds it GETs each path in turn (timeout `timeout`) and records
