@@ -1,6 +1,6 @@
 """Writes of the API: create, update and soft-delete orders (POST /orders).
 
-`order_upsert` applies SPEC.md's pre-checks (the order exists and is this user's, is not
+`order_upsert` applies contract.md's pre-checks (the order exists and is this user's, is not
 deleted, its amount is computable and its event within the broker's size), writes the
 order row and its outbox event atomically (a create in one statement, a change in one
 transaction).

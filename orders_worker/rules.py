@@ -1,4 +1,4 @@
-"""The worker's pure upsert rules of SPEC.md.
+"""The worker's pure upsert rules of contract.md.
 
 No database, no Kafka: `order_event_decide` takes the stored state (or None) and one event
 and says what the order becomes and what the ACK reports. It is not the API's
@@ -77,7 +77,7 @@ def order_stale_answer(*, stored: OrderState, event: OrderEvent) -> UpsertDecisi
 def order_event_decide(
     *, stored: OrderState | None, event: OrderEvent, processed_at: datetime
 ) -> UpsertDecision:
-    """What one event does to the stored order (None: never seen) under SPEC.md's rules.
+    """What one event does to the stored order (None: never seen) under contract.md's rules.
 
     - never seen: created from the event (stored `done`, ACK `created`); a first-sight
       delete is stored soft-deleted and acknowledged `deleted`;

@@ -1,6 +1,6 @@
 """The order fields both apps derive from a payload: amount, bucket and external id.
 
-Pure functions (SPEC.md's rules) shared by the API, which refuses an order whose amount
+Pure functions (contract.md's rules) shared by the API, which refuses an order whose amount
 cannot be computed before it is accepted, and the worker, which stores them. The worker's
 upsert decision is in `orders_worker.rules`.
 """

@@ -1,4 +1,4 @@
-"""The words of the contract (SPEC.md), each defined once.
+"""The words of the contract (contract.md), each defined once.
 
 - `Operation`: what the API did to its row, the `status` of an event on `orders.events`;
 - `AckStatus`: the worker's answer on `orders.ack` (an operation's result, or `rejected`);

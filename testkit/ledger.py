@@ -127,7 +127,7 @@ def expected_state(writes: list[Write]) -> Expected:
 
 
 def payload_amount(payload: dict) -> Decimal:
-    """SPEC.md's amount for the payloads the writers send (an amount, or priced items)."""
+    """contract.md's amount for the payloads the writers send (an amount, or priced items)."""
     if "amount" in payload:
         return Decimal(payload["amount"]).quantize(CENT)
     total = sum(Decimal(str(item["price"])) * item.get("qty", 1) for item in payload["items"])

@@ -1,4 +1,4 @@
-"""The promises of SPEC.md "Guarantees", end to end with the worker."""
+"""The promises of contract.md "Guarantees", end to end with the worker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The HTTP contract of SPEC.md: every status code, every input variant, one error shape."""
+"""The HTTP contract of contract.md: every status code, every input variant, one error shape."""
 
 from __future__ import annotations
 

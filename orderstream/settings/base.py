@@ -296,7 +296,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["orders_api.authentication.ApiAccess"],
     "DEFAULT_RENDERER_CLASSES": [
-        # DRF's JSONRenderer, but Decimals keep their digits (amounts are exact, SPEC.md).
+        # DRF's JSONRenderer, but Decimals keep their digits (amounts are exact, contract.md).
         "orders_api.renderers.ExactJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],

@@ -285,7 +285,7 @@ def test_validator_rejects_an_invalid_compose_file(tmp_path):
 
 
 def test_settings_variable_parser_finds_the_known_variables():
-    """The parser the next test relies on sees the variables SPEC.md names."""
+    """The parser the next test relies on sees the variables contract.md names."""
     found = settings_variables()
     for name in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN", "KAFKA_BROKERS", "REDIS_ADDR"):
         assert name in found
@@ -379,7 +379,7 @@ def test_connection_variables_name_the_compose_services():
 
 
 def test_spec_defaults_reach_the_published_ports():
-    """SPEC.md's defaults (the settings' defaults) reach the stack from the host."""
+    """contract.md's defaults (the settings' defaults) reach the stack from the host."""
     variables = settings_variables()
     services = resolved_compose()["services"]
     example = read_env_file(ENV_EXAMPLE)

@@ -1,4 +1,4 @@
-"""The literals SPEC.md promises, written out here rather than imported from the code.
+"""The literals contract.md promises, written out here rather than imported from the code.
 
 A test that imports `MAX_VERSION` passes whatever its value is; these tests state the
 Redis key, the topic names, the version and event size limits, the ACK statuses and the
@@ -42,7 +42,7 @@ def test_the_redis_key_of_a_result_is_order_result_colon_order_id():
 
 @pytest.mark.db  # Redis
 def test_a_result_stored_under_order_result_colon_order_id_is_read_back():
-    """What RedisInsight shows is what the API reads: the plain key of SPEC.md."""
+    """What RedisInsight shows is what the API reads: the plain key of contract.md."""
     order_id = str(uuid.uuid4())
     value = {
         "order_id": order_id,
@@ -67,7 +67,7 @@ def test_a_result_stored_under_order_result_colon_order_id_is_read_back():
 
 # ---------------------------------------------------------------- topics
 def test_the_topic_names_default_to_the_spec_names():
-    """Without the variables, the settings name SPEC.md's topics (and the dead-letter one)."""
+    """Without the variables, the settings name contract.md's topics (and the dead-letter one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERS_", "DJANGO_SETTINGS"))}
     code = (
         "import orderstream.settings.base as s; "

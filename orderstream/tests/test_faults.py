@@ -10,7 +10,7 @@ and a worker is stopped with SIGTERM and restarted. Then every accepted write mu
 applied within 90 s (ledger.py). The table of what happened in each fault window is printed
 even when the test passes.
 
-A 5xx fails the test too: none of these faults touches the API's own database, and SPEC.md
+A 5xx fails the test too: none of these faults touches the API's own database, and contract.md
 has the API answer 202 while the broker is away, so a 5xx here is a broken promise. It is
 not an acceptance, though: its write is checked like any unanswered one (the API database
 says whether it was committed, and then it must be applied).

@@ -146,7 +146,7 @@ def test_an_event_with_an_out_of_range_timestamp_is_invalid():
     assert info.value.order_id == data["order_id"]
 
 
-# -- Amounts are exact decimals (SPEC.md) -------------------------------------------------
+# -- Amounts are exact decimals (contract.md) --------------------------------------------
 
 # 2**46 + 0.01: a float holds it as 70368744177664.015625, shown as 70368744177664.02.
 BEYOND_FLOAT = "70368744177664.01"

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) of the amount rules and the message round trips.
 
-Pure: no database, Redis or broker. SPEC.md: amounts are exact decimals with 2 places on
+Pure: no database, Redis or broker. contract.md: amounts are exact decimals with 2 places on
 every path; `order_amount` is `payload.amount` (a number or a numeric string), else the sum
 of price * qty over `payload.items` (qty defaults to 1), else 0, rounded half-up to cents.
 """
