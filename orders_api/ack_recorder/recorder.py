@@ -9,7 +9,7 @@ beside the outbox relay, in a thread of `manage.py run_relay`.
 Per poll it merges the batch's ACKs per order and writes them in one UPDATE whose guard
 keeps the newer outcome, so an older or repeated ACK never moves an order backwards; the
 offsets are committed after that UPDATE. The loop is the worker's generic batch loop
-(`orders_worker.batch_loop`): a database outage is retried with backoff, never skipped,
+(`orderstream.kafka.batch_loop`): a database outage is retried with backoff, never skipped,
 and a stop request abandons a batch that waits on a retry, uncommitted. An ACK that
 cannot be read or recorded (not JSON, no uuid, no version to place it) is skipped with a
 log line: it never stalls the loop.
@@ -37,9 +37,9 @@ from psycopg2.extras import execute_values
 
 from orders_api.ack_outcomes import OUTCOME_RANK, Recorded, outcome_of_ack, recorded_merge
 from orders_api.models import Order, OutboxEvent
-from orders_worker.batch_loop import BatchLoop, BatchOutcome, LoopConfig, Retry
-from orders_worker.metrics import LoopMetrics
 from orderstream.kafka import one_fetch_timeout_ms
+from orderstream.kafka.batch_loop import BatchLoop, BatchOutcome, LoopConfig, Retry
+from orderstream.kafka.loop_metrics import LoopMetrics
 from orderstream.messages import InvalidMessage, OrderAck
 
 logger = logging.getLogger(__name__)

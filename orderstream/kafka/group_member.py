@@ -32,9 +32,9 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 from redis.exceptions import RedisError
 
-from orders_worker.assignment import AssignmentWatch
-from orders_worker.loop_stats import LoopStats
 from orderstream.heartbeat import Heartbeat
+from orderstream.kafka.assignment import AssignmentWatch
+from orderstream.kafka.loop_stats import LoopStats
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from .kafka_join_fix import keep_finished_joins
+from orderstream.kafka.join_fix import keep_finished_joins
 
 logger = logging.getLogger(__name__)
 keep_finished_joins()  # every consumer of the project is built here

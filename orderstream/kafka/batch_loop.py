@@ -11,9 +11,10 @@ letter, and an error ACK where it can), the others are handled, and the loop goe
 Between those records the loop polls now and then with every partition paused, so a
 large batch that takes longer than max.poll.interval.ms to isolate keeps its partitions.
 
-The loop knows nothing of what the records hold: the order handler is `handler.py`, and
-`orders_worker/worker.py` puts the two together. `stop()` (the signal handler's flag) ends the loop
-between batches, or abandons a batch that is waiting on a retry, uncommitted.
+The loop knows nothing of what the records hold: the worker's handler is
+`orders_worker/handler.py`, and `orders_worker/worker.py` puts the two together (the ACK
+recorder's is in `orders_api/ack_recorder/recorder.py`). `stop()` (the signal handler's
+flag) ends the loop between batches, or abandons a batch that is waiting on a retry, uncommitted.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 from kafka.structs import OffsetAndMetadata
 
-from orders_worker.group_member import BatchAbandoned, GroupMember
-from orders_worker.loop_stats import consumer_lag
-from orders_worker.metrics import LoopMetrics, worker_loop_metrics
 from orderstream.batch_pacing import BatchPacer, PacingConfig
-from orderstream.kafka import make_consumer, make_producer
+from orderstream.kafka.clients import make_consumer, make_producer
+from orderstream.kafka.group_member import BatchAbandoned, GroupMember
+from orderstream.kafka.loop_metrics import LoopMetrics
+from orderstream.kafka.loop_stats import consumer_lag
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class LoopConfig:
     client_id: str = "orderstream-worker"
     name: str = "worker"  # what the loop's log lines call it
     database: str = "worker"  # the alias whose connection is reset after a database error
-    metrics: LoopMetrics = field(default_factory=worker_loop_metrics)  # what it counts
+    metrics: LoopMetrics  # what it counts (each app's loop has its own names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ def keep_finished_joins() -> None:
         return
     if kafka.__version__ != FIXED_VERSION:
         raise RuntimeError(
-            f"orderstream/kafka_join_fix.py fixes kafka-python {FIXED_VERSION}, found "
+            f"orderstream/kafka/join_fix.py fixes kafka-python {FIXED_VERSION}, found "
             f"{kafka.__version__}: check whether the new version still needs it"
         )
     source = textwrap.dedent(inspect.getsource(method))
