@@ -26,12 +26,16 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from django.db import connections
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, UnknownTopicOrPartitionError
-from kafka.structs import OffsetAndMetadata
 
 from orderstream.batch_pacing import BatchPacer, PacingConfig
 from orderstream.kafka.clients import make_consumer, make_producer
+from orderstream.kafka.driver import (
+    KafkaConsumer,
+    KafkaError,
+    KafkaProducer,
+    OffsetAndMetadata,
+    UnknownTopicOrPartitionError,
+)
 from orderstream.kafka.group_member import BatchAbandoned, GroupMember
 from orderstream.kafka.loop_metrics import LoopMetrics
 from orderstream.kafka.loop_stats import consumer_lag

@@ -20,20 +20,23 @@ from typing import TypeVar
 
 from django.db import Error as DatabaseError
 from django.db import connections
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import (
-    CommitFailedError,
-    IllegalGenerationError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
-from kafka.structs import OffsetAndMetadata
 from redis.exceptions import RedisError
 
 from orderstream.heartbeat import Heartbeat
 from orderstream.kafka.assignment import AssignmentWatch
+from orderstream.kafka.driver import (
+    CommitFailedError,
+    ConsumerRebalanceListener,
+    IllegalGenerationError,
+    KafkaConsumer,
+    KafkaError,
+    MessageSizeTooLargeError,
+    OffsetAndMetadata,
+    RebalanceInProgressError,
+    TopicPartition,
+    UnknownMemberIdError,
+    request_rejoin,
+)
 from orderstream.kafka.loop_stats import LoopStats
 
 logger = logging.getLogger(__name__)
@@ -299,7 +302,7 @@ class GroupMember(ConsumerRebalanceListener):
             "no assignment %.0fs after the partitions were revoked: asking to join again",
             time.monotonic() - self._rebalance_since,
         )
-        self._consumer._coordinator.request_rejoin()
+        request_rejoin(self._consumer)
         self._rebalance_since = time.monotonic()
 
     def on_partitions_revoked(self, revoked) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django.db import Error as DatabaseError
-from kafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 from redis.exceptions import RedisError
+
+from orderstream.kafka.driver import KafkaError
 
 DEPENDENCIES = ((DatabaseError, "postgres"), (RedisError, "redis"), (KafkaError, "kafka"))
 
