@@ -8,11 +8,11 @@ beside the outbox relay, in a thread of `manage.py run_relay`.
 
 Per poll it merges the batch's ACKs per order and writes them in one UPDATE whose guard
 keeps the newer outcome, so an older or repeated ACK never moves an order backwards; the
-offsets are committed after that UPDATE. The loop is the worker's generic batch loop
-(`orderstream.kafka.batch_loop`): a database outage is retried with backoff, never skipped,
-and a stop request abandons a batch that waits on a retry, uncommitted. An ACK that
-cannot be read or recorded (not JSON, no uuid, no version to place it) is skipped with a
-log line: it never stalls the loop.
+offsets are committed after that UPDATE. The loop is the Kafka layer's batch loop
+(`orderstream.kafka.batch_loop`), as the worker's: a database outage is retried with
+backoff, never skipped, and a stop request abandons a batch that waits on a retry,
+uncommitted. An ACK that cannot be read or recorded (not JSON, no uuid, no version to
+place it) is skipped with a log line: it never stalls the loop.
 
 ACKs of workers that predate the ACK's `version` are placed by the version of their
 event's outbox row, while that row is kept (OUTBOX_RETENTION_SECONDS).

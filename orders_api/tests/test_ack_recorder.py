@@ -357,6 +357,6 @@ def test_the_recorders_retries_count_under_its_own_names_not_the_workers():
     worker_before = count("orderstream_worker_retries_total")
     recorder_before = count("orderstream_ack_recorder_retries_total")
 
-    assert recorder._retry("record the ACKs", step) == "recorded"
+    assert recorder.member.retry("record the ACKs", step) == "recorded"
     assert count("orderstream_ack_recorder_retries_total") == recorder_before + 1
     assert count("orderstream_worker_retries_total") == worker_before

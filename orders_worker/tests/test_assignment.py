@@ -36,7 +36,7 @@ def test_a_worker_without_partitions_warns_and_stops_beating_until_it_gets_one(
     """Two workers, one partition: the one that holds none warns at every stats interval
     and lets its heartbeat go stale; once the holder stops, the other takes the partition
     and beats again."""
-    caplog.set_level(logging.INFO, logger="orders_worker")
+    caplog.set_level(logging.INFO, logger="orderstream.kafka")
     workers = {
         name: OrderWorker(
             WorkerConfig.from_settings(
