@@ -251,22 +251,18 @@ class AckRecorderConfig(LoopConfig):
             "client_id": "orderstream-ack-recorder",
             "database": DB_ALIAS,
             "metrics": ack_recorder_metrics(),
+            "produces": False,  # its handler answers with no records
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
 
 class AckRecorder(BatchLoop):
-    """The recorder's loop: `run()` until `stop()`; it needs no producer."""
+    """The recorder's loop: `run()` until `stop()`; it builds no producer (its config's
+    `produces` is False)."""
 
     def __init__(self, config: AckRecorderConfig | None = None):
         super().__init__(config or AckRecorderConfig.from_settings(), AckOutcomesHandler())
-
-    def _build_producer(self):
-        return None
-
-    def _publish(self, outcome: BatchOutcome, what: str) -> None:
-        """Nothing to produce: the handler's outcomes are always empty."""
 
 
 @contextlib.contextmanager

@@ -76,6 +76,9 @@ class LoopConfig:
     name: str = "worker"  # what the loop's log lines call it
     database: str = "worker"  # the alias whose connection is reset after a database error
     metrics: LoopMetrics  # what it counts (each app's loop has its own names)
+    # False for a loop whose handler never answers with records (the ACK recorder): it
+    # builds no producer.
+    produces: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +198,8 @@ class BatchLoop(ConsumerRebalanceListener):
         try:
             member = self.member
             member.consumer = member.retry("connect the consumer", self._build_consumer)
-            self._producer = member.retry("connect the producer", self._build_producer)
+            if self.config.produces:
+                self._producer = member.retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
                 member.beat()
                 member.nudge_stalled_rebalance()
@@ -339,7 +343,14 @@ class BatchLoop(ConsumerRebalanceListener):
             self._publish(rejection, "produce a dead letter")
 
     def _publish(self, outcome: BatchOutcome, what: str) -> None:
-        self.member.retry(what, lambda: self._produce(outcome.acks + outcome.dead_letters))
+        outgoing = outcome.acks + outcome.dead_letters
+        if self.config.produces:
+            self.member.retry(what, lambda: self._produce(outgoing))
+        elif outgoing:
+            raise RuntimeError(
+                f"{self.config.name}: its handler answered with {len(outgoing)} records, but"
+                " the loop produces none (LoopConfig.produces)"
+            )
         self.stats.rejected += len(outcome.dead_letters)
         self.metrics.events_counted(outcome.outcomes)
 
