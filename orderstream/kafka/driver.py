@@ -8,7 +8,7 @@ around lives here too:
 - `keep_finished_joins`, applied when this module is imported: a fix of the group join
   (below);
 - `request_rejoin`: the consumer's coordinator asked to join again (a private attribute
-  of the client; see `GroupMember._nudge_stalled_rebalance`);
+  of the client; see `GroupMember.nudge_stalled_rebalance`);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
