@@ -265,8 +265,7 @@ class ApacheKafkaBroker(ChildServer):
         """
         if not port_answers("127.0.0.1", self.port):
             return False
-        from kafka import KafkaAdminClient
-        from kafka.errors import KafkaError
+        from orderstream.kafka import KafkaAdminClient, KafkaError
 
         try:
             admin = KafkaAdminClient(

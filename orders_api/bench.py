@@ -27,7 +27,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.db import connections
-from kafka import TopicPartition
 
 from orders_api.bench_report import api_report
 from orderstream.bench import targets
@@ -35,7 +34,7 @@ from orderstream.bench.pacing import paced_run
 from orderstream.bench.processes import child_pids, process_cpu_seconds
 from orderstream.bench.profile import Profile
 from orderstream.bench.wrk import get_script, post_script, wrk_path, wrk_run
-from orderstream.kafka import ensure_topics, make_consumer, make_producer
+from orderstream.kafka import TopicPartition, ensure_topics, make_consumer, make_producer
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -28,15 +28,19 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections, transaction
 from django_redis import get_redis_connection
-from kafka import ConsumerRebalanceListener
-from kafka.structs import OffsetAndMetadata
 
 from orders_worker.batch_statements import batch_write
 from orders_worker.rules import order_event_decide
 from orders_worker.services import DB_ALIAS, EventResult, _events_to_record
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.bench import targets
-from orderstream.kafka import ensure_topics, make_consumer, make_producer
+from orderstream.kafka import (
+    ConsumerRebalanceListener,
+    OffsetAndMetadata,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 from orderstream.messages import OrderAck, OrderEvent, OrderResult
 from orderstream.timestamps import rfc3339, utc_now
 

@@ -28,11 +28,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F, QuerySet
-from kafka.errors import KafkaError
 
 from orders_worker.models import DeadLetter, DeadLetterKind
 from orders_worker.services import DATA_ERRORS, DB_ALIAS
-from orderstream.kafka import make_producer
+from orderstream.kafka import KafkaError, make_producer
 from orderstream.timestamps import utc_now
 
 logger = logging.getLogger(__name__)

@@ -4,13 +4,13 @@
 error ACK when its order_id can be read), applies the valid events in one transaction
 (`services.orders_apply_batch`), writes the final state of each order to Redis in one
 script call (`results.order_results_write`) and builds one ACK per event. It produces
-nothing: the loop (`batch_loop.py`) produces the outcome, and runs the database and Redis
-steps through its `retry`, so a step that fails for a transient reason is retried on its
-own. A step that fails for another reason (the database refuses what some event holds,
-or an error no check foresaw) raises: the loop then handles the records one at a time,
-and a record that still fails alone is answered by `order_event_reject`. Each rejected
-record is also kept in the worker database (`dead_letters.dead_letters_record`, a step of
-its own: see that module for why).
+nothing: the loop (`orderstream/kafka/batch_loop.py`) produces the outcome, and runs the
+database and Redis steps through its `retry`, so a step that fails for a transient reason
+is retried on its own. A step that fails for another reason (the database refuses what
+some event holds, or an error no check foresaw) raises: the loop then handles the records
+one at a time, and a record that still fails alone is answered by `order_event_reject`.
+Each rejected record is also kept in the worker database
+(`dead_letters.dead_letters_record`, a step of its own: see that module for why).
 
 Unit tests call it with plain records (anything with topic, partition, offset, key and
 value) and no broker.
@@ -27,7 +27,6 @@ from datetime import timedelta
 from django.db import Error as DatabaseError
 from django.db import connections
 
-from orders_worker.batch_loop import BatchOutcome, Outgoing, Retry
 from orders_worker.dead_letters import Rejection, dead_letters_purge, dead_letters_record
 from orders_worker.models import DeadLetterKind
 from orders_worker.results import order_results_write
@@ -37,6 +36,7 @@ from orders_worker.services import (
     orders_apply_batch,
     processed_events_purge,
 )
+from orderstream.kafka.batch_loop import BatchOutcome, Outgoing, Retry
 from orderstream.log_format import log_fields
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent
 from orderstream.statuses import AckStatus

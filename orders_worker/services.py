@@ -186,8 +186,8 @@ def orders_apply_batch(*, events: list[OrderEvent], processed_at: datetime) -> l
     An event the rules refuse (`InvalidMessage`) gets a rejected result, the others are
     applied. When PostgreSQL refuses what some event holds, nothing is applied and
     `EventDataRefused` is raised: the caller isolates the event by applying the events
-    one at a time (the worker's loop does, see batch_loop.py). Connection and other
-    database errors propagate: the caller retries the whole batch, which is safe because
+    one at a time (the worker's loop does, see orderstream/kafka/batch_loop.py). Connection
+    and other database errors propagate: the caller retries the whole batch, which is safe because
     the batch is one transaction.
     """
     if not events:

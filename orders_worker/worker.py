@@ -1,5 +1,5 @@
-"""The order worker: the generic batch loop (`batch_loop.py`) with the order handler
-(`handler.py`), configured from Django settings, and the dead letters' purge in its
+"""The order worker: the generic batch loop (`orderstream/kafka/batch_loop.py`) with the
+order handler (`handler.py`), configured from Django settings, and the dead letters' purge in its
 periodic housekeeping.
 
 `manage.py run_worker` builds an `OrderWorker(WorkerConfig.from_settings(...))` and runs it.
@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from orders_worker.batch_loop import BatchLoop, LoopConfig
 from orders_worker.handler import HandlerConfig, OrderEventsHandler
+from orders_worker.metrics import worker_loop_metrics
 from orderstream.batch_pacing import pacing_from_settings
 from orderstream.kafka import one_fetch_timeout_ms
+from orderstream.kafka.batch_loop import BatchLoop, LoopConfig
+from orderstream.kafka.loop_metrics import LoopMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class WorkerConfig(LoopConfig, HandlerConfig):
     """Everything the worker needs; `from_settings` fills it from Django settings."""
+
+    metrics: LoopMetrics = field(default_factory=worker_loop_metrics)
 
     @classmethod
     def from_settings(cls, **overrides) -> WorkerConfig:

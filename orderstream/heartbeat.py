@@ -15,7 +15,7 @@ not bring the database back (a worker would only drop the batch it holds and rej
 group). The heartbeat answers "is the loop turning", not "is it making progress": an
 outage shows in the logs (`could not ... (attempt N ...)`), in the lag, the outbox age and
 the healthchecks of the services themselves. (One exception, the worker's: a worker that
-has held no partitions for too long stops beating, see orders_worker/assignment.py.)
+has held no partitions for too long stops beating, see orderstream/kafka/assignment.py.)
 
 The check needs no Django settings and no database: it reads the file's mtime only, so it
 is fast enough to run every few seconds.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kafka.errors import KafkaTimeoutError
+from orderstream.kafka import KafkaTimeoutError
 
 
 class Failing:

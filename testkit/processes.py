@@ -28,11 +28,10 @@ from urllib.parse import quote
 
 import psycopg2
 from django.conf import settings
-from kafka import TopicPartition
 from psycopg2 import sql
 
 from devstack.ports import free_port
-from orderstream.kafka import make_consumer
+from orderstream.kafka import KafkaError, TopicPartition, make_consumer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -436,7 +435,6 @@ def partitions_shared(workers: list[Launched], partitions: int) -> bool:
 
 def group_lag(group: str, topic: str) -> int | None:
     """Events of `topic` the group has not committed yet (None: the broker did not say)."""
-    from kafka.errors import KafkaError
 
     try:
         consumer = make_consumer(group_id=group)

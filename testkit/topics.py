@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-from kafka import TopicPartition
-
-from orderstream.kafka import make_consumer
+from orderstream.kafka import TopicPartition, make_consumer
 from orderstream.messages import OrderAck
 from testkit.helpers import eventually
 

@@ -8,11 +8,11 @@ beside the outbox relay, in a thread of `manage.py run_relay`.
 
 Per poll it merges the batch's ACKs per order and writes them in one UPDATE whose guard
 keeps the newer outcome, so an older or repeated ACK never moves an order backwards; the
-offsets are committed after that UPDATE. The loop is the worker's generic batch loop
-(`orders_worker.batch_loop`): a database outage is retried with backoff, never skipped,
-and a stop request abandons a batch that waits on a retry, uncommitted. An ACK that
-cannot be read or recorded (not JSON, no uuid, no version to place it) is skipped with a
-log line: it never stalls the loop.
+offsets are committed after that UPDATE. The loop is the Kafka layer's batch loop
+(`orderstream.kafka.batch_loop`), as the worker's: a database outage is retried with
+backoff, never skipped, and a stop request abandons a batch that waits on a retry,
+uncommitted. An ACK that cannot be read or recorded (not JSON, no uuid, no version to
+place it) is skipped with a log line: it never stalls the loop.
 
 ACKs of workers that predate the ACK's `version` are placed by the version of their
 event's outbox row, while that row is kept (OUTBOX_RETENTION_SECONDS).
@@ -37,9 +37,9 @@ from psycopg2.extras import execute_values
 
 from orders_api.ack_outcomes import OUTCOME_RANK, Recorded, outcome_of_ack, recorded_merge
 from orders_api.models import Order, OutboxEvent
-from orders_worker.batch_loop import BatchLoop, BatchOutcome, LoopConfig, Retry
-from orders_worker.metrics import LoopMetrics
 from orderstream.kafka import one_fetch_timeout_ms
+from orderstream.kafka.batch_loop import BatchLoop, BatchOutcome, LoopConfig, Retry
+from orderstream.kafka.loop_metrics import LoopMetrics
 from orderstream.messages import InvalidMessage, OrderAck
 
 logger = logging.getLogger(__name__)
@@ -251,22 +251,18 @@ class AckRecorderConfig(LoopConfig):
             "client_id": "orderstream-ack-recorder",
             "database": DB_ALIAS,
             "metrics": ack_recorder_metrics(),
+            "produces": False,  # its handler answers with no records
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
 
 class AckRecorder(BatchLoop):
-    """The recorder's loop: `run()` until `stop()`; it needs no producer."""
+    """The recorder's loop: `run()` until `stop()`; it builds no producer (its config's
+    `produces` is False)."""
 
     def __init__(self, config: AckRecorderConfig | None = None):
         super().__init__(config or AckRecorderConfig.from_settings(), AckOutcomesHandler())
-
-    def _build_producer(self):
-        return None
-
-    def _publish(self, outcome: BatchOutcome, what: str) -> None:
-        """Nothing to produce: the handler's outcomes are always empty."""
 
 
 @contextlib.contextmanager

@@ -26,9 +26,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from django.conf import settings
-from kafka import TopicPartition
 
-from orderstream.kafka import make_consumer, one_fetch_timeout_ms
+from orderstream.kafka import TopicPartition, make_consumer, one_fetch_timeout_ms
 from orderstream.messages import InvalidMessage, OrderAck
 
 logger = logging.getLogger(__name__)

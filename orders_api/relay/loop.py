@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from kafka import KafkaProducer
 
 from orders_api.event_limit import event_size_limit_load
 from orders_api.relay.metrics import relay_pass_counted
@@ -34,7 +33,7 @@ from orders_api.relay.publish import outbox_relay_once, relay_backoff
 from orders_api.relay.purge import expired_rows_purge
 from orderstream.batch_pacing import BatchPacer, pacing_from_settings
 from orderstream.heartbeat import Heartbeat
-from orderstream.kafka import make_producer
+from orderstream.kafka import KafkaProducer, make_producer
 
 logger = logging.getLogger(__name__)
 

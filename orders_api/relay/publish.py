@@ -20,17 +20,17 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from kafka.errors import (
+
+from orders_api.event_limit import event_size_limit
+from orders_api.models import OutboxEvent
+from orders_api.relay.metrics import relay_rows_counted
+from orderstream.kafka import (
     CorruptRecordError,
     InvalidRecordError,
     KafkaError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
 )
-
-from orders_api.event_limit import event_size_limit
-from orders_api.models import OutboxEvent
-from orders_api.relay.metrics import relay_rows_counted
 from orderstream.log_format import log_fields
 
 logger = logging.getLogger(__name__)

@@ -357,6 +357,14 @@ def test_the_recorders_retries_count_under_its_own_names_not_the_workers():
     worker_before = count("orderstream_worker_retries_total")
     recorder_before = count("orderstream_ack_recorder_retries_total")
 
-    assert recorder._retry("record the ACKs", step) == "recorded"
+    assert recorder.member.retry("record the ACKs", step) == "recorded"
     assert count("orderstream_ack_recorder_retries_total") == recorder_before + 1
     assert count("orderstream_worker_retries_total") == worker_before
+
+
+def test_the_recorder_says_it_produces_nothing_through_its_configuration():
+    """Its handler answers with no records: its config says so (`LoopConfig.produces`, so
+    the loop builds no producer: orderstream/tests/test_kafka_batch_loop.py), and the
+    recorder overrides none of the loop's producing."""
+    assert AckRecorderConfig.from_settings().produces is False
+    assert not {"_build_producer", "_publish", "_produce"} & set(vars(AckRecorder))

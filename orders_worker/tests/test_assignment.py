@@ -1,4 +1,5 @@
-"""A worker the group leaves without partitions says so, and its liveness check fails."""
+"""A worker the group leaves without partitions says so, and its liveness check fails (the
+watch itself: orderstream/tests/test_kafka_assignment.py)."""
 
 from __future__ import annotations
 
@@ -8,58 +9,10 @@ import uuid
 
 import pytest
 
-from orders_worker.assignment import AssignmentWatch
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.heartbeat import heartbeat_age
 from orderstream.kafka import ensure_topics
 from testkit.helpers import eventually
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_a_new_member_counts_as_unassigned_from_its_start():
-    clock = FakeClock()
-    watch = AssignmentWatch(warn_after=10, fail_after=30, clock=clock)
-    clock.now += 10
-    assert watch.unassigned_for() == 10
-    assert not watch.stalled()  # a rebalance may take this long
-    clock.now += 0.5
-    assert watch.stalled()
-    assert watch.alive()
-    clock.now += 20
-    assert not watch.alive()
-
-
-def test_holding_a_partition_resets_the_watch_and_losing_all_starts_it_again():
-    clock = FakeClock()
-    watch = AssignmentWatch(warn_after=1, fail_after=2, clock=clock)
-    clock.now += 5
-    watch.update({0, 3})
-    assert watch.partitions == {0, 3}
-    assert watch.unassigned_for() == 0 and watch.alive() and not watch.stalled()
-    clock.now += 100
-    assert watch.alive()  # time with partitions never counts
-    watch.update(set())
-    clock.now += 1.5
-    assert watch.unassigned_for() == 1.5
-    assert watch.stalled() and watch.alive()
-    watch.update(set())  # a second revoke does not restart the clock
-    clock.now += 1
-    assert not watch.alive()
-
-
-def test_fail_after_zero_never_fails_liveness():
-    clock = FakeClock()
-    watch = AssignmentWatch(warn_after=1, fail_after=0, clock=clock)
-    clock.now += 10_000
-    assert watch.stalled()
-    assert watch.alive()
 
 
 @pytest.fixture
@@ -83,7 +36,7 @@ def test_a_worker_without_partitions_warns_and_stops_beating_until_it_gets_one(
     """Two workers, one partition: the one that holds none warns at every stats interval
     and lets its heartbeat go stale; once the holder stops, the other takes the partition
     and beats again."""
-    caplog.set_level(logging.INFO, logger="orders_worker")
+    caplog.set_level(logging.INFO, logger="orderstream.kafka")
     workers = {
         name: OrderWorker(
             WorkerConfig.from_settings(

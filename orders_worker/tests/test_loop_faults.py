@@ -19,6 +19,8 @@ from kafka.structs import OffsetAndMetadata
 from orders_worker.models import ProcessedEvent
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_consumer
+from orderstream.kafka.driver import request_rejoin
+from orderstream.kafka.group_member import GroupMember
 from testkit.failing_clients import Failing
 from testkit.helpers import eventually
 from testkit.running import running
@@ -55,16 +57,24 @@ class FaultyWorker(OrderWorker):
         return self.injector
 
 
-class CommitsLostWorker(OrderWorker):
-    """The worker, whose routine commits never reach the broker (their offsets stay
+class CommitsLost(GroupMember):
+    """A group member whose routine commits never reach the broker (their offsets stay
     pending, as after a refused commit)."""
 
     lost_commits = 0
 
-    def _commit(self, offsets) -> None:
+    def commit(self, offsets) -> None:
         with self._lock:
             self._pending.update(offsets)
         self.lost_commits += 1
+
+
+class CommitsLostWorker(OrderWorker):
+    """The worker, with a `CommitsLost` member."""
+
+    def __init__(self, config: WorkerConfig):
+        super().__init__(config)
+        self.member = CommitsLost(config, self.stats)
 
 
 def worker_config() -> WorkerConfig:
@@ -149,7 +159,7 @@ def test_a_failing_poll_is_retried_and_the_loop_goes_on(
     worker = FaultyWorker(
         worker_config(), client="consumer", method="poll", error=KafkaConnectionError("injected")
     )
-    caplog.set_level(logging.WARNING, logger="orders_worker")
+    caplog.set_level(logging.WARNING, logger="orderstream.kafka")
     with worker_running(worker):
         worker.injector.fail(2)
         eventually(lambda: worker.injector.failed == 2, timeout=10)
@@ -175,7 +185,7 @@ def test_a_refused_commit_leaves_its_offsets_pending_and_the_loop_goes_on(
         method="commit_async",
         error=CommitFailedError("injected"),
     )
-    caplog.set_level(logging.WARNING, logger="orders_worker")
+    caplog.set_level(logging.WARNING, logger="orderstream.kafka")
     with worker_running(worker):
         worker.injector.fail(None)
         first = OrderEventFactory()
@@ -207,7 +217,7 @@ def test_offsets_pending_at_a_revoke_are_committed_before_the_partitions_go(
         event = OrderEventFactory()
         send_events(event)
         ack_reader.read_until(lambda records: acks_of(ack_reader, event.event_id))
-        eventually(lambda: worker.lost_commits, timeout=10)
+        eventually(lambda: worker.member.lost_commits, timeout=10)
         # (On Apache Kafka the member may rejoin once right after its first assignment:
         # that revoke commits the offset already.)
         joining = make_consumer(topic, group_id=group)
@@ -223,7 +233,7 @@ def test_offsets_pending_at_a_revoke_are_committed_before_the_partitions_go(
             )
         finally:
             joining.close(autocommit=False)
-        assert not worker._pending
+        assert not worker.member._pending
 
 
 def test_lost_partitions_drop_their_pending_offsets_and_leave_the_assignment():
@@ -232,14 +242,17 @@ def test_lost_partitions_drop_their_pending_offsets_and_leave_the_assignment():
     owner), and they leave the assignment the heartbeat looks at."""
     worker = OrderWorker(worker_config())
     kept, lost = TopicPartition("orders.events", 0), TopicPartition("orders.events", 1)
-    worker._pending = {kept: OffsetAndMetadata(5, "", -1), lost: OffsetAndMetadata(7, "", -1)}
+    worker.member._pending = {
+        kept: OffsetAndMetadata(5, "", -1),
+        lost: OffsetAndMetadata(7, "", -1),
+    }
     worker.assignment.update({0, 1})
 
     worker.on_partitions_lost({lost})
 
-    assert worker._pending == {kept: OffsetAndMetadata(5, "", -1)}
+    assert worker.member._pending == {kept: OffsetAndMetadata(5, "", -1)}
     assert worker.partitions() == {0}
-    assert worker._rebalancing
+    assert worker.member.rebalancing
 
 
 class CommitsRecorded:
@@ -263,21 +276,24 @@ def test_an_assignment_commits_the_pending_offsets_of_the_partitions_kept_and_dr
     partition that went to another member are dropped (its next owner has the records)."""
     worker = OrderWorker(worker_config())
     kept, gone = TopicPartition("orders.events", 0), TopicPartition("orders.events", 1)
-    worker._pending = {kept: OffsetAndMetadata(40, "", -1), gone: OffsetAndMetadata(7, "", -1)}
-    worker._consumer = consumer = CommitsRecorded({kept, TopicPartition("orders.events", 2)})
-    worker._rebalancing = True
+    worker.member._pending = {
+        kept: OffsetAndMetadata(40, "", -1),
+        gone: OffsetAndMetadata(7, "", -1),
+    }
+    worker.member.consumer = consumer = CommitsRecorded({kept, TopicPartition("orders.events", 2)})
+    worker.member._rebalancing = True
 
     worker.on_partitions_assigned(consumer.assignment())
 
     assert consumer.commits == [{kept: OffsetAndMetadata(40, "", -1)}]
-    assert worker._pending == {kept: OffsetAndMetadata(40, "", -1)}  # until the answer
+    assert worker.member._pending == {kept: OffsetAndMetadata(40, "", -1)}  # until the answer
     assert worker.partitions() == {0, 2}
-    assert not worker._rebalancing
+    assert not worker.member.rebalancing
 
 
 class AssignedOnlyInsideAWait:
     """A consumer in a rebalance that gives `member` its partitions only during a poll
-    with a timeout (as Apache Kafka's rejoin did, see `GroupMember._keep_alive`); it
+    with a timeout (as Apache Kafka's rejoin did, see `GroupMember.keep_alive`); it
     keeps the timeout of every poll."""
 
     def __init__(self, member):
@@ -299,12 +315,12 @@ def test_a_rebalance_during_a_long_batch_is_waited_for_inside_poll():
     rebalances stays in poll until it has its partitions again: its commit then goes to
     the new generation, and the group does not wait on it."""
     worker = OrderWorker(worker_config())
-    worker._consumer = consumer = AssignedOnlyInsideAWait(worker)
-    worker._rebalancing = True
+    worker.member.consumer = consumer = AssignedOnlyInsideAWait(worker.member)
+    worker.member._rebalancing = True
 
-    worker._keep_alive()
+    worker.member.keep_alive()
 
-    assert not worker._rebalancing
+    assert not worker.member.rebalancing
     assert consumer.timeouts == [0, 100]
 
 
@@ -341,9 +357,9 @@ def test_records_returned_by_a_poll_while_retrying_are_rewound(unique_topics, se
         consumer.assign(partitions)
         consumer.seek_to_beginning()
         worker = OrderWorker(worker_config())
-        worker._consumer = spy = NothingAssigned(consumer)
+        worker.member.consumer = spy = NothingAssigned(consumer)
 
-        eventually(lambda: worker._poll_paused(timeout_ms=200) or spy.returned, timeout=20)
+        eventually(lambda: worker.member._poll_paused(timeout_ms=200) or spy.returned, timeout=20)
 
         assert [r.value for r in spy.returned] == [event.to_bytes()]
         assert {consumer.position(tp) for tp in partitions} == {0}, "not rewound"
@@ -369,7 +385,7 @@ class SlowAloneWorker(OrderWorker):
             if len(records) == 1:
                 alone += 1
                 if alone == rejoin_at:
-                    self._consumer._coordinator.request_rejoin()
+                    request_rejoin(self.member.consumer)
                 time.sleep(delay)
             return handle(records, retry)
 
@@ -394,7 +410,7 @@ def test_isolating_a_batch_longer_than_the_poll_interval_keeps_the_member_and_mo
     rules_fail_for(poison.order_id)
     # One key: one partition, so the 40 records come in one batch.
     send_events(*(e.to_bytes() for e in events), key=b"one-partition")
-    caplog.set_level(logging.INFO, logger="orders_worker")
+    caplog.set_level(logging.INFO, logger="orderstream.kafka")
     group, topic = unique_topics.WORKER_GROUP, unique_topics.ORDERS_EVENTS_TOPIC
     worker = SlowAloneWorker(worker_config(), delay=0.15, rejoin_at=5 if rebalance else None)
 

@@ -83,7 +83,7 @@ def test_a_retried_step_is_counted_by_step_and_by_the_service_that_failed(worker
         return "done"
 
     before = scraped()
-    assert worker._retry("write results to Redis", step) == "done"
+    assert worker.member.retry("write results to Redis", step) == "done"
     after = scraped()
     retries = "orderstream_worker_retries_total"
     assert after.since(before, retries, step="write results to Redis") == 1

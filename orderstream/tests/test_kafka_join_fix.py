@@ -1,5 +1,5 @@
 """kafka-python's group join keeps an answer that came while the application was outside
-poll() (orderstream/kafka_join_fix.py)."""
+poll() (the fix in orderstream/kafka/driver.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import kafka.coordinator.base as coordinator_base
 import pytest
 
 from orderstream.kafka import ensure_topics, make_consumer
-from orderstream.kafka_join_fix import keep_finished_joins
+from orderstream.kafka.driver import keep_finished_joins
 from testkit.helpers import eventually
 
 

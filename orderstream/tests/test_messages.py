@@ -11,8 +11,8 @@ from kafka import KafkaProducer
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from orders_api.relay.loop import relay_producer
-from orderstream import kafka as project_kafka
 from orderstream.exact_json import dumps, loads
+from orderstream.kafka import clients as project_kafka
 from orderstream.messages import MAX_EVENT_BYTES, InvalidMessage, OrderAck, OrderEvent, OrderResult
 from orderstream.timestamps import event_time
 

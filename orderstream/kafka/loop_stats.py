@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from kafka.errors import KafkaError
+from orderstream.kafka.driver import KafkaError
 
 logger = logging.getLogger(__name__)
 

@@ -4,16 +4,18 @@ Per poll: the handler turns the records into a `BatchOutcome` (its ACKs and dead
 letters), running each of its I/O steps through the loop's `retry`; the loop produces
 the outcome's records and flushes once, and only then commits the offsets. A step that
 fails for a transient reason (a database, Redis or the broker unavailable) is retried with
-backoff, never skipped (`group_member.py`). A batch that fails for any other reason is
+backoff, never skipped, by the loop's group member (`group_member.py`: the consumer, its
+offsets and rebalances, the retries). A batch that fails for any other reason is
 handled again one record at a time: this is the only place where a bad record is
 isolated. The record that still fails alone is answered by the handler's `reject` (a dead
 letter, and an error ACK where it can), the others are handled, and the loop goes on.
 Between those records the loop polls now and then with every partition paused, so a
 large batch that takes longer than max.poll.interval.ms to isolate keeps its partitions.
 
-The loop knows nothing of what the records hold: the order handler is `handler.py`, and
-`orders_worker/worker.py` puts the two together. `stop()` (the signal handler's flag) ends the loop
-between batches, or abandons a batch that is waiting on a retry, uncommitted.
+The loop knows nothing of what the records hold: the worker's handler is
+`orders_worker/handler.py`, and `orders_worker/worker.py` puts the two together (the ACK
+recorder's is in `orders_api/ack_recorder/recorder.py`). `stop()` (the signal handler's
+flag) ends the loop between batches, or abandons a batch that is waiting on a retry, uncommitted.
 """
 
 from __future__ import annotations
@@ -25,20 +27,25 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from django.db import connections
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, UnknownTopicOrPartitionError
-from kafka.structs import OffsetAndMetadata
 
-from orders_worker.group_member import BatchAbandoned, GroupMember
-from orders_worker.loop_stats import consumer_lag
-from orders_worker.metrics import LoopMetrics, worker_loop_metrics
 from orderstream.batch_pacing import BatchPacer, PacingConfig
-from orderstream.kafka import make_consumer, make_producer
+from orderstream.kafka.clients import make_consumer, make_producer
+from orderstream.kafka.driver import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaError,
+    KafkaProducer,
+    OffsetAndMetadata,
+    UnknownTopicOrPartitionError,
+)
+from orderstream.kafka.group_member import BatchAbandoned, GroupMember
+from orderstream.kafka.loop_metrics import LoopMetrics
+from orderstream.kafka.loop_stats import LoopStats, consumer_lag
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# A loop's `retry(what, step)`: run `step` until it succeeds (see GroupMember._retry).
+# A loop's `retry(what, step)`: run `step` until it succeeds (see GroupMember.retry).
 Retry = Callable[[str, Callable[[], T]], T]
 # A loop that saw no record for this long polls only every `idle_poll_ms` (when set).
 IDLE_AFTER_SECONDS = 2.0
@@ -68,7 +75,10 @@ class LoopConfig:
     client_id: str = "orderstream-worker"
     name: str = "worker"  # what the loop's log lines call it
     database: str = "worker"  # the alias whose connection is reset after a database error
-    metrics: LoopMetrics = field(default_factory=worker_loop_metrics)  # what it counts
+    metrics: LoopMetrics  # what it counts (each app's loop has its own names)
+    # False for a loop whose handler never answers with records (the ACK recorder): it
+    # builds no producer.
+    produces: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +123,12 @@ class BatchHandler(Protocol):
         """Housekeeping, called between batches (the handler paces itself)."""
 
 
-class BatchLoop(GroupMember):
-    """One member of the group; `run()` loops until `stop()` or `max_messages`."""
+class BatchLoop(ConsumerRebalanceListener):
+    """One member of the group; `run()` loops until `stop()` or `max_messages`.
+
+    Its membership is its `member` (`GroupMember`); the consumer reports rebalances to the
+    loop, which passes them on to the member (so a subclass may watch them too).
+    """
 
     def __init__(
         self,
@@ -123,12 +137,47 @@ class BatchLoop(GroupMember):
         *,
         clock: Callable[[], float] = time.monotonic,
     ):
-        super().__init__(config)
+        self.config = config
         self.handler = handler
+        self.metrics = config.metrics
+        self.stats = LoopStats()
+        self.member = GroupMember(config, self.stats)
         self._clock = clock  # decides when the loop is idle (tests move it on)
         self._producer: KafkaProducer | None = None
         self._last_records_at = clock()
         self.pacer = BatchPacer(config.pacing)
+
+    # ------------------------------------------------------------------ the member's state
+    def stop(self) -> None:
+        """Ask the loop to end after the current batch (safe from a signal handler)."""
+        self.member.stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self.member.stopping
+
+    @property
+    def assigned(self):
+        """A `threading.Event`, set once the group gave this member its partitions."""
+        return self.member.assigned
+
+    @property
+    def assignment(self):
+        """The member's `AssignmentWatch`: its partitions, and since when it has none."""
+        return self.member.assignment
+
+    def partitions(self) -> set[int]:
+        """The partitions of the consumed topic currently assigned to this member."""
+        return self.member.partitions()
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.member.on_partitions_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.member.on_partitions_assigned(assigned)
+
+    def on_partitions_lost(self, lost) -> None:
+        self.member.on_partitions_lost(lost)
 
     def _remaining(self) -> int | None:
         if self.config.max_messages is None:
@@ -147,11 +196,13 @@ class BatchLoop(GroupMember):
             cfg.batch_size,
         )
         try:
-            self._consumer = self._retry("connect the consumer", self._build_consumer)
-            self._producer = self._retry("connect the producer", self._build_producer)
+            member = self.member
+            member.consumer = member.retry("connect the consumer", self._build_consumer)
+            if self.config.produces:
+                self._producer = member.retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
-                self._beat()
-                self._nudge_stalled_rebalance()
+                member.beat()
+                member.nudge_stalled_rebalance()
                 busy = self._pause_when_idle()
                 self._linger_under_load()
                 records = self._poll(block=busy)
@@ -160,7 +211,7 @@ class BatchLoop(GroupMember):
                     self.pacer.started()
                     self._handle(records)
                 self._maybe_log_stats()
-                self.stats.lags_refresh(self._consumer)
+                self.stats.lags_refresh(member.consumer)
                 self.handler.periodic()
         except BatchAbandoned as exc:
             logger.warning("stop requested while retrying to %s: batch abandoned", exc)
@@ -210,18 +261,19 @@ class BatchLoop(GroupMember):
         in the pause, so the member never gets its partitions (seen: minutes, or for good).
         """
         idle = self._clock() - self._last_records_at > self.config.idle_after_seconds
-        quiet = idle and not self._rebalancing and self._consumer.assignment()
+        member = self.member
+        quiet = idle and not member.rebalancing and member.consumer.assignment()
         if not (self.config.idle_poll_ms and quiet):
             return True
-        self._stop.wait(self.config.idle_poll_ms / 1000)
+        member.wait(self.config.idle_poll_ms / 1000)
         return False
 
     def _linger_under_load(self) -> None:
         """Under load, let the next batch fill up a little (`orderstream.batch_pacing`);
         never during a rebalance (see `_pause_when_idle`)."""
         delay = self.pacer.linger()
-        if delay and not self._rebalancing:
-            self._stop.wait(delay)
+        if delay and not self.member.rebalancing:
+            self.member.wait(delay)
 
     def _poll(self, *, block: bool = True) -> dict:
         limit = self.config.batch_size
@@ -231,15 +283,7 @@ class BatchLoop(GroupMember):
         timeout_ms = self.config.poll_timeout_ms
         if not block:
             timeout_ms = min(timeout_ms, self.config.idle_poll_timeout_ms)
-        try:
-            self._polled_at = time.monotonic()
-            return self._consumer.poll(timeout_ms=timeout_ms, max_records=limit)
-        except KafkaError as exc:
-            self.stats.retries += 1
-            self.metrics.retry_counted("poll", exc)
-            logger.warning("poll failed, retrying: %s", exc)
-            self._stop.wait(self.config.backoff_max)
-            return {}
+        return self.member.poll(timeout_ms=timeout_ms, max_records=limit)
 
     # ------------------------------------------------------------------ one batch
     def _handle(self, records: dict) -> None:
@@ -252,7 +296,7 @@ class BatchLoop(GroupMember):
         }
         ordered = [record for recs in records.values() for record in recs]
         self._process_isolating(ordered)
-        self._commit(offsets)
+        self.member.commit(offsets)
         self.stats.batch_committed(len(ordered))
         self.pacer.handled(len(ordered))
         self.metrics.batch_counted(len(ordered))
@@ -262,7 +306,7 @@ class BatchLoop(GroupMember):
         retried inside), process them one at a time, so only a record that fails alone is
         rejected. Records already handled in the failed attempt are answered again as
         the handler answers duplicates. The member stays in the group meanwhile
-        (`_keep_alive` between the records)."""
+        (`GroupMember.keep_alive` between the records)."""
         try:
             self._process(records)
         except BatchAbandoned:
@@ -277,14 +321,14 @@ class BatchLoop(GroupMember):
             )
             try:
                 for record in records:
-                    self._keep_alive()
+                    self.member.keep_alive()
                     self._process_alone(record)
             finally:
-                self._resume_partitions()
+                self.member.resume_partitions()
 
     def _process(self, records: list) -> None:
         """Handle `records`, then produce the outcome's records and flush once."""
-        outcome = self.handler.handle(records, self._retry)
+        outcome = self.handler.handle(records, self.member.retry)
         self._publish(outcome, "produce ACKs and dead letters")
 
     def _process_alone(self, record) -> None:
@@ -295,10 +339,18 @@ class BatchLoop(GroupMember):
         except BatchAbandoned:
             raise
         except Exception as exc:
-            self._publish(self.handler.reject(record, exc, self._retry), "produce a dead letter")
+            rejection = self.handler.reject(record, exc, self.member.retry)
+            self._publish(rejection, "produce a dead letter")
 
     def _publish(self, outcome: BatchOutcome, what: str) -> None:
-        self._retry(what, lambda: self._produce(outcome.acks + outcome.dead_letters))
+        outgoing = outcome.acks + outcome.dead_letters
+        if self.config.produces:
+            self.member.retry(what, lambda: self._produce(outgoing))
+        elif outgoing:
+            raise RuntimeError(
+                f"{self.config.name}: its handler answered with {len(outgoing)} records, but"
+                " the loop produces none (LoopConfig.produces)"
+            )
         self.stats.rejected += len(outcome.dead_letters)
         self.metrics.events_counted(outcome.outcomes)
 
@@ -328,8 +380,8 @@ class BatchLoop(GroupMember):
         """Every `stats_interval`: the stats line, and a warning while we hold no partition."""
         if not force and self.stats.window_seconds() < self.config.stats_interval:
             return
-        self._warn_if_unassigned()
-        lag = consumer_lag(self._consumer)
+        self.member.warn_if_unassigned()
+        lag = consumer_lag(self.member.consumer)
         self.stats.log_window(lag=lag, partitions=self.assignment.partitions, force=force)
 
     def _close(self) -> None:
@@ -339,11 +391,6 @@ class BatchLoop(GroupMember):
                 self._producer.close(timeout=5)
             except KafkaError as exc:
                 logger.warning("producer close failed: %s", exc)
-        if self._consumer is not None:
-            self._commit_pending_and_wait()
-            try:
-                self._consumer.close(autocommit=False)
-            except KafkaError as exc:
-                logger.warning("consumer close failed: %s", exc)
+        self.member.close()
         connections.close_all()
         logger.info("%s stopped after %d messages", self.config.name, self.stats.processed)

@@ -1,13 +1,14 @@
 """A member of a Kafka consumer group that can wait on an outage without leaving the group.
 
-`GroupMember` is the lower half of the batch loop (`batch_loop.py`): it keeps the offsets
-applied but not yet committed (committed before partitions are revoked, dropped when they
-are lost), answers the rebalance callbacks, nudges a rebalance that stalls, and retries a
-step that failed for a transient reason with exponential backoff. While it backs off it
-polls now and then with every partition paused, so a long outage does not get it dropped
-from the group, and it honours a stop request by abandoning the batch (`BatchAbandoned`);
-a long batch calls `_keep_alive` between its steps for the same reason. It knows nothing
-of what the records hold.
+`GroupMember` is the object the batch loop (`batch_loop.py`) keeps its membership in: it
+holds the loop's consumer and the offsets applied but not yet committed (committed before
+partitions are revoked, dropped when they are lost), answers the rebalance callbacks
+(the loop passes them on), nudges a rebalance that stalls, and retries a step that failed
+for a transient reason with exponential backoff. While it backs off it polls now and then
+with every partition paused, so a long outage does not get it dropped from the group, and
+it honours a stop request by abandoning the batch (`BatchAbandoned`); a long batch calls
+`keep_alive` between its steps for the same reason. It knows nothing of what the records
+hold.
 """
 
 from __future__ import annotations
@@ -20,21 +21,24 @@ from typing import TypeVar
 
 from django.db import Error as DatabaseError
 from django.db import connections
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import (
-    CommitFailedError,
-    IllegalGenerationError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
-from kafka.structs import OffsetAndMetadata
 from redis.exceptions import RedisError
 
-from orders_worker.assignment import AssignmentWatch
-from orders_worker.loop_stats import LoopStats
 from orderstream.heartbeat import Heartbeat
+from orderstream.kafka.assignment import AssignmentWatch
+from orderstream.kafka.driver import (
+    CommitFailedError,
+    ConsumerRebalanceListener,
+    IllegalGenerationError,
+    KafkaConsumer,
+    KafkaError,
+    MessageSizeTooLargeError,
+    OffsetAndMetadata,
+    RebalanceInProgressError,
+    TopicPartition,
+    UnknownMemberIdError,
+    request_rejoin,
+)
+from orderstream.kafka.loop_stats import LoopStats
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ REBALANCE_POLL_SECONDS = 0.5
 # The longest single poll of that wait: it returns within this once the rebalance ended.
 REBALANCE_POLL_STEP_MS = 100
 # A rebalance of this member that brought no assignment for this long is nudged (see
-# `_nudge_stalled_rebalance`).
+# `nudge_stalled_rebalance`).
 REJOIN_NUDGE_SECONDS = 3.0
 
 
@@ -65,12 +69,15 @@ class BatchAbandoned(Exception):
 
 
 class GroupMember(ConsumerRebalanceListener):
-    """The group membership, pending offsets and retries of one loop (see the module)."""
+    """The group membership, pending offsets and retries of one loop (see the module).
+    `config` is the loop's `LoopConfig`; `stats` the loop's counters (retries are counted
+    there). The loop sets `consumer` once it has built it."""
 
-    def __init__(self, config):
+    def __init__(self, config, stats: LoopStats):
         self.config = config
         self.metrics = config.metrics
-        self.stats = LoopStats()
+        self.stats = stats
+        self.consumer: KafkaConsumer | None = None
         self.assigned = threading.Event()  # set once the group gave us our partitions
         self.assignment = AssignmentWatch(
             warn_after=config.unassigned_warn_seconds, fail_after=config.unassigned_max_seconds
@@ -78,7 +85,6 @@ class GroupMember(ConsumerRebalanceListener):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._consumer: KafkaConsumer | None = None
         self._heartbeat = Heartbeat(config.heartbeat_file)
         self._rebalancing = False  # from a revoke or loss until the next assignment
         self._rebalance_since = 0.0  # monotonic time of that revoke (or of the last nudge)
@@ -92,17 +98,26 @@ class GroupMember(ConsumerRebalanceListener):
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Wait `seconds`, or until a stop is asked; True when it was."""
+        return self._stop.wait(seconds)
+
+    @property
+    def rebalancing(self) -> bool:
+        """From a revoke or loss until the next assignment."""
+        return self._rebalancing
+
     def partitions(self) -> set[int]:
         """The partitions of the consumed topic currently assigned to this member."""
         return set(self.assignment.partitions)
 
-    def _beat(self) -> None:
+    def beat(self) -> None:
         """Touch the liveness heartbeat, unless the group has left us without partitions
         for longer than `unassigned_max_seconds` (see assignment.py)."""
         if self.assignment.alive():
             self._heartbeat.touch()
 
-    def _warn_if_unassigned(self) -> None:
+    def warn_if_unassigned(self) -> None:
         if self.assignment.stalled():
             logger.warning(
                 "holding no partitions of %s for %.0fs (group %s): events of partitions"
@@ -114,7 +129,7 @@ class GroupMember(ConsumerRebalanceListener):
             )
 
     # ------------------------------------------------------------------ offsets
-    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit `offsets` without waiting for the broker's answer.
 
         A synchronous commit took a sequential client's events longer than their whole
@@ -133,11 +148,11 @@ class GroupMember(ConsumerRebalanceListener):
     def _send_commit(self, pending: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Send the commit of `pending`; the answer comes to `_committed`."""
         try:
-            self._consumer.commit_async(offsets=pending, callback=self._committed)
+            self.consumer.commit_async(offsets=pending, callback=self._committed)
         except KafkaError as exc:
             logger.warning("offsets not committed now (sent again with the next): %s", exc)
 
-    def _commit_pending_and_wait(self, timeout_ms: int = 5000) -> None:
+    def commit_pending_and_wait(self, timeout_ms: int = 5000) -> None:
         """At the end of the loop: commit what is pending, waiting for the answer (from
         the loop's thread: a wait on the client's network thread would block it)."""
         with self._lock:
@@ -145,7 +160,7 @@ class GroupMember(ConsumerRebalanceListener):
         if not pending:
             return
         try:
-            self._consumer.commit(offsets=pending, timeout_ms=timeout_ms)
+            self.consumer.commit(offsets=pending, timeout_ms=timeout_ms)
         except KafkaError as exc:
             logger.warning("applied offsets not committed at the end: %s", exc)
             return
@@ -170,7 +185,7 @@ class GroupMember(ConsumerRebalanceListener):
                     del self._pending[tp]
 
     # ------------------------------------------------------------------ retries
-    def _retry(self, what: str, step: Callable[[], T]) -> T:
+    def retry(self, what: str, step: Callable[[], T]) -> T:
         """Run `step` until it succeeds, backing off on transient errors; honour stop."""
         delay = self.config.backoff_initial
         attempt = 0
@@ -194,7 +209,7 @@ class GroupMember(ConsumerRebalanceListener):
                     delay = min(delay * 2, self.config.backoff_max)
         finally:
             if attempt:
-                self._resume_partitions()
+                self.resume_partitions()
 
     def _backoff(self, delay: float) -> bool:
         """Wait `delay` seconds, staying in the group meanwhile; True when stop was asked.
@@ -222,14 +237,37 @@ class GroupMember(ConsumerRebalanceListener):
                 self._poll_paused()
             if self.stopping:
                 return True
-            self._beat()  # backing off from an outage is alive (see heartbeat.py)
+            self.beat()  # backing off from an outage is alive (see heartbeat.py)
+
+    def poll(self, *, timeout_ms: int, max_records: int) -> dict:
+        """The loop's regular poll: the records, or none when the poll failed (the next
+        poll, `backoff_max` later, is the retry)."""
+        try:
+            self._polled_at = time.monotonic()
+            return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            self.stats.retries += 1
+            self.metrics.retry_counted("poll", exc)
+            logger.warning("poll failed, retrying: %s", exc)
+            self._stop.wait(self.config.backoff_max)
+            return {}
+
+    def close(self) -> None:
+        """At the end of the loop: commit what is pending, and close the consumer."""
+        if self.consumer is None:
+            return
+        self.commit_pending_and_wait()
+        try:
+            self.consumer.close(autocommit=False)
+        except KafkaError as exc:
+            logger.warning("consumer close failed: %s", exc)
 
     def _poll_step(self) -> float:
         """Seconds between two polls of a member busy elsewhere: a third of
         max_poll_interval_ms, well within it."""
         return max(self.config.max_poll_interval_ms / 1000 / 3, 0.05)
 
-    def _keep_alive(self) -> None:
+    def keep_alive(self) -> None:
         """Between two steps of a long batch: poll, with every partition paused, once a
         third of max_poll_interval_ms has passed since the last poll, and touch the
         liveness heartbeat. While the group rebalances, stay in poll until this member has
@@ -240,7 +278,7 @@ class GroupMember(ConsumerRebalanceListener):
         produce each) can outlast max_poll_interval_ms; without a poll the client would
         leave the group, the batch's commit would fail and the partitions' next owner
         would get the same batch, to isolate it again. The caller resumes the partitions
-        (`_resume_partitions`) when the batch is done.
+        (`resume_partitions`) when the batch is done.
 
         Polls of no timeout do not finish every rejoin: seen on Apache Kafka, a member
         that rejoined right after its first assignment, during a long batch, got its
@@ -253,10 +291,10 @@ class GroupMember(ConsumerRebalanceListener):
             deadline = time.monotonic() + REBALANCE_POLL_SECONDS
             while self._rebalancing and time.monotonic() < deadline and not self.stopping:
                 self._poll_paused(timeout_ms=REBALANCE_POLL_STEP_MS)
-        self._beat()
+        self.beat()
 
     def _poll_paused(self, timeout_ms: int = 0) -> None:
-        consumer = self._consumer
+        consumer = self.consumer
         if consumer is None:
             return
         self._polled_at = time.monotonic()
@@ -274,13 +312,13 @@ class GroupMember(ConsumerRebalanceListener):
             if recs:
                 consumer.seek(tp, recs[0].offset)
 
-    def _resume_partitions(self) -> None:
-        consumer = self._consumer
+    def resume_partitions(self) -> None:
+        consumer = self.consumer
         if consumer is not None and consumer.paused():
             consumer.resume(*consumer.paused())
 
     # ------------------------------------------------------------------ rebalance
-    def _nudge_stalled_rebalance(self) -> None:
+    def nudge_stalled_rebalance(self) -> None:
         """Ask the client to join again when a rebalance brought no assignment for
         REJOIN_NUDGE_SECONDS.
 
@@ -299,7 +337,7 @@ class GroupMember(ConsumerRebalanceListener):
             "no assignment %.0fs after the partitions were revoked: asking to join again",
             time.monotonic() - self._rebalance_since,
         )
-        self._consumer._coordinator.request_rejoin()
+        request_rejoin(self.consumer)
         self._rebalance_since = time.monotonic()
 
     def on_partitions_revoked(self, revoked) -> None:
@@ -311,7 +349,7 @@ class GroupMember(ConsumerRebalanceListener):
         if pending:
             logger.info("committing applied offsets before revoke: %s", pending)
             # Not waited for: the callback runs on the client's network thread.
-            self._consumer.commit_async(offsets=pending)
+            self.consumer.commit_async(offsets=pending)
         if revoked:
             logger.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
         self.assignment.update(self.assignment.partitions - {tp.partition for tp in revoked})
@@ -321,7 +359,7 @@ class GroupMember(ConsumerRebalanceListener):
         partitions kept (see `_pending_kept`)."""
         logger.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
         self._rebalancing = False
-        held = self._consumer.assignment()
+        held = self.consumer.assignment()
         self.assignment.update({tp.partition for tp in held})
         if pending := self._pending_kept(held):
             self._send_commit(pending)  # not waited for: this runs on the client's thread

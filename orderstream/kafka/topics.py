@@ -1,8 +1,6 @@
-"""Kafka client setup shared by the API and the worker.
+"""The project's topics: their layout, their creation, and the size of record they take.
 
-Every client is built here from settings, so bootstrap servers, timeouts and topic
-layout are configured in one place. Settings are read when a client is built, never
-at import time.
+Settings are read when a function is called, never at import time.
 """
 
 from __future__ import annotations
@@ -10,66 +8,18 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
-from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from .kafka_join_fix import keep_finished_joins
+from orderstream.kafka.driver import (
+    ConfigResource,
+    ConfigResourceType,
+    KafkaAdminClient,
+    NewTopic,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    record_batch_overhead,
+)
 
 logger = logging.getLogger(__name__)
-keep_finished_joins()  # every consumer of the project is built here
-
-
-def make_producer(**overrides) -> KafkaProducer:
-    """An idempotent producer that waits for all in-sync replicas (acks=all)."""
-    config = {
-        "bootstrap_servers": settings.KAFKA_BROKERS,
-        "client_id": "orderstream",
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 0,
-        "retries": 5,
-        "request_timeout_ms": 10_000,
-        "max_block_ms": 5_000,
-        # kafka-python's client metrics (sensors updated on every request and record) are
-        # read by nothing here; in a profile under load they were ~5 % of the worker's CPU.
-        "metrics_enabled": False,
-    }
-    config.update(overrides)
-    return KafkaProducer(**config)
-
-
-def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsumer:
-    """A consumer with manual commits; `group_id=None` for a group-less reader."""
-    config = {
-        "bootstrap_servers": settings.KAFKA_BROKERS,
-        "client_id": "orderstream",
-        "group_id": group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
-        "session_timeout_ms": settings.KAFKA_SESSION_TIMEOUT_MS,
-        "heartbeat_interval_ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
-        "fetch_max_wait_ms": settings.KAFKA_FETCH_MAX_WAIT_MS,
-        "metrics_enabled": False,  # as for the producer
-    }
-    config.update(overrides)
-    return KafkaConsumer(*topics, **config)
-
-
-# An idle poll waits this much longer than the broker holds an empty fetch.
-FETCH_MARGIN_MS = 10
-
-
-def one_fetch_timeout_ms() -> int:
-    """A poll timeout that covers one fetch: an idle loop polls this long after its pause.
-
-    The broker answers an empty fetch after fetch_max_wait_ms (the embedded development
-    broker never sooner), so a shorter poll would return before the answer and leave the
-    records it brings to the next turn.
-    """
-    return settings.KAFKA_FETCH_MAX_WAIT_MS + FETCH_MARGIN_MS
 
 
 def topic_layout() -> dict[str, int]:
@@ -140,5 +90,5 @@ def record_value_room(max_message_bytes: int, *, key_bytes: int) -> int:
     record alone, uncompressed) to stay within `max_message_bytes`: kafka-python's upper
     bound of the batch's size, with the value's length prefix at its widest (5 bytes, not
     the 1 of an empty value)."""
-    overhead = DefaultRecordBatchBuilder.estimate_size_in_bytes(b"k" * key_bytes, b"", []) + 4
+    overhead = record_batch_overhead(key_bytes=key_bytes) + 4
     return max(max_message_bytes - overhead, 0)

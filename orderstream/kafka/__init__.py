@@ -1,0 +1,61 @@
+"""The project's one Kafka layer.
+
+- `driver.py`: kafka-python, the only module that imports it, and every workaround for it;
+- `clients.py`: producers and consumers built from settings; `topics.py`: the topics;
+- `batch_loop.py`: the generic batch loop (poll, handle, produce, commit), with its group
+  membership (`group_member.py`), assignment watch (`assignment.py`), stats
+  (`loop_stats.py`) and counters (`loop_metrics.py`).
+
+The apps import from here what they need of the client (its classes, errors and structs,
+re-exported from the driver) and the clients and topics; the loop's modules by name.
+"""
+
+from orderstream.kafka.clients import make_consumer, make_producer, one_fetch_timeout_ms
+from orderstream.kafka.driver import (
+    CommitFailedError,
+    ConsumerRebalanceListener,
+    CorruptRecordError,
+    InvalidRecordError,
+    KafkaAdminClient,
+    KafkaConnectionError,
+    KafkaConsumer,
+    KafkaError,
+    KafkaProducer,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    OffsetAndMetadata,
+    RecordListTooLargeError,
+    TopicPartition,
+    UnknownTopicOrPartitionError,
+)
+from orderstream.kafka.topics import (
+    ensure_topics,
+    record_value_room,
+    topic_layout,
+    topic_max_message_bytes,
+)
+
+__all__ = [
+    "CommitFailedError",
+    "ConsumerRebalanceListener",
+    "CorruptRecordError",
+    "InvalidRecordError",
+    "KafkaAdminClient",
+    "KafkaConnectionError",
+    "KafkaConsumer",
+    "KafkaError",
+    "KafkaProducer",
+    "KafkaTimeoutError",
+    "MessageSizeTooLargeError",
+    "OffsetAndMetadata",
+    "RecordListTooLargeError",
+    "TopicPartition",
+    "UnknownTopicOrPartitionError",
+    "ensure_topics",
+    "make_consumer",
+    "make_producer",
+    "one_fetch_timeout_ms",
+    "record_value_room",
+    "topic_layout",
+    "topic_max_message_bytes",
+]
