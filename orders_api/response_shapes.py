@@ -1,8 +1,9 @@
 """The bodies the API answers with, each shape declared once, here.
 
 A shape is a TypedDict. The code that answers builds the body as that TypedDict: a plain
-dict, rendered as it is (no serializer on the way: field-by-field rendering made GET
-/orders/{id}, the hot path, about 10-20 % slower). Each key's annotation,
+dict, rendered as it is (no serializer on the way: rendering the OrderView field by field
+took 0.13-0.19 ms of CPU per GET /orders/{id}, the hot path, which answered 0-17 % faster
+without it; measured through Django's test client). Each key's annotation,
 `Annotated[type, <DRF field>]`, also carries the field the OpenAPI schema describes it
 with: `shape_serializer` turns a shape into the serializer drf-spectacular writes the
 component from (named after the shape), which no answer is rendered through. The test of
