@@ -1,6 +1,6 @@
 """One error shape for every 4xx (and 5xx) answer of the API.
 
-Every error body is
+Every error body is (`response_shapes.Error`)
 
     {"error": "<field>: <reason>", "field": "<field>", "reason": "<reason>",
      "errors": [{"field": ..., "reason": ...}, ...]}
@@ -34,6 +34,7 @@ from orders_api.errors import (
     OrderRejected,
 )
 from orders_api.renderers import ExactJSONRenderer
+from orders_api.response_shapes import Error, ErrorItem
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +72,12 @@ def _encodable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def error_body(problems: list[tuple[str, str]]) -> dict:
+def error_body(problems: list[tuple[str, str]]) -> Error:
     """The JSON body for a list of (field, reason) pairs; the first one is the headline."""
     problems = [(_encodable(f), _encodable(r)) for f, r in problems]
     field, reason = problems[0]
-    return {
-        "error": f"{field}: {reason}",
-        "field": field,
-        "reason": reason,
-        "errors": [{"field": f, "reason": r} for f, r in problems],
-    }
+    items: list[ErrorItem] = [{"field": f, "reason": r} for f, r in problems]
+    return {"error": f"{field}: {reason}", "field": field, "reason": reason, "errors": items}
 
 
 def _flatten(detail, prefix: str) -> list[tuple[str, str]]:

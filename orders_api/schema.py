@@ -14,24 +14,26 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
-    inline_serializer,
 )
-from rest_framework import serializers
 
 from orders_api.exceptions import error_body
 from orders_api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from orders_api.response_shapes import (
+    ErrorSerializer,
+    HealthSerializer,
+    OrderEnvelopeSerializer,
+    OrderViewSerializer,
+    OrderWriteResponseSerializer,
+    ReadinessSerializer,
+)
 from orders_api.serializers import (
     JSON_OBJECT_FORMAT,
     STATUS_DELETED,
     WAIT_FALSE_WORDS,
     WAIT_TRUE_WORDS,
     ByExternalQuerySerializer,
-    ErrorSerializer,
-    OrderEnvelopeSerializer,
     OrderListQuerySerializer,
     OrderUpsertInputSerializer,
-    OrderViewSerializer,
-    OrderWriteResponseSerializer,
 )
 
 ERRORS = {
@@ -138,20 +140,12 @@ class OrderUpsertInputSchema(OpenApiSerializerExtension):
 
 
 health_schema = extend_schema(
-    responses=inline_serializer("Health", {"status": serializers.CharField()}),
+    responses=HealthSerializer,
     description="Liveness: answers as long as the process serves requests.",
 )
 
-_readiness = inline_serializer(
-    "Readiness",
-    {
-        "status": serializers.ChoiceField(choices=["ready", "degraded", "unavailable"]),
-        "down": serializers.ListField(child=serializers.CharField()),
-        "checks": serializers.DictField(child=serializers.CharField()),
-    },
-)
 ready_schema = extend_schema(
-    responses={200: _readiness, 503: _readiness},
+    responses={200: ReadinessSerializer, 503: ReadinessSerializer},
     description="Readiness: 200 while the API's own database answers (it can accept "
     "writes): `ready` when every dependency answers, `degraded` naming the others that do "
     "not (the worker's database, Redis, the broker: orders are still accepted and kept in "

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from orders_api.ack_outcomes import Outcome, Recorded, order_processing, recorded_merge
 from orders_api.errors import OrderNotFound
 from orders_api.models import Order, OutboxEvent
+from orders_api.response_shapes import OrderView
 from orderstream.messages import InvalidMessage, OrderResult
 from orderstream.order_fields import amount_in_cents
 from orderstream.statuses import ProcessedStatus
@@ -78,12 +79,13 @@ def order_recorded(order: Order, result: OrderResult | None = None) -> Recorded:
     return recorded
 
 
-def order_view(*, order: Order, result: OrderResult | None) -> dict:
+def order_view(*, order: Order, result: OrderResult | None) -> OrderView:
     """The OrderView of SPEC.md: the row, overridden by the worker's result when present,
-    and what the pipeline did with it."""
+    and what the pipeline did with it. The answer's body as it is: the amount already has
+    the columns' two places, the uuids are rendered as strings."""
     recorded = order_recorded(order, result)
     processing, reason = order_processing(version=order.version, recorded=recorded)
-    view = {
+    view: OrderView = {
         "order_id": order.order_id,
         "user_id": order.user_id,
         "amount": order.amount,
@@ -108,7 +110,7 @@ def order_view(*, order: Order, result: OrderResult | None) -> dict:
     return view
 
 
-def order_views(*, orders: Iterable[Order]) -> list[dict]:
+def order_views(*, orders: Iterable[Order]) -> list[OrderView]:
     """Views of several orders, with one Redis round trip."""
     orders = list(orders)
     results = order_results_get(order_ids=[o.order_id for o in orders])
@@ -136,7 +138,7 @@ def _order_by_id_sql() -> str:
     return f"SELECT * FROM {quote(Order._meta.db_table)} WHERE {quote(Order._meta.pk.column)} = %s"
 
 
-def order_get(*, order_id: uuid.UUID) -> dict:
+def order_get(*, order_id: uuid.UUID) -> OrderView:
     """The view of one order; 404 when unknown."""
     order = next(iter(Order.objects.raw(_order_by_id_sql(), [order_id])), None)
     if order is None:
@@ -144,7 +146,7 @@ def order_get(*, order_id: uuid.UUID) -> dict:
     return order_views(orders=[order])[0]
 
 
-def order_get_by_external_id(*, external_id: str, user_id: uuid.UUID) -> dict:
+def order_get_by_external_id(*, external_id: str, user_id: uuid.UUID) -> OrderView:
     """The newest order of `user_id` whose payload.id is `external_id`; 404 when none."""
     # payload->>'id' = external_id: matches a string id and a number rendered as text. The
     # md5 condition is what the index holds (models.py); the other one rules out collisions.

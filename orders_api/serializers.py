@@ -1,4 +1,5 @@
-"""Input and output shapes of the HTTP API (validation only; no business rules here).
+"""Input shapes of the HTTP API: bodies, paths and queries (validation only; no business
+rules here). The bodies it answers with are declared in `response_shapes.py`.
 
 Their rules across fields, as the OpenAPI schema states them, are in `schema.py`."""
 
@@ -16,7 +17,7 @@ from orders_api.flat_serializer import FlatSerializer
 from orders_api.parsers import json_loads_strict
 from orderstream.exact_json import InexactNumber
 from orderstream.order_fields import external_id_refusal
-from orderstream.statuses import PENDING, Operation, OrderStatus, Processing
+from orderstream.statuses import Operation, OrderStatus
 
 # order_id values that mean "create a new order" (the Go service's conventions).
 CREATE_MARKERS = (None, "", "0", 0)
@@ -241,62 +242,6 @@ class OrderUpsertInputSerializer(FlatSerializer):
         }
 
 
-class OrderWriteResponseSerializer(FlatSerializer):
-    """Answer of POST /orders."""
-
-    order_id = serializers.UUIDField()
-    status = serializers.ChoiceField(
-        choices=[*Operation.values, PENDING],
-        help_text='The worker\'s result, or "pending" when the answer did not wait for it.',
-    )
-
-
-class OrderViewSerializer(FlatSerializer):
-    """An order as GET answers it: the API row, overridden by the worker's Redis result."""
-
-    order_id = serializers.UUIDField()
-    user_id = serializers.UUIDField()
-    # The columns' numeric(20, 2); the selectors hand over only amounts they hold. Rendered
-    # as a JSON number with exactly these digits (orders_api.renderers): 5.00, never "5.00"
-    # or a float.
-    amount = serializers.DecimalField(max_digits=20, decimal_places=2, coerce_to_string=False)
-    status = serializers.CharField(
-        help_text="API row status (new, updated, deleted), or the worker's order_status "
-        "(done, deleted) once it has processed the order."
-    )
-    payload_json = serializers.JSONField(help_text="The stored JSON object.")
-    created_at = serializers.CharField(help_text="RFC 3339")
-    updated_at = serializers.CharField(help_text="RFC 3339")
-    bucket = serializers.IntegerField(help_text="First byte of the order uuid mod 4.")
-    processing = serializers.ChoiceField(
-        choices=Processing.choices,
-        help_text="What the pipeline did with the order's newest version: pending (accepted, "
-        "not yet answered by the worker), done, deleted, or rejected (see reason).",
-    )
-    reason = serializers.CharField(
-        allow_null=True,
-        help_text="The worker's reason when processing is rejected; null otherwise.",
-    )
-    version = serializers.IntegerField(
-        allow_null=True,
-        min_value=1,
-        help_text="The order's last version the worker applied; null while none.",
-    )
-
-
-class OrderEnvelopeSerializer(serializers.Serializer):
-    """The answer of GET /orders/{order_id} and /orders/by-external/... (the schema's
-    name for it; the views build it with `order_envelope`)."""
-
-    order = OrderViewSerializer()
-
-
-def order_envelope(view: dict) -> dict:
-    """`OrderEnvelopeSerializer({"order": view}).data`, without making the envelope, which
-    deep-copies its nested serializer, every field of it, for each instance."""
-    return {"order": OrderViewSerializer(view).data}
-
-
 class ExternalIdPathSerializer(FlatSerializer):
     """Path of GET /orders/by-external/{external_id}: any text but NUL (which no stored
     payload.id holds, and PostgreSQL cannot compare); slashes and the empty id included,
@@ -329,19 +274,3 @@ class OrderListQuerySerializer(FlatSerializer):
 
 class OrderIdPathSerializer(FlatSerializer):
     order_id = StrictUUIDField()
-
-
-class ErrorItemSerializer(serializers.Serializer):
-    field = serializers.CharField(
-        help_text="The input field, header or part of the request at fault."
-    )
-    reason = serializers.CharField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The body of every error answer."""
-
-    error = serializers.CharField(help_text='"<field>: <reason>" of the first problem.')
-    field = serializers.CharField()
-    reason = serializers.CharField()
-    errors = ErrorItemSerializer(many=True, help_text="Every problem found.")

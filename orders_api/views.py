@@ -1,6 +1,7 @@
 """HTTP views: thin DRF views over services and selectors (routes in urls.py).
 
-Their OpenAPI description is in `schema.py`, applied here as decorators.
+Their OpenAPI description is in `schema.py`, applied here as decorators; the bodies they
+answer with are the shapes of `response_shapes.py`, built as plain dicts.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from orders_api.idempotency import idempotency_key_clean
 from orders_api.order_writes import order_write
 from orders_api.outbox_metrics import OutboxCollector
 from orders_api.readiness import REQUIRED_FOR_WRITES, readiness_check
+from orders_api.response_shapes import (
+    Health,
+    OrderEnvelope,
+    OrderViewSerializer,
+    OrderWriteResponse,
+    Readiness,
+)
 from orders_api.schema import (
     by_external_schema,
     create_schema,
@@ -50,9 +58,6 @@ from orders_api.serializers import (
     OrderIdPathSerializer,
     OrderListQuerySerializer,
     OrderUpsertInputSerializer,
-    OrderViewSerializer,
-    OrderWriteResponseSerializer,
-    order_envelope,
 )
 from orderstream.metrics import metrics_page
 
@@ -66,7 +71,8 @@ ACK_WAIT_SKIPPED_HEADER = "Ack-Wait-Skipped"
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def health(request):
-    return Response({"status": "ok"})
+    body: Health = {"status": "ok"}
+    return Response(body)
 
 
 @ready_schema
@@ -75,9 +81,13 @@ def health(request):
 def ready(request):
     states = readiness_check()
     down = sorted(name for name, state in states.items() if state != "ok")
-    if any(name in REQUIRED_FOR_WRITES for name in down):
-        return Response({"status": "unavailable", "down": down, "checks": states}, status=503)
-    return Response({"status": "degraded" if down else "ready", "down": down, "checks": states})
+    unavailable = any(name in REQUIRED_FOR_WRITES for name in down)
+    body: Readiness = {
+        "status": "unavailable" if unavailable else "degraded" if down else "ready",
+        "down": down,
+        "checks": states,
+    }
+    return Response(body, status=503 if unavailable else 200)
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -280,22 +290,21 @@ class OrderViewSet(viewsets.GenericViewSet):
             headers["Preference-Applied"] = "respond-async"
         if outcome.wait_skipped:
             headers[ACK_WAIT_SKIPPED_HEADER] = outcome.wait_skipped
-        answer = OrderWriteResponseSerializer(outcome).data
+        answer: OrderWriteResponse = {"order_id": outcome.order_id, "status": outcome.status}
         code = status.HTTP_202_ACCEPTED if outcome.pending else status.HTTP_200_OK
         return Response(answer, status=code, headers=headers)
 
     @list_schema
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
-        data = OrderViewSerializer(order_views(orders=page), many=True).data
-        return self.get_paginated_response(data)
+        return self.get_paginated_response(order_views(orders=page))
 
     @retrieve_schema
     def retrieve(self, request, order_id=None):
         path = OrderIdPathSerializer(data={"order_id": order_id})
         path.is_valid(raise_exception=True)
-        view = order_get(**path.validated_data)
-        return Response(order_envelope(view))
+        answer: OrderEnvelope = {"order": order_get(**path.validated_data)}
+        return Response(answer)
 
     @by_external_schema
     @action(detail=False, url_path=r"by-external/(?P<external_id>.*)")  # any stored id
@@ -305,4 +314,5 @@ class OrderViewSet(viewsets.GenericViewSet):
         query = ByExternalQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         view = order_get_by_external_id(**path.validated_data, **query.validated_data)
-        return Response(order_envelope(view))
+        answer: OrderEnvelope = {"order": view}
+        return Response(answer)

@@ -1,19 +1,11 @@
 """FlatSerializer: each instance validates with fields of its own, and a field that holds
 other fields is refused when the class is defined."""
 
-import uuid
-from decimal import Decimal
-
 import pytest
 from rest_framework import serializers
 
 from orders_api.flat_serializer import FlatSerializer
-from orders_api.serializers import (
-    OrderEnvelopeSerializer,
-    OrderUpsertInputSerializer,
-    OrderViewSerializer,
-    order_envelope,
-)
+from orders_api.serializers import OrderUpsertInputSerializer
 
 
 class Pair(FlatSerializer):
@@ -52,36 +44,3 @@ def test_the_create_input_validates_like_a_plain_serializer():
 def test_a_field_holding_other_fields_is_refused(field):
     with pytest.raises(TypeError, match="fields holding other fields: inner"):
         type("Nested", (FlatSerializer,), {"inner": field})
-
-
-def a_view(**changes) -> dict:
-    view = {
-        "order_id": uuid.uuid4(),
-        "user_id": uuid.uuid4(),
-        "amount": Decimal("19.98"),
-        "status": "done",
-        "payload_json": {"id": "A-1", "items": [{"price": "9.99", "qty": 2}]},
-        "created_at": "2026-01-02T03:04:05Z",
-        "updated_at": "2026-01-02T03:04:06Z",
-        "bucket": 1,
-        "processing": "done",
-        "reason": None,
-        "version": 2,
-    }
-    return view | changes
-
-
-def test_the_read_answer_is_what_the_envelope_serializer_gives():
-    view = a_view()
-
-    assert order_envelope(view) == OrderEnvelopeSerializer({"order": view}).data
-    assert order_envelope(view)["order"]["amount"] == Decimal("19.98")
-
-
-def test_order_views_of_a_list_are_each_their_own():
-    first, second = a_view(), a_view(status="deleted", processing="deleted", version=None)
-
-    data = OrderViewSerializer([first, second], many=True).data
-
-    assert [row["order_id"] for row in data] == [str(first["order_id"]), str(second["order_id"])]
-    assert [(row["status"], row["version"]) for row in data] == [("done", 2), ("deleted", None)]
