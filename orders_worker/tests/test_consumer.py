@@ -17,9 +17,8 @@ from orders_worker.handler import MAX_DEAD_LETTER_BYTES, MAX_ERROR_CHARS, dead_l
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orderstream.messages import MAX_EVENT_BYTES, OrderResult
+from testkit.factories import OrderEventFactory
 from testkit.helpers import eventually
-
-from .factories import OrderEventFactory
 
 pytestmark = [
     pytest.mark.broker,

@@ -12,10 +12,11 @@ from django.db import connections
 from orders_worker.dead_letters import dead_letters_replay
 from orders_worker.models import DeadLetter, DeadLetterKind, ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
+from testkit.factories import OrderEventFactory
 from testkit.helpers import eventually
+from testkit.topics import committed_offsets
 
-from .factories import OrderEventFactory
-from .test_outages import committed_offsets, worker_errors
+from .support import worker_errors
 
 pytestmark = [
     pytest.mark.broker,

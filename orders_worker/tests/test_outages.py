@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
 import pytest
 from django.db import connections
-from kafka import TopicPartition
 
 from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orders_worker.worker import OrderWorker, WorkerConfig
-from orderstream.kafka import make_consumer
+from testkit.factories import OrderEventFactory
 from testkit.helpers import eventually
+from testkit.topics import committed_offsets
 
-from .factories import OrderEventFactory
+from .support import worker_errors
 
 pytestmark = [
     pytest.mark.broker,
     pytest.mark.django_db(transaction=True, databases=["default", "worker"]),
 ]
-
-
-def committed_offsets(group: str, topic: str) -> int:
-    """The sum of the offsets `group` has committed on the partitions of `topic`."""
-    consumer = make_consumer(group_id=group)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
-    finally:
-        consumer.close(autocommit=False)
-
-
-def worker_errors(caplog) -> list[str]:
-    """Errors the worker logged: a database outage must never take the path of an
-    unexpected failure (a batch replayed one message at a time, messages dead-lettered)."""
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name.startswith("orders_worker") and r.levelno >= logging.ERROR
-    ]
 
 
 def test_postgresql_unreachable_is_retried_without_commit_ack_or_skip_and_recovers_once(

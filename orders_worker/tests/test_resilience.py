@@ -19,8 +19,7 @@ from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.results import order_result_read
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.messages import OrderAck
-
-from .factories import OrderEventFactory
+from testkit.factories import OrderEventFactory
 
 pytestmark = [
     pytest.mark.broker,

@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django_redis import get_redis_connection
 
 from orders_worker.results import order_result_read, order_results_write
-from orders_worker.rules import OrderState
 from orderstream.messages import OrderResult
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-def a_state(version: int, **changes) -> OrderState:
-    values = {
-        "order_id": str(uuid.uuid4()),
-        "user_id": str(uuid.uuid4()),
-        "amount": Decimal(version),
-        "status": "done",
-        "payload": {"version": 0, "note": "заметка"},  # a misleading key inside the payload
-        "created_at": NOW,
-        "updated_at": NOW,
-        "bucket": 1,
-        "version": version,
-        "last_event_id": str(uuid.uuid4()),
-        "last_status": "updated",
-        "processed_at": NOW,
-    }
-    return OrderState(**(values | changes))
+from .support import a_state
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from orders_worker.results import order_result_of, order_result_read, order_results_write
 from orderstream.messages import OrderResult
 
-from .test_results import a_state
+from .support import a_state
 
 
 def test_the_result_of_a_state_holds_every_field_in_rfc3339():

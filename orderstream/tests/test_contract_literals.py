@@ -25,8 +25,8 @@ from orders_api.models import Order
 from orders_api.outbox_events import outbox_event_build
 from orders_worker.results import order_result_read
 from orders_worker.rules import order_event_decide
-from orders_worker.tests.factories import OrderEventFactory
 from orderstream.messages import InvalidMessage, OrderAck, OrderResult
+from testkit.factories import OrderEventFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
