@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import replace
 from decimal import Decimal
@@ -20,6 +19,7 @@ from orders_worker.results import order_result_read
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.messages import OrderAck
 from testkit.factories import OrderEventFactory
+from testkit.helpers import eventually
 
 pytestmark = [
     pytest.mark.broker,
@@ -75,14 +75,6 @@ def all_acknowledged(events):
     return lambda recs: wanted <= {OrderAck.from_bytes(r.value).event_id for r in recs}
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 def worker_process(group: str) -> subprocess.Popen:
     """`manage.py run_worker` in a child process on this test's databases and topics."""
     db = settings.DATABASES["worker"]
@@ -116,7 +108,11 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_applies_noth
 
     first = worker_process(unique_topics.WORKER_GROUP)
     try:
-        wait_for(lambda: applied.count() >= 200, 60, "the first worker to apply 200 events")
+        eventually(
+            lambda: applied.count() >= 200,
+            timeout=60,
+            message="the first worker to apply 200 events",
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -126,7 +122,11 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_applies_noth
 
     second = worker_process(unique_topics.WORKER_GROUP)
     try:
-        wait_for(lambda: applied.count() >= len(events), 60, "the restarted worker to catch up")
+        eventually(
+            lambda: applied.count() >= len(events),
+            timeout=60,
+            message="the restarted worker to catch up",
+        )
         ack_reader.read_until(all_acknowledged(events), timeout=30)
         second.send_signal(signal.SIGTERM)
         output = second.communicate(timeout=30)[0].decode()
@@ -147,13 +147,13 @@ def test_two_workers_in_one_group_share_the_partitions_and_apply_each_event_once
     for thread in threads:
         thread.start()
     try:
-        wait_for(
+        eventually(
             lambda: (
                 all(w.partitions() for w in workers)
                 and workers[0].partitions() | workers[1].partitions() == set(range(4))
             ),
-            30,
-            "both workers to hold partitions",
+            timeout=30,
+            message="both workers to hold partitions",
         )
         assert not workers[0].partitions() & workers[1].partitions()
         events, expected = order_histories(300)
