@@ -70,7 +70,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it times and counts everything the server does for a request (GET /metrics).
     "orderstream.http_metrics.RequestMetricsMiddleware",
-    "orderstream.charset.RefuseNonTextCharsetMiddleware",
+    "orders_api.charset.RefuseNonTextCharsetMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
