@@ -13,12 +13,12 @@ from django_redis import get_redis_connection
 
 from orders_worker.handler import order_event_reject, order_events_handle
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orders_worker.results import order_result_read
 from orders_worker.rules import UpsertOutcome
 from orders_worker.services import EventDataRefused
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.messages import OrderAck, OrderResult
 from testkit.factories import OrderEventFactory
+from testkit.results import stored_result
 
 from .support import CONFIG, RecordingProducer, records_of
 
@@ -52,9 +52,9 @@ def test_a_batch_is_applied_with_one_ack_per_event_and_the_final_state_in_redis(
     ]
     assert {o.topic for o in outcome.acks} == {"acks"}
     assert [o.key for o in outcome.acks] == [created.key, updated.key, other.key]
-    result = order_result_read(order_id=created.order_id)
+    result = stored_result(order_id=created.order_id)
     assert (result.status, result.version) == ("updated", 2)
-    assert order_result_read(order_id=other.order_id).amount == 5
+    assert stored_result(order_id=other.order_id).amount == 5
 
 
 def test_records_that_are_no_valid_event_are_dead_lettered_and_the_rest_applied():
@@ -247,8 +247,8 @@ def test_the_loop_rejects_an_event_whose_redis_result_fails_and_keeps_its_row(
     assert worker._producer.statuses() == {poison.order_id: "rejected", good.order_id: "created"}
     [error] = worker._producer.errors()
     assert error.startswith(b"could not be processed: OverflowError")
-    assert order_result_read(order_id=good.order_id).status == "created"
-    assert order_result_read(order_id=poison.order_id) is None
+    assert stored_result(order_id=good.order_id).status == "created"
+    assert stored_result(order_id=poison.order_id) is None
     assert stored_order_ids() == {poison.order_id, good.order_id}
 
 

@@ -15,11 +15,11 @@ import pytest
 from django.conf import settings
 
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orders_worker.results import order_result_read
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.messages import OrderAck
 from testkit.factories import OrderEventFactory
 from testkit.helpers import eventually
+from testkit.results import stored_result
 
 pytestmark = [
     pytest.mark.broker,
@@ -66,7 +66,7 @@ def assert_applied_exactly(events, expected, ack_reader) -> None:
         statuses.setdefault(ack.event_id, set()).add(ack.status)
     assert statuses == {e.event_id: {expected_ack(e)} for e in events}
     sample = next(iter(expected))
-    assert order_result_read(order_id=sample).order_status == expected[sample][0]
+    assert stored_result(order_id=sample).order_status == expected[sample][0]
 
 
 def all_acknowledged(events):

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from django_redis import get_redis_connection
 
-from orders_worker.results import order_result_read, order_results_write
+from orders_worker.results import order_results_write
 from orderstream.messages import OrderResult
+from testkit.results import stored_result
 
 from .support import a_state
 
@@ -32,7 +33,7 @@ def test_a_lower_or_equal_version_does_not_overwrite_a_higher_one(redis):
     v1 = replace(v2, version=1, amount=Decimal(1), last_status="created")
     same = replace(v2, amount=Decimal(7))
     assert order_results_write(states=[v1, same], ttl=60) == 0
-    stored = order_result_read(order_id=v2.order_id)
+    stored = stored_result(order_id=v2.order_id)
     assert (stored.version, stored.amount, stored.status) == (2, Decimal(2), "updated")
     assert stored.payload == {"version": 0, "note": "заметка"}
 
@@ -44,7 +45,7 @@ def test_a_higher_version_replaces_the_result_and_keeps_the_ttl(redis):
     keys.append(key)
     order_results_write(states=[v1], ttl=60)
     assert order_results_write(states=[replace(v1, version=2)], ttl=120) == 1
-    assert order_result_read(order_id=v1.order_id).version == 2
+    assert stored_result(order_id=v1.order_id).version == 2
     assert 60 < client.ttl(key) <= 120
 
 
@@ -56,5 +57,5 @@ def test_no_ttl_means_no_expiry_and_a_value_without_version_is_replaced(redis):
     written_before_versions = {"order_id": state.order_id, "status": "created", "bucket": 1}
     client.set(key, json.dumps(written_before_versions), ex=30)
     assert order_results_write(states=[state], ttl=0) == 1
-    assert order_result_read(order_id=state.order_id).order_id == state.order_id
+    assert stored_result(order_id=state.order_id).order_id == state.order_id
     assert client.ttl(key) == -1

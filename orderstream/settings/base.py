@@ -83,7 +83,6 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "orderstream.urls"
 WSGI_APPLICATION = "orderstream.wsgi.application"
-ASGI_APPLICATION = "orderstream.asgi.application"
 # `manage.py test` runs the pytest suite (see testkit/test_runner.py).
 TEST_RUNNER = "testkit.test_runner.PytestTestRunner"
 
