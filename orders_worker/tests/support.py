@@ -69,6 +69,9 @@ class RecordingProducer:
             if topic == "acks"
         }
 
+    def errors(self) -> list[bytes]:
+        return [dict(headers)["error"] for topic, *_, headers in self.sent if topic == "dlq"]
+
 
 def stored_state(**changes) -> OrderState:
     """A stored order (done, version 2, last changed EARLIER), with `changes`."""
