@@ -33,10 +33,12 @@ prepare: venv
 test-fast: venv
 	$(PY) -m pytest -m unit -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# Static checks: ruff (lint and format) and the compose stack.
+# Static checks: ruff (lint and format), the imports between the packages (neither app
+# imports the other, the core neither: scripts/check_imports.py) and the compose stack.
 lint: venv compose-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/check_imports.py
 
 clean:
 	rm -rf $(VENV) .local staticfiles .pytest_cache

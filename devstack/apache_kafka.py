@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import yaml
@@ -244,16 +243,9 @@ class ApacheKafkaBroker(ChildServer):
                 start_new_session=True,  # Ctrl-C in the terminal goes to our owner, who stops us
                 preexec_fn=stop_with_parent,
             )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                raise RuntimeError(f"Apache Kafka exited with code {code} (log: {self.log_path})")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"Apache Kafka did not answer on {self.bootstrap} in {timeout}s")
-            time.sleep(0.2)
+        self.wait_answering(
+            self._answers, timeout, f"Apache Kafka on {self.bootstrap}", interval=0.2
+        )
         return self
 
     def _answers(self) -> bool:

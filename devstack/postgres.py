@@ -12,7 +12,6 @@ import os
 import pwd
 import signal
 import subprocess
-import time
 import warnings
 from pathlib import Path
 
@@ -70,16 +69,7 @@ class EmbeddedPostgres(DataDirServer):
             preexec_fn=stop_with_parent,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while not self._accepts_connections():
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"PostgreSQL exited with code {self.process.returncode}; see {self.log_path}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"PostgreSQL did not start in {timeout}s; see {self.log_path}")
-            time.sleep(0.1)
+        self.wait_answering(self._accepts_connections, timeout, "PostgreSQL", interval=0.1)
         return self
 
     def _accepts_connections(self) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
-import time
 from pathlib import Path
 
 from .lifetime import stop_with_parent
@@ -46,16 +46,6 @@ class EmbeddedRedis(DataDirServer):
             start_new_session=True,
             preexec_fn=stop_with_parent,
         )
-        deadline = time.monotonic() + timeout
-        while not port_answers("127.0.0.1", self.port, timeout=0.2):
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with code {self.process.returncode}; see {self.log_path}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(
-                    f"redis-server did not listen in {timeout}s; see {self.log_path}"
-                )
-            time.sleep(0.05)
+        listens = functools.partial(port_answers, "127.0.0.1", self.port, timeout=0.2)
+        self.wait_answering(listens, timeout, "redis-server")
         return self

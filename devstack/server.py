@@ -6,6 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from .polling import poll_until
 from .ports import free_port
 
 
@@ -22,6 +23,23 @@ class ChildServer:
 
     def start(self):
         raise NotImplementedError
+
+    def wait_answering(self, answers, timeout: float, what: str, *, interval: float = 0.05):
+        """Wait until `answers()` is true: a RuntimeError as soon as the process exits, or
+        (the server stopped) after `timeout` seconds."""
+        log = f"; see {self.log_path}" if getattr(self, "log_path", None) else ""
+
+        def answered() -> bool:
+            if answers():
+                return True
+            if self.process.poll() is not None:
+                code, self.process = self.process.returncode, None
+                raise RuntimeError(f"{what} exited with code {code}{log}")
+            return False
+
+        if not poll_until(answered, timeout, interval=interval):
+            self.stop()
+            raise RuntimeError(f"{what} did not answer in {timeout}s{log}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -6,8 +6,8 @@ stack use Apache Kafka. Tansu keeps everything in memory: a restart loses all to
 
 from __future__ import annotations
 
+import functools
 import subprocess
-import time
 
 from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
@@ -49,12 +49,6 @@ class TansuBroker(ChildServer):
             start_new_session=True,  # Ctrl-C in the terminal goes to our owner, who stops us
             preexec_fn=stop_with_parent,
         )
-        deadline = time.monotonic() + timeout
-        while not port_answers("127.0.0.1", self.port):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Tansu broker exited with code {self.process.returncode}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"Tansu broker did not listen on {self.bootstrap} in {timeout}s")
-            time.sleep(0.05)
+        listens = functools.partial(port_answers, "127.0.0.1", self.port)
+        self.wait_answering(listens, timeout, f"Tansu broker on {self.bootstrap}")
         return self

@@ -72,9 +72,3 @@ def order_results_write(*, states: Iterable[OrderState], ttl: int) -> int:
         return 0
     set_each_if_newer = get_redis_connection("default").register_script(_SET_EACH_IF_NEWER)
     return set_each_if_newer(keys=keys, args=args)
-
-
-def order_result_read(*, order_id: str) -> OrderResult | None:
-    """The stored result of one order, or None."""
-    raw = get_redis_connection("default").get(OrderResult.redis_key(order_id))
-    return OrderResult.from_bytes(raw) if raw is not None else None

@@ -4,7 +4,8 @@ Django takes any charset Python's codecs know as the request's encoding, and set
 building the request: a bytes-to-bytes codec then fails decoding the query string (a 500)
 before any middleware runs. So the WSGI entry point (orderstream/wsgi.py) builds its
 requests with `TextCharsetRequest`, which leaves such a charset out and remembers it, and
-`RefuseNonTextCharsetMiddleware` answers 415 in the API's error shape.
+the API's `orders_api.charset.RefuseNonTextCharsetMiddleware` answers 415 in its error
+shape.
 """
 
 from __future__ import annotations
@@ -38,18 +39,3 @@ class TextCharsetRequest(WSGIRequest):
 
 class TextCharsetWSGIHandler(WSGIHandler):
     request_class = TextCharsetRequest
-
-
-class RefuseNonTextCharsetMiddleware:
-    """415 for a request whose charset TextCharsetRequest left out."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        charset = getattr(request, "refused_charset", None)
-        if charset:
-            from orders_api.exceptions import json_error
-
-            return json_error(415, "Content-Type", f"unsupported charset {charset!r}: send UTF-8")
-        return self.get_response(request)

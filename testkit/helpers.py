@@ -6,22 +6,18 @@ from typing import NamedTuple
 
 import pytest
 
+from devstack.polling import poll_until
+
 
 def eventually(
     check, *, timeout: float = 15.0, interval: float = 0.05, message: str = "", fail: bool = True
 ):
     """Call `check` until it returns something truthy; after `timeout` seconds fail the
     test, or with `fail=False` return the last (falsy) result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            if not fail:
-                return result
-            pytest.fail(f"not true within {timeout}s: {message or check}")
-        time.sleep(interval)
+    result = poll_until(check, timeout, interval=interval)
+    if not result and fail:
+        pytest.fail(f"not true within {timeout}s: {message or check}")
+    return result
 
 
 class Record(NamedTuple):

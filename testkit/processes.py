@@ -18,7 +18,6 @@ import signal
 import string
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +29,7 @@ import psycopg2
 from django.conf import settings
 from psycopg2 import sql
 
+from devstack.polling import poll_until
 from devstack.ports import free_port
 from orderstream.kafka import KafkaError, TopicPartition, make_consumer
 
@@ -216,14 +216,17 @@ class Launched:
 
 
 def wait_until(predicate, timeout: float, what: str, launched: Launched | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """`predicate()` once it is truthy; an AssertionError after `timeout` seconds or as
+    soon as `launched` has exited (with its output)."""
+
+    def check():
         if launched is not None:
             launched.assert_running()
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
+        return predicate()
+
+    result = poll_until(check, timeout, interval=0.2)
+    if result:
+        return result
     details = f"\n{launched.output()}" if launched else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
 

@@ -66,3 +66,13 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+def committed_offsets(group: str, topic: str) -> int:
+    """The sum of the offsets `group` has committed on the partitions of `topic`."""
+    consumer = make_consumer(group_id=group)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+    finally:
+        consumer.close(autocommit=False)

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from orders_api.apps import warn_when_open
-from orders_api.tests.factories import OrderFactory
+from testkit.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -30,18 +30,18 @@ from orders_api.ack_recorder.recorder import (
 from orders_api.models import Order, OutboxEvent
 from orders_api.relay.loop import OutboxRelay
 from orders_api.selectors import order_recorded
-from orders_worker.tests.test_outages import committed_offsets
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderAck, OrderEvent
 from orderstream.statuses import AckStatus
 from orderstream.timestamps import rfc3339, utc_now
+from testkit.factories import OrderFactory
 from testkit.helpers import Record, eventually
 from testkit.outages import database_outage
 from testkit.running import running
+from testkit.topics import committed_offsets
 
-from .factories import OrderFactory
-from .test_processing import merged
+from .support import merged
 
 STAMP = "2026-01-02T03:04:05Z"
 

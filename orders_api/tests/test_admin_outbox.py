@@ -16,8 +16,8 @@ from orders_api.models import OutboxEvent
 from orders_api.outbox_events import outbox_event_build
 from orders_api.outbox_operations import outbox_events_unpark
 from orders_api.relay.publish import outbox_relay_once
-from orders_api.tests.factories import OrderFactory
 from orderstream.kafka import make_producer
+from testkit.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.utils import timezone
 
-from orders_api.tests.factories import OrderFactory
-from orders_api.tests.test_views import USER, assert_error, schema_of
+from testkit.factories import OrderFactory
+
+from .support import USER, assert_error, schema_of
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from orders_api.models import Order
-from orders_api.tests.factories import OrderFactory
+from testkit.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 

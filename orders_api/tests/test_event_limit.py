@@ -24,11 +24,12 @@ from orders_api import event_limit
 from orders_api.event_limit import event_size_limit, event_size_limit_load
 from orders_api.models import OutboxEvent
 from orders_api.relay.loop import OutboxRelay, relay_producer
-from orders_api.tests.test_views import USER, assert_error
 from orderstream import messages
 from orderstream.kafka import topic_max_message_bytes
 from testkit.helpers import eventually
 from testkit.running import running
+
+from .support import USER, assert_error
 
 TOPIC_LIMIT = 200_000  # the small topic's max.message.bytes
 # What a batch of one record keyed by an order id leaves for its value, by kafka-python's

@@ -17,11 +17,11 @@ from orders_api.models import Order, OutboxEvent
 from orders_api.relay.loop import OutboxRelay
 from orders_api.services import order_upsert
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orders_worker.results import order_result_read
 from orderstream.kafka import ensure_topics, make_producer
 from orderstream.messages import OrderEvent
 from testkit.failing_clients import RefusingProducer
 from testkit.helpers import eventually
+from testkit.results import stored_result
 from testkit.running import running
 from testkit.topics import TopicReader
 
@@ -129,7 +129,7 @@ def test_an_update_the_broker_refuses_for_a_while_holds_back_the_orders_delete(
         {"id": "O-1", "amount": 7},
         Decimal("7.00"),
     )
-    assert order_result_read(order_id=str(order.order_id)).amount == Decimal("7.00")
+    assert stored_result(order_id=str(order.order_id)).amount == Decimal("7.00")
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from orders_api.relay import purge
 from orders_api.relay.publish import outbox_relay_once
 from orders_api.relay.purge import expired_rows_purge, outbox_purge
 from orders_api.services import order_upsert
-from orders_api.tests.factories import OrderFactory
 from orderstream import messages
 from orderstream.kafka import make_producer
 from orderstream.messages import OrderEvent
+from testkit.factories import OrderFactory
 from testkit.helpers import eventually
 
 transactional = pytest.mark.django_db(transaction=True)

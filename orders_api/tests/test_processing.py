@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,13 +15,7 @@ from orders_api.ack_outcomes import (
 )
 from orderstream.statuses import AckStatus, Processing
 
-
-def merged(*outcomes: Outcome) -> Recorded:
-    return functools.reduce(
-        lambda recorded, outcome: recorded_merge(recorded=recorded, outcome=outcome),
-        outcomes,
-        Recorded(),
-    )
+from .support import merged
 
 
 def ack(status: str, version: int, error: str | None = None) -> Outcome:

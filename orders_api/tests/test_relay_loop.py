@@ -23,9 +23,9 @@ from orders_api.relay.loop import OutboxRelay
 from orders_api.relay.notifications import OutboxNotifications
 from orders_api.relay.publish import outbox_relay_once
 from orders_api.services import order_upsert
-from orders_api.tests.factories import OrderFactory
 from orderstream.heartbeat import check
 from orderstream.kafka import make_producer
+from testkit.factories import OrderFactory
 from testkit.failing_clients import Failing
 from testkit.helpers import eventually
 from testkit.running import running

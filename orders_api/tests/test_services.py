@@ -9,8 +9,7 @@ import pytest
 
 from orders_api.models import Order, OutboxEvent
 from orderstream.messages import MAX_EVENT_BYTES
-
-from .factories import OrderFactory
+from testkit.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 

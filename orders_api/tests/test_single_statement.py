@@ -11,8 +11,7 @@ from django.utils import timezone
 from orders_api.models import IdempotencyKey, Order, OutboxEvent
 from orders_api.outbox_events import outbox_event_build
 from orders_api.single_statement import insert_in_one_statement
-from orders_api.tests.factories import OrderFactory
-from orders_worker.tests.factories import ProcessedOrderFactory
+from testkit.factories import OrderFactory, ProcessedOrderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

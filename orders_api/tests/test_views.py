@@ -22,29 +22,17 @@ from orders_api.ack_wait import process_listener
 from orders_api.ack_wait.listener import AckListener
 from orders_api.models import IdempotencyKey, Order, OutboxEvent
 from orders_api.selectors import order_view
-from orders_api.tests.factories import OrderFactory
 from orders_worker.models import ProcessedOrder
 from orderstream import messages, order_fields
 from orderstream.messages import MAX_EVENT_BYTES, OrderAck, OrderResult
 from orderstream.order_fields import CENT
 from orderstream.statuses import OrderStatus
+from testkit.factories import OrderFactory
 from testkit.helpers import WatchedEvent
 
+from .support import USER, assert_error, schema_of
+
 pytestmark = pytest.mark.django_db
-
-USER = "7f1d6c1e-3a51-4c53-9d0e-6b7c1f2a9e10"
-
-
-def assert_error(response, status: int, field: str, reason_part: str = ""):
-    """The one error shape: `error`, `field`, `reason` and the list `errors`."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["field"] == field, body
-    assert body["error"] == f"{field}: {body['reason']}"
-    assert reason_part.lower() in body["reason"].lower(), body
-    assert {"field": field, "reason": body["reason"]} in body["errors"]
-    return body
-
 
 # -- POST /orders: creates --------------------------------------------------------------
 
@@ -1185,10 +1173,6 @@ def test_a_uuid_in_upper_case_is_the_same_uuid(api):
 
 
 # -- The schema says what the API does (found by the Schemathesis run, test_schema_fuzz) --
-
-
-def schema_of(api) -> dict:
-    return api.get("/api/schema/?format=json").json()
 
 
 @pytest.mark.parametrize("query", ["?wait=", "?wait=%20false", "?wait=false%20"])

@@ -11,7 +11,7 @@ from django.urls import reverse
 from orders_worker.models import DeadLetter, DeadLetterKind
 from testkit.topics import TopicReader
 
-from .test_dead_letters_command import recorded
+from .support import recorded
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
 

@@ -11,11 +11,12 @@ from django.db import connections
 
 from orders_worker.dead_letters import dead_letters_replay
 from orders_worker.models import DeadLetter, DeadLetterKind, ProcessedEvent, ProcessedOrder
-from orders_worker.results import order_result_read
+from testkit.factories import OrderEventFactory
 from testkit.helpers import eventually
+from testkit.results import stored_result
+from testkit.topics import committed_offsets
 
-from .factories import OrderEventFactory
-from .test_outages import committed_offsets, worker_errors
+from .support import worker_errors
 
 pytestmark = [
     pytest.mark.broker,
@@ -78,7 +79,7 @@ def test_an_event_refused_until_a_fix_is_applied_once_when_replayed_after_it(
     assert statuses() == {event.event_id: ["rejected", "created"]}
     order = ProcessedOrder.objects.using("worker").get(order_id=event.order_id)
     assert (order.version, order.payload) == (1, event.payload)
-    assert order_result_read(order_id=event.order_id).version == 1
+    assert stored_result(order_id=event.order_id).version == 1
 
     dead_letters_replay(ids=[letter.pk])
 

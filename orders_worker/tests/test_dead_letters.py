@@ -23,9 +23,10 @@ from orders_worker.models import DeadLetter, DeadLetterKind
 from orders_worker.services import EventDataRefused
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.timestamps import utc_now
+from testkit.factories import OrderEventFactory
+from testkit.helpers import Record
 
-from .factories import OrderEventFactory
-from .test_handler import CONFIG, Record, records_of
+from .support import CONFIG, records_of
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
 

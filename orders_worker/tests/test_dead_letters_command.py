@@ -8,25 +8,14 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from orders_worker.dead_letters import Rejection, dead_letters_record
 from orders_worker.models import DeadLetter, DeadLetterKind
 from orderstream.timestamps import utc_now
+from testkit.factories import OrderEventFactory
 from testkit.topics import TopicReader
 
-from .factories import OrderEventFactory
-from .test_handler import Record
+from .support import recorded
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
-
-
-def recorded(*rejected: tuple[bytes, str, DeadLetterKind]) -> list[DeadLetter]:
-    """One dead letter per (value, error, kind), at offsets 0, 1, ...; key = `key-<offset>`."""
-    rejections = [
-        Rejection(Record("orders.events", 0, offset, f"key-{offset}".encode(), value), error, kind)
-        for offset, (value, error, kind) in enumerate(rejected)
-    ]
-    dead_letters_record(rejections=rejections, failed_at=utc_now())
-    return list(DeadLetter.objects.using("worker").order_by("source_offset"))
 
 
 def run(*args: str) -> tuple[str, str]:

@@ -4,7 +4,6 @@ a time), with a producer that only records what it is given."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import replace
@@ -12,30 +11,18 @@ from dataclasses import replace
 import pytest
 from django_redis import get_redis_connection
 
-from orders_worker.handler import HandlerConfig, order_event_reject, order_events_handle
+from orders_worker.handler import order_event_reject, order_events_handle
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orders_worker.results import order_result_read
 from orders_worker.rules import UpsertOutcome
 from orders_worker.services import EventDataRefused
 from orders_worker.worker import OrderWorker, WorkerConfig
-from orderstream.messages import OrderAck, OrderEvent, OrderResult
-from testkit.helpers import Record
+from orderstream.messages import OrderAck, OrderResult
+from testkit.factories import OrderEventFactory
+from testkit.results import stored_result
 
-from .factories import OrderEventFactory
+from .support import CONFIG, RecordingProducer, records_of
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
-
-CONFIG = HandlerConfig(ack_topic="acks", dlq_topic="dead-letters", result_ttl=60)
-
-
-def records_of(*messages) -> list[Record]:
-    """Records of the events topic, one per event (or raw bytes), at offsets 0, 1, ..."""
-    return [
-        Record("events", 0, offset, m.key, m.to_bytes())
-        if isinstance(m, OrderEvent)
-        else Record("events", 0, offset, b"raw", m)
-        for offset, m in enumerate(messages)
-    ]
 
 
 def acks_of(outgoing) -> dict[str, str]:
@@ -65,9 +52,9 @@ def test_a_batch_is_applied_with_one_ack_per_event_and_the_final_state_in_redis(
     ]
     assert {o.topic for o in outcome.acks} == {"acks"}
     assert [o.key for o in outcome.acks] == [created.key, updated.key, other.key]
-    result = order_result_read(order_id=created.order_id)
+    result = stored_result(order_id=created.order_id)
     assert (result.status, result.version) == ("updated", 2)
-    assert order_result_read(order_id=other.order_id).amount == 5
+    assert stored_result(order_id=other.order_id).amount == 5
 
 
 def test_records_that_are_no_valid_event_are_dead_lettered_and_the_rest_applied():
@@ -208,40 +195,6 @@ def test_a_record_that_failed_alone_gets_a_dead_letter_and_a_rejected_ack():
 
 
 # ------------------------------------------------------------------ the loop's fallback
-class RecordingProducer:
-    """Keeps what the loop produces; every send succeeds."""
-
-    class Sent:
-        def failed(self) -> bool:
-            return False
-
-    def __init__(self, partitions: dict[str, set[int]] | None = None):
-        self.sent = []
-        self.partitions = partitions or {}
-        self.partitions_sent_to: list[int | None] = []
-
-    def send(self, topic, value=None, key=None, headers=None, partition=None):
-        self.sent.append((topic, key, value, headers))
-        self.partitions_sent_to.append(partition)
-        return self.Sent()
-
-    def partitions_for(self, topic):
-        return self.partitions.get(topic)
-
-    def flush(self, timeout=None):
-        pass
-
-    def statuses(self) -> dict[str, str]:
-        return {
-            json.loads(value)["order_id"]: json.loads(value)["status"]
-            for topic, _, value, _ in self.sent
-            if topic == "acks"
-        }
-
-    def errors(self) -> list[bytes]:
-        return [dict(headers)["error"] for topic, *_, headers in self.sent if topic == "dlq"]
-
-
 @pytest.fixture
 def worker() -> OrderWorker:
     """A worker that is not running, with a recording producer and no consumer."""
@@ -294,8 +247,8 @@ def test_the_loop_rejects_an_event_whose_redis_result_fails_and_keeps_its_row(
     assert worker._producer.statuses() == {poison.order_id: "rejected", good.order_id: "created"}
     [error] = worker._producer.errors()
     assert error.startswith(b"could not be processed: OverflowError")
-    assert order_result_read(order_id=good.order_id).status == "created"
-    assert order_result_read(order_id=poison.order_id) is None
+    assert stored_result(order_id=good.order_id).status == "created"
+    assert stored_result(order_id=poison.order_id) is None
     assert stored_order_ids() == {poison.order_id, good.order_id}
 
 

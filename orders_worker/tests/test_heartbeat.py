@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from orderstream.heartbeat import Heartbeat, check, heartbeat_age
+from testkit.factories import OrderEventFactory
 from testkit.helpers import eventually
-
-from .factories import OrderEventFactory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

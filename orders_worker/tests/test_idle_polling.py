@@ -10,10 +10,10 @@ import pytest
 
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import one_fetch_timeout_ms
+from testkit.factories import OrderEventFactory
 from testkit.helpers import CountingPolls, OffsetClock, eventually, polls_after, shortest_gap
 
-from .factories import OrderEventFactory
-from .test_loop_faults import worker_running
+from .support import worker_running
 
 # Idle only after an hour of the test's clock: a worker goes idle when the test moves its
 # clock on, never because the machine is slow.

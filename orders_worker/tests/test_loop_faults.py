@@ -21,12 +21,12 @@ from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_consumer
 from orderstream.kafka.driver import request_rejoin
 from orderstream.kafka.group_member import GroupMember
+from testkit.factories import OrderEventFactory
 from testkit.failing_clients import Failing
 from testkit.helpers import eventually
-from testkit.running import running
+from testkit.topics import committed_offsets
 
-from .factories import OrderEventFactory
-from .test_outages import committed_offsets
+from .support import worker_running
 
 pytestmark = [
     pytest.mark.broker,
@@ -81,11 +81,6 @@ def worker_config() -> WorkerConfig:
     return WorkerConfig.from_settings(
         poll_timeout_ms=100, stats_interval=60, backoff_initial=0.05, backoff_max=0.2
     )
-
-
-def worker_running(worker: OrderWorker):
-    """`worker` consuming in a thread, holding partitions when this yields."""
-    return running(worker, ready=worker.partitions, what="worker")
 
 
 def acks_of(ack_reader, event_id: str) -> list[str]:

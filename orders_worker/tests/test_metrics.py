@@ -15,10 +15,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orders_worker.metrics import EVENT_OUTCOMES, WorkerCollector
 from orders_worker.worker import OrderWorker, WorkerConfig
+from testkit.factories import OrderEventFactory
 from testkit.scrape import Metrics
 
-from .factories import OrderEventFactory
-from .test_handler import RecordingProducer, records_of
+from .support import RecordingProducer, records_of
 
 EVENTS = "orderstream_worker_events_total"
 

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import replace
 from decimal import Decimal
@@ -16,11 +15,11 @@ import pytest
 from django.conf import settings
 
 from orders_worker.models import ProcessedEvent, ProcessedOrder
-from orders_worker.results import order_result_read
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.messages import OrderAck
-
-from .factories import OrderEventFactory
+from testkit.factories import OrderEventFactory
+from testkit.helpers import eventually
+from testkit.results import stored_result
 
 pytestmark = [
     pytest.mark.broker,
@@ -67,21 +66,13 @@ def assert_applied_exactly(events, expected, ack_reader) -> None:
         statuses.setdefault(ack.event_id, set()).add(ack.status)
     assert statuses == {e.event_id: {expected_ack(e)} for e in events}
     sample = next(iter(expected))
-    assert order_result_read(order_id=sample).order_status == expected[sample][0]
+    assert stored_result(order_id=sample).order_status == expected[sample][0]
 
 
 def all_acknowledged(events):
     """A `read_until` condition: every event has at least one ACK."""
     wanted = {e.event_id for e in events}
     return lambda recs: wanted <= {OrderAck.from_bytes(r.value).event_id for r in recs}
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def worker_process(group: str) -> subprocess.Popen:
@@ -117,7 +108,11 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_applies_noth
 
     first = worker_process(unique_topics.WORKER_GROUP)
     try:
-        wait_for(lambda: applied.count() >= 200, 60, "the first worker to apply 200 events")
+        eventually(
+            lambda: applied.count() >= 200,
+            timeout=60,
+            message="the first worker to apply 200 events",
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -127,7 +122,11 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_applies_noth
 
     second = worker_process(unique_topics.WORKER_GROUP)
     try:
-        wait_for(lambda: applied.count() >= len(events), 60, "the restarted worker to catch up")
+        eventually(
+            lambda: applied.count() >= len(events),
+            timeout=60,
+            message="the restarted worker to catch up",
+        )
         ack_reader.read_until(all_acknowledged(events), timeout=30)
         second.send_signal(signal.SIGTERM)
         output = second.communicate(timeout=30)[0].decode()
@@ -148,13 +147,13 @@ def test_two_workers_in_one_group_share_the_partitions_and_apply_each_event_once
     for thread in threads:
         thread.start()
     try:
-        wait_for(
+        eventually(
             lambda: (
                 all(w.partitions() for w in workers)
                 and workers[0].partitions() | workers[1].partitions() == set(range(4))
             ),
-            30,
-            "both workers to hold partitions",
+            timeout=30,
+            message="both workers to hold partitions",
         )
         assert not workers[0].partitions() & workers[1].partitions()
         events, expected = order_histories(300)

@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django_redis import get_redis_connection
 
-from orders_worker.results import order_result_read, order_results_write
-from orders_worker.rules import OrderState
+from orders_worker.results import order_results_write
 from orderstream.messages import OrderResult
+from testkit.results import stored_result
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-def a_state(version: int, **changes) -> OrderState:
-    values = {
-        "order_id": str(uuid.uuid4()),
-        "user_id": str(uuid.uuid4()),
-        "amount": Decimal(version),
-        "status": "done",
-        "payload": {"version": 0, "note": "заметка"},  # a misleading key inside the payload
-        "created_at": NOW,
-        "updated_at": NOW,
-        "bucket": 1,
-        "version": version,
-        "last_event_id": str(uuid.uuid4()),
-        "last_status": "updated",
-        "processed_at": NOW,
-    }
-    return OrderState(**(values | changes))
+from .support import a_state
 
 
 @pytest.fixture
@@ -53,7 +33,7 @@ def test_a_lower_or_equal_version_does_not_overwrite_a_higher_one(redis):
     v1 = replace(v2, version=1, amount=Decimal(1), last_status="created")
     same = replace(v2, amount=Decimal(7))
     assert order_results_write(states=[v1, same], ttl=60) == 0
-    stored = order_result_read(order_id=v2.order_id)
+    stored = stored_result(order_id=v2.order_id)
     assert (stored.version, stored.amount, stored.status) == (2, Decimal(2), "updated")
     assert stored.payload == {"version": 0, "note": "заметка"}
 
@@ -65,7 +45,7 @@ def test_a_higher_version_replaces_the_result_and_keeps_the_ttl(redis):
     keys.append(key)
     order_results_write(states=[v1], ttl=60)
     assert order_results_write(states=[replace(v1, version=2)], ttl=120) == 1
-    assert order_result_read(order_id=v1.order_id).version == 2
+    assert stored_result(order_id=v1.order_id).version == 2
     assert 60 < client.ttl(key) <= 120
 
 
@@ -77,5 +57,5 @@ def test_no_ttl_means_no_expiry_and_a_value_without_version_is_replaced(redis):
     written_before_versions = {"order_id": state.order_id, "status": "created", "bucket": 1}
     client.set(key, json.dumps(written_before_versions), ex=30)
     assert order_results_write(states=[state], ttl=0) == 1
-    assert order_result_read(order_id=state.order_id).order_id == state.order_id
+    assert stored_result(order_id=state.order_id).order_id == state.order_id
     assert client.ttl(key) == -1

@@ -9,10 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from orders_worker.results import order_result_of, order_result_read, order_results_write
+from orders_worker.results import order_result_of, order_results_write
 from orderstream.messages import OrderResult
+from testkit.results import stored_result
 
-from .test_results import a_state
+from .support import a_state
 
 
 def test_the_result_of_a_state_holds_every_field_in_rfc3339():
@@ -42,4 +43,4 @@ def test_the_result_of_a_state_holds_every_field_in_rfc3339():
 @pytest.mark.db  # Redis
 def test_writing_no_state_writes_nothing_and_an_absent_result_reads_as_none():
     assert order_results_write(states=[], ttl=0) == 0
-    assert order_result_read(order_id=str(uuid.uuid4())) is None
+    assert stored_result(order_id=str(uuid.uuid4())) is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,46 +11,18 @@ import pytest
 
 from orders_worker.rules import (
     MAX_VERSION,
-    OrderState,
     UpsertOutcome,
     order_event_decide,
 )
 from orderstream.messages import InvalidMessage, OrderEvent
 from orderstream.order_fields import order_bucket
 from orderstream.statuses import ProcessedStatus
+from testkit.factories import OrderEventFactory
 
-from .factories import OrderEventFactory
-
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-EARLIER = datetime(2026, 1, 1, tzinfo=UTC)
+from .support import EARLIER, NOW, event_for, stored_state
 
 
 # ---------------------------------------------------------------- order_event_decide
-def stored_state(**changes) -> OrderState:
-    state = OrderState(
-        order_id=str(uuid.uuid4()),
-        user_id=str(uuid.uuid4()),
-        amount=Decimal("10.00"),
-        status=ProcessedStatus.DONE,
-        payload={"id": "old", "amount": 10},
-        created_at=EARLIER,
-        updated_at=EARLIER,
-        bucket=1,
-        version=2,
-        last_event_id=str(uuid.uuid4()),
-        last_status="updated",
-        processed_at=EARLIER,
-    )
-    return replace(state, **changes)
-
-
-def event_for(state: OrderState | None = None, **fields) -> OrderEvent:
-    if state is not None:
-        fields.setdefault("order_id", state.order_id)
-        fields.setdefault("user_id", state.user_id)
-    return OrderEventFactory(**fields)
-
-
 @pytest.mark.parametrize("status", ["created", "updated"])
 def test_first_sight_creates_the_order_and_reports_created(status):
     """An unseen order is created from the event: done, amount computed, ACK created."""

@@ -10,7 +10,7 @@ import pytest
 from orders_worker.rules import UpsertOutcome, order_event_decide
 from orderstream.messages import InvalidMessage
 
-from .test_rules import NOW, event_for, stored_state
+from .support import NOW, event_for, stored_state
 
 HAPPENED = "2026-02-03T04:05:06Z"
 

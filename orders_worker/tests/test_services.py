@@ -17,8 +17,7 @@ from orders_worker.models import ProcessedEvent, ProcessedOrder
 from orders_worker.rules import UpsertOutcome, order_event_decide
 from orders_worker.services import EventDataRefused, orders_apply_batch
 from orderstream.messages import OrderEvent
-
-from .factories import OrderEventFactory, ProcessedOrderFactory
+from testkit.factories import OrderEventFactory, ProcessedOrderFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
 

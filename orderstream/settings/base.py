@@ -70,7 +70,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it times and counts everything the server does for a request (GET /metrics).
     "orderstream.http_metrics.RequestMetricsMiddleware",
-    "orderstream.charset.RefuseNonTextCharsetMiddleware",
+    "orders_api.charset.RefuseNonTextCharsetMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -83,7 +83,6 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "orderstream.urls"
 WSGI_APPLICATION = "orderstream.wsgi.application"
-ASGI_APPLICATION = "orderstream.asgi.application"
 # `manage.py test` runs the pytest suite (see testkit/test_runner.py).
 TEST_RUNNER = "testkit.test_runner.PytestTestRunner"
 

@@ -5,8 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from orders_api.tests.factories import OrderFactory
-from orders_worker.tests.factories import ProcessedOrderFactory
+from testkit.factories import OrderFactory, ProcessedOrderFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "worker"])
 

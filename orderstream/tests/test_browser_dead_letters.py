@@ -11,10 +11,10 @@ from django.conf import settings
 
 from orders_worker.dead_letters import Rejection, dead_letters_record
 from orders_worker.models import DeadLetter, DeadLetterKind
-from orders_worker.tests.factories import OrderEventFactory
-from orders_worker.tests.test_handler import Record
-from orderstream.tests.test_browser import PASSWORD, chromium_tab, require_browser
 from orderstream.timestamps import utc_now
+from testkit.browser import PASSWORD, chromium_tab, require_browser
+from testkit.factories import OrderEventFactory
+from testkit.helpers import Record
 from testkit.topics import TopicReader
 
 

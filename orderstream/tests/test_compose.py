@@ -16,7 +16,6 @@ import importlib.resources
 import json
 import os
 import re
-import secrets
 import subprocess
 import sys
 import threading
@@ -27,13 +26,29 @@ from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
-import yaml
 from django.apps import apps
 from django.conf import settings
 
 from devstack.ports import free_port
 from orders_worker.worker import WorkerConfig
 from testkit import processes
+from testkit.compose import (
+    COMPOSE_DIR,
+    COMPOSE_FILE,
+    COMPOSE_VARIABLE,
+    DOCKERFILE,
+    ENV_EXAMPLE,
+    GENERATED_SECRETS,
+    START_SCRIPTS,
+    InterpolationError,
+    dockerfile_instructions,
+    interpolate,
+    load_compose,
+    read_env_file,
+    resolved_compose,
+    service_env,
+    stack_env,
+)
 from testkit.processes import (
     BIN,
     ROOT,
@@ -45,17 +60,8 @@ from testkit.processes import (
 )
 from testkit.topics import TopicReader
 
-COMPOSE_DIR = ROOT / "compose"
-COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
-DOCKERFILE = COMPOSE_DIR / "Dockerfile"
-START_SCRIPTS = {
-    "api": COMPOSE_DIR / "start-api.sh",
-    "relay": COMPOSE_DIR / "start-relay.sh",
-    "worker": COMPOSE_DIR / "start-worker.sh",
-}
 # The database alias each start script migrates (or waits for) before its process.
 START_SCRIPT_ALIASES = {"api": "default", "relay": "default", "worker": "worker"}
-ENV_EXAMPLE = ROOT / ".env.example"
 # The settings modules a container loads (production imports base).
 CONTAINER_SETTINGS = [
     ROOT / "orderstream/settings/base.py",
@@ -78,9 +84,6 @@ PUBLISHED_PORTS = {
     "prometheus": 9090,
     "grafana": 3000,
 }
-# Secrets .env.example leaves empty, so that compose refuses to start until they are set;
-# the README's first command generates them into .env.
-GENERATED_SECRETS = ("GRAFANA_ADMIN_PASSWORD",)
 
 
 # ------------------------------------------------------------------------------
@@ -138,77 +141,6 @@ def needs_explicit_value(name: str, default: str | None) -> bool:
     return any(word in name for word in ("SECRET", "PASSWORD", "TOKEN"))
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value.strip()
-    return values
-
-
-_VARIABLE = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?[-?+])([^}]*))?\}|(\w+))")
-
-
-class InterpolationError(ValueError):
-    """A required variable (`${X:?message}`) is missing."""
-
-
-def interpolate(value, env: dict[str, str]):
-    """Compose's variable interpolation, applied to every string of a loaded file."""
-    if isinstance(value, dict):
-        return {key: interpolate(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, env) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def replace(match: re.Match) -> str:
-        if match.group(1):
-            return "$"
-        name = match.group(2) or match.group(5)
-        operator, argument = match.group(3), match.group(4)
-        present = name in env
-        current = env.get(name, "")
-        unset = not present or (operator is not None and operator.startswith(":") and not current)
-        if operator in ("-", ":-"):
-            return argument if unset else current
-        if operator in ("?", ":?"):
-            if unset:
-                raise InterpolationError(f"{name}: {argument}")
-            return current
-        if operator in ("+", ":+"):
-            return "" if unset else argument
-        return current
-
-    return _VARIABLE.sub(replace, value)
-
-
-def load_compose() -> dict:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
-
-
-def stack_env() -> dict[str, str]:
-    """The .env the README's first command makes: .env.example, generated secrets set."""
-    values = read_env_file(ENV_EXAMPLE)
-    values.update({name: secrets.token_urlsafe(32) for name in GENERATED_SECRETS})
-    return values
-
-
-def resolved_compose() -> dict:
-    """The compose file as `docker compose --env-file .env` would see it (.env made by the
-    README's first command from .env.example)."""
-    return interpolate(load_compose(), stack_env())
-
-
-def service_env(service: dict) -> dict[str, str]:
-    environment = service.get("environment", {})
-    if isinstance(environment, list):
-        environment = dict(item.partition("=")[::2] for item in environment)
-    return {key: "" if value is None else str(value) for key, value in environment.items()}
-
-
 def published_ports(service: dict) -> dict[int, int]:
     """Host port -> container port of a service's `ports` (short syntax)."""
     mapping = {}
@@ -216,17 +148,6 @@ def published_ports(service: dict) -> dict[int, int]:
         host, _, container = str(entry).rpartition(":")
         mapping[int(host.rpartition(":")[2])] = int(container.split("/")[0])
     return mapping
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) of each Dockerfile instruction, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines()]
-    return [
-        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
-        for line in lines
-        if line and not line.startswith("#")
-    ]
 
 
 def compose_spec_schema() -> dict:
@@ -346,7 +267,9 @@ def test_env_example_names_only_variables_something_reads():
     readers = set(settings_variables()) | set(read_env_variables(GUNICORN_CONF))
     for script in START_SCRIPTS.values():
         readers |= set(re.findall(r"\$\{(\w+)", script.read_text()))
-    readers |= {match[1] or match[4] for match in _VARIABLE.findall(COMPOSE_FILE.read_text())}
+    readers |= {
+        match[1] or match[4] for match in COMPOSE_VARIABLE.findall(COMPOSE_FILE.read_text())
+    }
     unknown = set(read_env_file(ENV_EXAMPLE)) - readers
     assert not unknown, f".env.example sets variables nothing reads: {sorted(unknown)}"
 

@@ -23,10 +23,10 @@ from orders_api.exceptions import DOMAIN_STATUSES, ApplicationError
 from orders_api.idempotency import idempotency_key_clean
 from orders_api.models import Order
 from orders_api.outbox_events import outbox_event_build
-from orders_worker.results import order_result_read
 from orders_worker.rules import order_event_decide
-from orders_worker.tests.factories import OrderEventFactory
 from orderstream.messages import InvalidMessage, OrderAck, OrderResult
+from testkit.factories import OrderEventFactory
+from testkit.results import stored_result
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -59,7 +59,7 @@ def test_a_result_stored_under_order_result_colon_order_id_is_read_back():
     client = get_redis_connection("default")
     client.set(f"order_result:{order_id}", json.dumps(value), ex=60)
     try:
-        result = order_result_read(order_id=order_id)
+        result = stored_result(order_id=order_id)
     finally:
         client.delete(f"order_result:{order_id}")
     assert result is not None and result.order_id == order_id and result.bucket == 2

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orderstream.tests.test_compose import (
+from testkit.compose import (
     COMPOSE_DIR,
     START_SCRIPTS,
     resolved_compose,

@@ -5,9 +5,8 @@ from django.contrib.auth.models import User
 from django.db import connections, router
 
 from orders_api.models import Order
-from orders_api.tests.factories import OrderFactory
 from orders_worker.models import ProcessedOrder
-from orders_worker.tests.factories import ProcessedOrderFactory
+from testkit.factories import OrderFactory, ProcessedOrderFactory
 
 ALIASES = ("default", "worker")
 
