@@ -231,9 +231,9 @@ def wait_until(predicate, timeout: float, what: str, launched: Launched | None =
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
 
 
-def http_get(url: str) -> tuple[int, dict, bytes] | None:
+def http_get(url: str, timeout: float = 2) -> tuple[int, dict, bytes] | None:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
