@@ -10,7 +10,9 @@
     python scripts/local_stack.py mutation [ARGS]     as `test`, plus one throwaway broker
                                            for every pytest run: scripts/mutation.py ARGS
     python scripts/local_stack.py bench [ARGS]        the whole benchmark on a stack of its
-                                           own (orderstream/bench/session.py; --help)
+                                           own (bench/session.py; --help)
+    python scripts/local_stack.py bench api|worker [ARGS]   one part of it with the local
+                                           values, as `manage` (`python -m bench`, bench/cli.py)
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
 (`tansu`, the default, or `kafka`) chooses the embedded broker.
@@ -274,9 +276,13 @@ def bench_environment() -> None:
 
 
 def run_bench(argv: list[str]) -> int:
-    from orderstream.bench.session import bench_session
+    from bench.session import bench_session
 
     return bench_session(argv)
+
+
+# `bench api|worker`: one part of the benchmark, run as `manage` runs (python -m bench).
+BENCH_PARTS = {"api", "worker"}
 
 
 def main(argv: list[str]) -> int:
@@ -287,6 +293,10 @@ def main(argv: list[str]) -> int:
     if command not in {"run", "prepare", "services", "test", "manage", "mutation", "bench"}:
         print(__doc__, file=sys.stderr)
         return 2
+    # The Python program `manage` runs: manage.py, or one part of the benchmark.
+    program = ["manage.py", *argv[1:]]
+    if command == "bench" and argv[1:2] and argv[1] in BENCH_PARTS:
+        command, program = "manage", ["-m", "bench", *argv[1:]]
     throwaway = command in {"test", "mutation", "bench"}
     if command == "bench":
         if "--help" in argv or "-h" in argv:
@@ -300,7 +310,7 @@ def main(argv: list[str]) -> int:
         # The test suite and the benchmarks start their own broker.
         prepare(stack, with_broker=command not in {"test", "manage", "mutation"})
         if command == "manage":
-            return subprocess.call([sys.executable, "manage.py", *argv[1:]], cwd=ROOT)
+            return subprocess.call([sys.executable, *program], cwd=ROOT)
         if command == "run":
             return run_services()
         if command == "services":

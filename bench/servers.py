@@ -16,8 +16,8 @@ from pathlib import Path
 
 from devstack.lifetime import stop_with_parent
 
-ROOT = Path(__file__).resolve().parents[2]
-BASELINE_SETTINGS = "orderstream.settings.bench_baseline"
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE_SETTINGS = "bench.baseline_settings"
 
 
 def _gunicorn() -> str:
@@ -33,7 +33,7 @@ def baseline_command(port: int) -> list[str]:
         _gunicorn(),
         "orderstream.wsgi",
         "-c",
-        "python:orderstream.bench.baseline_gunicorn",
+        "python:bench.baseline_gunicorn",
         "--bind",
         f"127.0.0.1:{port}",
     ]
