@@ -30,10 +30,11 @@ from django.db import connections
 
 from bench import targets
 from bench.api_report import api_report
+from bench.cpu_time import process_cpu_seconds
 from bench.pacing import paced_run
-from bench.processes import child_pids, process_cpu_seconds
 from bench.profile import Profile
 from bench.wrk import get_script, post_script, wrk_path, wrk_run
+from devstack.processes import child_pids
 from orderstream.kafka import TopicPartition, ensure_topics, make_consumer, make_producer
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.brokers import embedded_broker  # noqa: E402
-from devstack.lifetime import stop_with_parent  # noqa: E402
+from devstack.processes import start, stop_all  # noqa: E402
 from devstack.stack import (  # noqa: E402
     Stack,
     StackError,
@@ -143,11 +143,10 @@ def api_address_free() -> None:
 
 
 def start_child(command: list[str]) -> subprocess.Popen:
-    """A child in a session of its own, so a terminal's Ctrl-C (SIGINT to its foreground
-    process group) reaches this script alone, which stops each child with one signal:
-    gunicorn's master alone, whose workers get their quit from it, never a second one from
-    the terminal. The child still dies with this script (SIGTERM, stop_with_parent)."""
-    return subprocess.Popen(command, cwd=ROOT, start_new_session=True, preexec_fn=stop_with_parent)
+    """A child in a session of its own, so a terminal's Ctrl-C reaches this script alone,
+    which stops each child with one signal; the child still dies with this script
+    (devstack/processes.py `start`)."""
+    return start(command, cwd=ROOT)
 
 
 def run_services() -> int:
@@ -218,16 +217,7 @@ def supervise(children: dict[str, subprocess.Popen]) -> int:
 def stop_children(children) -> None:
     """SIGTERM to each child (gunicorn's master stops its workers); a child still running
     CHILD_STOP_TIMEOUT seconds later is killed with its process group (its workers too)."""
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + CHILD_STOP_TIMEOUT
-    for child in children:
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0))
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)  # not reaped yet: the group is its own
-            child.wait()
+    stop_all(children, CHILD_STOP_TIMEOUT, kill_group=True)
 
 
 def wait_for_ctrl_c() -> int:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench import targets
+from bench.cpu_time import stat_cpu_seconds
 from bench.pacing import lateness_summary, paced_run, send_times
-from bench.processes import stat_cpu_seconds
 from bench.wrk import (
     WrkResult,
     get_script,
