@@ -56,15 +56,16 @@ compose-lint: venv
 # bench: the whole benchmark on a stack of its own (databases *_bench, a throwaway broker,
 # gunicorn, relay, worker and the bare-DRF baseline), results in bench-results/$(BROKER)/.
 # bench-api measures the running `make run` stack; bench-worker brings its own broker,
-# database and topics. The load generator is wrk (apt-get install -y wrk).
+# database and topics (both `python -m bench api|worker` with the local values, see
+# bench/cli.py). The load generator is wrk (apt-get install -y wrk).
 bench: venv
 	$(PY) scripts/local_stack.py bench $(BENCH_ARGS)
 
 bench-api: venv
-	$(PY) scripts/local_stack.py manage bench_api $(BENCH_ARGS)
+	$(PY) scripts/local_stack.py bench api $(BENCH_ARGS)
 
 bench-worker: venv
-	$(PY) scripts/local_stack.py manage bench_worker $(BENCH_ARGS)
+	$(PY) scripts/local_stack.py bench worker $(BENCH_ARGS)
 
 # Mutation testing (mutmut) of the pure modules, the idempotency keys and the Redis result;
 # not part of `make test`. MUTATION_ARGS="--keep" reuses mutants/ (see README "Testing").

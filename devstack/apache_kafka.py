@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
+from .processes import start
 from .server import ChildServer
 
 # The one pin of the broker version; compose/docker-compose.yml uses the same image tag.
@@ -236,12 +236,10 @@ class ApacheKafkaBroker(ChildServer):
                     str(server_properties),
                 )
                 subprocess.run(format_command, stdout=log, stderr=subprocess.STDOUT, check=True)
-            self.process = subprocess.Popen(
+            self.process = start(
                 self._java("kafka.Kafka", str(server_properties)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in the terminal goes to our owner, who stops us
-                preexec_fn=stop_with_parent,
             )
         self.wait_answering(
             self._answers, timeout, f"Apache Kafka on {self.bootstrap}", interval=0.2

@@ -1,8 +1,9 @@
-"""Loopback ports: find a free one, ask whether one answers."""
+"""Loopback ports: find a free one, ask whether one (or a URL) answers."""
 
 from __future__ import annotations
 
 import socket
+import urllib.request
 
 
 def free_port() -> int:
@@ -16,4 +17,13 @@ def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
+        return False
+
+
+def url_answers(url: str, timeout: float = 2.0) -> bool:
+    """GET `url` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:  # refused, timed out, or an HTTP error status
         return False

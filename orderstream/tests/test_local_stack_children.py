@@ -13,7 +13,7 @@ import pytest
 
 from devstack.ports import free_port
 from testkit.helpers import eventually, script_module
-from testkit.processes import child_pids
+from testkit.processes import alive, child_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,14 +24,6 @@ STUBBORN = (
     "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
     "time.sleep(120)\n"
 )
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
 
 
 def test_a_child_still_running_after_the_timeout_is_killed_with_its_group(monkeypatch):

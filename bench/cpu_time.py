@@ -1,4 +1,4 @@
-"""What the kernel says of a process (Linux /proc): its CPU time, its children."""
+"""What the kernel says of a process's CPU time (Linux /proc)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,3 @@ def stat_cpu_seconds(stat_line: str, ticks: int = CLOCK_TICKS) -> float:
 
 def process_cpu_seconds(pid: int) -> float:
     return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
-
-
-def child_pids(pid: int) -> list[int]:
-    """The children of `pid` (all its threads'), e.g. the workers of a gunicorn master."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        children.extend(int(c) for c in text)
-    return sorted(set(children))

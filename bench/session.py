@@ -4,8 +4,8 @@
 embedded on free ports), the broker BROKER names (always a throwaway one on a free port),
 the bench databases (`*_bench`), topics and migrations; then `bench_session` starts the
 API's gunicorn, the relay, the worker and the bare-DRF baseline's gunicorn on free
-127.0.0.1 ports, runs the API benchmark (orders_api/bench.py) with the live-load
-measurement, stops them, runs the worker benchmark (orders_worker/bench.py) on the same
+127.0.0.1 ports, runs the API benchmark (bench/api.py) with the live-load
+measurement, stops them, runs the worker benchmark (bench/worker.py) on the same
 broker, and writes `bench.json`, `bench.png` and the processes' logs to the output folder.
 """
 
@@ -17,10 +17,9 @@ import os
 import sys
 from pathlib import Path
 
+from bench.servers import Process, api_command, manage_command, start_baseline, wait_healthy
+from bench.targets import WORKER_ROUNDS
 from devstack.ports import free_port
-from orderstream.bench.targets import WORKER_ROUNDS
-
-from .servers import Process, api_command, manage_command, start_baseline, wait_healthy
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,8 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
     """Start the stack's processes and the baseline, run the API bench, stop them."""
-    from orders_api.bench import BenchConfig, run_bench
-    from orders_api.bench_report import format_table
+    from bench.api import BenchConfig, run_bench
+    from bench.api_report import format_table
 
     log_dir = out_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -69,18 +68,13 @@ def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
         wait_healthy(f"http://127.0.0.1:{api_port}", api)
         for process in processes:  # one that exited at start would stall every phase
             process.check_alive()
-        config = BenchConfig(
+        config = BenchConfig.from_options(
+            args,
             base_url=f"http://127.0.0.1:{api_port}",
             baseline_url=f"http://127.0.0.1:{baseline_port}",
-            sync_requests=args.sync_requests,
-            floor_samples=args.floor_samples,
-            concurrency=[int(c) for c in args.concurrency.split(",") if c.strip()],
-            duration=args.duration,
-            rounds=args.rounds,
             live_rate=args.live_rate,
             live_seconds=args.live_seconds,
             out_dir=str(out_dir),
-            profile=args.profile,
             api_pid=api.pid,
             worker_pid=worker.pid,
         )
@@ -97,7 +91,7 @@ def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
 def worker_phase(args: argparse.Namespace) -> dict:
     from django.db import connections
 
-    from orders_worker.bench import bench_group_settings, bench_worker_run, format_worker_table
+    from bench.worker import bench_group_settings, bench_worker_run, format_worker_table
 
     bench_group_settings()
     report = bench_worker_run(
@@ -113,7 +107,7 @@ def worker_phase(args: argparse.Namespace) -> dict:
 
 
 def bench_session(argv: list[str]) -> int:
-    from orderstream.bench.plot import bench_plot
+    from bench.plot import bench_plot
 
     args = parse_args(argv)
     out_dir = Path(args.out)

@@ -1,9 +1,9 @@
-"""The worker benchmark's rebalance counts (orders_worker/bench.py): the join is not a
+"""The worker benchmark's rebalance counts (bench/worker.py): the join is not a
 rebalance, a change before the first batch is counted apart from one during the drain."""
 
 from __future__ import annotations
 
-from orders_worker.bench import CountingAssignments, _NoRebalanceWork
+from bench.worker import CountingAssignments, _NoRebalanceWork
 
 
 class Probe(CountingAssignments, _NoRebalanceWork):

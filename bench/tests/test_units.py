@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orderstream.bench import targets
-from orderstream.bench.pacing import lateness_summary, paced_run, send_times
-from orderstream.bench.processes import stat_cpu_seconds
-from orderstream.bench.wrk import (
+from bench import targets
+from bench.cpu_time import stat_cpu_seconds
+from bench.pacing import lateness_summary, paced_run, send_times
+from bench.wrk import (
     WrkResult,
     get_script,
     post_script,
@@ -168,7 +168,7 @@ def test_the_baseline_is_served_with_the_apis_workers_and_threads_and_no_hooks(m
     import importlib
     import runpy
 
-    from orderstream.bench import baseline_gunicorn
+    from bench import baseline_gunicorn
 
     monkeypatch.setenv("GUNICORN_WORKERS", "3")
     monkeypatch.setenv("GUNICORN_THREADS", "7")

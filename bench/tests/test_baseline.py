@@ -1,4 +1,4 @@
-"""The benchmark's bare-DRF baseline (orders_api/bench_baseline.py): its create writes an
+"""The benchmark's bare-DRF baseline (bench/baseline.py): its create writes an
 order and an already-published outbox row in one transaction, its GET reads one order by
 primary key, and the real API routes none of it."""
 
@@ -14,7 +14,7 @@ from django.urls import Resolver404, resolve
 from orders_api.models import Order, OutboxEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BASELINE = override_settings(ROOT_URLCONF="orders_api.bench_baseline")
+BASELINE = override_settings(ROOT_URLCONF="bench.baseline")
 
 
 def _create(client, user_id: str):
@@ -52,6 +52,6 @@ def test_a_baseline_get_reads_one_order_by_primary_key(client):
 
 def test_the_real_api_routes_no_baseline_view():
     match = resolve("/orders")
-    assert not match.func.__module__.startswith("orders_api.bench_baseline")
+    assert not match.func.__module__.startswith("bench.baseline")
     with pytest.raises(Resolver404):
         resolve("/orders/not-a-uuid/extra")

@@ -1,23 +1,23 @@
 """The processes a benchmark runs: the API's gunicorn, the relay, the worker, and the
 bare-DRF baseline's gunicorn; started on 127.0.0.1, waited for, stopped.
 
-Each is started with `stop_with_parent`, so a killed benchmark leaves none behind.
+Each dies with the benchmark (devstack/processes.py `start`), so a killed one leaves none
+behind; each shares the benchmark's session, so a terminal's Ctrl-C reaches them too.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from devstack.lifetime import stop_with_parent
+from devstack.polling import poll_until
+from devstack.ports import url_answers
+from devstack.processes import start, stop
 
-ROOT = Path(__file__).resolve().parents[2]
-BASELINE_SETTINGS = "orderstream.settings.bench_baseline"
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE_SETTINGS = "bench.baseline_settings"
 
 
 def _gunicorn() -> str:
@@ -33,7 +33,7 @@ def baseline_command(port: int) -> list[str]:
         _gunicorn(),
         "orderstream.wsgi",
         "-c",
-        "python:orderstream.bench.baseline_gunicorn",
+        "python:bench.baseline_gunicorn",
         "--bind",
         f"127.0.0.1:{port}",
     ]
@@ -50,13 +50,13 @@ class Process:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
+        self.popen = start(
             command,
+            own_session=False,
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=stop_with_parent,
         )
 
     @property
@@ -70,31 +70,22 @@ class Process:
             )
 
     def stop(self, timeout: float = 20) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
+        """SIGTERM; SIGKILL after `timeout` seconds."""
+        stop(self.popen, timeout, kill_wait=5)
         self._log.close()
 
 
 def wait_healthy(url: str, process: Process, timeout: float = 60) -> None:
     """Wait until GET `url`/health answers 200, or fail naming the process's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         process.check_alive()
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(
-        f"{process.name} not healthy at {url} after {timeout}s; see {process.log_path}"
-    )
+        return url_answers(f"{url}/health")
+
+    if not poll_until(healthy, timeout, interval=0.2):
+        raise SystemExit(
+            f"{process.name} not healthy at {url} after {timeout}s; see {process.log_path}"
+        )
 
 
 def start_baseline(port: int, log_dir: Path) -> Process:

@@ -1,9 +1,9 @@
-"""The worker benchmark's interleaved rounds (orders_worker/bench.py): every part is
+"""The worker benchmark's interleaved rounds (bench/worker.py): every part is
 measured first, second and third once in three rounds, and each reports its median run."""
 
 from __future__ import annotations
 
-from orders_worker.bench import ROUND_PARTS, BenchRun, median_run, round_order
+from bench.worker import ROUND_PARTS, BenchRun, median_run, round_order
 
 
 def test_in_three_rounds_every_part_is_measured_once_at_each_place():

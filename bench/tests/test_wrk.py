@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from orderstream.bench.wrk import INSTALL_HINT, get_script, post_script, wrk_run
+from bench.wrk import INSTALL_HINT, get_script, post_script, wrk_run
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ its hooks: the baseline has no ACK listener. The bind comes from the command lin
 import runpy
 from pathlib import Path
 
-_api = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
+_api = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
 
 workers = _api["workers"]
 worker_class = _api["worker_class"]

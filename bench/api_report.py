@@ -1,5 +1,5 @@
-"""The API benchmark's report (orders_api/bench.py): the figures of one run, their ratios
-to the baseline and the targets (orderstream/bench/targets.py), and its text table."""
+"""The API benchmark's report (bench/api.py): the figures of one run, their ratios
+to the baseline and the targets (bench/targets.py), and its text table."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import statistics
 import time
 from typing import TYPE_CHECKING
 
-from orderstream.bench import targets
+from bench import targets
 
 if TYPE_CHECKING:
-    from .bench import BenchConfig
+    from bench.api import BenchConfig
 
 
 def percentiles(samples_ms: list[float]) -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orders_api.bench import BenchConfig, Client
-from orders_api.bench_report import api_report, format_table, percentiles
+from bench.api import BenchConfig, Client
+from bench.api_report import api_report, format_table, percentiles
 
 
 def test_percentiles_pick_from_the_sorted_samples():

@@ -18,7 +18,7 @@ TARGET_SYNC_P50 = 1.3
 TARGET_SYNC_P99 = 3.0
 TARGET_WORKER = 0.85
 # The worker's ratio is read from the medians of this many interleaved rounds of the
-# worker, K and P (`orders_worker.bench.bench_worker_run`).
+# worker, K and P (`bench.worker.bench_worker_run`).
 WORKER_ROUNDS = 3
 TARGET_CPU_MS_PER_EVENT = 0.4
 

@@ -17,7 +17,7 @@ def _cdf(samples: list[float]) -> tuple[list[float], list[float]]:
 
 
 def bench_plot(report: dict, path: Path) -> Path:
-    """Draw the API part of `report` (see orders_api/bench.api_report) into `path`."""
+    """Draw the API part of `report` (see bench/api_report.api_report) into `path`."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write files only

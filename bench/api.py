@@ -11,8 +11,8 @@ In one run, on 127.0.0.1 only (`run_bench`):
   against the baseline's GET of one row by primary key; ratios per level;
 - with a worker pid: a paced open-loop load of non-waiting creates (200/s) and the
   worker's CPU time per event it applied.
-The baseline (orders_api/bench_baseline.py) is served by its own gunicorn with the API's
-workers and threads; the targets are in orderstream/bench/targets.py.
+The baseline (bench/baseline.py) is served by its own gunicorn with the API's
+workers and threads; the targets are in bench/targets.py.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from urllib.parse import urlsplit
 
 from django.db import connections
 
-from orders_api.bench_report import api_report
-from orderstream.bench import targets
-from orderstream.bench.pacing import paced_run
-from orderstream.bench.processes import child_pids, process_cpu_seconds
-from orderstream.bench.profile import Profile
-from orderstream.bench.wrk import get_script, post_script, wrk_path, wrk_run
+from bench import targets
+from bench.api_report import api_report
+from bench.cpu_time import process_cpu_seconds
+from bench.pacing import paced_run
+from bench.profile import Profile
+from bench.wrk import get_script, post_script, wrk_path, wrk_run
+from devstack.processes import child_pids
 from orderstream.kafka import TopicPartition, ensure_topics, make_consumer, make_producer
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -54,6 +55,20 @@ class BenchConfig:
     profile: bool = False
     api_pid: int | None = None  # the gunicorn master, for --profile
     worker_pid: int | None = None  # the worker process: the live-load measurement needs it
+
+    @classmethod
+    def from_options(cls, options, **fields) -> BenchConfig:
+        """The measures' options of `python -m bench api` and `make bench` (argparse
+        namespaces with the same names), and `fields` (URLs, pids, output folder)."""
+        return cls(
+            sync_requests=options.sync_requests,
+            floor_samples=options.floor_samples,
+            concurrency=[int(c) for c in options.concurrency.split(",") if c.strip()],
+            duration=options.duration,
+            rounds=options.rounds,
+            profile=options.profile,
+            **fields,
+        )
 
 
 class Client:

@@ -1,7 +1,7 @@
 """The worker benchmark, all in one run: drain N events with the batched worker and with the
 naive per-event design; measure K, a Kafka-only loop's rate (the worker's Kafka work and
 nothing else), and P, the raw PostgreSQL rate of the worker's own writes; report the
-ceiling 1/(1/K + 1/P) and the worker's ratio to it (orderstream/bench/targets.py).
+ceiling 1/(1/K + 1/P) and the worker's ratio to it (bench/targets.py).
 
 Every drain counts its group's assignment changes: a run with a rebalance (a member
 that overran max_poll_interval_ms and was thrown out) measured the rejoin, not the work,
@@ -29,11 +29,11 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django_redis import get_redis_connection
 
+from bench import targets
 from orders_worker.batch_statements import batch_write
 from orders_worker.rules import order_event_decide
 from orders_worker.services import DB_ALIAS, EventResult, _events_to_record
 from orders_worker.worker import OrderWorker, WorkerConfig
-from orderstream.bench import targets
 from orderstream.kafka import (
     ConsumerRebalanceListener,
     OffsetAndMetadata,

@@ -1,10 +1,10 @@
 """The benchmark's baseline: the least a DRF API can do for the same requests.
 
-A URLconf used only by `orderstream.settings.bench_baseline` (never routed in the real
+A URLconf used only by `bench.baseline_settings` (never routed in the real
 app): `POST /orders` validates a user id and a payload with a plain serializer and writes
 an order row and an outbox row in one transaction; `GET /orders/{order_id}` reads one
 order by primary key through a ModelSerializer. Same tables, same database, same
-gunicorn workers and threads as the API (see orderstream/bench/baseline_gunicorn.py).
+gunicorn workers and threads as the API (see bench/baseline_gunicorn.py).
 Its outbox rows are written already published, so the relay leaves them alone and the
 worker never sees them: the baseline measures the API's side only.
 """

@@ -1,0 +1,168 @@
+"""`python -m bench api|worker [OPTIONS]`: one part of the benchmark against the local
+values (`make bench-api`, `make bench-worker` run them through scripts/local_stack.py).
+
+- `api`: the API benchmark against a running stack (see bench/api.py); it starts and
+  stops the bare-DRF baseline's gunicorn itself.
+- `worker`: the worker's throughput against its ceiling (see bench/worker.py), on a
+  broker of its own unless `--use-brokers`.
+
+`make bench` runs both on a stack of its own (bench/session.py). Django is set up after
+the options are read, so `--help` needs no database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.targets import WORKER_ROUNDS
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parts = parser.add_subparsers(dest="part", required=True, metavar="{api,worker}")
+    api = parts.add_parser(
+        "api",
+        help="the API against the bare-DRF baseline",
+        description=(
+            "Benchmark the running local stack against the bare-DRF baseline: Kafka "
+            "round-trip floor, synchronous and baseline creates, wrk throughput of creates "
+            "and reads at each concurrency; prints a table and writes JSON."
+        ),
+    )
+    api.add_argument("--url", default="http://127.0.0.1:8080", help="API base URL")
+    api.add_argument("--sync-requests", type=int, default=300)
+    api.add_argument("--floor-samples", type=int, default=300)
+    api.add_argument("--concurrency", default="1,4,16,32", help="comma-separated")
+    api.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
+    api.add_argument("--rounds", type=int, default=2, help="baseline/project pairs")
+    api.add_argument(
+        "--worker-pid", type=int, default=None, help="the worker's pid: adds the live load"
+    )
+    api.add_argument(
+        "--api-pid", type=int, default=None, help="gunicorn master's pid, for --profile"
+    )
+    api.add_argument("--profile", action="store_true", help="py-spy during a level")
+    api.add_argument(
+        "--out",
+        default=str(Path(tempfile.gettempdir()) / "bench_api"),
+        help="folder of the JSON, logs and profiles (default: the temp dir)",
+    )
+    worker = parts.add_parser(
+        "worker",
+        help="the worker against its ceiling",
+        description=(
+            "Load N events onto fresh topics and time the worker draining them, against the "
+            "naive per-event design, a Kafka-only loop (K) and the raw PostgreSQL rate (P); "
+            "print the ceiling 1/(1/K+1/P) and the ratios, and write JSON."
+        ),
+    )
+    worker.add_argument("--events", type=int, default=20000, help="events for the batched run")
+    worker.add_argument("--naive-events", type=int, default=3000, help="events for the naive run")
+    worker.add_argument(
+        "--batch-size", type=int, default=None, help="default: the setting WORKER_BATCH_SIZE"
+    )
+    worker.add_argument(
+        "--rounds",
+        type=int,
+        default=WORKER_ROUNDS,
+        help="interleaved rounds of the batched run, K and P",
+    )
+    worker.add_argument(
+        "--database",
+        default=None,
+        help="bench database name (default: the worker database name + _bench)",
+    )
+    worker.add_argument("--json", default="bench_worker.json", help="where to write JSON")
+    worker.add_argument(
+        "--use-brokers",
+        action="store_true",
+        help="use KAFKA_BROKERS instead of starting the embedded broker BROKER names",
+    )
+    return parser.parse_args(argv)
+
+
+def run_api(options: argparse.Namespace) -> None:
+    from bench.api import BenchConfig, run_bench
+    from bench.api_report import format_table
+    from bench.servers import start_baseline
+    from devstack.ports import free_port
+
+    out_dir = Path(options.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    baseline = start_baseline(port, out_dir)
+    try:
+        config = BenchConfig.from_options(
+            options,
+            base_url=options.url,
+            baseline_url=f"http://127.0.0.1:{port}",
+            out_dir=str(out_dir),
+            api_pid=options.api_pid,
+            worker_pid=options.worker_pid,
+        )
+        report = run_bench(config, out=sys.stdout)
+    finally:
+        baseline.stop()
+    json_path = out_dir / "bench_api.json"
+    json_path.write_text(json.dumps(report, indent=2))
+    sys.stdout.write(format_table(report))
+    print(f"\nwritten to {json_path}")
+
+
+def run_worker(options: argparse.Namespace) -> None:
+    from django.conf import settings
+    from django.db import connections
+
+    from bench.worker import bench_group_settings, bench_worker_run, format_worker_table
+    from devstack.brokers import embedded_broker
+
+    broker = scratch = None
+    if not options.use_brokers:
+        kind = os.environ.get("BROKER", "tansu")
+        scratch = Path(tempfile.mkdtemp(prefix="orderstream-bench-"))
+        broker = embedded_broker(
+            kind, port=None, data_dir=scratch / kind, log_path=scratch / f"{kind}.log"
+        ).start()
+        print(f"broker: {kind} on {broker.bootstrap}", flush=True)
+        settings.KAFKA_BROKERS = [broker.bootstrap]
+        bench_group_settings()
+    database = options.database or f"{connections['worker'].settings_dict['NAME']}_bench"
+    try:
+        report = bench_worker_run(
+            events=options.events,
+            naive_events=options.naive_events,
+            batch_size=options.batch_size or settings.WORKER_BATCH_SIZE,
+            database=database,
+            json_path=options.json,
+            rounds=options.rounds,
+        )
+    finally:
+        if broker:
+            broker.stop()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    sys.stdout.write(format_worker_table(report))
+    if options.json:
+        print(f"wrote {options.json}")
+    print(json.dumps(report["ratios"]))
+
+
+def main(argv: list[str]) -> int:
+    options = parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderstream.settings.local")
+    import django
+
+    django.setup()
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come
+    {"api": run_api, "worker": run_worker}[options.part](options)
+    return 0

@@ -1,7 +1,0 @@
-"""The benchmark's bare-DRF baseline (`orders_api/bench_baseline.py`): the local settings
-with only its URLconf, served by a gunicorn of its own that the benchmark starts and
-stops. Never the settings of the real API."""
-
-from .local import *  # noqa: F403
-
-ROOT_URLCONF = "orders_api.bench_baseline"
