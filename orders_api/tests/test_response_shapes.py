@@ -21,8 +21,8 @@ from orders_api.response_shapes import (
     shape_serializer,
 )
 from orders_api.selectors import order_view
-from orders_api.tests.factories import OrderFactory
 from orderstream.messages import OrderResult
+from testkit.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
