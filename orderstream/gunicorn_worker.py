@@ -1,25 +1,7 @@
 """The API's gunicorn worker (gunicorn.conf.py's worker_class): gthread with a lane of its
-own for reads, and a quit that cannot hang.
-
-Reads.
-gthread hands every request to one thread pool, first come first served, behind an
-unbounded queue. Under a flood of POSTs (each a database write, some waiting for their ACK)
-a `GET /health` from a load balancer, a `GET /ready` or a read of an order waits behind all
-of them, and the API looks down exactly while it absorbs writes. Here a request whose first
-bytes say `GET ` or `HEAD ` (peeked at, not read: the request is parsed as usual) goes to a
-pool of GUNICORN_READ_THREADS threads that only reads use; everything else to gthread's
-pool of GUNICORN_THREADS.
-
-Quit. Python runs a signal's handler in the main thread, between two bytecodes of what
-runs there. gthread's handle_quit first shuts its thread pool down, which takes the pool's
-lock; that lock is not reentrant, and the interrupted code may hold it
-(ThreadPoolExecutor.submit holds it while it starts a thread for an accepted request), as
-may a first quit interrupted by a second quit signal (a terminal's Ctrl-C reaching the
-process group, then the master's SIGQUIT). Either way the worker waited for itself
-forever, its master gone, holding the API's port (py-spy: handle_quit -> shutdown, twice,
-above submit). Here a quit runs once, and exits without shutting the pool down first: the
-exit itself wakes the pools' idle threads and waits for the busy ones (concurrent.futures'
-exit hook), as after gthread's shutdown(wait=False).
+own for reads (GET and HEAD, peeked at, go to GUNICORN_READ_THREADS threads of their own,
+so /health never queues behind POSTs), and a quit that runs once and cannot hang on the
+pool's lock. Why: docs/decisions/gunicorn-read-lane-and-quit.md.
 """
 
 from __future__ import annotations

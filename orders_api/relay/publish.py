@@ -67,16 +67,9 @@ def relay_backoff(attempts: int) -> float:
 
 @functools.cache
 def _due_heads_sql(table: str = OutboxEvent._meta.db_table) -> str:
-    """The pass's query, written once: the ORM built it anew on every pass, which took
-    a third of the relay's CPU under load.
-
-    The older-row check reads "waiting" as `coalesce(published_at, parked_at) IS NULL`,
-    which no partial index's predicate matches, so that it can only use the index on
-    (order_id, version). With `published_at IS NULL AND parked_at IS NULL` there, a table
-    not yet analyzed (a new database; autovacuum analyzes a minute or so later) has its
-    partial indexes estimated at one row, and PostgreSQL scanned the whole waiting set
-    for every row of it: a pass over 8,000 waiting rows took 8.7 s instead of 5 ms, and a
-    relay behind an outage's backlog neither caught up nor stopped.
+    """The pass's query, written once; its older-row check reads "waiting" as
+    `coalesce(published_at, parked_at) IS NULL` on purpose (an unanalyzed table made the
+    other form quadratic): docs/decisions/relay-query-and-unanalyzed-tables.md.
 
     `locked` takes the due heads (ids and sizes only: `octet_length` of a text reads its
     size without decompressing it); the rows returned whole are those within the pass's

@@ -12,19 +12,8 @@ around lives here too:
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
-The fix of the group join, kafka-python 3.0.12:
-`BaseCoordinator.join_group_async` starts a new JoinGroup whenever its cached join task
-`is_done`: a JoinGroup + SyncGroup round trip that completed while the application was
-outside `poll()` (between two polls, or after a short poll timed out) is thrown away and
-the member joins again. The broker then waits for that member, the member may throw the
-next answer away too, and meanwhile it sends no heartbeats: seen as partitions that stayed
-unassigned for minutes on Tansu (which answers a follower's rejoin after a fixed 3 s) and
-as a worker dropped from its group on Apache Kafka. The fix keeps a finished task: its
-assignment (or its error) is taken at the next poll, as for a task still in flight. It is
-the one-line change the method's own comment describes ("re-await the same Task").
-
-The method's source is checked before it is changed: another kafka-python version stops
-the import with a message, so the pin in requirements/base.txt and this fix move together.
+The fix of the group join (kafka-python 3.0.12 throws a finished join answer away):
+docs/decisions/kafka-python-join-fix.md. Another kafka-python version stops the import.
 """
 
 from __future__ import annotations

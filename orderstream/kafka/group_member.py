@@ -274,17 +274,8 @@ class GroupMember(ConsumerRebalanceListener):
         its partitions again (up to REBALANCE_POLL_SECONDS between two steps), so the
         group does not wait on it.
 
-        A batch isolated one record at a time (a transaction, a Redis script and a flushed
-        produce each) can outlast max_poll_interval_ms; without a poll the client would
-        leave the group, the batch's commit would fail and the partitions' next owner
-        would get the same batch, to isolate it again. The caller resumes the partitions
-        (`resume_partitions`) when the batch is done.
-
-        Polls of no timeout do not finish every rejoin: seen on Apache Kafka, a member
-        that rejoined right after its first assignment, during a long batch, got its
-        assignment only after the batch (5 s, its commit refused meanwhile); polls of
-        REBALANCE_POLL_STEP_MS got it within 20 ms. A rebalance that still ends after the
-        batch makes its commit fail: `on_partitions_assigned` commits it again.
+        Why, and why polls with a timeout during a rebalance:
+        docs/decisions/polls-during-long-batches.md.
         """
         if self._rebalancing or time.monotonic() - self._polled_at >= self._poll_step():
             self._poll_paused()
