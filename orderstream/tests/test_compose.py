@@ -699,9 +699,9 @@ def test_worker_start_script_migrates_worker_and_runs_the_worker(
         )
         # Past migrating: the worker itself is running (the shell was replaced by exec).
         wait_until(lambda: "run_worker" in launched.command_line(), 20, "run_worker", launched)
-        # ... and logging through the project's LOGGING (logger names of orders_worker).
+        # ... and logging through the project's LOGGING (the loop's logger, of the core).
         wait_until(
-            lambda: re.search(r" orders_worker[.\w]*: ", launched.output()),
+            lambda: re.search(r" orderstream\.kafka[.\w]*: worker starting", launched.output()),
             20,
             "a log line of the worker",
             launched,
