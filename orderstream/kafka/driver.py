@@ -165,6 +165,10 @@ def wait_for_unanswered_heartbeats() -> None:
             return seconds  # (auto-commit, unused here, is left as kafka-python has it)
         if not awaits_heartbeat_answer(self.heartbeat):
             return seconds
+        if not self.stable() or self.need_rejoin():
+            # Joining: the join's answers come through poll(), which must keep turning
+            # (with the wait, restarted workers on Tansu never got their partitions).
+            return seconds
         return self.heartbeat.config["heartbeat_interval_ms"] / 1000
 
     time_to_next_poll.waits_for_unanswered_heartbeats = True

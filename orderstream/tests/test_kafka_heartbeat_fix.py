@@ -77,7 +77,9 @@ def test_a_poll_waits_for_fetches_while_the_heartbeat_gets_no_answer(settings):
         consumer.close(autocommit=False)
 
 
-def coordinator_stub(*, due_in: float, sent: float, answered: float, failed, auto_commit=False):
+def coordinator_stub(
+    *, due_in: float, sent: float, answered: float, failed, auto_commit=False, joining=False
+):
     """What the wrapped time_to_next_poll reads of a ConsumerCoordinator."""
     heartbeat = SimpleNamespace(
         last_send=sent,
@@ -89,6 +91,8 @@ def coordinator_stub(*, due_in: float, sent: float, answered: float, failed, aut
         config={"enable_auto_commit": auto_commit},
         heartbeat=heartbeat,
         time_to_next_heartbeat=lambda: due_in,
+        stable=lambda: not joining,
+        need_rejoin=lambda: False,
     )
 
 
@@ -107,6 +111,8 @@ def coordinator_stub(*, due_in: float, sent: float, answered: float, failed, aut
         (coordinator_stub(due_in=0.4, sent=10, answered=5, failed=False), 0.4),
         # with auto-commit: unchanged
         (coordinator_stub(due_in=0, sent=10, answered=5, failed=False, auto_commit=True), 0),
+        # joining (the join's answers come through poll()): unchanged
+        (coordinator_stub(due_in=0, sent=10, answered=5, failed=False, joining=True), 0),
     ],
 )
 def test_the_cap_is_the_interval_only_while_the_heartbeat_awaits_its_answer(stub, expected):
