@@ -21,6 +21,7 @@ class ChildServer:
     STOP_SIGNAL = signal.SIGTERM
     STOP_TIMEOUT = 15.0
     process: subprocess.Popen | None = None
+    log_path = None  # a server that logs to a file names it
 
     def start(self):
         raise NotImplementedError
@@ -28,7 +29,7 @@ class ChildServer:
     def wait_answering(self, answers, timeout: float, what: str, *, interval: float = 0.05):
         """Wait until `answers()` is true: a RuntimeError as soon as the process exits, or
         (the server stopped) after `timeout` seconds."""
-        log = f"; see {self.log_path}" if getattr(self, "log_path", None) else ""
+        log = f"; see {self.log_path}" if self.log_path else ""
 
         def answered() -> bool:
             if answers():

@@ -252,8 +252,7 @@ class OrderEventsHandler:
     def __init__(self, config: HandlerConfig, *, clock=time.monotonic):
         self.config = config
         self._clock = clock
-        self._last_purge = 0.0
-        self._letters_purged_at = float("-inf")
+        self._purged_at = float("-inf")
 
     def handle(self, records: list, retry: Retry) -> BatchOutcome:
         return order_events_handle(records=records, config=self.config, retry=retry)
@@ -266,12 +265,12 @@ class OrderEventsHandler:
         older than `dead_letter_retention_seconds` (0: kept), each once per PURGE_INTERVAL;
         a database error only postpones it."""
         now = self._clock()
-        if now - self._last_purge >= PURGE_INTERVAL:
-            self._last_purge = now
-            _purge_safely("event ids", processed_events_purge, self.config.event_retention_seconds)
+        if now - self._purged_at < PURGE_INTERVAL:
+            return
+        self._purged_at = now
+        _purge_safely("event ids", processed_events_purge, self.config.event_retention_seconds)
         retention = self.config.dead_letter_retention_seconds
-        if retention and now - self._letters_purged_at >= PURGE_INTERVAL:
-            self._letters_purged_at = now
+        if retention:
             _purge_safely("dead letters", dead_letters_purge, retention)
 
 

@@ -1,13 +1,12 @@
 """The order worker: the generic batch loop (`orderstream/kafka/batch_loop.py`) with the
-order handler (`handler.py`), configured from Django settings, and the dead letters' purge in its
-periodic housekeeping.
+order handler (`handler.py`, whose periodic housekeeping purges old event ids and dead
+letters), configured from Django settings.
 
 `manage.py run_worker` builds an `OrderWorker(WorkerConfig.from_settings(...))` and runs it.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +19,6 @@ from orderstream.batch_pacing import pacing_from_settings
 from orderstream.kafka import one_fetch_timeout_ms
 from orderstream.kafka.batch_loop import BatchLoop, LoopConfig
 from orderstream.kafka.loop_metrics import LoopMetrics
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,7 +30,7 @@ from django.conf import settings
 from psycopg2 import sql
 
 from devstack.polling import poll_until
-from devstack.ports import free_port
+from devstack.ports import free_port, url_answers
 from devstack.processes import child_pids, start, stop
 from orderstream.kafka import KafkaError, TopicPartition, make_consumer
 
@@ -377,7 +377,7 @@ class Deployment:
     def wait_until_serving(self, timeout: float = 60) -> None:
         for api in self.apis:
             wait_until(
-                lambda api=api: (http_get(f"{api.base_url}/health") or (0,))[0] == 200,
+                lambda api=api: url_answers(f"{api.base_url}/health"),
                 timeout,
                 f"/health of {api.base_url}",
                 api.launched,

@@ -101,7 +101,7 @@ class OutboxRelay:
                 published, failed = self._pass_safely(batch_size=1 if probing else None)
                 self.pacer.handled(published)
                 failures = failures + 1 if failed else 0
-                probing = (probing or bool(failed)) and not published
+                probing = (probing or failed) and not published
                 if failures and failures % self.RENEW_AFTER == 0:
                     self._renew_producer()
                 if time.monotonic() >= next_purge:

@@ -7,27 +7,12 @@
   (`loop_stats.py`) and counters (`loop_metrics.py`).
 
 The apps import from here what they need of the client (its classes, errors and structs,
-re-exported from the driver) and the clients and topics; the loop's modules by name.
+re-exported from the driver: its `__all__`) and the clients and topics; the loop's modules by name.
 """
 
+from orderstream.kafka import driver
 from orderstream.kafka.clients import make_consumer, make_producer, one_fetch_timeout_ms
-from orderstream.kafka.driver import (
-    CommitFailedError,
-    ConsumerRebalanceListener,
-    CorruptRecordError,
-    InvalidRecordError,
-    KafkaAdminClient,
-    KafkaConnectionError,
-    KafkaConsumer,
-    KafkaError,
-    KafkaProducer,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    OffsetAndMetadata,
-    RecordListTooLargeError,
-    TopicPartition,
-    UnknownTopicOrPartitionError,
-)
+from orderstream.kafka.driver import *  # noqa: F403  (the client's names: driver.__all__)
 from orderstream.kafka.topics import (
     ensure_topics,
     record_value_room,
@@ -36,21 +21,7 @@ from orderstream.kafka.topics import (
 )
 
 __all__ = [
-    "CommitFailedError",
-    "ConsumerRebalanceListener",
-    "CorruptRecordError",
-    "InvalidRecordError",
-    "KafkaAdminClient",
-    "KafkaConnectionError",
-    "KafkaConsumer",
-    "KafkaError",
-    "KafkaProducer",
-    "KafkaTimeoutError",
-    "MessageSizeTooLargeError",
-    "OffsetAndMetadata",
-    "RecordListTooLargeError",
-    "TopicPartition",
-    "UnknownTopicOrPartitionError",
+    *driver.__all__,
     "ensure_topics",
     "make_consumer",
     "make_producer",

@@ -106,13 +106,28 @@ KEEPS_FINISHED = "if self._join_task is None:"
 
 def keep_finished_joins() -> None:
     """Replace `BaseCoordinator.join_group_async` by the fixed method (once)."""
-    method = coordinator_base.BaseCoordinator.join_group_async
-    if getattr(method, "keeps_finished_joins", False):
+    install_once(
+        coordinator_base.BaseCoordinator,
+        "join_group_async",
+        "keeps_finished_joins",
+        lambda method: with_line_replaced(
+            method, DISCARDS_FINISHED, KEEPS_FINISHED, vars(coordinator_base)
+        ),
+    )
+
+
+def install_once(owner, name: str, marker: str, fixed_from) -> None:
+    """Set `owner.name` to `fixed_from(kafka-python's method)`, marked `marker`, unless it
+    is already; any other kafka-python version stops it. The fix keeps kafka-python's own
+    as `__wrapped__`."""
+    method = getattr(owner, name)
+    if getattr(method, marker, False):
         return
-    refuse_other_versions("keep_finished_joins")
-    fixed = with_line_replaced(method, DISCARDS_FINISHED, KEEPS_FINISHED, vars(coordinator_base))
-    fixed.keeps_finished_joins = True
-    coordinator_base.BaseCoordinator.join_group_async = fixed
+    refuse_other_versions(marker)
+    fixed = fixed_from(method)
+    fixed.__wrapped__ = method
+    setattr(fixed, marker, True)
+    setattr(owner, name, fixed)
 
 
 def with_line_replaced(method, old: str, new: str, scope: dict):
@@ -151,28 +166,32 @@ def wait_for_unanswered_heartbeats() -> None:
     for its answer, the heartbeat interval instead of 0 (the heartbeat is the I/O thread's
     work, sent once the last one is answered or failed: waking the application serves
     nothing)."""
-    method = consumer_coordinator.ConsumerCoordinator.time_to_next_poll
-    if getattr(method, "waits_for_unanswered_heartbeats", False):
-        return
-    refuse_other_versions("wait_for_unanswered_heartbeats")
-    if KNOWN_TIME_TO_NEXT_POLL not in inspect.getsource(method):
-        raise RuntimeError("kafka-python's time_to_next_poll is not the one this fix knows")
 
-    @functools.wraps(method)
-    def time_to_next_poll(self):
-        seconds = method(self)
-        if seconds > 0 or self.config["enable_auto_commit"]:
-            return seconds  # (auto-commit, unused here, is left as kafka-python has it)
-        if not awaits_heartbeat_answer(self.heartbeat):
-            return seconds
-        if not self.stable() or self.need_rejoin():
-            # Joining: the join's answers come through poll(), which must keep turning
-            # (with the wait, restarted workers on Tansu never got their partitions).
-            return seconds
-        return self.heartbeat.config["heartbeat_interval_ms"] / 1000
+    def fixed_from(method):
+        if KNOWN_TIME_TO_NEXT_POLL not in inspect.getsource(method):
+            raise RuntimeError("kafka-python's time_to_next_poll is not the one this fix knows")
 
-    time_to_next_poll.waits_for_unanswered_heartbeats = True
-    consumer_coordinator.ConsumerCoordinator.time_to_next_poll = time_to_next_poll
+        @functools.wraps(method)
+        def time_to_next_poll(self):
+            seconds = method(self)
+            if seconds > 0 or self.config["enable_auto_commit"]:
+                return seconds  # (auto-commit, unused here, is left as kafka-python has it)
+            if not awaits_heartbeat_answer(self.heartbeat):
+                return seconds
+            if not self.stable() or self.need_rejoin():
+                # Joining: the join's answers come through poll(), which must keep turning
+                # (with the wait, restarted workers on Tansu never got their partitions).
+                return seconds
+            return self.heartbeat.config["heartbeat_interval_ms"] / 1000
+
+        return time_to_next_poll
+
+    install_once(
+        consumer_coordinator.ConsumerCoordinator,
+        "time_to_next_poll",
+        "waits_for_unanswered_heartbeats",
+        fixed_from,
+    )
 
 
 # ------------------------------------------------ a node that cannot take a batch (frozen broker)
@@ -193,15 +212,13 @@ def not_ready_delay_ms(client, node_id) -> float:
 
 def wait_for_unready_nodes() -> None:
     """Replace `Sender._send_producer_data` by the fixed method (once)."""
-    method = producer_sender.Sender._send_producer_data
-    if getattr(method, "waits_for_unready_nodes", False):
-        return
-    refuse_other_versions("wait_for_unready_nodes")
     scope = {**vars(producer_sender), "not_ready_delay_ms": not_ready_delay_ms}
-    fixed = with_line_replaced(method, WAITS_NOTHING, WAITS_FOR_NETWORK, scope)
-    fixed.waits_for_unready_nodes = True
-    fixed.__wrapped__ = method  # kafka-python's own, for tests
-    producer_sender.Sender._send_producer_data = fixed
+    install_once(
+        producer_sender.Sender,
+        "_send_producer_data",
+        "waits_for_unready_nodes",
+        lambda method: with_line_replaced(method, WAITS_NOTHING, WAITS_FOR_NETWORK, scope),
+    )
 
 
 # Every client of the project is built from this module's classes.

@@ -27,7 +27,6 @@ from orderstream.heartbeat import Heartbeat
 from orderstream.kafka.assignment import AssignmentWatch
 from orderstream.kafka.driver import (
     CommitFailedError,
-    ConsumerRebalanceListener,
     IllegalGenerationError,
     KafkaConsumer,
     KafkaError,
@@ -68,7 +67,7 @@ class BatchAbandoned(Exception):
     """Stop was requested while a batch waited on a retry; nothing was committed."""
 
 
-class GroupMember(ConsumerRebalanceListener):
+class GroupMember:
     """The group membership, pending offsets and retries of one loop (see the module).
     `config` is the loop's `LoopConfig`; `stats` the loop's counters (retries are counted
     there). The loop sets `consumer` once it has built it."""
@@ -152,7 +151,7 @@ class GroupMember(ConsumerRebalanceListener):
         except KafkaError as exc:
             logger.warning("offsets not committed now (sent again with the next): %s", exc)
 
-    def commit_pending_and_wait(self, timeout_ms: int = 5000) -> None:
+    def _commit_pending_and_wait(self, timeout_ms: int = 5000) -> None:
         """At the end of the loop: commit what is pending, waiting for the answer (from
         the loop's thread: a wait on the client's network thread would block it)."""
         with self._lock:
@@ -256,7 +255,7 @@ class GroupMember(ConsumerRebalanceListener):
         """At the end of the loop: commit what is pending, and close the consumer."""
         if self.consumer is None:
             return
-        self.commit_pending_and_wait()
+        self._commit_pending_and_wait()
         try:
             self.consumer.close(autocommit=False)
         except KafkaError as exc:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack.ports import free_port
+from devstack.ports import free_port, url_answers
 from testkit import processes
 from testkit.helpers import eventually
-from testkit.processes import Launched, child_pids, http_get, script_env, wait_until
+from testkit.processes import Launched, alive, child_pids, http_get, script_env, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.processes]
 
@@ -50,9 +50,7 @@ def test_make_run_serves_a_create_end_to_end_and_stops_every_process(unique_topi
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_until(
-                lambda: (http_get(f"{base}/health") or (0,))[0] == 200, 90, "/health", launched
-            )
+            wait_until(lambda: url_answers(f"{base}/health"), 90, "/health", launched)
             wait_until(lambda: "OrderStream is up" in launched.output(), 10, "the banner", launched)
             output = launched.output()
             assert "(already answering)" in output  # the test's own services were used
@@ -105,15 +103,6 @@ def descendants(pid: int) -> set[int]:
         found.update(children)
         todo.extend(children)
     return found
-
-
-def running(pid: int) -> bool:
-    """Whether `pid` is a process that has not exited (a zombie has)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state not in {"Z", "X"}
 
 
 def port_is_free(port: int) -> bool:
@@ -175,7 +164,7 @@ def ctrl_c_under_load(env: dict[str, str], port: int, log_path: Path) -> None:
     seen: set[int] = set()
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: (http_get(f"{base}/health") or (0,))[0] == 200, 90, "/health", launched)
+        wait_until(lambda: url_answers(f"{base}/health"), 90, "/health", launched)
         # gunicorn's master and its 2 workers, the relay and the worker
         wait_until(lambda: len(descendants(launched.process.pid)) >= 5, 30, "the processes")
         seen = descendants(launched.process.pid)
@@ -188,8 +177,8 @@ def ctrl_c_under_load(env: dict[str, str], port: int, log_path: Path) -> None:
         finally:
             load.stop()
         assert code == 0, launched.output()
-        gone = eventually(lambda: not [p for p in seen if running(p)], timeout=10, fail=False)
-        assert gone, ([p for p in seen if running(p)], launched.output())
+        gone = eventually(lambda: not [p for p in seen if alive(p)], timeout=10, fail=False)
+        assert gone, ([p for p in seen if alive(p)], launched.output())
         assert port_is_free(port), launched.output()
     finally:
         launched.cleanup()
