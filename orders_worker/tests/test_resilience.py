@@ -167,3 +167,46 @@ def test_two_workers_in_one_group_share_the_partitions_and_apply_each_event_once
     assert not any(t.is_alive() for t in threads)
     assert all(w.stats.processed > 0 for w in workers)
     assert_applied_exactly(events, expected, ack_reader)
+
+
+def test_a_worker_stopped_while_its_group_rebalances_leaves_its_partitions_to_the_next(
+    unique_topics,
+):
+    """A member that stops while its own JoinGroup is in flight: its LeaveGroup must not
+    overtake the join (a broker answers the join first, as it handles one request per
+    connection at a time). Seen on Tansu: the member that left became the leader of the
+    next generation, never sent its assignment, and no later worker ever got a partition."""
+    config = WorkerConfig.from_settings(poll_timeout_ms=100, batch_size=50)
+    first, second = OrderWorker(config), OrderWorker(config)
+    threads = {w: threading.Thread(target=w.run, daemon=True) for w in (first, second)}
+    for thread in threads.values():
+        thread.start()
+    eventually(
+        lambda: first.partitions() and second.partitions(),
+        timeout=30,
+        message="both workers to hold partitions",
+    )
+    revoked = second.member.on_partitions_revoked
+
+    def stop_once_revoked(partitions):
+        revoked(partitions)
+        second.stop()  # the join that follows the revoke is in flight when the loop ends
+
+    second.member.on_partitions_revoked = stop_once_revoked
+    first.stop()
+    for thread in threads.values():
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads.values())
+
+    successor = OrderWorker(config)
+    thread = threading.Thread(target=successor.run, daemon=True)
+    thread.start()
+    try:
+        eventually(
+            lambda: successor.partitions() == set(range(4)),
+            timeout=30,
+            message="the next worker to hold every partition",
+        )
+    finally:
+        successor.stop()
+        thread.join(timeout=30)

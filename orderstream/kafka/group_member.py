@@ -58,6 +58,9 @@ PERMANENT_ERRORS = (MessageSizeTooLargeError,)
 REBALANCE_POLL_SECONDS = 0.5
 # The longest single poll of that wait: it returns within this once the rebalance ended.
 REBALANCE_POLL_STEP_MS = 100
+# The longest a stopping member waits for the rebalance it is in to end before it leaves
+# the group (see `_finish_join_before_leaving`).
+JOIN_END_BEFORE_LEAVE_SECONDS = 5.0
 # A rebalance of this member that brought no assignment for this long is nudged (see
 # `nudge_stalled_rebalance`).
 REJOIN_NUDGE_SECONDS = 3.0
@@ -252,14 +255,36 @@ class GroupMember:
             return {}
 
     def close(self) -> None:
-        """At the end of the loop: commit what is pending, and close the consumer."""
+        """At the end of the loop: let a join under way end, commit what is pending, and
+        close the consumer (which leaves the group)."""
         if self.consumer is None:
             return
+        self._finish_join_before_leaving()
         self._commit_pending_and_wait()
         try:
             self.consumer.close(autocommit=False)
         except KafkaError as exc:
             logger.warning("consumer close failed: %s", exc)
+
+    def _finish_join_before_leaving(self) -> None:
+        """Poll, every partition paused, until the rebalance this member is in gives it its
+        partitions (at most JOIN_END_BEFORE_LEAVE_SECONDS).
+
+        A member that stops between its revoke and its assignment has a JoinGroup in flight;
+        the broker answers it before the LeaveGroup sent behind it on the same connection.
+        On Tansu the member that left then stayed in the group as the next generation's
+        leader, never sent the assignment, and no later member ever got a partition (seen
+        in the degrade test: workers restarted after a stop never consumed). Leaving from
+        a finished join is what every broker handles.
+        """
+        deadline = time.monotonic() + JOIN_END_BEFORE_LEAVE_SECONDS
+        while self._rebalancing and time.monotonic() < deadline:
+            self._poll_paused(timeout_ms=REBALANCE_POLL_STEP_MS)
+        if self._rebalancing:
+            logger.warning(
+                "leaving the group with its rebalance unfinished after %.0fs",
+                JOIN_END_BEFORE_LEAVE_SECONDS,
+            )
 
     def _poll_step(self) -> float:
         """Seconds between two polls of a member busy elsewhere: a third of

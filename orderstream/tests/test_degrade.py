@@ -39,11 +39,10 @@ CLIENT_PAUSE = 0.5
 OUTAGE = 30
 LEAD = 5
 RECOVERY = 10
-# The goal is 250 ms. Measured here (2 cores running the whole stack and the 64 clients),
-# /health's p99 over the broker's freeze was 0.27-0.41 s on both brokers, 0.09-0.28 s over
-# the relay's and the workers' outages: the bound keeps what is reached with a margin (the
-# machine is shared), not the goal.
-HEALTH_P99 = 0.75
+# The contract's bounds. Measured here alone (2 cores running the whole stack and the 64
+# clients), /health's p99 over the three outages was 0.02-0.13 s on both brokers; with a
+# second test suite on the machine, up to 0.26 s.
+HEALTH_P99 = 0.25
 GET_P99 = 1.0
 PROBE_INTERVAL = 0.2
 
