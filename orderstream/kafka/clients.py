@@ -49,6 +49,20 @@ def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsu
     return KafkaConsumer(*topics, **config)
 
 
+def subscribe_once_known(consumer: KafkaConsumer, topic: str, listener) -> bool:
+    """Subscribe `consumer` to `topic` with the rebalance `listener`; False while the
+    client knows no partition of the topic yet (a topic created a moment ago).
+
+    A member that joins before its client has seen the topic's partitions is assigned
+    nothing, and the client notices the partitions only at its next metadata refresh,
+    minutes later: so the topic comes first.
+    """
+    if not consumer.partitions_for_topic(topic):
+        return False
+    consumer.subscribe([topic], listener=listener)
+    return True
+
+
 # An idle poll waits this much longer than the broker holds an empty fetch.
 FETCH_MARGIN_MS = 10
 
