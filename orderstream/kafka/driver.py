@@ -5,24 +5,21 @@ The rest of the project takes the client's classes, errors and structs from here
 version, is a change of this module. The client's own behaviour that the project works
 around lives here too:
 
-- `keep_finished_joins`, applied when this module is imported: a fix of the group join
-  (below);
-- `request_rejoin`: the consumer's coordinator asked to join again (a private attribute
-  of the client; see `GroupMember.nudge_stalled_rebalance`);
+- `JoinKeepingCoordinator`: the group coordinator of every consumer the project builds,
+  which keeps a group-join answer that came while the application was outside `poll()`
+  (kafka-python 3.0.12 throws it away, or never takes it);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
-The fix of the group join (kafka-python 3.0.12 throws a finished join answer away):
-docs/decisions/kafka-python-join-fix.md. Another kafka-python version stops the import.
+The join races and their fixes: docs/decisions/kafka-python-join-fix.md (the other one,
+a metadata snapshot taken before `subscribe`, is fixed by how the project subscribes:
+`clients.subscribe_once_known`). Another kafka-python version stops the import.
 """
 
 from __future__ import annotations
 
-import inspect
-import textwrap
-
 import kafka
-import kafka.coordinator.base as coordinator_base
+import kafka.consumer.group as consumer_group
 from kafka import (
     ConsumerRebalanceListener,
     KafkaAdminClient,
@@ -31,6 +28,7 @@ from kafka import (
     TopicPartition,
 )
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.errors import (
     CommitFailedError,
     CorruptRecordError,
@@ -72,16 +70,9 @@ __all__ = [
     "TopicPartition",
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
-    "keep_finished_joins",
+    "JoinKeepingCoordinator",
     "record_batch_overhead",
-    "request_rejoin",
 ]
-
-
-def request_rejoin(consumer: KafkaConsumer) -> None:
-    """Ask `consumer`'s group coordinator (the client's own, a private attribute) to join
-    the group again at its next poll."""
-    consumer._coordinator.request_rejoin()
 
 
 def record_batch_overhead(*, key_bytes: int) -> int:
@@ -92,31 +83,64 @@ def record_batch_overhead(*, key_bytes: int) -> int:
 
 # ---------------------------------------------------------------------------- the join fix
 FIXED_VERSION = "3.0.12"
-DISCARDS_FINISHED = "if self._join_task is None or self._join_task.is_done:"
-KEEPS_FINISHED = "if self._join_task is None:"
 
 
-def keep_finished_joins() -> None:
-    """Replace `BaseCoordinator.join_group_async` by the fixed method (once)."""
-    method = coordinator_base.BaseCoordinator.join_group_async
-    if getattr(method, "keeps_finished_joins", False):
-        return
+class JoinKeepingCoordinator(ConsumerCoordinator):
+    """kafka-python's consumer group coordinator, keeping a join answer until it is taken.
+
+    kafka-python 3.0.12 runs a group join (JoinGroup, then SyncGroup) as a task on the
+    client's network thread, and `BaseCoordinator.join_group_async` (called from `poll()`)
+    awaits it as long as the poll's timeout allows. An answer that comes after the poll
+    returned, while the application is outside `poll()`, is lost:
+
+    - the next poll finds the task done and, as for no task, sends a new JoinGroup (a
+      leader's makes the group rebalance again; Tansu answers a rejoin after 3 s, so a
+      member that naps between short polls may never get its partitions);
+    - or it does not join at all: it joins only while `need_rejoin()`, and a join asked
+      for by a changed subscription or metadata snapshot (not by the broker) makes that
+      False in the round trip itself. The member then waits for nothing, without
+      heartbeats (off during a join), until the broker expels it.
+
+    Here the answer of a finished round trip is kept until `_on_join_complete_async`
+    takes it; meanwhile the member still needs to join, and the round trip the next
+    poll asks for returns the kept answer instead of going to the broker. An answer the
+    member can no longer use (its generation was reset meanwhile: no rebalance in
+    progress) is dropped and the member joins afresh.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kept_join_answer: bytes | None = None  # the assignment of a finished round trip
+
+    def need_rejoin(self) -> bool:
+        return self.kept_join_answer is not None or super().need_rejoin()
+
+    async def _do_join_and_sync_async(self):
+        if self.kept_join_answer is not None and self.rebalance_in_progress():
+            return self.kept_join_answer
+        self.kept_join_answer = None
+        answer = await super()._do_join_and_sync_async()
+        self.kept_join_answer = answer
+        return answer
+
+    async def _on_join_complete_async(self, *args, **kwargs):
+        self.kept_join_answer = None
+        return await super()._on_join_complete_async(*args, **kwargs)
+
+
+def use_join_keeping_coordinator() -> None:
+    """Make every consumer built from now on use `JoinKeepingCoordinator`.
+
+    `KafkaConsumer.__init__` builds its coordinator from the name `ConsumerCoordinator` of
+    its module, kafka.consumer.group, and takes no coordinator class as an option: that
+    name is where a consumer's coordinator class can be given.
+    """
     if kafka.__version__ != FIXED_VERSION:
         raise RuntimeError(
             f"orderstream/kafka/driver.py fixes kafka-python {FIXED_VERSION}, found "
             f"{kafka.__version__}: check whether the new version still needs it"
         )
-    source = textwrap.dedent(inspect.getsource(method))
-    if source.count(DISCARDS_FINISHED) != 1:
-        raise RuntimeError("kafka-python's join_group_async is not the one this fix knows")
-    namespace: dict = {}
-    code = compile(
-        source.replace(DISCARDS_FINISHED, KEEPS_FINISHED), inspect.getfile(method), "exec"
-    )
-    exec(code, vars(coordinator_base), namespace)
-    fixed = namespace["join_group_async"]
-    fixed.keeps_finished_joins = True
-    coordinator_base.BaseCoordinator.join_group_async = fixed
+    consumer_group.ConsumerCoordinator = JoinKeepingCoordinator
 
 
-keep_finished_joins()  # every client of the project is built from this module's classes
+use_join_keeping_coordinator()  # every consumer of the project is built from this module
