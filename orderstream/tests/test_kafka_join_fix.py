@@ -20,8 +20,10 @@ import uuid
 import pytest
 
 from orderstream.kafka import ConsumerRebalanceListener, ensure_topics, make_consumer
+from orderstream.kafka.batch_loop import BatchLoop, BatchOutcome, LoopConfig
 from orderstream.kafka.clients import subscribe_once_known
 from testkit.helpers import eventually
+from testkit.running import running
 
 
 class Rebalances(ConsumerRebalanceListener):
@@ -206,3 +208,77 @@ def test_members_that_look_in_between_naps_all_get_partitions_when_one_joins(set
         stop.set()
         for thread in threads:
             thread.join(15)
+
+
+class NoWork:
+    """A batch handler that answers nothing (the group's rebalances are what is watched)."""
+
+    def handle(self, records: list, retry) -> BatchOutcome:
+        return BatchOutcome()
+
+    def reject(self, record, error: Exception, retry) -> BatchOutcome:
+        return BatchOutcome()
+
+    def periodic(self) -> None:
+        pass
+
+
+class NoCounters:
+    def events_counted(self, outcomes) -> None:
+        pass
+
+    def batch_counted(self, size: int) -> None:
+        pass
+
+    def retry_counted(self, step: str, error: BaseException) -> None:
+        pass
+
+
+class CountingLoop(BatchLoop):
+    """The project's batch loop, counting its member's rebalance callbacks."""
+
+    def __init__(self, topic: str, group: str):
+        config = LoopConfig(
+            events_topic=topic, group=group, poll_timeout_ms=100, metrics=NoCounters()
+        )
+        super().__init__(config, NoWork())
+        self.rebalances = Rebalances()
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.rebalances.on_partitions_revoked(revoked)
+        super().on_partitions_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.rebalances.on_partitions_assigned(assigned)
+        super().on_partitions_assigned(assigned)
+
+
+@pytest.mark.broker
+def test_a_worker_starting_beside_a_running_one_makes_the_group_rebalance_once():
+    """The running member's partitions are revoked once and assigned once when a second
+    loop starts, and the group stays so (on Apache Kafka the new member used to rejoin
+    once more after its first metadata update, or the leader threw a join answer away)."""
+    topic, group = names("join"), names("join-group")
+    ensure_topics({topic: 4})
+    first, second = CountingLoop(topic, group), CountingLoop(topic, group)
+    with running(first, ready=first.partitions, what="first loop"):
+        eventually(lambda: first.partitions() == set(range(4)), message="first holds all")
+        before = (first.rebalances.revoked, first.rebalances.assigned)
+        with running(second, ready=second.partitions, what="second loop"):
+            eventually(
+                lambda: (
+                    first.partitions() | second.partitions() == set(range(4))
+                    and not first.partitions() & second.partitions()
+                ),
+                message="the two share the partitions",
+            )
+            # A second rebalance would come within about a metadata refresh (0.1 s on);
+            # none may come in the next 3 s.
+            again = eventually(
+                lambda: first.rebalances.revoked > before[0] + 1 or second.rebalances.revoked,
+                timeout=3,
+                fail=False,
+            )
+            counts = (first.rebalances.revoked, first.rebalances.assigned)
+        assert not again, "the group rebalanced more than once"
+        assert counts == (before[0] + 1, before[1] + 1)
