@@ -93,9 +93,10 @@ class JoinKeepingCoordinator(ConsumerCoordinator):
     awaits it as long as the poll's timeout allows. An answer that comes after the poll
     returned, while the application is outside `poll()`, is lost:
 
-    - the next poll finds the task done and, as for no task, sends a new JoinGroup (a
-      leader's makes the group rebalance again; Tansu answers a rejoin after 3 s, so a
-      member that naps between short polls may never get its partitions);
+    - the next poll finds the task done and, as for no task (`if self._join_task is None
+      or self._join_task.is_done:`), sends a new JoinGroup (a leader's makes the group
+      rebalance again; Tansu answers a rejoin after 3 s, so a member that naps between
+      short polls may never get its partitions);
     - or it does not join at all: it joins only while `need_rejoin()`, and a join asked
       for by a changed subscription or metadata snapshot (not by the broker) makes that
       False in the round trip itself. The member then waits for nothing, without
