@@ -17,11 +17,14 @@ import threading
 import time
 import uuid
 
+import kafka
+import kafka.consumer.group as consumer_group
 import pytest
 
 from orderstream.kafka import ConsumerRebalanceListener, ensure_topics, make_consumer
 from orderstream.kafka.batch_loop import BatchLoop, BatchOutcome, LoopConfig
 from orderstream.kafka.clients import subscribe_once_known
+from orderstream.kafka.driver import JoinKeepingCoordinator, use_join_keeping_coordinator
 from testkit.helpers import eventually
 from testkit.running import running
 
@@ -66,6 +69,16 @@ def joined(consumer, rebalances: Rebalances, assignments: int = 1) -> None:
         timeout=30,
         message="the member was assigned its partitions",
     )
+
+
+def test_every_consumer_the_project_builds_has_the_join_keeping_coordinator():
+    assert consumer_group.ConsumerCoordinator is JoinKeepingCoordinator
+
+
+def test_another_kafka_python_version_stops_the_fix(monkeypatch):
+    monkeypatch.setattr(kafka, "__version__", "3.1.0")
+    with pytest.raises(RuntimeError, match="check whether the new version still needs it"):
+        use_join_keeping_coordinator()
 
 
 @pytest.mark.broker
