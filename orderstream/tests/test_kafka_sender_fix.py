@@ -3,9 +3,9 @@ spinning (orderstream/kafka/driver.py)."""
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import kafka.producer.sender as producer_sender
@@ -28,7 +28,7 @@ def test_every_producer_the_project_builds_has_the_network_waiting_sender(settin
 def test_the_sender_reads_connection_delay_once_the_view_answers_for():
     """The view answers `connection_delay` alone: kafka-python's sender must read it in
     one place only, the not-ready wait (another use would get milliseconds or infinity)."""
-    source = Path(producer_sender.__file__).read_text()
+    source = inspect.getsource(producer_sender)
     assert source.count("connection_delay(") == 1
     assert "node_delay_ms = self._client.connection_delay(node)" in source
 
