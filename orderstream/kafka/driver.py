@@ -5,14 +5,12 @@ The rest of the project takes the client's classes, errors and structs from here
 version, is a change of this module. The client's own behaviour that the project works
 around lives here too:
 
-- `FixedConsumerCoordinator`, the group coordinator of every consumer the project builds:
-  it keeps a group-join answer that came while the application was outside `poll()`
-  (`JoinKeepingCoordinator`: kafka-python 3.0.12 throws it away, or never takes it), and
-  lets `poll()` wait while a heartbeat waits for its answer
-  (`HeartbeatWaitingCoordinator`);
-- `NetworkWaitingSender`, the I/O thread of every producer: it waits for the network
-  while a broker cannot take a ready batch (with the heartbeat fix:
-  docs/decisions/kafka-python-frozen-broker.md);
+- `JoinKeepingCoordinator`: the group coordinator of every consumer the project builds,
+  which keeps a group-join answer that came while the application was outside `poll()`
+  (kafka-python 3.0.12 throws it away, or never takes it);
+- `wait_for_unanswered_heartbeats` and `wait_for_unready_nodes`, applied when this module
+  is imported: a consumer and a producer that turned without waiting while a broker
+  answered nothing (docs/decisions/kafka-python-frozen-broker.md);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
@@ -23,10 +21,13 @@ a metadata snapshot taken before `subscribe`, is fixed by how the project subscr
 
 from __future__ import annotations
 
+import functools
+import inspect
+import textwrap
+
 import kafka
 import kafka.consumer.group as consumer_group
 import kafka.coordinator.consumer as consumer_coordinator
-import kafka.producer.kafka as producer_kafka
 import kafka.producer.sender as producer_sender
 from kafka import (
     ConsumerRebalanceListener,
@@ -77,7 +78,10 @@ __all__ = [
     "TopicPartition",
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
+    "JoinKeepingCoordinator",
     "record_batch_overhead",
+    "wait_for_unanswered_heartbeats",
+    "wait_for_unready_nodes",
 ]
 
 
@@ -135,41 +139,104 @@ class JoinKeepingCoordinator(consumer_coordinator.ConsumerCoordinator):
         return await super()._on_join_complete_async(*args, **kwargs)
 
 
+def use_join_keeping_coordinator() -> None:
+    """Make every consumer built from now on use `JoinKeepingCoordinator`.
+
+    `KafkaConsumer.__init__` builds its coordinator from the name `ConsumerCoordinator` of
+    its module, kafka.consumer.group, and takes no coordinator class as an option: that
+    name is where a consumer's coordinator class can be given.
+    """
+    refuse_other_versions("JoinKeepingCoordinator")
+    consumer_group.ConsumerCoordinator = JoinKeepingCoordinator
+
+
+# ------------------------------------------------------------- installing a fix of a method
+def install_once(owner, name: str, marker: str, fixed_from) -> None:
+    """Set `owner.name` to `fixed_from(kafka-python's method)`, marked `marker`, unless it
+    is already; any other kafka-python version stops it. The fix keeps kafka-python's own
+    as `__wrapped__`."""
+    method = getattr(owner, name)
+    if getattr(method, marker, False):
+        return
+    refuse_other_versions(marker)
+    fixed = fixed_from(method)
+    fixed.__wrapped__ = method
+    setattr(fixed, marker, True)
+    setattr(owner, name, fixed)
+
+
+def with_line_replaced(method, old: str, new: str, scope: dict):
+    """`method` compiled again from its source with `old` (found once) replaced by `new`, its
+    globals `scope` (its module's); RuntimeError when the source is not the one a fix knows."""
+    source = textwrap.dedent(inspect.getsource(method))
+    if source.count(old) != 1:
+        raise RuntimeError(f"kafka-python's {method.__name__} is not the one this fix knows")
+    namespace: dict = {}
+    exec(compile(source.replace(old, new), inspect.getfile(method), "exec"), scope, namespace)
+    return namespace[method.__name__]
+
+
+def refuse_other_versions(fix: str) -> None:
+    if kafka.__version__ != FIXED_VERSION:
+        raise RuntimeError(
+            f"orderstream/kafka/driver.py ({fix}) fixes kafka-python {FIXED_VERSION}, found "
+            f"{kafka.__version__}: check whether the new version still needs it"
+        )
+
+
 # ------------------------------------------------- a heartbeat without answer (frozen broker)
+# `KafkaConsumer.poll` caps each fetch wait by `time_to_next_poll`, the time until the next
+# heartbeat is due; a heartbeat the broker does not answer keeps the next one "due", the cap
+# at 0 and poll() turning without waiting (docs/decisions/kafka-python-frozen-broker.md).
+KNOWN_TIME_TO_NEXT_POLL = "return self.time_to_next_heartbeat()"
+
+
 def awaits_heartbeat_answer(heartbeat) -> bool:
     """Whether the last heartbeat sent has had neither an answer nor a failure yet."""
     return heartbeat.last_send > heartbeat.last_receive and heartbeat.heartbeat_failed is False
 
 
-class HeartbeatWaitingCoordinator(consumer_coordinator.ConsumerCoordinator):
-    """kafka-python's consumer group coordinator, letting `poll()` wait while the heartbeat
-    it sent waits for its answer.
+def wait_for_unanswered_heartbeats() -> None:
+    """Wrap `ConsumerCoordinator.time_to_next_poll` (once): while the heartbeat sent waits
+    for its answer, the heartbeat interval instead of 0 (the heartbeat is the I/O thread's
+    work, sent once the last one is answered or failed: waking the application serves
+    nothing)."""
 
-    `KafkaConsumer.poll` caps each fetch wait by `time_to_next_poll`, the time until the
-    next heartbeat is due; a heartbeat the broker does not answer keeps the next one "due",
-    the cap at 0 and poll() turning without waiting (docs/decisions/kafka-python-frozen-broker.md).
-    The heartbeat is the I/O thread's work, sent once the last one is answered or failed:
-    waking the application serves nothing, so the cap is the heartbeat interval then.
-    """
+    def fixed_from(method):
+        if KNOWN_TIME_TO_NEXT_POLL not in inspect.getsource(method):
+            raise RuntimeError("kafka-python's time_to_next_poll is not the one this fix knows")
 
-    def time_to_next_poll(self) -> float:
-        seconds = super().time_to_next_poll()
-        if seconds > 0 or self.config["enable_auto_commit"]:
-            return seconds  # (auto-commit, unused here, is left as kafka-python has it)
-        if not awaits_heartbeat_answer(self.heartbeat):
-            return seconds
-        if not self.stable() or self.need_rejoin():
-            # Joining: the join's answers come through poll(), which must keep turning
-            # (with the wait, restarted workers on Tansu never got their partitions).
-            return seconds
-        return self.heartbeat.config["heartbeat_interval_ms"] / 1000
+        @functools.wraps(method)
+        def time_to_next_poll(self):
+            seconds = method(self)
+            if seconds > 0 or self.config["enable_auto_commit"]:
+                return seconds  # (auto-commit, unused here, is left as kafka-python has it)
+            if not awaits_heartbeat_answer(self.heartbeat):
+                return seconds
+            if not self.stable() or self.need_rejoin():
+                # Joining: the join's answers come through poll(), which must keep turning
+                # (with the wait, restarted workers on Tansu never got their partitions).
+                return seconds
+            return self.heartbeat.config["heartbeat_interval_ms"] / 1000
 
+        return time_to_next_poll
 
-class FixedConsumerCoordinator(JoinKeepingCoordinator, HeartbeatWaitingCoordinator):
-    """The coordinator of every consumer the project builds: both fixes above."""
+    install_once(
+        consumer_coordinator.ConsumerCoordinator,
+        "time_to_next_poll",
+        "waits_for_unanswered_heartbeats",
+        fixed_from,
+    )
 
 
 # ------------------------------------------------ a node that cannot take a batch (frozen broker)
+# The producer's sender waits `connection_delay(node)` before it looks again at a node with
+# a batch ready that it cannot send to: 0 while the connection is being set up or is at its
+# in-flight maximum, so it turned without waiting (docs/decisions/kafka-python-frozen-broker.md).
+WAITS_NOTHING = "node_delay_ms = self._client.connection_delay(node)"
+WAITS_FOR_NETWORK = "node_delay_ms = not_ready_delay_ms(self._client, node)"
+
+
 def not_ready_delay_ms(client, node_id) -> float:
     """How long the sender may wait before it looks again at a node it cannot send to, in
     milliseconds (the client's backoff is in seconds): its reconnect backoff, else no timer
@@ -178,47 +245,18 @@ def not_ready_delay_ms(client, node_id) -> float:
     return seconds * 1000 if seconds > 0 else float("inf")
 
 
-class SenderClientView:
-    """A producer's client as its sender sees it: the client itself, but for
-    `connection_delay`, which the sender reads (in one place, `_send_producer_data`) as the
-    milliseconds to wait before it looks again at a node with a ready batch it cannot send
-    to. kafka-python's answers 0 for a node still connecting or at its in-flight maximum
-    (and seconds, not milliseconds, for one in backoff), so the sender turned without
-    waiting while a broker answered nothing (docs/decisions/kafka-python-frozen-broker.md)."""
-
-    def __init__(self, client):
-        self._wrapped_client = client
-
-    def __getattr__(self, name: str):
-        return getattr(self._wrapped_client, name)
-
-    def connection_delay(self, node_id) -> float:
-        return not_ready_delay_ms(self._wrapped_client, node_id)
+def wait_for_unready_nodes() -> None:
+    """Replace `Sender._send_producer_data` by the fixed method (once)."""
+    scope = {**vars(producer_sender), "not_ready_delay_ms": not_ready_delay_ms}
+    install_once(
+        producer_sender.Sender,
+        "_send_producer_data",
+        "waits_for_unready_nodes",
+        lambda method: with_line_replaced(method, WAITS_NOTHING, WAITS_FOR_NETWORK, scope),
+    )
 
 
-class NetworkWaitingSender(producer_sender.Sender):
-    """kafka-python's producer I/O thread, seeing its client through `SenderClientView`."""
-
-    def __init__(self, client, *args, **kwargs):
-        super().__init__(SenderClientView(client), *args, **kwargs)
-
-
-# ----------------------------------------------------------------------- installing the fixes
-def install_fixed_classes() -> None:
-    """Make every consumer and producer built from now on use the fixed classes.
-
-    `KafkaConsumer.__init__` builds its coordinator from the name `ConsumerCoordinator` of
-    its module, kafka.consumer.group, and `KafkaProducer.__init__` its sender from the name
-    `Sender` of kafka.producer.kafka; neither takes a class as an option: those names are
-    where the classes can be given. Another kafka-python version stops it.
-    """
-    if kafka.__version__ != FIXED_VERSION:
-        raise RuntimeError(
-            f"orderstream/kafka/driver.py fixes kafka-python {FIXED_VERSION}, found "
-            f"{kafka.__version__}: check whether the new version still needs it"
-        )
-    consumer_group.ConsumerCoordinator = FixedConsumerCoordinator
-    producer_kafka.Sender = NetworkWaitingSender
-
-
-install_fixed_classes()  # every client of the project is built from this module
+# Every client of the project is built from this module's classes.
+use_join_keeping_coordinator()
+wait_for_unanswered_heartbeats()
+wait_for_unready_nodes()

@@ -24,11 +24,7 @@ import pytest
 from orderstream.kafka import ConsumerRebalanceListener, ensure_topics, make_consumer
 from orderstream.kafka.batch_loop import BatchLoop, BatchOutcome, LoopConfig
 from orderstream.kafka.clients import subscribe_once_known
-from orderstream.kafka.driver import (
-    FixedConsumerCoordinator,
-    JoinKeepingCoordinator,
-    install_fixed_classes,
-)
+from orderstream.kafka.driver import JoinKeepingCoordinator, use_join_keeping_coordinator
 from testkit.helpers import eventually
 from testkit.running import running
 
@@ -76,14 +72,13 @@ def joined(consumer, rebalances: Rebalances, assignments: int = 1) -> None:
 
 
 def test_every_consumer_the_project_builds_has_the_join_keeping_coordinator():
-    assert consumer_group.ConsumerCoordinator is FixedConsumerCoordinator
-    assert issubclass(FixedConsumerCoordinator, JoinKeepingCoordinator)
+    assert consumer_group.ConsumerCoordinator is JoinKeepingCoordinator
 
 
 def test_another_kafka_python_version_stops_the_fix(monkeypatch):
     monkeypatch.setattr(kafka, "__version__", "3.1.0")
     with pytest.raises(RuntimeError, match="check whether the new version still needs it"):
-        install_fixed_classes()
+        use_join_keeping_coordinator()
 
 
 @pytest.mark.broker
