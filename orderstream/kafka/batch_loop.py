@@ -29,7 +29,7 @@ from typing import Protocol, TypeVar
 from django.db import connections
 
 from orderstream.batch_pacing import BatchPacer, PacingConfig
-from orderstream.kafka.clients import make_consumer, make_producer, subscribe_once_known
+from orderstream.kafka.clients import make_consumer, make_producer
 from orderstream.kafka.driver import (
     ConsumerRebalanceListener,
     KafkaConsumer,
@@ -202,6 +202,7 @@ class BatchLoop(ConsumerRebalanceListener):
                 self._producer = member.retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
                 member.beat()
+                member.nudge_stalled_rebalance()
                 busy = self._pause_when_idle()
                 self._linger_under_load()
                 records = self._poll(block=busy)
@@ -219,17 +220,22 @@ class BatchLoop(ConsumerRebalanceListener):
         return self.stats.processed
 
     def _build_consumer(self) -> KafkaConsumer:
-        """A consumer subscribed to the topic, once the topic's partitions are known
-        (`clients.subscribe_once_known`)."""
+        """A consumer subscribed to the topic, once the topic's partitions are known.
+
+        A member that joins before its client has seen the topic's partitions (a topic
+        created a moment ago) is assigned nothing, and the client notices the partitions
+        only at its next metadata refresh, minutes later: so the topic comes first.
+        """
         consumer = make_consumer(
             group_id=self.config.group,
             client_id=self.config.client_id,
             max_poll_records=self.config.batch_size,
         )
         topic = self.config.events_topic
-        if not subscribe_once_known(consumer, topic, self):
+        if not consumer.partitions_for_topic(topic):
             consumer.close(autocommit=False)
             raise UnknownTopicOrPartitionError(f"{topic} has no partitions yet")
+        consumer.subscribe([topic], listener=self)
         return consumer
 
     def _build_producer(self) -> KafkaProducer:
@@ -249,12 +255,10 @@ class BatchLoop(ConsumerRebalanceListener):
         for the first event after a quiet spell. Off (0) by default: a Kafka broker
         answers a long poll as soon as data comes.
 
-        Never during a rebalance: a group join whose answer arrives while the application
-        is outside `poll()` is taken only at the next poll (until then the member holds no
-        partitions and sends no heartbeat). Before the driver's `JoinKeepingCoordinator`,
-        kafka-python threw such an answer away and joined again: a broker that answers a
-        rejoin after a fixed delay (Tansu: 3 s) landed every answer in the pause, so the
-        member never got its partitions (seen: minutes, or for good).
+        Never during a rebalance: kafka-python (3.0.12) drops a group join whose answer
+        arrives while the application is outside `poll()` and joins again, and a broker
+        that answers a rejoin after a fixed delay (Tansu: 3 s) then lands every answer
+        in the pause, so the member never gets its partitions (seen: minutes, or for good).
         """
         idle = self._clock() - self._last_records_at > self.config.idle_after_seconds
         member = self.member

@@ -5,18 +5,18 @@ The rest of the project takes the client's classes, errors and structs from here
 version, is a change of this module. The client's own behaviour that the project works
 around lives here too:
 
-- `JoinKeepingCoordinator`: the group coordinator of every consumer the project builds,
-  which keeps a group-join answer that came while the application was outside `poll()`
-  (kafka-python 3.0.12 throws it away, or never takes it);
-- `wait_for_unanswered_heartbeats` and `wait_for_unready_nodes`, applied when this module
-  is imported: a consumer and a producer that turned without waiting while a broker
-  answered nothing (docs/decisions/kafka-python-frozen-broker.md);
+- `keep_finished_joins`, applied when this module is imported: a fix of the group join
+  (below);
+- `wait_for_unanswered_heartbeats` and `wait_for_unready_nodes`, applied likewise: a
+  consumer and a producer that turned without waiting while a broker answered nothing
+  (docs/decisions/kafka-python-frozen-broker.md);
+- `request_rejoin`: the consumer's coordinator asked to join again (a private attribute
+  of the client; see `GroupMember.nudge_stalled_rebalance`);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
-The join races and their fixes: docs/decisions/kafka-python-join-fix.md (the other one,
-a metadata snapshot taken before `subscribe`, is fixed by how the project subscribes:
-`clients.subscribe_once_known`). Another kafka-python version stops the import.
+The fix of the group join (kafka-python 3.0.12 throws a finished join answer away):
+docs/decisions/kafka-python-join-fix.md. Another kafka-python version stops the import.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import inspect
 import textwrap
 
 import kafka
-import kafka.consumer.group as consumer_group
+import kafka.coordinator.base as coordinator_base
 import kafka.coordinator.consumer as consumer_coordinator
 import kafka.producer.sender as producer_sender
 from kafka import (
@@ -78,11 +78,18 @@ __all__ = [
     "TopicPartition",
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
-    "JoinKeepingCoordinator",
+    "keep_finished_joins",
     "record_batch_overhead",
+    "request_rejoin",
     "wait_for_unanswered_heartbeats",
     "wait_for_unready_nodes",
 ]
+
+
+def request_rejoin(consumer: KafkaConsumer) -> None:
+    """Ask `consumer`'s group coordinator (the client's own, a private attribute) to join
+    the group again at its next poll."""
+    consumer._coordinator.request_rejoin()
 
 
 def record_batch_overhead(*, key_bytes: int) -> int:
@@ -93,64 +100,22 @@ def record_batch_overhead(*, key_bytes: int) -> int:
 
 # ---------------------------------------------------------------------------- the join fix
 FIXED_VERSION = "3.0.12"
+DISCARDS_FINISHED = "if self._join_task is None or self._join_task.is_done:"
+KEEPS_FINISHED = "if self._join_task is None:"
 
 
-class JoinKeepingCoordinator(consumer_coordinator.ConsumerCoordinator):
-    """kafka-python's consumer group coordinator, keeping a join answer until it is taken.
-
-    kafka-python 3.0.12 runs a group join (JoinGroup, then SyncGroup) as a task on the
-    client's network thread, and `BaseCoordinator.join_group_async` (called from `poll()`)
-    awaits it as long as the poll's timeout allows. An answer that comes after the poll
-    returned, while the application is outside `poll()`, is lost:
-
-    - the next poll finds the task done and, as for no task (`if self._join_task is None
-      or self._join_task.is_done:`), sends a new JoinGroup (a leader's makes the group
-      rebalance again; Tansu answers a rejoin after 3 s, so a member that naps between
-      short polls may never get its partitions);
-    - or it does not join at all: it joins only while `need_rejoin()`, and a join asked
-      for by a changed subscription or metadata snapshot (not by the broker) makes that
-      False in the round trip itself. The member then waits for nothing, without
-      heartbeats (off during a join), until the broker expels it.
-
-    Here the answer of a finished round trip is kept until `_on_join_complete_async`
-    takes it; meanwhile the member still needs to join, and the round trip the next
-    poll asks for returns the kept answer instead of going to the broker. An answer the
-    member can no longer use (its generation was reset meanwhile: no rebalance in
-    progress) is dropped and the member joins afresh.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.kept_join_answer: bytes | None = None  # the assignment of a finished round trip
-
-    def need_rejoin(self) -> bool:
-        return self.kept_join_answer is not None or super().need_rejoin()
-
-    async def _do_join_and_sync_async(self):
-        if self.kept_join_answer is not None and self.rebalance_in_progress():
-            return self.kept_join_answer
-        self.kept_join_answer = None
-        answer = await super()._do_join_and_sync_async()
-        self.kept_join_answer = answer
-        return answer
-
-    async def _on_join_complete_async(self, *args, **kwargs):
-        self.kept_join_answer = None
-        return await super()._on_join_complete_async(*args, **kwargs)
+def keep_finished_joins() -> None:
+    """Replace `BaseCoordinator.join_group_async` by the fixed method (once)."""
+    install_once(
+        coordinator_base.BaseCoordinator,
+        "join_group_async",
+        "keeps_finished_joins",
+        lambda method: with_line_replaced(
+            method, DISCARDS_FINISHED, KEEPS_FINISHED, vars(coordinator_base)
+        ),
+    )
 
 
-def use_join_keeping_coordinator() -> None:
-    """Make every consumer built from now on use `JoinKeepingCoordinator`.
-
-    `KafkaConsumer.__init__` builds its coordinator from the name `ConsumerCoordinator` of
-    its module, kafka.consumer.group, and takes no coordinator class as an option: that
-    name is where a consumer's coordinator class can be given.
-    """
-    refuse_other_versions("JoinKeepingCoordinator")
-    consumer_group.ConsumerCoordinator = JoinKeepingCoordinator
-
-
-# ------------------------------------------------------------- installing a fix of a method
 def install_once(owner, name: str, marker: str, fixed_from) -> None:
     """Set `owner.name` to `fixed_from(kafka-python's method)`, marked `marker`, unless it
     is already; any other kafka-python version stops it. The fix keeps kafka-python's own
@@ -257,6 +222,6 @@ def wait_for_unready_nodes() -> None:
 
 
 # Every client of the project is built from this module's classes.
-use_join_keeping_coordinator()
+keep_finished_joins()
 wait_for_unanswered_heartbeats()
 wait_for_unready_nodes()
