@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable
 
 
@@ -11,7 +12,10 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
     interrupts at once."""
 
     def request_stop(signum, frame):
-        stop()
+        # `stop` sets a threading.Event. Set here, on the thread the signal interrupted, it
+        # would wait for ever on the Event's lock if that thread held it (inside
+        # `Event.wait`): a thread of its own takes the lock once it is free.
+        threading.Thread(target=stop, name="stop-request", daemon=True).start()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGTERM, request_stop)

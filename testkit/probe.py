@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,16 +32,28 @@ def get(url: str, timeout: float) -> int:
         return 0
 
 
-def watch(url: str, paths: list[str], interval: float, seconds: float, timeout: float, stop):
+class StopRequest:
+    """SIGTERM's mark. A plain flag: a signal handler that sets a threading.Event can
+    deadlock on the Event's lock when the signal comes while the main thread holds it
+    (inside `Event.wait`); a probe hung so after its SIGTERM in a test run."""
+
+    requested = False
+
+    @classmethod
+    def on_signal(cls, signum, frame) -> None:
+        cls.requested = True
+
+
+def watch(url: str, paths: list[str], interval: float, seconds: float, timeout: float):
     samples = []
     ends = time.monotonic() + seconds
-    while time.monotonic() < ends and not stop.is_set():
+    while time.monotonic() < ends and not StopRequest.requested:
         turn = time.monotonic()
         for path in paths:
             began = time.monotonic()
             status = get(url + path, timeout)
             samples.append((began, path, status, time.monotonic() - began))
-        stop.wait(max(interval - (time.monotonic() - turn), 0))
+        time.sleep(max(interval - (time.monotonic() - turn), 0))
     return samples
 
 
@@ -55,11 +66,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--out", required=True)
     options = parser.parse_args()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    samples = watch(
-        options.url, options.path, options.interval, options.seconds, options.timeout, stop
-    )
+    signal.signal(signal.SIGTERM, StopRequest.on_signal)
+    samples = watch(options.url, options.path, options.interval, options.seconds, options.timeout)
     with open(options.out, "w") as out:
         json.dump(samples, out)
 

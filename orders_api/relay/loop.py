@@ -79,7 +79,7 @@ class OutboxRelay:
         self._heartbeat = Heartbeat(settings.RELAY_HEARTBEAT_FILE)
 
     def stop(self) -> None:
-        """End the loop after the current pass (safe from a signal handler)."""
+        """End the loop after the current pass (from any thread)."""
         self._stop.set()
         self.notifications.wake()
 

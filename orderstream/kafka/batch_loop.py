@@ -14,7 +14,7 @@ large batch that takes longer than max.poll.interval.ms to isolate keeps its par
 
 The loop knows nothing of what the records hold: the worker's handler is
 `orders_worker/handler.py`, and `orders_worker/worker.py` puts the two together (the ACK
-recorder's is in `orders_api/ack_recorder/recorder.py`). `stop()` (the signal handler's
+recorder's is in `orders_api/ack_recorder/recorder.py`). `stop()` (SIGTERM's
 flag) ends the loop between batches, or abandons a batch that is waiting on a retry, uncommitted.
 """
 
@@ -29,7 +29,7 @@ from typing import Protocol, TypeVar
 from django.db import connections
 
 from orderstream.batch_pacing import BatchPacer, PacingConfig
-from orderstream.kafka.clients import make_consumer, make_producer
+from orderstream.kafka.clients import make_consumer, make_producer, subscribe_once_known
 from orderstream.kafka.driver import (
     ConsumerRebalanceListener,
     KafkaConsumer,
@@ -149,7 +149,7 @@ class BatchLoop(ConsumerRebalanceListener):
 
     # ------------------------------------------------------------------ the member's state
     def stop(self) -> None:
-        """Ask the loop to end after the current batch (safe from a signal handler)."""
+        """Ask the loop to end after the current batch (from any thread)."""
         self.member.stop()
 
     @property
@@ -220,22 +220,17 @@ class BatchLoop(ConsumerRebalanceListener):
         return self.stats.processed
 
     def _build_consumer(self) -> KafkaConsumer:
-        """A consumer subscribed to the topic, once the topic's partitions are known.
-
-        A member that joins before its client has seen the topic's partitions (a topic
-        created a moment ago) is assigned nothing, and the client notices the partitions
-        only at its next metadata refresh, minutes later: so the topic comes first.
-        """
+        """A consumer subscribed to the topic, once the topic's partitions are known
+        (`clients.subscribe_once_known`)."""
         consumer = make_consumer(
             group_id=self.config.group,
             client_id=self.config.client_id,
             max_poll_records=self.config.batch_size,
         )
         topic = self.config.events_topic
-        if not consumer.partitions_for_topic(topic):
+        if not subscribe_once_known(consumer, topic, self):
             consumer.close(autocommit=False)
             raise UnknownTopicOrPartitionError(f"{topic} has no partitions yet")
-        consumer.subscribe([topic], listener=self)
         return consumer
 
     def _build_producer(self) -> KafkaProducer:

@@ -49,6 +49,26 @@ def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsu
     return KafkaConsumer(*topics, **config)
 
 
+def subscribe_once_known(consumer: KafkaConsumer, topic: str, listener) -> bool:
+    """Subscribe `consumer` to `topic` with the rebalance `listener`, then bring its
+    metadata up to date; False while the client knows no partition of the topic yet (a
+    topic created a moment ago: the caller tries again, or closes the consumer).
+
+    A member that joins before its client has seen the topic's partitions is assigned
+    nothing, and the client notices the partitions only at its next metadata refresh,
+    minutes later: so the topic comes first. And the metadata is taken after `subscribe`:
+    kafka-python's group coordinator keeps a snapshot of the subscribed topics'
+    partitions, rebuilt only when metadata comes; a leader assigns from it and rejoins
+    when the next metadata differs from it. Metadata taken before the subscription left
+    it empty, and the first refresh after the join made every new worker rejoin (on
+    Apache Kafka a rebalance ~0.15 s after each start). `consumer.topics()` asks for
+    metadata and waits for it.
+    """
+    consumer.subscribe([topic], listener=listener)
+    consumer.topics()
+    return bool(consumer.partitions_for_topic(topic))
+
+
 # An idle poll waits this much longer than the broker holds an empty fetch.
 FETCH_MARGIN_MS = 10
 

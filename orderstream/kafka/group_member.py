@@ -93,7 +93,7 @@ class GroupMember:
         self._polled_at = time.monotonic()  # of the last poll, regular or paused
 
     def stop(self) -> None:
-        """Ask the loop to end after the current batch (safe from a signal handler)."""
+        """Ask the loop to end after the current batch (from any thread)."""
         self._stop.set()
 
     @property
