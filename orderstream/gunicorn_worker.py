@@ -12,6 +12,7 @@ import sys
 import threading
 from concurrent import futures
 
+from gunicorn.workers import gthread
 from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -19,22 +20,31 @@ READ_METHODS = (b"GET ", b"HEAD ")
 # gunicorn passes unknown settings to nobody: the worker reads its own variable.
 READ_THREADS_ENV = "GUNICORN_READ_THREADS"
 GIL_SWITCH_SECONDS = 0.001
+# A handled connection's outcome that tells gthread's `finish_request` to wait on the
+# poller for the connection's first bytes.
+DEFERRED: futures.Future = futures.Future()
+DEFERRED.set_result(gthread._DEFER)
 
 
 def read_threads() -> int:
     return max(int(os.environ.get(READ_THREADS_ENV, "4")), 1)
 
 
+def first_bytes(sock: socket.socket) -> bytes | None:
+    """The first bytes of the request waiting on `sock`, left there to be parsed; None while
+    none has arrived (b"" once the client closed or the connection broke)."""
+    try:
+        return sock.recv(len(READ_METHODS[-1]), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""  # a broken connection: gthread's own handling closes it
+
+
 def is_read(sock: socket.socket) -> bool:
     """Whether the request waiting on `sock` starts with GET or HEAD (False while none of
-    it has arrived yet: gthread's pool then waits for it, as it does for every request)."""
-    try:
-        head = sock.recv(len(READ_METHODS[-1]), socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return False  # a broken connection: gthread's own handling closes it
-    return head.startswith(READ_METHODS)
+    it has arrived yet)."""
+    return (first_bytes(sock) or b"").startswith(READ_METHODS)
 
 
 class ApiThreadWorker(ThreadWorker):
@@ -64,6 +74,13 @@ class ApiThreadWorker(ThreadWorker):
         super().init_process()
 
     def enqueue_req(self, conn):
+        if not conn.initialized and self.alive and first_bytes(conn.sock) is None:
+            # Accepted before the client's first byte: no lane can be chosen yet. gthread's
+            # own wait for it (a deferred connection: on the poller, no thread held) hands
+            # it back here once it is readable. (Sent to a pool now, a GET queued behind
+            # the waiting POSTs.)
+            self.finish_request(conn, DEFERRED)
+            return
         pool = self.read_pool if is_read(conn.sock) else self.tpool
         done = pool.submit(self.handle, conn)
         done.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))

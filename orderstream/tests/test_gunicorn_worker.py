@@ -63,10 +63,33 @@ def orders_stored(dbname: str) -> int:
         conn.close()
 
 
+def health_sent_late(base_url: str, timeout: float, delay: float = 0.5):
+    """GET /health from a client that connects, then sends its request `delay` seconds
+    later (the server accepts before a byte has come); (status,) or None."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        time.sleep(delay)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        try:
+            status_line = sock.makefile("rb").readline()
+        except TimeoutError:
+            return None
+    return (int(status_line.split()[1]),) if status_line else None
+
+
 @pytest.mark.processes
-def test_health_and_reads_answer_while_every_post_thread_waits(unique_topics, tmp_path):
+@pytest.mark.parametrize(
+    "get_health",
+    [
+        lambda base_url, timeout: processes.http_get(f"{base_url}/health", timeout=timeout),
+        health_sent_late,
+    ],
+    ids=["sent-at-once", "sent-after-the-accept"],
+)
+def test_health_and_reads_answer_while_every_post_thread_waits(unique_topics, tmp_path, get_health):
     """One gunicorn worker with one thread for POSTs, and no order worker: a waiting POST
-    holds that thread for the whole ACK wait. /health and a read answer meanwhile."""
+    holds that thread for the whole ACK wait. /health and a read answer meanwhile, also
+    when the request's bytes come after the connection was accepted."""
     with (
         processes.scratch_databases("orderstream_lanes") as scratch,
         processes.Deployment(scratch, unique_topics, tmp_path) as deployment,
@@ -80,7 +103,7 @@ def test_health_and_reads_answer_while_every_post_thread_waits(unique_topics, tm
         processes.wait_until(lambda: orders_stored(scratch["default"]), 10, "the POST's order")
         began = time.monotonic()
         # Not bounded by the client: the figure below says how long it took.
-        health = processes.http_get(f"{api.base_url}/health", timeout=8)
+        health = get_health(api.base_url, timeout=8)
         answered = time.monotonic()
         poster.join(timeout=60)
         assert health is not None and health[0] == 200, f"no answer in {answered - began:.1f} s"
