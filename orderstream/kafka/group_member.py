@@ -277,9 +277,7 @@ class GroupMember:
         in the degrade test: workers restarted after a stop never consumed). Leaving from
         a finished join is what every broker handles.
         """
-        deadline = time.monotonic() + JOIN_END_BEFORE_LEAVE_SECONDS
-        while self._rebalancing and time.monotonic() < deadline:
-            self._poll_paused(timeout_ms=REBALANCE_POLL_STEP_MS)
+        self._poll_while_rebalancing(JOIN_END_BEFORE_LEAVE_SECONDS, even_when_stopping=True)
         if self._rebalancing:
             logger.warning(
                 "leaving the group with its rebalance unfinished after %.0fs",
@@ -303,10 +301,18 @@ class GroupMember:
         """
         if self._rebalancing or time.monotonic() - self._polled_at >= self._poll_step():
             self._poll_paused()
-            deadline = time.monotonic() + REBALANCE_POLL_SECONDS
-            while self._rebalancing and time.monotonic() < deadline and not self.stopping:
-                self._poll_paused(timeout_ms=REBALANCE_POLL_STEP_MS)
+            self._poll_while_rebalancing(REBALANCE_POLL_SECONDS, even_when_stopping=False)
         self.beat()
+
+    def _poll_while_rebalancing(self, seconds: float, *, even_when_stopping: bool) -> None:
+        """Poll, every partition paused, while this member is between a revoke and its
+        assignment, for at most `seconds` (a stop request ends it unless
+        `even_when_stopping`)."""
+        deadline = time.monotonic() + seconds
+        while self._rebalancing and time.monotonic() < deadline:
+            if self.stopping and not even_when_stopping:
+                return
+            self._poll_paused(timeout_ms=REBALANCE_POLL_STEP_MS)
 
     def _poll_paused(self, timeout_ms: int = 0) -> None:
         consumer = self.consumer

@@ -7,38 +7,7 @@ from __future__ import annotations
 import pytest
 
 from orderstream.kafka.batch_loop import BatchLoop, BatchOutcome, LoopConfig, Outgoing
-
-
-class CountedEvents:
-    """The loop's counters (`LoopMetrics`), keeping the records counted by outcome."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def events_counted(self, outcomes) -> None:
-        self.events.append(dict(outcomes))
-
-    def batch_counted(self, size: int) -> None:
-        pass
-
-    def retry_counted(self, step: str, error: BaseException) -> None:
-        pass
-
-
-class Answers:
-    """A handler that answers every batch with `outcome`."""
-
-    def __init__(self, outcome: BatchOutcome):
-        self.outcome = outcome
-
-    def handle(self, records: list, retry) -> BatchOutcome:
-        return self.outcome
-
-    def reject(self, record, error: Exception, retry) -> BatchOutcome:
-        return self.outcome
-
-    def periodic(self) -> None:
-        pass
+from testkit.loops import Answers, CountedEvents
 
 
 class IdleConsumer:

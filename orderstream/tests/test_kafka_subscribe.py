@@ -15,9 +15,10 @@ import uuid
 import pytest
 
 from orderstream.kafka import ConsumerRebalanceListener, ensure_topics, make_consumer
-from orderstream.kafka.batch_loop import BatchLoop, BatchOutcome, LoopConfig
+from orderstream.kafka.batch_loop import BatchLoop, LoopConfig
 from orderstream.kafka.clients import subscribe_once_known
 from testkit.helpers import eventually
+from testkit.loops import Answers, CountedEvents
 from testkit.running import running
 
 
@@ -78,38 +79,14 @@ def test_a_member_subscribed_by_the_project_does_not_rejoin_at_its_first_metadat
         consumer.close(autocommit=False)
 
 
-class NoWork:
-    """A batch handler that answers nothing (the group's rebalances are what is watched)."""
-
-    def handle(self, records: list, retry) -> BatchOutcome:
-        return BatchOutcome()
-
-    def reject(self, record, error: Exception, retry) -> BatchOutcome:
-        return BatchOutcome()
-
-    def periodic(self) -> None:
-        pass
-
-
-class NoCounters:
-    def events_counted(self, outcomes) -> None:
-        pass
-
-    def batch_counted(self, size: int) -> None:
-        pass
-
-    def retry_counted(self, step: str, error: BaseException) -> None:
-        pass
-
-
 class CountingLoop(BatchLoop):
     """The project's batch loop, counting its member's rebalance callbacks."""
 
     def __init__(self, topic: str, group: str):
         config = LoopConfig(
-            events_topic=topic, group=group, poll_timeout_ms=100, metrics=NoCounters()
+            events_topic=topic, group=group, poll_timeout_ms=100, metrics=CountedEvents()
         )
-        super().__init__(config, NoWork())
+        super().__init__(config, Answers())
         self.rebalances = Rebalances()
 
     def on_partitions_revoked(self, revoked) -> None:
