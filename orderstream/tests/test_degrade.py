@@ -33,15 +33,15 @@ pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.processes]
 
 CLIENTS = 64
 # Each client pauses this long between two answers, as a person or a service placing
-# orders does: 64 clients offer up to 128 creates a second, about what the 2-core machine
-# serves while it also runs the broker, the databases, the relay and the workers.
-CLIENT_PAUSE = 0.5
+# orders does: 64 clients offer up to 64 creates a second. The test is of outages, not of
+# capacity: at 128 a second (a pause of 0.5 s) the 2 cores running the whole stack and the
+# clients were 78 % busy with 10-24 runnable threads, and /health's p99 over an outage
+# reached 0.29 s in CI from scheduling alone; at 64 a second, 67 % busy and 0.013-0.050 s.
+CLIENT_PAUSE = 1.0
 OUTAGE = 30
 LEAD = 5
 RECOVERY = 10
-# The contract's bounds. Measured here alone (2 cores running the whole stack and the 64
-# clients), /health's p99 over the three outages was 0.02-0.13 s on both brokers; with a
-# second test suite on the machine, up to 0.26 s.
+# The contract's bounds.
 HEALTH_P99 = 0.25
 GET_P99 = 1.0
 PROBE_INTERVAL = 0.2
@@ -160,11 +160,12 @@ def p99(seconds: list[float]) -> float:
 
 
 def probe_table(samples: list, windows: dict[str, tuple[float, float]]) -> tuple[str, dict]:
-    """Per window and path: samples, p50, p99, max seconds and answers that were not 200;
-    the table and {(window, path): (p99, not 200)}."""
+    """Per window and path: samples, p50, p99, max seconds, when in the window the three
+    slowest began (seconds after its start) and answers that were not 200; the table and
+    {(window, path): (p99, not 200)}."""
     lines = [
-        f"{'probe window':<24}{'path':<8}{'samples':>8}{'p50 s':>8}{'p99 s':>8}"
-        f"{'max s':>8}{'not 200':>9}"
+        f"{'probe window':<32}{'path':<8}{'samples':>8}{'p50 s':>8}{'p99 s':>8}"
+        f"{'max s':>8}{'not 200':>9}  slowest began at s"
     ]
     figures = {}
     for window, (start, end) in windows.items():
@@ -175,9 +176,11 @@ def probe_table(samples: list, windows: dict[str, tuple[float, float]]) -> tuple
             latencies = [s[3] for s in mine]
             failed = sum(1 for s in mine if s[2] != 200)
             figures[(window, label)] = (p99(latencies), failed)
+            slowest = sorted(mine, key=lambda s: s[3])[-3:]
+            began = " ".join(f"{s[0] - start:.1f}" for s in sorted(slowest))
             lines.append(
-                f"{window:<24}{label:<8}{len(mine):>8}{sorted(latencies)[len(mine) // 2]:>8.3f}"
-                f"{p99(latencies):>8.3f}{max(latencies):>8.3f}{failed:>9}"
+                f"{window:<32}{label:<8}{len(mine):>8}{sorted(latencies)[len(mine) // 2]:>8.3f}"
+                f"{p99(latencies):>8.3f}{max(latencies):>8.3f}{failed:>9}  {began}"
             )
     return "\n".join(lines), figures
 
