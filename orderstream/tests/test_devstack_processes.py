@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,17 @@ from testkit.helpers import eventually
 from testkit.processes import alive
 
 SLEEP = ["sleep", "120"]
+# Says so once it dies of SIGINT whatever the test run inherited, then waits: a shell's
+# background job (`make test &` without job control) starts with SIGINT ignored, and so
+# would a `sleep`.
+DIES_OF_SIGINT = [
+    sys.executable,
+    "-c",
+    "import signal, time\n"
+    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n",
+]
 # Ignores SIGTERM and starts one more process (a `sleep`), then waits.
 STUBBORN_PARENT = (
     "import signal, subprocess, sys, time\n"
@@ -47,8 +59,9 @@ def test_a_child_is_started_in_a_session_of_its_own_unless_told(started):
 
 
 def test_stop_sends_the_signal_asked_for_and_waits(started):
-    process = start(SLEEP)
+    process = start(DIES_OF_SIGINT, stdout=subprocess.PIPE, text=True)
     started.append(process)
+    assert process.stdout.readline() == "ready\n"
     stop(process, 10, stop_signal=signal.SIGINT)
     assert process.returncode == -signal.SIGINT
     stop(process, 10)  # stopped already: nothing to do
