@@ -41,6 +41,7 @@ from orderstream.kafka import (
     make_consumer,
     make_producer,
 )
+from orderstream.kafka.clients import subscribe_once_known
 from orderstream.messages import OrderAck, OrderEvent, OrderResult
 from orderstream.timestamps import rfc3339, utc_now
 
@@ -78,34 +79,11 @@ class CountingAssignments:
         super().on_partitions_lost(lost)
 
 
-def settle_metadata_snapshot(consumer) -> None:
-    """Rebuild the group coordinator's metadata snapshot right after `subscribe`.
-
-    kafka-python 3.0.12 builds it when the consumer is created (no topic subscribed yet)
-    and again only at the next metadata update. A member that subscribes after its
-    creation (as the worker does) joins, assigns as leader from the empty snapshot, and
-    rejoins as soon as the update comes: on Apache Kafka one rebalance ~0.15 s into every
-    drain ("Leader re-joining group during Stable" in the broker's log). The client
-    already holds the topic's metadata (`BatchLoop._build_consumer` waited for it), so the
-    snapshot taken now is the one the update would bring. The worker itself still has
-    this startup rejoin; the benchmark measures the drain without it.
-    """
-    coordinator = consumer._coordinator
-    coordinator._metadata_snapshot = coordinator._build_metadata_snapshot(
-        consumer._subscription, consumer._cluster
-    )
-
-
 class BenchOrderWorker(CountingAssignments, OrderWorker):
-    """The worker as it runs, counting its assignments (see `settle_metadata_snapshot`)."""
+    """The worker as it runs, counting its assignments."""
 
     def _draining(self) -> bool:
         return self.stats.first_batch_at is not None
-
-    def _build_consumer(self):
-        consumer = super()._build_consumer()
-        settle_metadata_snapshot(consumer)
-        return consumer
 
 
 class NaiveOrderWorker(BenchOrderWorker):
@@ -278,10 +256,8 @@ class KafkaOnlyLoop(CountingAssignments, _NoRebalanceWork):
     def run(self, count: int, timeout: float = 300.0) -> BenchRun:
         deadline = time.monotonic() + timeout
         topic = self.names["events_topic"]
-        while not self.consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+        while not subscribe_once_known(self.consumer, topic, self) and time.monotonic() < deadline:
             time.sleep(0.1)  # as the worker: join once the topic's partitions are known
-        self.consumer.subscribe([topic], listener=self)
-        settle_metadata_snapshot(self.consumer)
         handled = batches = 0
         last = None
         ack_topic = self.names["ack_topic"]
