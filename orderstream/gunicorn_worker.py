@@ -44,7 +44,11 @@ def first_bytes(sock: socket.socket) -> bytes | None:
 def is_read(sock: socket.socket) -> bool:
     """Whether the request waiting on `sock` starts with GET or HEAD (False while none of
     it has arrived yet)."""
-    return (first_bytes(sock) or b"").startswith(READ_METHODS)
+    return starts_a_read(first_bytes(sock))
+
+
+def starts_a_read(head: bytes | None) -> bool:
+    return (head or b"").startswith(READ_METHODS)
 
 
 class ApiThreadWorker(ThreadWorker):
@@ -74,14 +78,15 @@ class ApiThreadWorker(ThreadWorker):
         super().init_process()
 
     def enqueue_req(self, conn):
-        if not conn.initialized and self.alive and first_bytes(conn.sock) is None:
+        head = first_bytes(conn.sock)  # one peek chooses both the wait and the lane
+        if head is None and not conn.initialized and self.alive:
             # Accepted before the client's first byte: no lane can be chosen yet. gthread's
             # own wait for it (a deferred connection: on the poller, no thread held) hands
             # it back here once it is readable. (Sent to a pool now, a GET queued behind
             # the waiting POSTs.)
             self.finish_request(conn, DEFERRED)
             return
-        pool = self.read_pool if is_read(conn.sock) else self.tpool
+        pool = self.read_pool if starts_a_read(head) else self.tpool
         done = pool.submit(self.handle, conn)
         done.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
 
