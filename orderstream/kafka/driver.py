@@ -23,6 +23,7 @@ a metadata snapshot taken before `subscribe`, is fixed by how the project subscr
 
 from __future__ import annotations
 
+import logging
 import time
 
 import kafka
@@ -91,6 +92,8 @@ def record_batch_overhead(*, key_bytes: int) -> int:
 
 # ---------------------------------------------------------------------------- the join fix
 FIXED_VERSION = "3.0.12"
+# Under kafka-python's own coordinator logger, so LOG_LEVELS=kafka.coordinator=DEBUG shows both.
+join_keeping_log = logging.getLogger("kafka.coordinator.join_keeping")
 
 
 class JoinKeepingCoordinator(consumer_coordinator.ConsumerCoordinator):
@@ -136,7 +139,14 @@ class JoinKeepingCoordinator(consumer_coordinator.ConsumerCoordinator):
 
     async def _do_join_and_sync_async(self):
         if self.kept_join_answer_usable():
+            join_keeping_log.debug(
+                "group %s: join answer kept since outside poll taken", self.group_id
+            )
             return self.kept_join_answer
+        if self.kept_join_answer is not None:
+            join_keeping_log.debug(
+                "group %s: kept join answer no longer usable, joining again", self.group_id
+            )
         self.kept_join_answer = None
         answer = await super()._do_join_and_sync_async()
         self.kept_join_answer, self.kept_join_answer_at = answer, time.monotonic()

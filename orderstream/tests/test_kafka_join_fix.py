@@ -27,6 +27,11 @@ from testkit.helpers import eventually
 from testkit.rebalances import Rebalances, joined, names, subscribed
 
 
+def generations(*consumers) -> list[int]:
+    """The group generation each consumer is in (set when its JoinGroup is answered)."""
+    return [consumer.group_metadata().generation_id for consumer in consumers]
+
+
 def join_answer_came(consumer) -> bool:
     """The consumer's join round trip (JoinGroup and SyncGroup) has finished."""
     task = consumer._coordinator._join_task  # the client's own task: read, never written
@@ -62,6 +67,7 @@ def test_a_join_answer_that_came_outside_poll_is_taken_at_the_next_poll():
         consumer.poll(timeout_ms=0)
         assert rebalances.revoked == 1, "the poll did not start the join"
         eventually(lambda: join_answer_came(consumer), timeout=20, message="no join answer")
+        answered = generations(consumer)
         eventually(
             lambda: consumer.poll(timeout_ms=100) is not None and rebalances.assigned == 2,
             timeout=8,
@@ -69,6 +75,7 @@ def test_a_join_answer_that_came_outside_poll_is_taken_at_the_next_poll():
         )
         assert rebalances.held == {(first, 0), (first, 1), (second, 0), (second, 1)}
         assert rebalances.revoked == 1
+        assert generations(consumer) == answered, "the member joined again"
     finally:
         consumer.close(autocommit=False)
 
@@ -102,6 +109,7 @@ def test_members_whose_join_answers_came_outside_poll_take_them_without_joining_
             timeout=20,
             message="no join answers",
         )
+        answered = generations(running, joining)  # as the answers set them
         eventually(
             lambda: (
                 running.poll(timeout_ms=50) is not None
@@ -115,6 +123,7 @@ def test_members_whose_join_answers_came_outside_poll_take_them_without_joining_
         assert sorted(first.held | second.held) == [(topic, 0), (topic, 1)]
         assert first.held and second.held
         assert (first.revoked, second.revoked) == (1, 0)
+        assert generations(running, joining) == answered, "a member joined again"
     finally:
         joining.close(autocommit=False)
         running.close(autocommit=False)
@@ -162,4 +171,5 @@ def test_members_that_look_in_between_naps_all_get_partitions_when_one_joins(set
     finally:
         stop.set()
         for thread in threads:
-            thread.join(15)
+            if thread.ident is not None:  # started
+                thread.join(15)
