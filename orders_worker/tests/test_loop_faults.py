@@ -19,6 +19,7 @@ from kafka.structs import OffsetAndMetadata
 from orders_worker.models import ProcessedEvent
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_consumer
+from orderstream.kafka.driver import request_rejoin
 from orderstream.kafka.group_member import GroupMember
 from testkit.factories import OrderEventFactory
 from testkit.failing_clients import Failing
@@ -368,12 +369,6 @@ def test_records_returned_by_a_poll_while_retrying_are_rewound(unique_topics, se
         assert [r.value for recs in again.values() for r in recs] == [event.to_bytes()]
     finally:
         consumer.close(autocommit=False)
-
-
-def request_rejoin(consumer: KafkaConsumer) -> None:
-    """Make `consumer`'s member join its group again at its next poll, as when another member
-    joins (the client's own coordinator: a private attribute, called here in a test only)."""
-    consumer._coordinator.request_rejoin()
 
 
 class SlowAloneWorker(OrderWorker):

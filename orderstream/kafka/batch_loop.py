@@ -202,6 +202,7 @@ class BatchLoop(ConsumerRebalanceListener):
                 self._producer = member.retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
                 member.beat()
+                member.nudge_stalled_rebalance()
                 busy = self._pause_when_idle()
                 self._linger_under_load()
                 records = self._poll(block=busy)
@@ -249,12 +250,10 @@ class BatchLoop(ConsumerRebalanceListener):
         for the first event after a quiet spell. Off (0) by default: a Kafka broker
         answers a long poll as soon as data comes.
 
-        Never during a rebalance: a group join whose answer arrives while the application
-        is outside `poll()` is taken only at the next poll (until then the member holds no
-        partitions and sends no heartbeat). Before the driver's `JoinKeepingCoordinator`,
-        kafka-python threw such an answer away and joined again: a broker that answers a
-        rejoin after a fixed delay (Tansu: 3 s) landed every answer in the pause, so the
-        member never got its partitions (seen: minutes, or for good).
+        Never during a rebalance: kafka-python (3.0.12) drops a group join whose answer
+        arrives while the application is outside `poll()` and joins again, and a broker
+        that answers a rejoin after a fixed delay (Tansu: 3 s) then lands every answer
+        in the pause, so the member never gets its partitions (seen: minutes, or for good).
         """
         idle = self._clock() - self._last_records_at > self.config.idle_after_seconds
         member = self.member

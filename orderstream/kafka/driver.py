@@ -6,13 +6,16 @@ version, is a change of this module. The client's own behaviour that the project
 around lives here too:
 
 - `FixedConsumerCoordinator`, the group coordinator of every consumer the project builds:
-  it keeps a group-join answer that came while the application was outside `poll()`
-  (`JoinKeepingCoordinator`: kafka-python 3.0.12 throws it away, or never takes it), and
+  it takes a group-join answer that came while the application was outside `poll()` at the
+  next poll (`JoinKeepingCoordinator`: kafka-python 3.0.12 throws it away, or never takes
+  it), and
   lets `poll()` wait while a heartbeat waits for its answer
   (`HeartbeatWaitingCoordinator`);
 - `NetworkWaitingSender`, the I/O thread of every producer: it waits for the network
   while a broker cannot take a ready batch (with the heartbeat fix:
   docs/decisions/kafka-python-frozen-broker.md);
+- `request_rejoin`: the consumer's coordinator asked to join again (a private attribute
+  of the client, read; see `GroupMember.nudge_stalled_rebalance`);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
@@ -23,12 +26,10 @@ a metadata snapshot taken before `subscribe`, is fixed by how the project subscr
 
 from __future__ import annotations
 
-import logging
-import time
-
 import kafka
 import kafka.consumer.group as consumer_group
 import kafka.coordinator.consumer as consumer_coordinator
+import kafka.errors as Errors  # noqa: N812 (kafka-python's own name, as in the method below)
 import kafka.producer.kafka as producer_kafka
 import kafka.producer.sender as producer_sender
 from kafka import (
@@ -55,7 +56,8 @@ from kafka.errors import (
     UnknownTopicOrPartitionError,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
+from kafka.util import Timer
 
 __all__ = [
     "CommitFailedError",
@@ -81,7 +83,14 @@ __all__ = [
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
     "record_batch_overhead",
+    "request_rejoin",
 ]
+
+
+def request_rejoin(consumer: KafkaConsumer) -> None:
+    """Ask `consumer`'s group coordinator (the client's own, a private attribute, read) to
+    join the group again at its next poll."""
+    consumer._coordinator.request_rejoin()
 
 
 def record_batch_overhead(*, key_bytes: int) -> int:
@@ -92,69 +101,96 @@ def record_batch_overhead(*, key_bytes: int) -> int:
 
 # ---------------------------------------------------------------------------- the join fix
 FIXED_VERSION = "3.0.12"
-# Under kafka-python's own coordinator logger, so LOG_LEVELS=kafka.coordinator=DEBUG shows both.
-join_keeping_log = logging.getLogger("kafka.coordinator.join_keeping")
 
 
 class JoinKeepingCoordinator(consumer_coordinator.ConsumerCoordinator):
-    """kafka-python's consumer group coordinator, keeping a join answer until it is taken.
+    """kafka-python's consumer group coordinator, keeping a join answer until a poll takes it.
 
     kafka-python 3.0.12 runs a group join (JoinGroup, then SyncGroup) as a task on the
-    client's network thread, and `BaseCoordinator.join_group_async` (called from `poll()`)
-    awaits it as long as the poll's timeout allows. An answer that comes after the poll
-    returned, while the application is outside `poll()`, is lost:
+    client's network thread, and `join_group_async` (called from `poll()`) awaits it as
+    long as the poll's timeout allows; its comment says a later poll should "re-await the
+    same Task". But it starts a new one when the task `is_done`: an answer that came after
+    the poll returned, while the application was outside `poll()`, was thrown away and a
+    new JoinGroup sent (a leader's makes the group rebalance again; Tansu answers a rejoin
+    after 3 s, so a member that naps between short polls may never get its partitions).
+    And it joins only while `need_rejoin()`, which a join asked for by a changed
+    subscription or metadata snapshot (not by the broker) makes False during the round
+    trip itself: the member then never took the answer, without heartbeats (off during a
+    join) until the broker expelled it.
 
-    - the next poll finds the task done and, as for no task (`if self._join_task is None
-      or self._join_task.is_done:`), sends a new JoinGroup (a leader's makes the group
-      rebalance again; Tansu answers a rejoin after 3 s, so a member that naps between
-      short polls may never get its partitions);
-    - or it does not join at all: it joins only while `need_rejoin()`, and a join asked
-      for by a changed subscription or metadata snapshot (not by the broker) makes that
-      False in the round trip itself. The member then waits for nothing, without
-      heartbeats (off during a join), until the broker expels it.
-
-    Here the answer of a finished round trip is kept until `_on_join_complete_async`
-    takes it; meanwhile the member still needs to join, and the round trip the next
-    poll asks for returns the kept answer instead of going to the broker. An answer the
-    member can no longer use is dropped and the member joins afresh: its generation was
-    reset meanwhile (no rebalance in progress), or the answer is older than the session
-    timeout (heartbeats are off during a join, so the broker has expelled the member).
+    Here `join_group_async` is kafka-python's own with one change, the one its comment
+    describes: a finished task is awaited like one in flight (its answer, or its error,
+    taken at the next poll); and a member with a join task not yet taken still needs to
+    join. Another kafka-python version stops the import (`install_fixed_classes`): this
+    method moves with the pin.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.kept_join_answer: bytes | None = None  # the assignment of a finished round trip
-        self.kept_join_answer_at = 0.0  # when it came (monotonic)
-
     def need_rejoin(self) -> bool:
-        return self.kept_join_answer is not None or super().need_rejoin()
+        return self.join_task is not None or super().need_rejoin()
 
-    def kept_join_answer_usable(self) -> bool:
-        session_seconds = self.config["session_timeout_ms"] / 1000
-        return (
-            self.kept_join_answer is not None
-            and self.rebalance_in_progress()
-            and time.monotonic() - self.kept_join_answer_at < session_seconds
-        )
+    @property
+    def join_task(self):
+        """The join round trip not yet taken by a poll (kafka-python's, read only)."""
+        return self._join_task
 
-    async def _do_join_and_sync_async(self):
-        if self.kept_join_answer_usable():
-            join_keeping_log.debug(
-                "group %s: join answer kept since outside poll taken", self.group_id
+    async def join_group_async(self, timeout_ms=None):
+        # kafka-python 3.0.12's BaseCoordinator.join_group_async (Apache License 2.0), but
+        # for the marked line.
+        if not self._use_group_apis:
+            raise Errors.UnsupportedVersionError("Group Coordinator APIs require 0.9+ broker")
+        timer = Timer(timeout_ms)
+        while self.need_rejoin():
+            if not await self.ensure_coordinator_ready_async(timeout_ms=timer.timeout_ms):
+                return False
+            if self._join_task is None:  # changed: kafka-python's also replaces a done task
+                if not self.rejoining:
+                    await self._on_join_prepare_async(
+                        self._generation.generation_id,
+                        self._generation.member_id,
+                        timeout_ms=timer.timeout_ms,
+                    )
+                    self.rejoining = True
+                    self._disable_heartbeat()
+                self._join_task = self._manager.call_soon(self._do_join_and_sync_async)
+            try:
+                assignment_bytes = await self._manager.wait_for(self._join_task, timer.timeout_ms)
+            except Errors.KafkaTimeoutError:
+                return False  # the task stays; the next poll awaits it again
+            except (
+                Errors.UnknownMemberIdError,
+                Errors.RebalanceInProgressError,
+                Errors.IllegalGenerationError,
+                Errors.MemberIdRequiredError,
+            ):
+                self._join_task = None
+                continue
+            except Errors.RetriableError:
+                self._join_task = None
+                if timer.expired:
+                    return False
+                backoff_ms = self.config["retry_backoff_ms"]
+                if timer.timeout_ms is not None:
+                    backoff_ms = min(backoff_ms, timer.timeout_ms)
+                if backoff_ms > 0:
+                    await self._manager._net.sleep(backoff_ms / 1000)
+                continue
+            except Errors.KafkaError:
+                self._join_task = None
+                raise
+            self._join_task = None
+            with self._lock:
+                self.rejoining = False
+                self.rejoin_needed = False
+                self.state = MemberState.STABLE
+                self._enable_heartbeat()
+            await self._on_join_complete_async(
+                self._generation.generation_id,
+                self._generation.member_id,
+                self._generation.protocol,
+                assignment_bytes,
             )
-            return self.kept_join_answer
-        if self.kept_join_answer is not None:
-            join_keeping_log.debug(
-                "group %s: kept join answer no longer usable, joining again", self.group_id
-            )
-        self.kept_join_answer = None
-        answer = await super()._do_join_and_sync_async()
-        self.kept_join_answer, self.kept_join_answer_at = answer, time.monotonic()
-        return answer
-
-    async def _on_join_complete_async(self, *args, **kwargs):
-        self.kept_join_answer = None
-        return await super()._on_join_complete_async(*args, **kwargs)
+            return True
+        return True
 
 
 # ------------------------------------------------- a heartbeat without answer (frozen broker)
