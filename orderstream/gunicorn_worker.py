@@ -41,13 +41,9 @@ def first_bytes(sock: socket.socket) -> bytes | None:
         return b""  # a broken connection: gthread's own handling closes it
 
 
-def is_read(sock: socket.socket) -> bool:
-    """Whether the request waiting on `sock` starts with GET or HEAD (False while none of
-    it has arrived yet)."""
-    return starts_a_read(first_bytes(sock))
-
-
 def starts_a_read(head: bytes | None) -> bool:
+    """Whether a request's first bytes (`first_bytes`) start with GET or HEAD (False while
+    none of it has arrived yet)."""
     return (head or b"").startswith(READ_METHODS)
 
 

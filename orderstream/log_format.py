@@ -45,11 +45,10 @@ def logger_levels_from(value: str | None) -> dict[str, str]:
     ValueError naming the item for anything else."""
     levels = {}
     for item in filter(None, (part.strip() for part in (value or "").split(","))):
-        name, _, level = item.partition("=")
-        level = level.strip().upper()
-        if not name.strip() or not isinstance(logging.getLevelName(level), int):
+        name, _, level = (part.strip() for part in item.partition("="))
+        if not name or not isinstance(logging.getLevelName(level.upper()), int):
             raise ValueError(f"LOG_LEVELS items are logger=LEVEL (e.g. kafka=DEBUG), not {item!r}")
-        levels[name.strip()] = level
+        levels[name] = level.upper()
     return levels
 
 

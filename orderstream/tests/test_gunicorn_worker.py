@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from orderstream.gunicorn_worker import is_read
+from orderstream.gunicorn_worker import first_bytes, starts_a_read
 from testkit import processes
 
 
@@ -28,7 +28,7 @@ def test_a_request_is_a_read_by_its_first_bytes_which_stay_to_be_parsed(sent, re
     server, client = socket.socketpair()
     with server, client:
         client.sendall(sent)
-        assert is_read(server) is read
+        assert starts_a_read(first_bytes(server)) is read
         server.setblocking(False)
         assert (server.recv(64) if sent else b"") == sent  # peeked, not consumed
 
@@ -37,7 +37,7 @@ def test_a_closed_connection_is_no_read():
     server, client = socket.socketpair()
     client.close()
     with server:
-        assert is_read(server) is False
+        assert starts_a_read(first_bytes(server)) is False
 
 
 def post_waiting(base_url: str, answers: list) -> None:
