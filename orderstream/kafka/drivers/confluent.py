@@ -93,6 +93,14 @@ ERRORS_BY_CODE = {
     CKError._UNKNOWN_PARTITION: kp.UnknownTopicOrPartitionError,
 }
 
+# A partition just created answers these for a moment (no leader elected yet).
+PARTITION_SETTLING = {
+    CKError.NOT_LEADER_FOR_PARTITION,
+    CKError.LEADER_NOT_AVAILABLE,
+    CKError.UNKNOWN_TOPIC_OR_PART,
+    CKError._UNKNOWN_PARTITION,
+}
+
 
 def project_error(error) -> kp.KafkaError:
     """The project's error for a librdkafka `KafkaError` (or a KafkaException holding one)."""
@@ -129,14 +137,33 @@ def _log_error(error: CKError) -> None:
     logger.log(level, "librdkafka: %s: %s", error.name(), error.str())
 
 
+# kafka-python's option -> librdkafka's property, where the meaning is the same.
+RENAMED = {
+    "batch_size": "batch.size",
+    "request_timeout_ms": "request.timeout.ms",
+    "max_request_size": "message.max.bytes",
+    "retry_backoff_ms": "retry.backoff.ms",
+}
+# kafka-python's options librdkafka has no use for: produce never blocks, an idempotent
+# producer retries until message.timeout.ms, no client metrics unless asked.
+UNUSED = ("retries", "max_block_ms", "metrics_enabled", "api_version")
+
+
 def base_config(config: dict) -> dict:
-    return {
+    """The properties of every client, taken out of `config` (kafka-python's names)."""
+    conf = {
         "bootstrap.servers": ",".join(config.pop("bootstrap_servers")),
         "client.id": config.pop("client_id", "orderstream"),
         "logger": LIBRDKAFKA_LOGGER,
         "error_cb": _log_error,
         "socket.timeout.ms": SOCKET_TIMEOUT_MS,
     }
+    for name, prop in RENAMED.items():
+        if name in config:
+            conf[prop] = config.pop(name)
+    for unused in UNUSED:
+        config.pop(unused, None)
+    return conf
 
 
 def _refuse_unknown(config: dict) -> None:
@@ -187,8 +214,6 @@ def consumer_config(config: dict) -> tuple[dict, int, bool]:
     )
     if groupless:  # a reader of every partition: a small prefetch (64 MB by default)
         conf["queued.max.messages.kbytes"] = 8192
-    config.pop("metrics_enabled", None)
-    config.pop("api_version", None)
     max_records = config.pop("max_poll_records", 500)
     _refuse_unknown(config)
     return conf, max_records, groupless
@@ -397,28 +422,45 @@ class ConfluentConsumer:
             raise project_error(exc) from exc
 
     def seek_to_end(self, *tps: TopicPartition) -> None:
-        self._seek_to_watermark(tps, end=True)
+        self._seek_logical(tps, confluent_kafka.OFFSET_END)
 
     def seek_to_beginning(self, *tps: TopicPartition) -> None:
-        self._seek_to_watermark(tps, end=False)
+        self._seek_logical(tps, confluent_kafka.OFFSET_BEGINNING)
 
-    def _seek_to_watermark(self, tps, *, end: bool) -> None:
-        for tp in tps or self._starts:
-            low, high = self._watermarks(tp)
-            self._starts[tp] = self._positions[tp] = high if end else low
+    def _seek_logical(self, tps, offset: int) -> None:
+        """As kafka-python's: where the end (or start) is, is resolved by `position()` or
+        by the first fetch."""
+        for tp in tps or list(self._starts):
+            self._starts[tp] = offset
+            self._positions.pop(tp, None)
         self._apply_starts()
 
     def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
-        try:
-            return self._consumer.get_watermark_offsets(_ck(tp), timeout=METADATA_TIMEOUT_S)
-        except KafkaException as exc:
-            raise project_error(exc) from exc
+        """`tp`'s first and next offsets, asked of its leader (a partition just created
+        may have none for a moment: asked again until METADATA_TIMEOUT_S)."""
+        deadline = time.monotonic() + METADATA_TIMEOUT_S
+        while True:
+            try:
+                return self._consumer.get_watermark_offsets(_ck(tp), timeout=METADATA_TIMEOUT_S)
+            except KafkaException as exc:
+                settling = exc.args[0].code() in PARTITION_SETTLING or exc.args[0].retriable()
+                if not settling or time.monotonic() > deadline:
+                    raise project_error(exc) from exc
+            time.sleep(0.1)
 
     def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int | None:
         """The next offset this consumer reads of `tp`: after its last record, else where
-        it was placed, else the committed offset, else the partition's start."""
+        it was placed (the start or end resolved now, and kept), else the committed
+        offset, else the partition's start."""
         if tp in self._positions:
             return self._positions[tp]
+        start = self._starts.get(tp)
+        if start is not None:
+            if start < 0:
+                low, high = self._watermarks(tp)
+                self._starts[tp] = high if start == confluent_kafka.OFFSET_END else low
+                self._apply_starts()
+            return self._starts[tp]
         committed = self.committed(tp, timeout_ms)
         return committed if committed is not None else self._watermarks(tp)[0]
 
@@ -480,18 +522,7 @@ def producer_config(config: dict) -> tuple[dict, float | None]:
     conf["linger.ms"] = config.pop("linger_ms", 0)
     conf["message.timeout.ms"] = config.pop("delivery_timeout_ms", DEFAULT_DELIVERY_TIMEOUT_MS)
     conf["enable.metrics.push"] = False
-    renamed = {
-        "batch_size": "batch.size",
-        "request_timeout_ms": "request.timeout.ms",
-        "max_request_size": "message.max.bytes",
-        "retry_backoff_ms": "retry.backoff.ms",
-    }
-    for name, prop in renamed.items():
-        if name in config:
-            conf[prop] = config.pop(name)
     bootstrap_ms = config.pop("bootstrap_timeout_ms", None)
-    for unused in ("retries", "max_block_ms", "metrics_enabled", "api_version"):
-        config.pop(unused, None)  # produce never blocks; retries: see above
     _refuse_unknown(config)
     return conf, None if bootstrap_ms is None else bootstrap_ms / 1000
 
