@@ -234,6 +234,7 @@ def fake_consumer(queued=(), listener=None) -> tuple[confluent.ConfluentConsumer
     consumer._in_revoke = False
     consumer._positions = {}
     consumer._starts = {}
+    consumer._closed = True  # nothing to close
     return consumer, fake
 
 

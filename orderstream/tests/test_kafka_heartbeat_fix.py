@@ -14,7 +14,10 @@ from kafka.future import Future
 
 from orderstream.kafka import ensure_topics, make_consumer
 from orderstream.kafka.driver import wait_for_unanswered_heartbeats
+from testkit.drivers import kafka_python_only
 from testkit.helpers import eventually
+
+pytestmark = kafka_python_only("its coordinator's heartbeat wait")
 
 
 def test_the_fix_is_applied_once_the_project_builds_clients():

@@ -12,7 +12,10 @@ import pytest
 
 from orderstream.kafka import ensure_topics, make_consumer
 from orderstream.kafka.driver import keep_finished_joins
+from testkit.drivers import kafka_python_only
 from testkit.helpers import eventually
+
+pytestmark = kafka_python_only("its group coordinator's join fix")
 
 
 def test_the_fix_is_applied_once_the_project_builds_clients():

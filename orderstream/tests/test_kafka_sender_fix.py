@@ -13,6 +13,9 @@ import pytest
 
 from orderstream.kafka import ensure_topics, make_producer
 from orderstream.kafka.driver import not_ready_delay_ms, wait_for_unready_nodes
+from testkit.drivers import kafka_python_only
+
+pytestmark = kafka_python_only("its producer sender's wait")
 
 
 def test_the_fix_is_applied_once_the_project_builds_clients():

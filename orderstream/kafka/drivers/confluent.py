@@ -238,6 +238,7 @@ class ConfluentConsumer:
         self._in_revoke = False
         self._positions: dict[TopicPartition, int] = {}  # the next offset, once consumed
         self._starts: dict[TopicPartition, int] = {}  # a reader's assignment and offsets
+        self._closed = False
         if topics:
             self.subscribe(list(topics))
 
@@ -482,10 +483,22 @@ class ConfluentConsumer:
     def close(self, autocommit: bool = False) -> None:
         """Leave the group (the revoke is served here: the listener commits what is
         pending) and release the client."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
             logger.warning("librdkafka consumer close: %s", exc)
+
+    def __del__(self):
+        """A consumer dropped unclosed is closed here: left to confluent-kafka's own
+        deallocation, librdkafka's destroy hung the garbage collector's thread (seen in a
+        test run: pytest's main thread inside `rd_kafka_destroy_app`, a core busy)."""
+        if not getattr(self, "_closed", True):
+            logger.warning("a librdkafka consumer was dropped without close(): closing it")
+            self._listener = None
+            self.close()
 
 
 def _topic_names(client) -> set[str]:
