@@ -82,18 +82,17 @@ def test_kafka_client_is_one_of_the_drivers(monkeypatch):
         env_choice("KAFKA_CLIENT", ("kafka-python", "confluent"))
 
 
-def test_make_consumer_and_producer_build_the_chosen_driver(settings):
+def test_make_consumer_and_producer_use_the_chosen_driver(settings):
     settings.KAFKA_BROKERS = ["127.0.0.1:9"]
     settings.KAFKA_CLIENT = "confluent"
     consumer = clients.make_consumer(group_id="g", client_id="t")
-    producer = clients.make_producer(client_id="t")
     try:
         assert isinstance(consumer, confluent.ConfluentConsumer)
-        assert isinstance(producer, confluent.ConfluentProducer)
         clients.request_rejoin(consumer)  # librdkafka joins by itself: nothing to ask
     finally:
         consumer.close()
-        producer.close(timeout=0)
+    with pytest.raises(KafkaError):  # as kafka-python's: no producer without a broker
+        clients.make_producer(client_id="t", bootstrap_timeout_ms=200)
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -105,7 +104,7 @@ def test_the_producer_is_idempotent_with_acks_all_and_javas_partitioner():
     assert (conf["enable.idempotence"], conf["acks"]) == (True, "all")
     assert conf["partitioner"] == "murmur2_random"
     assert conf["linger.ms"] == 7
-    assert "retries" not in conf and probe is None
+    assert "retries" not in conf and probe == 2.0  # waits for a broker as kafka-python's
 
 
 def test_the_consumer_commits_only_what_the_project_commits():
@@ -344,3 +343,14 @@ def test_a_commit_refused_at_once_raises_and_leaves_nothing_waiting():
     with pytest.raises(KafkaError):
         consumer.commit_async({TopicPartition("t", 0): 1}, callback=lambda o, a: None)
     assert consumer._commits == []
+
+
+def test_a_client_wide_error_is_logged_once_per_interval(caplog):
+    log = confluent.ErrorLog()
+    for _ in range(5):
+        log(CKError(CKError._TRANSPORT, "connect refused"))
+    log(CKError(CKError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    assert [r.getMessage().split(":")[1].strip() for r in caplog.records] == [
+        "_TRANSPORT",
+        "_ALL_BROKERS_DOWN",
+    ]

@@ -58,6 +58,8 @@ METADATA_TIMEOUT_S = 10.0
 PARTITIONS_TTL_S = 10.0
 # kafka-python's default delivery timeout, also used here.
 DEFAULT_DELIVERY_TIMEOUT_MS = 120_000
+# kafka-python's constructor waits this long for a broker by default; so does this driver's.
+DEFAULT_BOOTSTRAP_TIMEOUT_MS = 2_000
 
 
 class KafkaFatalError(kp.KafkaError):
@@ -131,10 +133,25 @@ def _offset_of(value) -> int:
     return int(getattr(value, "offset", value))
 
 
-def _log_error(error: CKError) -> None:
-    """librdkafka's `error_cb`: errors of the client as a whole (brokers down, ...)."""
-    level = logging.ERROR if error.fatal() else logging.WARNING
-    logger.log(level, "librdkafka: %s: %s", error.name(), error.str())
+# A client-wide error (a broker down: librdkafka reports each reconnect) is logged at most
+# once this often per error code and client.
+ERROR_LOG_INTERVAL_S = 10.0
+
+
+class ErrorLog:
+    """librdkafka's `error_cb` of one client: errors of the client as a whole (brokers
+    down, ...), logged once per ERROR_LOG_INTERVAL_S per code; a fatal one always."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+
+    def __call__(self, error: CKError) -> None:
+        now = time.monotonic()
+        if not error.fatal() and now - self._last.get(error.code(), -1e9) < ERROR_LOG_INTERVAL_S:
+            return
+        self._last[error.code()] = now
+        level = logging.ERROR if error.fatal() else logging.WARNING
+        logger.log(level, "librdkafka: %s: %s", error.name(), error.str())
 
 
 # kafka-python's option -> librdkafka's property, where the meaning is the same.
@@ -155,7 +172,7 @@ def base_config(config: dict) -> dict:
         "bootstrap.servers": ",".join(config.pop("bootstrap_servers")),
         "client.id": config.pop("client_id", "orderstream"),
         "logger": LIBRDKAFKA_LOGGER,
-        "error_cb": _log_error,
+        "error_cb": ErrorLog(),
         "socket.timeout.ms": SOCKET_TIMEOUT_MS,
     }
     for name, prop in RENAMED.items():
@@ -520,7 +537,7 @@ def _partitions(client, topic: str) -> set[int]:
 
 
 # ---------------------------------------------------------------------------------- producer
-def producer_config(config: dict) -> tuple[dict, float | None]:
+def producer_config(config: dict) -> tuple[dict, float]:
     """librdkafka's properties for make_producer's kafka-python-named `config`; with the
     time to wait for a broker at construction (`bootstrap_timeout_ms`), if any."""
     config = dict(config)
@@ -535,9 +552,10 @@ def producer_config(config: dict) -> tuple[dict, float | None]:
     conf["linger.ms"] = config.pop("linger_ms", 0)
     conf["message.timeout.ms"] = config.pop("delivery_timeout_ms", DEFAULT_DELIVERY_TIMEOUT_MS)
     conf["enable.metrics.push"] = False
-    bootstrap_ms = config.pop("bootstrap_timeout_ms", None)
+    # As kafka-python's constructor, which connects to a broker (2 s unless told).
+    bootstrap_ms = config.pop("bootstrap_timeout_ms", DEFAULT_BOOTSTRAP_TIMEOUT_MS)
     _refuse_unknown(config)
-    return conf, None if bootstrap_ms is None else bootstrap_ms / 1000
+    return conf, bootstrap_ms / 1000
 
 
 class Delivered(NamedTuple):
@@ -595,8 +613,7 @@ class ConfluentProducer:
         conf, bootstrap_timeout = producer_config(config)
         self._producer = confluent_kafka.Producer(conf)
         self._partitions: dict[str, tuple[float, set[int]]] = {}
-        if bootstrap_timeout is not None:  # as kafka-python's: no producer without a broker
-            self._probe(bootstrap_timeout)
+        self._probe(bootstrap_timeout)  # as kafka-python's: no producer without a broker
 
     def _probe(self, timeout: float) -> None:
         try:
