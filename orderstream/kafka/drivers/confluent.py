@@ -352,6 +352,7 @@ class ConfluentConsumer:
             try:
                 answer = self._commit_sync(partitions)
             except kp.KafkaError as exc:
+                logger.warning("offsets of revoked partitions not committed: %s", exc)
                 answer = exc
             if callback is not None:
                 callback(offsets, answer if isinstance(answer, Exception) else offsets)
