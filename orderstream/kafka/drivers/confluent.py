@@ -476,12 +476,19 @@ class ConfluentConsumer:
         start = self._starts.get(tp)
         if start is not None:
             if start < 0:
-                low, high = self._watermarks(tp)
-                self._starts[tp] = high if start == confluent_kafka.OFFSET_END else low
-                self._apply_starts()
+                self._resolve_starts()
             return self._starts[tp]
         committed = self.committed(tp, timeout_ms)
         return committed if committed is not None else self._watermarks(tp)[0]
+
+    def _resolve_starts(self) -> None:
+        """Every start still at the logical end or beginning made an offset, and the
+        partitions assigned again once from there."""
+        for tp, start in self._starts.items():
+            if start < 0:
+                low, high = self._watermarks(tp)
+                self._starts[tp] = high if start == confluent_kafka.OFFSET_END else low
+        self._apply_starts()
 
     def highwater(self, tp: TopicPartition) -> int | None:
         """The end of `tp` as the last fetch said (None before one did)."""
