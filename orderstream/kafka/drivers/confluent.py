@@ -517,9 +517,11 @@ class ConfluentConsumer:
             logger.warning("librdkafka consumer close: %s", exc)
 
     def __del__(self):
-        """A consumer dropped unclosed is closed here: left to confluent-kafka's own
-        deallocation, librdkafka's destroy hung the garbage collector's thread (seen in a
-        test run: pytest's main thread inside `rd_kafka_destroy_app`, a core busy)."""
+        """A consumer dropped unclosed is closed here. Seen once in a test run without
+        this: the garbage collector, run inside another client's `list_topics`, deallocated
+        an unclosed consumer and hung in `rd_kafka_destroy_app` (17 minutes, a core busy).
+        Not reproduced since (a member dropped alone is released either way): a safety
+        net, not a proven fix; every consumer of the project is closed explicitly."""
         if not getattr(self, "_closed", True):
             logger.warning("a librdkafka consumer was dropped without close(): closing it")
             self._listener = None
