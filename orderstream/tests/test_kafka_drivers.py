@@ -9,9 +9,11 @@ error mapping, the configuration it builds.
 
 from __future__ import annotations
 
+import time
 import uuid
 from types import SimpleNamespace
 
+import confluent_kafka
 import pytest
 from confluent_kafka import KafkaError as CKError
 from confluent_kafka import KafkaException
@@ -354,3 +356,35 @@ def test_a_client_wide_error_is_logged_once_per_interval(caplog):
         "_TRANSPORT",
         "_ALL_BROKERS_DOWN",
     ]
+
+
+# ------------------------------------------------------------------------------ the producer
+def producer_without_broker() -> confluent.ConfluentProducer:
+    """A confluent producer of an address nobody answers (built without the probe)."""
+    conf, _ = confluent.producer_config({"bootstrap_servers": ["127.0.0.1:9"]})
+    producer = confluent.ConfluentProducer.__new__(confluent.ConfluentProducer)
+    producer._producer = confluent_kafka.Producer(conf)
+    producer._partitions = {}
+    return producer
+
+
+def test_close_gives_up_undelivered_records_after_its_timeout():
+    """librdkafka's own close waits for every record without bound; the driver's flushes
+    for its timeout, then drops what is left (its deliveries fail)."""
+    producer = producer_without_broker()
+    delivery = producer.send("t", value=b"v", key=b"k")
+    began = time.monotonic()
+    producer.close(timeout=0.3)
+    assert time.monotonic() - began < 5
+    assert delivery.failed() and isinstance(delivery.exception, KafkaError)
+
+
+def test_a_flush_with_records_left_raises_a_timeout_and_get_waits_no_longer_than_told():
+    producer = producer_without_broker()
+    delivery = producer.send("t", value=b"v")
+    with pytest.raises(KafkaTimeoutError):
+        producer.flush(timeout=0.2)
+    with pytest.raises(KafkaTimeoutError):
+        delivery.get(timeout=0.05)
+    assert not delivery.succeeded() and not delivery.failed()
+    producer.close(timeout=0)
