@@ -388,3 +388,72 @@ def test_a_flush_with_records_left_raises_a_timeout_and_get_waits_no_longer_than
         delivery.get(timeout=0.05)
     assert not delivery.succeeded() and not delivery.failed()
     producer.close(timeout=0)
+
+
+# ------------------------------------------------------------------------------ with a broker
+def read_values(consumer, count: int) -> list[bytes]:
+    """The values of the next `count` records `consumer` polls (within 20 s)."""
+    values: list[bytes] = []
+    deadline = time.monotonic() + 20
+    while len(values) < count and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=100).values():
+            values += [record.value for record in records]
+    return values
+
+
+@pytest.mark.broker
+def test_a_confluent_reader_placed_at_the_end_reads_what_comes_after(unique_topics, settings):
+    settings.KAFKA_CLIENT = "confluent"
+    topic = settings.ORDERS_ACK_TOPIC
+    tp = TopicPartition(topic, 0)
+    producer = clients.make_producer(client_id="test-reader")
+    producer.send(topic, value=b"before", partition=0).get(timeout=10)
+    reader = clients.make_consumer(group_id=None, client_id="test-reader")
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
+        reader.assign(partitions)
+        reader.seek_to_end(*partitions)
+        assert reader.position(tp) == 1 and reader.end_offsets([tp]) == {tp: 1}
+        producer.send(topic, value=b"after", partition=0).get(timeout=10)
+        assert read_values(reader, 1) == [b"after"]
+        assert reader.position(tp) == 2 and reader.highwater(tp) == 2
+        reader.seek(tp, 0)
+        assert read_values(reader, 2) == [b"before", b"after"]
+        assert reader.committed(tp) is None  # a reader never commits
+    finally:
+        reader.close()
+        producer.close(timeout=5)
+
+
+@pytest.mark.broker
+def test_a_confluent_member_commits_and_its_answer_comes_to_the_commits_callback(
+    unique_topics, settings
+):
+    settings.KAFKA_CLIENT = "confluent"
+    topic = settings.ORDERS_EVENTS_TOPIC
+    tp = TopicPartition(topic, 0)
+    producer = clients.make_producer(client_id="test-member")
+    for value in (b"a", b"b", b"c"):
+        producer.send(topic, value=value, partition=0)
+    producer.flush(timeout=10)
+    producer.close(timeout=5)
+    member = clients.make_consumer(group_id=settings.WORKER_GROUP, client_id="test-member")
+    answers: list = []
+    try:
+        assert clients.subscribe_once_known(member, topic, RaisingListener())
+        assert read_values(member, 3) == [b"a", b"b", b"c"]
+        member.commit_async(
+            {tp: OffsetAndMetadata(2, "", -1)}, callback=lambda o, a: answers.append(a)
+        )
+        deadline = time.monotonic() + 10
+        while not answers and time.monotonic() < deadline:
+            member.poll(timeout_ms=100)  # the answer is served by a poll
+        assert answers == [{tp: OffsetAndMetadata(2, "", -1)}]
+        member.commit({tp: 3})
+        assert member.committed(tp) == 3
+        member.pause(tp)
+        assert member.paused() == {tp}
+        member.resume(tp)
+        assert member.paused() == set()
+    finally:
+        member.close()
