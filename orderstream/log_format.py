@@ -40,6 +40,19 @@ def log_format_from(value: str | None) -> str:
     return chosen
 
 
+def logger_levels_from(value: str | None) -> dict[str, str]:
+    """LOG_LEVELS (`logger=LEVEL,...`, e.g. `kafka.coordinator=DEBUG`) as {logger: LEVEL};
+    ValueError naming the item for anything else."""
+    levels = {}
+    for item in filter(None, (part.strip() for part in (value or "").split(","))):
+        name, _, level = item.partition("=")
+        level = level.strip().upper()
+        if not name.strip() or not isinstance(logging.getLevelName(level), int):
+            raise ValueError(f"LOG_LEVELS items are logger=LEVEL (e.g. kafka=DEBUG), not {item!r}")
+        levels[name.strip()] = level
+    return levels
+
+
 class JsonFormatter(_LibraryJsonFormatter):
     """One JSON object per record: the JSON_FIELDS, then the record's `extra` fields."""
 

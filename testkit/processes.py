@@ -118,6 +118,11 @@ def terminate_backends(dbname: str) -> int:
 # ------------------------------------------------------------------------------
 # Environment and processes
 # ------------------------------------------------------------------------------
+# Settings a test run passes on to the processes it starts when they are set (to look into
+# a test's processes: e.g. LOG_LEVELS=kafka.coordinator=DEBUG).
+PASSED_ON = ("LOG_LEVEL", "LOG_LEVELS")
+
+
 def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dict[str, str]:
     """A container-like environment: only what the compose file would set.
 
@@ -152,6 +157,7 @@ def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dic
         "WORKER_METRICS_PORT": "0",
         "RELAY_METRICS_PORT": "0",
         **coverage_env(),
+        **{name: os.environ[name] for name in PASSED_ON if name in os.environ},
         **extra,
     }
 

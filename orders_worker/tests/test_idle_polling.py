@@ -89,9 +89,10 @@ def test_an_idle_worker_polls_every_idle_interval_and_wakes_up_for_an_event(
 
 def test_idle_workers_take_their_partitions_when_a_member_joins(unique_topics, settings, polls):
     """Two workers idle long enough to pause between polls; a third joins. The idle ones
-    must not pause during the rebalance: kafka-python drops a join answer that arrives
-    outside poll(), and with Tansu's fixed 3 s answer to a rejoin every answer landed in
-    the pause (the group never settled). All partitions are held again within seconds."""
+    must not pause during the rebalance: a join answer that arrives outside poll() waits
+    for the next poll (unfixed kafka-python threw it away, and with Tansu's fixed 3 s
+    answer to a rejoin every answer landed in the pause: the group never settled). All
+    partitions are held again within seconds."""
     settings.WORKER_IDLE_POLL_MS = 100
     settings.KAFKA_FETCH_MAX_WAIT_MS = 10  # as local.env: a 20 ms poll between pauses
     workers = [OrderWorker(WorkerConfig.from_settings(poll_timeout_ms=500)) for _ in range(3)]

@@ -5,29 +5,32 @@ The rest of the project takes the client's classes, errors and structs from here
 version, is a change of this module. The client's own behaviour that the project works
 around lives here too:
 
-- `keep_finished_joins`, applied when this module is imported: a fix of the group join
-  (below);
-- `wait_for_unanswered_heartbeats` and `wait_for_unready_nodes`, applied likewise: a
-  consumer and a producer that turned without waiting while a broker answered nothing
-  (docs/decisions/kafka-python-frozen-broker.md);
+- `FixedConsumerCoordinator`, the group coordinator of every consumer the project builds:
+  it takes a group-join answer that came while the application was outside `poll()` at the
+  next poll (`JoinKeepingCoordinator`: kafka-python 3.0.12 throws it away, or never takes
+  it), and
+  lets `poll()` wait while a heartbeat waits for its answer
+  (`HeartbeatWaitingCoordinator`);
+- `NetworkWaitingSender`, the I/O thread of every producer: it waits for the network
+  while a broker cannot take a ready batch (with the heartbeat fix:
+  docs/decisions/kafka-python-frozen-broker.md);
 - `request_rejoin`: the consumer's coordinator asked to join again (a private attribute
-  of the client; see `GroupMember.nudge_stalled_rebalance`);
+  of the client, read; see `GroupMember.nudge_stalled_rebalance`);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
-The fix of the group join (kafka-python 3.0.12 throws a finished join answer away):
-docs/decisions/kafka-python-join-fix.md. Another kafka-python version stops the import.
+The join races and their fixes: docs/decisions/kafka-python-join-fix.md (the other one,
+a metadata snapshot taken before `subscribe`, is fixed by how the project subscribes:
+`clients.subscribe_once_known`). Another kafka-python version stops the import.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import textwrap
-
 import kafka
-import kafka.coordinator.base as coordinator_base
+import kafka.consumer.group as consumer_group
 import kafka.coordinator.consumer as consumer_coordinator
+import kafka.errors as Errors  # noqa: N812 (kafka-python's own name, as in the method below)
+import kafka.producer.kafka as producer_kafka
 import kafka.producer.sender as producer_sender
 from kafka import (
     ConsumerRebalanceListener,
@@ -53,7 +56,8 @@ from kafka.errors import (
     UnknownTopicOrPartitionError,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
+from kafka.util import Timer
 
 __all__ = [
     "CommitFailedError",
@@ -78,17 +82,14 @@ __all__ = [
     "TopicPartition",
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
-    "keep_finished_joins",
     "record_batch_overhead",
     "request_rejoin",
-    "wait_for_unanswered_heartbeats",
-    "wait_for_unready_nodes",
 ]
 
 
 def request_rejoin(consumer: KafkaConsumer) -> None:
-    """Ask `consumer`'s group coordinator (the client's own, a private attribute) to join
-    the group again at its next poll."""
+    """Ask `consumer`'s group coordinator (the client's own, a private attribute, read) to
+    join the group again at its next poll."""
     consumer._coordinator.request_rejoin()
 
 
@@ -100,108 +101,133 @@ def record_batch_overhead(*, key_bytes: int) -> int:
 
 # ---------------------------------------------------------------------------- the join fix
 FIXED_VERSION = "3.0.12"
-DISCARDS_FINISHED = "if self._join_task is None or self._join_task.is_done:"
-KEEPS_FINISHED = "if self._join_task is None:"
 
 
-def keep_finished_joins() -> None:
-    """Replace `BaseCoordinator.join_group_async` by the fixed method (once)."""
-    install_once(
-        coordinator_base.BaseCoordinator,
-        "join_group_async",
-        "keeps_finished_joins",
-        lambda method: with_line_replaced(
-            method, DISCARDS_FINISHED, KEEPS_FINISHED, vars(coordinator_base)
-        ),
-    )
+class JoinKeepingCoordinator(consumer_coordinator.ConsumerCoordinator):
+    """kafka-python's consumer group coordinator, keeping a join answer until a poll takes it.
 
+    kafka-python 3.0.12 runs a group join (JoinGroup, then SyncGroup) as a task on the
+    client's network thread, and `join_group_async` (called from `poll()`) awaits it as
+    long as the poll's timeout allows; its comment says a later poll should "re-await the
+    same Task". But it starts a new one when the task `is_done`: an answer that came after
+    the poll returned, while the application was outside `poll()`, was thrown away and a
+    new JoinGroup sent (a leader's makes the group rebalance again; Tansu answers a rejoin
+    after 3 s, so a member that naps between short polls may never get its partitions).
+    And it joins only while `need_rejoin()`, which a join asked for by a changed
+    subscription or metadata snapshot (not by the broker) makes False during the round
+    trip itself: the member then never took the answer, without heartbeats (off during a
+    join) until the broker expelled it.
 
-def install_once(owner, name: str, marker: str, fixed_from) -> None:
-    """Set `owner.name` to `fixed_from(kafka-python's method)`, marked `marker`, unless it
-    is already; any other kafka-python version stops it. The fix keeps kafka-python's own
-    as `__wrapped__`."""
-    method = getattr(owner, name)
-    if getattr(method, marker, False):
-        return
-    refuse_other_versions(marker)
-    fixed = fixed_from(method)
-    fixed.__wrapped__ = method
-    setattr(fixed, marker, True)
-    setattr(owner, name, fixed)
+    Here `join_group_async` is kafka-python's own with one change, the one its comment
+    describes: a finished task is awaited like one in flight (its answer, or its error,
+    taken at the next poll); and a member with a join task not yet taken still needs to
+    join. Another kafka-python version stops the import (`install_fixed_classes`): this
+    method moves with the pin.
+    """
 
+    def need_rejoin(self) -> bool:
+        return self.join_task is not None or super().need_rejoin()
 
-def with_line_replaced(method, old: str, new: str, scope: dict):
-    """`method` compiled again from its source with `old` (found once) replaced by `new`, its
-    globals `scope` (its module's); RuntimeError when the source is not the one a fix knows."""
-    source = textwrap.dedent(inspect.getsource(method))
-    if source.count(old) != 1:
-        raise RuntimeError(f"kafka-python's {method.__name__} is not the one this fix knows")
-    namespace: dict = {}
-    exec(compile(source.replace(old, new), inspect.getfile(method), "exec"), scope, namespace)
-    return namespace[method.__name__]
+    @property
+    def join_task(self):
+        """The join round trip not yet taken by a poll (kafka-python's, read only)."""
+        return self._join_task
 
-
-def refuse_other_versions(fix: str) -> None:
-    if kafka.__version__ != FIXED_VERSION:
-        raise RuntimeError(
-            f"orderstream/kafka/driver.py ({fix}) fixes kafka-python {FIXED_VERSION}, found "
-            f"{kafka.__version__}: check whether the new version still needs it"
-        )
+    async def join_group_async(self, timeout_ms=None):
+        # kafka-python 3.0.12's BaseCoordinator.join_group_async (Apache License 2.0), but
+        # for the marked line.
+        if not self._use_group_apis:
+            raise Errors.UnsupportedVersionError("Group Coordinator APIs require 0.9+ broker")
+        timer = Timer(timeout_ms)
+        while self.need_rejoin():
+            if not await self.ensure_coordinator_ready_async(timeout_ms=timer.timeout_ms):
+                return False
+            if self._join_task is None:  # changed: kafka-python's also replaces a done task
+                if not self.rejoining:
+                    await self._on_join_prepare_async(
+                        self._generation.generation_id,
+                        self._generation.member_id,
+                        timeout_ms=timer.timeout_ms,
+                    )
+                    self.rejoining = True
+                    self._disable_heartbeat()
+                self._join_task = self._manager.call_soon(self._do_join_and_sync_async)
+            try:
+                assignment_bytes = await self._manager.wait_for(self._join_task, timer.timeout_ms)
+            except Errors.KafkaTimeoutError:
+                return False  # the task stays; the next poll awaits it again
+            except (
+                Errors.UnknownMemberIdError,
+                Errors.RebalanceInProgressError,
+                Errors.IllegalGenerationError,
+                Errors.MemberIdRequiredError,
+            ):
+                self._join_task = None
+                continue
+            except Errors.RetriableError:
+                self._join_task = None
+                if timer.expired:
+                    return False
+                backoff_ms = self.config["retry_backoff_ms"]
+                if timer.timeout_ms is not None:
+                    backoff_ms = min(backoff_ms, timer.timeout_ms)
+                if backoff_ms > 0:
+                    await self._manager._net.sleep(backoff_ms / 1000)
+                continue
+            except Errors.KafkaError:
+                self._join_task = None
+                raise
+            self._join_task = None
+            with self._lock:
+                self.rejoining = False
+                self.rejoin_needed = False
+                self.state = MemberState.STABLE
+                self._enable_heartbeat()
+            await self._on_join_complete_async(
+                self._generation.generation_id,
+                self._generation.member_id,
+                self._generation.protocol,
+                assignment_bytes,
+            )
+            return True
+        return True
 
 
 # ------------------------------------------------- a heartbeat without answer (frozen broker)
-# `KafkaConsumer.poll` caps each fetch wait by `time_to_next_poll`, the time until the next
-# heartbeat is due; a heartbeat the broker does not answer keeps the next one "due", the cap
-# at 0 and poll() turning without waiting (docs/decisions/kafka-python-frozen-broker.md).
-KNOWN_TIME_TO_NEXT_POLL = "return self.time_to_next_heartbeat()"
-
-
 def awaits_heartbeat_answer(heartbeat) -> bool:
     """Whether the last heartbeat sent has had neither an answer nor a failure yet."""
     return heartbeat.last_send > heartbeat.last_receive and heartbeat.heartbeat_failed is False
 
 
-def wait_for_unanswered_heartbeats() -> None:
-    """Wrap `ConsumerCoordinator.time_to_next_poll` (once): while the heartbeat sent waits
-    for its answer, the heartbeat interval instead of 0 (the heartbeat is the I/O thread's
-    work, sent once the last one is answered or failed: waking the application serves
-    nothing)."""
+class HeartbeatWaitingCoordinator(consumer_coordinator.ConsumerCoordinator):
+    """kafka-python's consumer group coordinator, letting `poll()` wait while the heartbeat
+    it sent waits for its answer.
 
-    def fixed_from(method):
-        if KNOWN_TIME_TO_NEXT_POLL not in inspect.getsource(method):
-            raise RuntimeError("kafka-python's time_to_next_poll is not the one this fix knows")
+    `KafkaConsumer.poll` caps each fetch wait by `time_to_next_poll`, the time until the
+    next heartbeat is due; a heartbeat the broker does not answer keeps the next one "due",
+    the cap at 0 and poll() turning without waiting (docs/decisions/kafka-python-frozen-broker.md).
+    The heartbeat is the I/O thread's work, sent once the last one is answered or failed:
+    waking the application serves nothing, so the cap is the heartbeat interval then.
+    """
 
-        @functools.wraps(method)
-        def time_to_next_poll(self):
-            seconds = method(self)
-            if seconds > 0 or self.config["enable_auto_commit"]:
-                return seconds  # (auto-commit, unused here, is left as kafka-python has it)
-            if not awaits_heartbeat_answer(self.heartbeat):
-                return seconds
-            if not self.stable() or self.need_rejoin():
-                # Joining: the join's answers come through poll(), which must keep turning
-                # (with the wait, restarted workers on Tansu never got their partitions).
-                return seconds
-            return self.heartbeat.config["heartbeat_interval_ms"] / 1000
+    def time_to_next_poll(self) -> float:
+        seconds = super().time_to_next_poll()
+        if seconds > 0 or self.config["enable_auto_commit"]:
+            return seconds  # (auto-commit, unused here, is left as kafka-python has it)
+        if not awaits_heartbeat_answer(self.heartbeat):
+            return seconds
+        if not self.stable() or self.need_rejoin():
+            # Joining: the join's answers come through poll(), which must keep turning
+            # (with the wait, restarted workers on Tansu never got their partitions).
+            return seconds
+        return self.heartbeat.config["heartbeat_interval_ms"] / 1000
 
-        return time_to_next_poll
 
-    install_once(
-        consumer_coordinator.ConsumerCoordinator,
-        "time_to_next_poll",
-        "waits_for_unanswered_heartbeats",
-        fixed_from,
-    )
+class FixedConsumerCoordinator(JoinKeepingCoordinator, HeartbeatWaitingCoordinator):
+    """The coordinator of every consumer the project builds: both fixes above."""
 
 
 # ------------------------------------------------ a node that cannot take a batch (frozen broker)
-# The producer's sender waits `connection_delay(node)` before it looks again at a node with
-# a batch ready that it cannot send to: 0 while the connection is being set up or is at its
-# in-flight maximum, so it turned without waiting (docs/decisions/kafka-python-frozen-broker.md).
-WAITS_NOTHING = "node_delay_ms = self._client.connection_delay(node)"
-WAITS_FOR_NETWORK = "node_delay_ms = not_ready_delay_ms(self._client, node)"
-
-
 def not_ready_delay_ms(client, node_id) -> float:
     """How long the sender may wait before it looks again at a node it cannot send to, in
     milliseconds (the client's backoff is in seconds): its reconnect backoff, else no timer
@@ -210,18 +236,47 @@ def not_ready_delay_ms(client, node_id) -> float:
     return seconds * 1000 if seconds > 0 else float("inf")
 
 
-def wait_for_unready_nodes() -> None:
-    """Replace `Sender._send_producer_data` by the fixed method (once)."""
-    scope = {**vars(producer_sender), "not_ready_delay_ms": not_ready_delay_ms}
-    install_once(
-        producer_sender.Sender,
-        "_send_producer_data",
-        "waits_for_unready_nodes",
-        lambda method: with_line_replaced(method, WAITS_NOTHING, WAITS_FOR_NETWORK, scope),
-    )
+class SenderClientView:
+    """A producer's client as its sender sees it: the client itself, but for
+    `connection_delay`, which the sender reads (in one place, `_send_producer_data`) as the
+    milliseconds to wait before it looks again at a node with a ready batch it cannot send
+    to. kafka-python's answers 0 for a node still connecting or at its in-flight maximum
+    (and seconds, not milliseconds, for one in backoff), so the sender turned without
+    waiting while a broker answered nothing (docs/decisions/kafka-python-frozen-broker.md)."""
+
+    def __init__(self, client):
+        self._wrapped_client = client
+
+    def __getattr__(self, name: str):
+        return getattr(self._wrapped_client, name)
+
+    def connection_delay(self, node_id) -> float:
+        return not_ready_delay_ms(self._wrapped_client, node_id)
 
 
-# Every client of the project is built from this module's classes.
-keep_finished_joins()
-wait_for_unanswered_heartbeats()
-wait_for_unready_nodes()
+class NetworkWaitingSender(producer_sender.Sender):
+    """kafka-python's producer I/O thread, seeing its client through `SenderClientView`."""
+
+    def __init__(self, client, *args, **kwargs):
+        super().__init__(SenderClientView(client), *args, **kwargs)
+
+
+# ----------------------------------------------------------------------- installing the fixes
+def install_fixed_classes() -> None:
+    """Make every consumer and producer built from now on use the fixed classes.
+
+    `KafkaConsumer.__init__` builds its coordinator from the name `ConsumerCoordinator` of
+    its module, kafka.consumer.group, and `KafkaProducer.__init__` its sender from the name
+    `Sender` of kafka.producer.kafka; neither takes a class as an option: those names are
+    where the classes can be given. Another kafka-python version stops it.
+    """
+    if kafka.__version__ != FIXED_VERSION:
+        raise RuntimeError(
+            f"orderstream/kafka/driver.py fixes kafka-python {FIXED_VERSION}, found "
+            f"{kafka.__version__}: check whether the new version still needs it"
+        )
+    consumer_group.ConsumerCoordinator = FixedConsumerCoordinator
+    producer_kafka.Sender = NetworkWaitingSender
+
+
+install_fixed_classes()  # every client of the project is built from this module

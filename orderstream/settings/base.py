@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from orderstream.log_format import TEXT_FORMAT, log_format_from
+from orderstream.log_format import TEXT_FORMAT, log_format_from, logger_levels_from
 
 
 def env(name: str, default: str) -> str:
@@ -349,7 +349,11 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
-        "kafka": {"level": "WARNING"},
-        "django.db.backends": {"level": "INFO"},
+        name: {"level": level}
+        for name, level in {
+            "kafka": "WARNING",
+            "django.db.backends": "INFO",
+            **logger_levels_from(env("LOG_LEVELS", "")),
+        }.items()
     },
 }

@@ -7,23 +7,25 @@ import time
 import uuid
 from types import SimpleNamespace
 
-import kafka
-import kafka.coordinator.consumer as consumer_coordinator
 import pytest
 from kafka.future import Future
 
 from orderstream.kafka import ensure_topics, make_consumer
-from orderstream.kafka.driver import wait_for_unanswered_heartbeats
+from orderstream.kafka.driver import FixedConsumerCoordinator, HeartbeatWaitingCoordinator
 from testkit.drivers import kafka_python_only
 from testkit.helpers import eventually
 
 pytestmark = kafka_python_only("its coordinator's heartbeat wait")
 
 
-def test_the_fix_is_applied_once_the_project_builds_clients():
-    wait_for_unanswered_heartbeats()  # a second call changes nothing
-    method = consumer_coordinator.ConsumerCoordinator.time_to_next_poll
-    assert method.waits_for_unanswered_heartbeats
+@pytest.mark.broker
+def test_every_consumer_the_project_builds_has_the_heartbeat_waiting_coordinator():
+    consumer = make_consumer(group_id=f"test-heartbeat-{uuid.uuid4().hex[:8]}")
+    try:
+        assert isinstance(consumer._coordinator, HeartbeatWaitingCoordinator)
+    finally:
+        consumer.close(autocommit=False)
+    assert issubclass(FixedConsumerCoordinator, HeartbeatWaitingCoordinator)
 
 
 @pytest.mark.broker
@@ -83,20 +85,23 @@ def test_a_poll_waits_for_fetches_while_the_heartbeat_gets_no_answer(settings):
 def coordinator_stub(
     *, due_in: float, sent: float, answered: float, failed, auto_commit=False, joining=False
 ):
-    """What the wrapped time_to_next_poll reads of a ConsumerCoordinator."""
+    """What the fixed time_to_next_poll reads of its coordinator."""
     heartbeat = SimpleNamespace(
         last_send=sent,
         last_receive=answered,
         heartbeat_failed=failed,
         config={"heartbeat_interval_ms": 1000},
     )
-    return SimpleNamespace(
+    # A coordinator without its constructor: just what time_to_next_poll reads.
+    coordinator = object.__new__(HeartbeatWaitingCoordinator)
+    vars(coordinator).update(
         config={"enable_auto_commit": auto_commit},
         heartbeat=heartbeat,
         time_to_next_heartbeat=lambda: due_in,
         stable=lambda: not joining,
         need_rejoin=lambda: False,
     )
+    return coordinator
 
 
 @pytest.mark.parametrize(
@@ -121,21 +126,4 @@ def coordinator_stub(
 def test_the_cap_is_the_interval_only_while_the_heartbeat_awaits_its_answer(stub, expected):
     if stub.config["enable_auto_commit"]:
         stub.next_auto_commit_deadline = float("inf")
-    assert consumer_coordinator.ConsumerCoordinator.time_to_next_poll(stub) == expected
-
-
-@pytest.mark.parametrize(
-    ("version", "method", "refusal"),
-    [
-        ("9.9.9", None, "fixes kafka-python 3.0.12, found 9.9.9"),
-        ("3.0.12", lambda self: 0, "not the one this fix knows"),
-    ],
-)
-def test_another_kafka_python_stops_the_import(monkeypatch, version, method, refusal):
-    original = consumer_coordinator.ConsumerCoordinator.time_to_next_poll.__wrapped__
-    monkeypatch.setattr(
-        consumer_coordinator.ConsumerCoordinator, "time_to_next_poll", method or original
-    )
-    monkeypatch.setattr(kafka, "__version__", version)
-    with pytest.raises(RuntimeError, match=refusal):
-        wait_for_unanswered_heartbeats()
+    assert stub.time_to_next_poll() == expected

@@ -5,24 +5,35 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
-import kafka
 import kafka.producer.sender as producer_sender
 import pytest
 
 from orderstream.kafka import ensure_topics, make_producer
-from orderstream.kafka.driver import not_ready_delay_ms, wait_for_unready_nodes
+from orderstream.kafka.driver import NetworkWaitingSender, SenderClientView, not_ready_delay_ms
 from testkit.drivers import kafka_python_only
 
 pytestmark = kafka_python_only("its producer sender's wait")
 
 
-def test_the_fix_is_applied_once_the_project_builds_clients():
-    wait_for_unready_nodes()  # a second call changes nothing
-    method = producer_sender.Sender._send_producer_data
-    assert method.waits_for_unready_nodes
-    assert "not_ready_delay_ms" in method.__code__.co_names
+@pytest.mark.broker
+def test_every_producer_the_project_builds_has_the_network_waiting_sender(settings):
+    producer = make_producer()
+    try:
+        assert isinstance(producer._sender, NetworkWaitingSender)
+        assert isinstance(producer._sender._client, SenderClientView)
+    finally:
+        producer.close(timeout=5)
+
+
+def test_the_sender_reads_connection_delay_once_the_view_answers_for():
+    """The view answers `connection_delay` alone: kafka-python's sender must read it in
+    one place only, the not-ready wait (another use would get milliseconds or infinity)."""
+    source = Path(producer_sender.__file__).read_text()
+    assert source.count("connection_delay(") == 1
+    assert "node_delay_ms = self._client.connection_delay(node)" in source
 
 
 @pytest.mark.parametrize(("backoff_seconds", "expected_ms"), [(0.25, 250), (0, float("inf"))])
@@ -65,18 +76,3 @@ def test_a_ready_batch_for_a_busy_connection_does_not_spin_the_sender(settings):
         future.get(timeout=30)  # sent once the connection takes requests again
     finally:
         producer.close(timeout=5)
-
-
-@pytest.mark.parametrize(
-    ("version", "method", "refusal"),
-    [
-        ("9.9.9", None, "fixes kafka-python 3.0.12, found 9.9.9"),
-        ("3.0.12", lambda self, now=None: 0, "not the one this fix knows"),
-    ],
-)
-def test_another_kafka_python_stops_the_import(monkeypatch, version, method, refusal):
-    original = producer_sender.Sender._send_producer_data.__wrapped__
-    monkeypatch.setattr(producer_sender.Sender, "_send_producer_data", method or original)
-    monkeypatch.setattr(kafka, "__version__", version)
-    with pytest.raises(RuntimeError, match=refusal):
-        wait_for_unready_nodes()

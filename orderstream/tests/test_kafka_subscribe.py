@@ -10,53 +10,15 @@ suite's flakes in test_loop_faults.py).
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from django.conf import settings
 
-from orderstream.kafka import ConsumerRebalanceListener, ensure_topics, make_consumer
+from orderstream.kafka import ensure_topics, make_consumer
 from orderstream.kafka.batch_loop import BatchLoop, LoopConfig
-from orderstream.kafka.clients import subscribe_once_known
 from testkit.helpers import eventually
 from testkit.loops import Answers, CountedEvents
+from testkit.rebalances import Rebalances, joined, names, subscribed
 from testkit.running import running
-
-
-class Rebalances(ConsumerRebalanceListener):
-    """Counts the rebalance callbacks of one member (revocations of partitions it held: a
-    first join revokes nothing; and joins started), and what it was assigned last."""
-
-    def __init__(self) -> None:
-        self.joins = 0
-        self.revoked = 0
-        self.assigned = 0
-        self.held: set[tuple[str, int]] = set()
-
-    def on_partitions_revoked(self, revoked) -> None:
-        self.joins += 1
-        self.revoked += bool(revoked)
-
-    def on_partitions_assigned(self, assigned) -> None:
-        self.assigned += 1
-        self.held = {(tp.topic, tp.partition) for tp in assigned}
-
-
-def names(kind: str) -> str:
-    return f"test.{kind}.{uuid.uuid4().hex[:8]}"
-
-
-def subscribed(consumer, topic: str, rebalances: Rebalances) -> None:
-    """`subscribe_once_known`, once the broker has the topic a test created."""
-    eventually(lambda: subscribe_once_known(consumer, topic, rebalances), timeout=20)
-
-
-def joined(consumer, rebalances: Rebalances, assignments: int = 1) -> None:
-    eventually(
-        lambda: consumer.poll(timeout_ms=100) is not None and rebalances.assigned >= assignments,
-        timeout=30,
-        message="the member was assigned its partitions",
-    )
 
 
 @pytest.mark.broker

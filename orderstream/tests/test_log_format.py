@@ -21,6 +21,7 @@ from orderstream.log_format import (
     JsonFormatter,
     log_fields,
     log_format_from,
+    logger_levels_from,
 )
 from testkit.processes import ROOT, random_secret_key
 
@@ -103,6 +104,28 @@ def test_log_format_defaults_to_text(value, chosen):
 def test_an_unknown_log_format_is_refused_naming_the_variable():
     with pytest.raises(ValueError, match="LOG_FORMAT must be one of text, json, not 'jsno'"):
         log_format_from("jsno")
+
+
+@pytest.mark.parametrize(
+    ("value", "levels"),
+    [
+        (None, {}),
+        ("", {}),
+        ("kafka.coordinator=debug", {"kafka.coordinator": "DEBUG"}),
+        (
+            " kafka = INFO , orders_api.relay=WARNING,",
+            {"kafka": "INFO", "orders_api.relay": "WARNING"},
+        ),
+    ],
+)
+def test_log_levels_name_loggers_and_their_levels(value, levels):
+    assert logger_levels_from(value) == levels
+
+
+@pytest.mark.parametrize("value", ["kafka", "kafka=LOUD", "=DEBUG", "kafka=DEBUG,relay"])
+def test_a_malformed_log_levels_item_is_refused_naming_it(value):
+    with pytest.raises(ValueError, match="LOG_LEVELS items are logger=LEVEL"):
+        logger_levels_from(value)
 
 
 def settings_process(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -214,3 +237,16 @@ def test_python_warnings_are_logged_in_the_format():
     fields = json.loads(result.stdout.splitlines()[-1])
     assert (fields["logger"], fields["level"]) == ("py.warnings", "WARNING")
     assert "UserWarning: No directory at: /app/staticfiles/" in fields["message"]
+
+
+def test_the_settings_give_loggers_the_levels_log_levels_names():
+    code = "print('levels', *(logging.getLogger(n).level for n in ('kafka.coordinator', 'kafka')))"
+
+    def levels(**env: str) -> list[str]:
+        shown = settings_process(code, **env)
+        return [
+            line.split()[1:] for line in shown.stdout.splitlines() if line.startswith("levels ")
+        ]
+
+    assert levels() == [["0", "30"]]  # unset, and kafka's WARNING
+    assert levels(LOG_LEVELS="kafka.coordinator=DEBUG") == [["10", "30"]]
