@@ -140,6 +140,7 @@ def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dic
         "API_POSTGRES_DSN": dsn(scratch["default"]),
         "WORKER_POSTGRES_DSN": dsn(scratch["worker"]),
         "KAFKA_BROKERS": ",".join(settings.KAFKA_BROKERS),
+        "KAFKA_CLIENT": settings.KAFKA_CLIENT,
         "REDIS_ADDR": settings.REDIS_URL,
         "ORDERS_EVENTS_TOPIC": topics.ORDERS_EVENTS_TOPIC,
         "ORDERS_ACK_TOPIC": topics.ORDERS_ACK_TOPIC,

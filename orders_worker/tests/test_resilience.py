@@ -178,6 +178,12 @@ def test_two_workers_in_one_group_share_the_partitions_and_apply_each_event_once
     assert_applied_exactly(events, expected, ack_reader)
 
 
+@pytest.mark.skipif(
+    settings.KAFKA_CLIENT == "confluent",
+    reason="eager rebalancing only: with cooperative-sticky (confluent) a member that leaves"
+    " revokes nothing of the others, so the second worker's revoke this test stops it in"
+    " never comes",
+)
 def test_a_worker_stopped_while_its_group_rebalances_leaves_its_partitions_to_the_next(
     unique_topics,
 ):

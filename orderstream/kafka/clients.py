@@ -1,18 +1,36 @@
-"""The project's Kafka producers and consumers, built from settings.
+"""The project's Kafka producers, consumers and admin clients, built from settings.
 
 Every client is built here, so bootstrap servers and timeouts are configured in one
-place (the topics: `topics.py`). Settings are read when a client is built, never at
+place (the topics: `topics.py`), and of the driver KAFKA_CLIENT names (`drivers/`; the
+confluent one is imported only when chosen). The options are kafka-python's names; the
+confluent driver translates them. Settings are read when a client is built, never at
 import time.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from django.conf import settings
 
-from orderstream.kafka.driver import KafkaConsumer, KafkaProducer
+from orderstream.kafka import ports
+
+DRIVER_MODULES = {
+    "kafka-python": "orderstream.kafka.drivers.kafka_python",
+    "confluent": "orderstream.kafka.drivers.confluent",
+}
 
 
-def make_producer(**overrides) -> KafkaProducer:
+def driver_module():
+    """The module of the driver KAFKA_CLIENT names."""
+    return importlib.import_module(DRIVER_MODULES[settings.KAFKA_CLIENT])
+
+
+def uses_confluent() -> bool:
+    return settings.KAFKA_CLIENT == "confluent"
+
+
+def make_producer(**overrides) -> ports.Producer:
     """An idempotent producer that waits for all in-sync replicas (acks=all)."""
     config = {
         "bootstrap_servers": settings.KAFKA_BROKERS,
@@ -28,10 +46,12 @@ def make_producer(**overrides) -> KafkaProducer:
         "metrics_enabled": False,
     }
     config.update(overrides)
-    return KafkaProducer(**config)
+    if uses_confluent():
+        return driver_module().ConfluentProducer(**config)
+    return driver_module().KafkaProducer(**config)
 
 
-def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsumer:
+def make_consumer(*topics: str, group_id: str | None, **overrides) -> ports.Consumer:
     """A consumer with manual commits; `group_id=None` for a group-less reader."""
     config = {
         "bootstrap_servers": settings.KAFKA_BROKERS,
@@ -46,10 +66,29 @@ def make_consumer(*topics: str, group_id: str | None, **overrides) -> KafkaConsu
         "metrics_enabled": False,  # as for the producer
     }
     config.update(overrides)
-    return KafkaConsumer(*topics, **config)
+    if uses_confluent():
+        return driver_module().ConfluentConsumer(*topics, **config)
+    return driver_module().KafkaConsumer(*topics, **config)
 
 
-def subscribe_once_known(consumer: KafkaConsumer, topic: str, listener) -> bool:
+def make_admin(*, brokers: list[str] | None = None, timeout_ms: int | None = None) -> ports.Admin:
+    """An admin client of `brokers` (default KAFKA_BROKERS); `timeout_ms` bounds its wait
+    for a broker and each request."""
+    module = driver_module()
+    admin = module.ConfluentAdmin if uses_confluent() else module.KafkaPythonAdmin
+    return admin(bootstrap_servers=brokers or settings.KAFKA_BROKERS, timeout_ms=timeout_ms)
+
+
+def request_rejoin(consumer: ports.Consumer) -> None:
+    """Ask the consumer's group coordinator to join again (kafka-python's: see
+    `GroupMember.nudge_stalled_rebalance`); librdkafka joins by itself, nothing to ask."""
+    if not uses_confluent():
+        from orderstream.kafka.driver import request_rejoin as kafka_python_rejoin
+
+        kafka_python_rejoin(consumer)
+
+
+def subscribe_once_known(consumer: ports.Consumer, topic: str, listener) -> bool:
     """Subscribe `consumer` to `topic` with the rebalance `listener`, then bring its
     metadata up to date; False while the client knows no partition of the topic yet (a
     topic created a moment ago: the caller tries again, or closes the consumer).

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from orderstream.heartbeat import Heartbeat
 from orderstream.kafka.assignment import AssignmentWatch
+from orderstream.kafka.clients import request_rejoin
 from orderstream.kafka.driver import (
     CommitFailedError,
     IllegalGenerationError,
@@ -35,7 +36,6 @@ from orderstream.kafka.driver import (
     RebalanceInProgressError,
     TopicPartition,
     UnknownMemberIdError,
-    request_rejoin,
 )
 from orderstream.kafka.loop_stats import LoopStats
 

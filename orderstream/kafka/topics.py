@@ -9,15 +9,8 @@ import logging
 
 from django.conf import settings
 
-from orderstream.kafka.driver import (
-    ConfigResource,
-    ConfigResourceType,
-    KafkaAdminClient,
-    NewTopic,
-    TopicAlreadyExistsError,
-    UnknownTopicOrPartitionError,
-    record_batch_overhead,
-)
+from orderstream.kafka.clients import make_admin
+from orderstream.kafka.driver import record_batch_overhead
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +27,13 @@ def topic_layout() -> dict[str, int]:
 def ensure_topics(layout: dict[str, int] | None = None) -> list[str]:
     """Create the project's topics where missing; return the names created."""
     layout = layout or topic_layout()
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.KAFKA_BROKERS, client_id="orderstream-admin"
-    )
+    admin = make_admin()
     try:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name, partitions, 1)
-            for name, partitions in layout.items()
-            if name not in existing
-        ]
+        existing = admin.topic_names()
+        missing = {name: n for name, n in layout.items() if name not in existing}
         if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them between our list and create
-        created = [topic.name for topic in missing]
+            admin.create_topics(missing)  # created meanwhile by another process: no error
+        created = list(missing)
         if created:
             logger.info("created topics %s", ", ".join(created))
         return created
@@ -66,23 +50,11 @@ def topic_max_message_bytes(
     Raises KafkaError when no broker (of `brokers`, default KAFKA_BROKERS) answers within
     `timeout_ms`, and UnknownTopicOrPartitionError for a topic the broker does not know
     (yet): kafka-python answers that as it answers Tansu, with no settings."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=brokers or settings.KAFKA_BROKERS,
-        client_id="orderstream-admin",
-        bootstrap_timeout_ms=timeout_ms,
-        request_timeout_ms=timeout_ms,
-    )
+    admin = make_admin(brokers=brokers, timeout_ms=timeout_ms)
     try:
-        # Every setting of the topic: Tansu drops the connection when asked for one by name.
-        wanted = ConfigResource(ConfigResourceType.TOPIC, topic)
-        described = admin.describe_configs([wanted], config_filter="all")
-        entry = described.get("topic", {}).get(topic, {}).get("max.message.bytes") or {}
-        if not entry and topic not in admin.list_topics():
-            raise UnknownTopicOrPartitionError(f"no topic {topic}")
+        return admin.max_message_bytes(topic)
     finally:
         admin.close()
-    value = entry.get("value")
-    return int(value) if value else None
 
 
 def record_value_room(max_message_bytes: int, *, key_bytes: int) -> int:

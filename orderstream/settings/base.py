@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from orderstream.log_format import TEXT_FORMAT, log_format_from, logger_levels_from
 
@@ -23,6 +24,14 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """The environment variable `name` (default: the first of `choices`), one of `choices`."""
+    value = env(name, choices[0]).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def redis_url(addr: str) -> str:
@@ -157,6 +166,9 @@ ORDER_RESULT_TTL = int(env("ORDER_RESULT_TTL", str(7 * 24 * 3600)))
 # KAFKA
 # ------------------------------------------------------------------------------
 KAFKA_BROKERS = env_list("KAFKA_BROKERS", "localhost:29092")
+# The Kafka client driver (orderstream/kafka/clients.py): kafka-python, or confluent-kafka.
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+KAFKA_CLIENT = env_choice("KAFKA_CLIENT", KAFKA_CLIENTS)
 ORDERS_EVENTS_TOPIC = env("ORDERS_EVENTS_TOPIC", "orders.events")
 ORDERS_ACK_TOPIC = env("ORDERS_ACK_TOPIC", "orders.ack")
 ORDERS_DLQ_TOPIC = env("ORDERS_DLQ_TOPIC", "orders.events.dlq")

@@ -12,7 +12,10 @@ from kafka.future import Future
 
 from orderstream.kafka import ensure_topics, make_consumer
 from orderstream.kafka.driver import FixedConsumerCoordinator, HeartbeatWaitingCoordinator
+from testkit.drivers import kafka_python_only
 from testkit.helpers import eventually
+
+pytestmark = kafka_python_only("its coordinator's heartbeat wait")
 
 
 @pytest.mark.broker

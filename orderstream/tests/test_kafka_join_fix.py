@@ -23,8 +23,11 @@ from orderstream.kafka.driver import (
     JoinKeepingCoordinator,
     install_fixed_classes,
 )
+from testkit.drivers import kafka_python_only
 from testkit.helpers import eventually
 from testkit.rebalances import Rebalances, joined, names, subscribed
+
+pytestmark = kafka_python_only("its group coordinator's join fix")
 
 
 def generations(*consumers) -> list[int]:

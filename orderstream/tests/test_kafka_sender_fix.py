@@ -13,6 +13,9 @@ import pytest
 
 from orderstream.kafka import ensure_topics, make_producer
 from orderstream.kafka.driver import NetworkWaitingSender, SenderClientView, not_ready_delay_ms
+from testkit.drivers import kafka_python_only
+
+pytestmark = kafka_python_only("its producer sender's wait")
 
 
 @pytest.mark.broker
