@@ -2,7 +2,7 @@
 
 - `ports.py`: the surface of a client the project uses; `drivers/`: kafka-python's
   (`driver.py`: the only module that imports kafka-python, and every workaround for it)
-  and confluent-kafka's (`drivers/confluent.py`), chosen by KAFKA_CLIENT;
+  and confluent-kafka's (`drivers/confluent/`), chosen by KAFKA_CLIENT;
 - `clients.py`: producers, consumers and admins built from settings; `topics.py`: the topics;
 - `batch_loop.py`: the generic batch loop (poll, handle, produce, commit), with its group
   membership (`group_member.py`), assignment watch (`assignment.py`), stats

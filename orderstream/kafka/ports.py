@@ -1,7 +1,7 @@
 """The ports: the whole surface of a Kafka client the project uses, whichever the driver.
 
 The names and shapes are kafka-python's (the project's first client), so its consumer and
-producer are ports as they are; `drivers/confluent.py` presents librdkafka's behind the
+producer are ports as they are; `drivers/confluent/` presents librdkafka's behind the
 same. Offsets are ints (or kafka-python's OffsetAndMetadata), partitions are
 `TopicPartition(topic, partition)` named tuples, records have the attributes `topic,
 partition, offset, key, value, headers`; errors are the classes `orderstream.kafka` exports
