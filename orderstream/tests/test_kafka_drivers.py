@@ -20,6 +20,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka import TopicPartition as CKTopicPartition
 from django.core.exceptions import ImproperlyConfigured
 
+from devstack.ports import free_port
 from orderstream.kafka import (
     CommitFailedError,
     IllegalGenerationError,
@@ -107,6 +108,15 @@ def test_the_producer_is_idempotent_with_acks_all_and_javas_partitioner():
     assert conf["partitioner"] == "murmur2_random"
     assert conf["linger.ms"] == 7
     assert "retries" not in conf and probe == 2.0  # waits for a broker as kafka-python's
+
+
+def test_a_producer_given_the_api_version_waits_for_no_broker_as_kafka_pythons():
+    _, probe = confluent.producer_config({"bootstrap_servers": ["a:1"], "api_version": (2, 5)})
+    assert probe is None
+    producer = confluent.ConfluentProducer(
+        bootstrap_servers=[f"127.0.0.1:{free_port()}"], api_version=(2, 5)
+    )
+    producer.close(timeout=0)
 
 
 def test_the_consumer_commits_only_what_the_project_commits():

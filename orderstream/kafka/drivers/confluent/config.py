@@ -84,10 +84,13 @@ def consumer_config(config: dict) -> tuple[dict, int, bool]:
 
 
 # ---------------------------------------------------------------------------------- producer
-def producer_config(config: dict) -> tuple[dict, float]:
+def producer_config(config: dict) -> tuple[dict, float | None]:
     """librdkafka's properties for make_producer's kafka-python-named `config`; with the
-    time to wait for a broker at construction (`bootstrap_timeout_ms`), if any."""
+    time to wait for a broker at construction (`bootstrap_timeout_ms`), or None for no wait
+    (kafka-python's constructor connects only to learn the broker's API version: given
+    `api_version`, it builds a producer with no broker up, which then retries)."""
     config = dict(config)
+    version_given = config.get("api_version") is not None
     conf = base_config(config)
     if config.pop("enable_idempotence", True):
         # acks=all, max.in.flight <= 5 and retries without end follow (librdkafka); the
@@ -102,4 +105,4 @@ def producer_config(config: dict) -> tuple[dict, float]:
     # As kafka-python's constructor, which connects to a broker (2 s unless told).
     bootstrap_ms = config.pop("bootstrap_timeout_ms", DEFAULT_BOOTSTRAP_TIMEOUT_MS)
     refuse_unknown(config)
-    return conf, bootstrap_ms / 1000
+    return conf, None if version_given else bootstrap_ms / 1000

@@ -76,7 +76,8 @@ class ConfluentProducer:
         conf, bootstrap_timeout = producer_config(config)
         self._producer = confluent_kafka.Producer(conf)
         self._partitions: dict[str, tuple[float, set[int]]] = {}
-        self._probe(bootstrap_timeout)  # as kafka-python's: no producer without a broker
+        if bootstrap_timeout is not None:  # as kafka-python's: no producer without a broker
+            self._probe(bootstrap_timeout)
 
     def _probe(self, timeout: float) -> None:
         try:
