@@ -348,17 +348,19 @@ class GroupMember:
         the client never took the answer: no assignment, no JoinGroup, no heartbeat, until
         the broker expelled it and the worker sat without partitions. A new join request
         (its `_coordinator`, the consumer's own) lets it take the answer or join afresh;
-        during a rebalance still under way it only repeats the member's join.
+        during a rebalance still under way it only repeats the member's join. With
+        librdkafka there is nothing to ask (it joins by itself), and nothing is logged.
         """
         if not self._rebalancing:
             return
         if time.monotonic() - self._rebalance_since < REJOIN_NUDGE_SECONDS:
             return
-        logger.warning(
-            "no assignment %.0fs after the partitions were revoked: asking to join again",
-            time.monotonic() - self._rebalance_since,
-        )
-        request_rejoin(self.consumer)
+        waited = time.monotonic() - self._rebalance_since
+        if request_rejoin(self.consumer):
+            logger.warning(
+                "no assignment %.0fs after the partitions were revoked: asked to join again",
+                waited,
+            )
         self._rebalance_since = time.monotonic()
 
     def on_partitions_revoked(self, revoked) -> None:

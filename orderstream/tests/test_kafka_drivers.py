@@ -9,6 +9,7 @@ error mapping, the configuration it builds.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from types import SimpleNamespace
@@ -366,6 +367,26 @@ def test_a_client_wide_error_is_logged_once_per_interval(caplog):
         "_TRANSPORT",
         "_ALL_BROKERS_DOWN",
     ]
+
+
+def test_librdkafka_logs_a_failing_reconnect_once_per_interval_and_client(caplog):
+    """Against a closed port librdkafka retries the connection every ~50 ms and logs each
+    failure; two clients for 1.5 s give one FAIL line each."""
+    caplog.set_level(logging.DEBUG, logger="orderstream.kafka.librdkafka")
+    address = f"127.0.0.1:{free_port()}"
+    producers = [
+        confluent.ConfluentProducer(bootstrap_servers=[address], client_id=name, api_version=(2, 5))
+        for name in ("first", "second")
+    ]
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        for producer in producers:
+            producer.send("t", b"x")  # serves the log queue too
+        time.sleep(0.05)
+    for producer in producers:
+        producer.close(timeout=0)
+    failures = [r.args[1] for r in caplog.records if r.args and r.args[0] == "FAIL"]
+    assert sorted(name.split("#")[0] for name in failures) == ["first", "second"]
 
 
 # ------------------------------------------------------------------------------ the producer

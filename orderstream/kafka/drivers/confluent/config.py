@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from orderstream.kafka.drivers.confluent.errors import ErrorLog
+from orderstream.kafka.drivers.confluent.errors import ErrorLog, RepeatedLogLines
 
 # librdkafka's own log lines (served from poll/flush), in the project's log format.
 LIBRDKAFKA_LOGGER = logging.getLogger("orderstream.kafka.librdkafka")
+LIBRDKAFKA_LOGGER.addFilter(RepeatedLogLines())
 
 ASSIGNMENT_STRATEGY = "cooperative-sticky"
 # Network bound of calls that take no timeout (a synchronous commit, close).

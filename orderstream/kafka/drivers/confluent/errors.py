@@ -88,3 +88,24 @@ class ErrorLog:
         self._last[error.code()] = now
         level = logging.ERROR if error.fatal() else logging.WARNING
         logger.log(level, "librdkafka: %s: %s", error.name(), error.str())
+
+
+class RepeatedLogLines(logging.Filter):
+    """A filter on librdkafka's log lines: a line of one facility and client passes once
+    per ERROR_LOG_INTERVAL_S. While a broker is down librdkafka logs each failed
+    reconnect (`FAIL`, every ~50 ms per client) and each metadata retry (`METADATAUPDATE`);
+    seen in a broker restart test: hundreds of ERROR lines a minute per process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[tuple, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # confluent-kafka logs `"%s [%s] %s" % (facility, client name, text)`.
+        args = record.args if isinstance(record.args, tuple) else ()
+        key = args[:2] if len(args) == 3 else (record.msg,)
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < ERROR_LOG_INTERVAL_S:
+            return False
+        self._last[key] = now
+        return True
