@@ -233,6 +233,17 @@ class FakeLibrdkafka:
             raise self.commit_error
         return None if asynchronous else offsets
 
+    def committed(self, partitions, timeout):
+        self.calls.append(("committed", timeout))
+        return [CKTopicPartition(p.topic, p.partition, 7) for p in partitions]
+
+    def seek(self, partition):
+        self.calls.append(("seek", partition.partition, partition.offset))
+
+    def get_watermark_offsets(self, partition, timeout=None, cached=False):
+        self.calls.append(("watermarks", timeout))
+        return 3, 12
+
 
 def fake_consumer(queued=(), listener=None) -> tuple[confluent.ConfluentConsumer, FakeLibrdkafka]:
     consumer = confluent.ConfluentConsumer.__new__(confluent.ConfluentConsumer)
@@ -387,6 +398,24 @@ def test_librdkafka_logs_a_failing_reconnect_once_per_interval_and_client(caplog
         producer.close(timeout=0)
     failures = [r.args[1] for r in caplog.records if r.args and r.args[0] == "FAIL"]
     assert sorted(name.split("#")[0] for name in failures) == ["first", "second"]
+
+
+def test_a_members_position_before_its_first_record_is_asked_of_the_broker_once():
+    """The loop's lag stats ask every partition's position every second; a partition with
+    no record consumed yet is asked of the broker (within the caller's timeout) once per
+    assignment, then kept until a record or a seek moves it."""
+    consumer, fake = fake_consumer()
+    tp = TopicPartition("t", 0)
+    consumer._on_assign(fake, [CKTopicPartition("t", 0)])
+    assert [consumer.position(tp, timeout_ms=100) for _ in range(3)] == [7, 7, 7]
+    assert fake.calls == [("committed", 0.1)]
+    consumer.seek(tp, 9)
+    assert consumer.position(tp, timeout_ms=100) == 9
+    assert fake.calls[-1] == ("seek", 0, 9)
+    consumer._on_revoke(fake, [CKTopicPartition("t", 0)])
+    consumer._on_assign(fake, [CKTopicPartition("t", 0)])
+    assert consumer.position(tp, timeout_ms=100) == 7
+    assert fake.calls.count(("committed", 0.1)) == 2
 
 
 # ------------------------------------------------------------------------------ the producer
