@@ -16,8 +16,8 @@ The report and its table: bench/drivers_report.py.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from bench.worker import (
 )
 from devstack.polling import poll_until
 from devstack.ports import free_port
+from devstack.processes import child_pids
 from orderstream.kafka import ensure_topics
 
 # How long a fresh stack may take until a synchronous create gets the worker's answer (its
@@ -59,7 +60,7 @@ class StackShares:
     live_seconds: float
 
 
-@contextmanager
+@contextlib.contextmanager
 def kafka_client(driver: str) -> Iterator[None]:
     """This process's clients built with `driver` (settings are read when one is built)."""
     before = settings.KAFKA_CLIENT
@@ -68,6 +69,29 @@ def kafka_client(driver: str) -> Iterator[None]:
         yield
     finally:
         settings.KAFKA_CLIENT = before
+
+
+def driver_of_threads(names: list[str]) -> str:
+    """The Kafka driver of a process with threads `names`: librdkafka names its own
+    `rdk:main`, `rdk:broker-N` ...; kafka-python starts none of that name."""
+    return "confluent" if any(name.startswith("rdk:") for name in names) else "kafka-python"
+
+
+def thread_names(pid: int) -> list[str]:
+    names = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            names.append((task / "comm").read_text().strip())
+    return names
+
+
+def check_drivers(driver: str, pids: dict[str, int]) -> None:
+    """Stop the bench when a process of the round runs another driver than `driver` (its
+    setting did not reach it: the figures would be the other driver's)."""
+    for name, pid in pids.items():
+        running = driver_of_threads(thread_names(pid))
+        if running != driver:
+            raise SystemExit(f"the {name} (pid {pid}) runs {running}, not {driver}")
 
 
 def wait_answered(base_url: str, processes: list[Process]) -> None:
@@ -110,6 +134,10 @@ def stack_round(driver: str, round_number: int, shares: StackShares, *, log_dir:
             )
             wait_healthy(base_url, api)
             wait_answered(base_url, processes)
+            gunicorn_workers = {f"gunicorn worker {pid}": pid for pid in child_pids(api.pid)}
+            check_drivers(
+                driver, {p.name: p.pid for p in processes if p is not api} | gunicorn_workers
+            )
             sequential_creates(base_url, 20)  # warm-up, as the API benchmark's
             floor = kafka_floor(shares.floor_samples)
             sync, statuses, _ = sequential_creates(base_url, shares.sync_requests)

@@ -143,6 +143,17 @@ def format_drivers_table(report: dict) -> str:
         "  per round: worker CPU ms/event: " + _rounds_line(report, "worker_cpu_ms_per_event", str),
         "  per round: drain events/s: "
         + _rounds_line(report, "drain_events_per_s", lambda rate: f"{rate:.0f}"),
+        "  per round: live load sent/s (lateness p99 ms): "
+        + "; ".join(
+            f"{run_driver} "
+            + ", ".join(
+                f"{run['live_load']['load']['rate_sent']} "
+                f"({run['live_load']['load']['lateness_ms'].get('p99')})"
+                for run in report["stack_runs"]
+                if run["driver"] == run_driver
+            )
+            for run_driver in drivers
+        ),
         "  synchronous create statuses: "
         + "; ".join(
             f"{driver} {figures['sync_create_statuses']}"

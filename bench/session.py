@@ -38,7 +38,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--floor-samples", type=int, default=300)
     parser.add_argument("--live-rate", type=float, default=200.0, help="creates/s offered")
     parser.add_argument("--live-seconds", type=float, default=10.0)
-    parser.add_argument("--events", type=int, default=20000, help="worker bench: batched run")
+    parser.add_argument(
+        "--events", type=int, default=20000, help="worker bench: batched run; each driver's drain"
+    )
     parser.add_argument("--naive-events", type=int, default=3000, help="worker bench: naive run")
     parser.add_argument(
         "--worker-rounds",

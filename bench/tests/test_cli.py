@@ -93,7 +93,10 @@ def _stack_run(driver: str, round_number: int) -> dict:
         "floor_ms": [2.0],
         "sync_ms": sync,
         "sync_statuses": {"200": 2},
-        "live_load": {"cpu_ms_per_event": 0.3},
+        "live_load": {
+            "cpu_ms_per_event": 0.3,
+            "load": {"rate_sent": 200.0, "lateness_ms": {"p99": 1.0}},
+        },
     }
 
 

@@ -1,6 +1,7 @@
 """The Kafka drivers side by side (`make bench --drivers`): the rounds' order and the
-processes' names (bench/driver_rounds.py), the figures and ratios of a run
-(bench/drivers_report.py) and what the plot draws of them (bench/plot.py)."""
+processes' names (bench/driver_rounds.py), the check of a process's driver
+(bench/drivers.py), the figures and ratios of a run (bench/drivers_report.py) and what
+the plot draws of them (bench/plot.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import pytest
 
 from bench.driver_rounds import driver_names, interleaved, stack_names
+from bench.drivers import driver_of_threads
 from bench.drivers_report import drivers_report, format_drivers_table
 from bench.plot import bench_plot, driver_bars
 
@@ -53,6 +55,13 @@ def test_every_round_of_every_driver_has_topics_and_groups_of_its_own():
     assert not {"orders.events", "orders.ack", "order-workers"} & set(names)
 
 
+def test_a_process_runs_librdkafka_when_it_has_its_threads():
+    """How a round checks that its processes run the driver it named."""
+    assert driver_of_threads(["python", "rdk:main", "rdk:broker-1"]) == "confluent"
+    assert driver_of_threads(["python", "kafka-python-network-thread"]) == "kafka-python"
+    assert driver_of_threads(["gunicorn: worker"]) == "kafka-python"
+
+
 def _stack_run(driver: str, n: int, *, floor: list, sync: list, cpu: float | None) -> dict:
     return {
         "driver": driver,
@@ -60,7 +69,11 @@ def _stack_run(driver: str, n: int, *, floor: list, sync: list, cpu: float | Non
         "floor_ms": floor,
         "sync_ms": sync,
         "sync_statuses": {"200": len(sync)},
-        "live_load": {"cpu_ms_per_event": cpu, "events_applied": 10},
+        "live_load": {
+            "cpu_ms_per_event": cpu,
+            "events_applied": 10,
+            "load": {"rate_sent": 199.5 - n, "lateness_ms": {"p99": 10.0 * n}},
+        },
     }
 
 
@@ -142,6 +155,7 @@ def test_the_table_shows_both_drivers_figures_and_their_ratio():
     assert "worker CPU ms/event: kafka-python 0.3, 0.26; confluent 0.2, -" in table
     assert "drain events/s: kafka-python 8000, 9000; confluent 12000, 13500" in table
     assert "rebalances in the drains: kafka-python 0, confluent 1" in table
+    assert "live load sent/s (lateness p99 ms): kafka-python 198.5 (10.0), 197.5 (20.0)" in table
 
 
 def test_the_plot_draws_one_bar_per_measure_at_its_ratio_with_both_values():
