@@ -75,6 +75,34 @@ class Process:
         self._log.close()
 
 
+def start_stack(
+    processes: list[Process],
+    log_dir: Path,
+    *,
+    api_port: int,
+    env: dict | None = None,
+    tag: str = "",
+) -> tuple[Process, Process]:
+    """Start the API's gunicorn on 127.0.0.1:`api_port`, the relay and the worker, with
+    `env` over this process's environment and logs `<name><tag>.log`; each is appended to
+    `processes` as it starts, so the caller stops them (`stop_all`) even when a later one
+    fails to start. Returns the API and the worker; waits for neither."""
+    env = {**(env or {}), "API_PORT": str(api_port)}
+    for name, command in (
+        ("api", api_command()),
+        ("relay", manage_command("run_relay")),
+        ("worker", manage_command("run_worker")),
+    ):
+        processes.append(Process(f"{name}{tag}", command, log_dir=log_dir, env=env))
+    return processes[-3], processes[-1]
+
+
+def stop_all(processes: list[Process]) -> None:
+    """Stop `processes`, the last started first."""
+    for process in reversed(processes):
+        process.stop()
+
+
 def wait_healthy(url: str, process: Process, timeout: float = 60) -> None:
     """Wait until GET `url`/health answers 200, or fail naming the process's log."""
 

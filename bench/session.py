@@ -7,6 +7,10 @@ API's gunicorn, the relay, the worker and the bare-DRF baseline's gunicorn on fr
 127.0.0.1 ports, runs the API benchmark (bench/api.py) with the live-load
 measurement, stops them, runs the worker benchmark (bench/worker.py) on the same
 broker, and writes `bench.json`, `bench.png` and the processes' logs to the output folder.
+Those phases run with the driver KAFKA_CLIENT names. Then the Kafka drivers of `--drivers`
+are compared (bench/drivers.py): the stack started again per driver and round for the
+synchronous create and the live load (after the API phase), and the worker's drain per
+driver and round (after the worker phase, in its database).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import os
 import sys
 from pathlib import Path
 
-from bench.servers import Process, api_command, manage_command, start_baseline, wait_healthy
+from bench.driver_rounds import driver_names, interleaved
+from bench.servers import start_baseline, start_stack, stop_all, wait_healthy
 from bench.targets import WORKER_ROUNDS
 from devstack.ports import free_port
 
@@ -33,7 +38,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--floor-samples", type=int, default=300)
     parser.add_argument("--live-rate", type=float, default=200.0, help="creates/s offered")
     parser.add_argument("--live-seconds", type=float, default=10.0)
-    parser.add_argument("--events", type=int, default=20000, help="worker bench: batched run")
+    parser.add_argument(
+        "--events", type=int, default=20000, help="worker bench: batched run; each driver's drain"
+    )
     parser.add_argument("--naive-events", type=int, default=3000, help="worker bench: naive run")
     parser.add_argument(
         "--worker-rounds",
@@ -43,9 +50,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--skip-worker-bench", action="store_true")
     parser.add_argument(
+        "--drivers",
+        default="kafka-python,confluent",
+        help="Kafka drivers compared, interleaved, the first the ratios' reference "
+        "(comma-separated; '' for none)",
+    )
+    parser.add_argument(
+        "--driver-rounds",
+        type=int,
+        default=WORKER_ROUNDS,
+        help="rounds of the drivers' comparison; a round shares --sync-requests and "
+        "--floor-samples out, and runs --live-seconds and --events in full",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="py-spy speedscope files beside the JSON"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    from django.conf import settings
+
+    try:
+        args.drivers = driver_names(args.drivers, settings.KAFKA_CLIENTS)
+    except ValueError as exc:
+        parser.error(f"--drivers: {exc}")
+    return args
 
 
 def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
@@ -56,14 +83,9 @@ def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
     log_dir = out_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     api_port, baseline_port = free_port(), free_port()
-    os.environ["API_PORT"] = str(api_port)
-    processes = []
+    processes: list = []
     try:
-        api = Process("api", api_command(), log_dir=log_dir)
-        processes.append(api)
-        processes.append(Process("relay", manage_command("run_relay"), log_dir=log_dir))
-        worker = Process("worker", manage_command("run_worker"), log_dir=log_dir)
-        processes.append(worker)
+        api, worker = start_stack(processes, log_dir, api_port=api_port)
         processes.append(start_baseline(baseline_port, log_dir))
         wait_healthy(f"http://127.0.0.1:{api_port}", api)
         for process in processes:  # one that exited at start would stall every phase
@@ -82,15 +104,20 @@ def api_phase(args: argparse.Namespace, out_dir: Path) -> dict:
         for process in processes:
             process.check_alive()
     finally:
-        for process in reversed(processes):
-            process.stop()
+        stop_all(processes)
     sys.stdout.write(format_table(report))
     return report
 
 
-def worker_phase(args: argparse.Namespace) -> dict:
+def drain_database() -> str:
+    """The drains' database: the worker database's name + `_drain`, asked before a phase
+    points the `worker` alias at it."""
     from django.db import connections
 
+    return f"{connections['worker'].settings_dict['NAME']}_drain"
+
+
+def worker_phase(args: argparse.Namespace, database: str) -> dict:
     from bench.worker import bench_group_settings, bench_worker_run, format_worker_table
 
     bench_group_settings()
@@ -98,7 +125,7 @@ def worker_phase(args: argparse.Namespace) -> dict:
         events=args.events,
         naive_events=args.naive_events,
         batch_size=int(os.environ.get("WORKER_BATCH_SIZE", "500")),
-        database=f"{connections['worker'].settings_dict['NAME']}_drain",
+        database=database,
         json_path=None,
         rounds=args.worker_rounds,
     )
@@ -106,17 +133,72 @@ def worker_phase(args: argparse.Namespace) -> dict:
     return report
 
 
+def drivers_stack_phase(args: argparse.Namespace, out_dir: Path) -> list[dict]:
+    """The drivers' stacks, round by round (bench/drivers.py `stack_rounds`)."""
+    from bench import drivers
+
+    if not args.drivers:
+        return []
+    rounds = args.driver_rounds
+    shares = drivers.StackShares(
+        floor_samples=max(1, args.floor_samples // rounds),
+        sync_requests=max(1, args.sync_requests // rounds),
+        live_rate=args.live_rate,
+        live_seconds=args.live_seconds,
+    )
+    order = interleaved(args.drivers, rounds)
+    return drivers.stack_rounds(order, shares, log_dir=out_dir / "logs", out=sys.stdout)
+
+
+def drivers_drain_phase(
+    args: argparse.Namespace, stack_runs: list[dict], database: str
+) -> dict | None:
+    """The drivers' drains, round by round, then the comparison's report and table."""
+    from bench import drivers
+    from bench.drivers_report import drivers_report, format_drivers_table
+    from bench.worker import bench_group_settings
+
+    if not args.drivers:
+        return None
+    bench_group_settings()
+    drain_runs = drivers.drain_rounds(
+        interleaved(args.drivers, args.driver_rounds),
+        events=args.events,
+        batch_size=int(os.environ.get("WORKER_BATCH_SIZE", "500")),
+        database=database,
+        out=sys.stdout,
+    )
+    report = drivers_report(
+        args.drivers,
+        rounds=args.driver_rounds,
+        live_rate=args.live_rate,
+        stack_runs=stack_runs,
+        drain_runs=drain_runs,
+    )
+    sys.stdout.write(format_drivers_table(report))
+    return report
+
+
 def bench_session(argv: list[str]) -> int:
-    from bench.plot import bench_plot
+    from django.conf import settings
+
+    from bench import plot
 
     args = parse_args(argv)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"broker": os.environ.get("BROKER", "tansu"), "cpu_count": os.cpu_count()}
+    report = {
+        "broker": os.environ.get("BROKER", "tansu"),
+        "cpu_count": os.cpu_count(),
+        "kafka_client": settings.KAFKA_CLIENT,  # of the API and worker phases
+    }
+    database = drain_database()
     report["api"] = api_phase(args, out_dir)
-    report["worker"] = None if args.skip_worker_bench else worker_phase(args)
+    stack_runs = drivers_stack_phase(args, out_dir)
+    report["worker"] = None if args.skip_worker_bench else worker_phase(args, database)
+    report["drivers"] = drivers_drain_phase(args, stack_runs, database)
     json_path = out_dir / "bench.json"
     json_path.write_text(json.dumps(report, indent=2))
-    png_path = bench_plot(report, out_dir / "bench.png")
+    png_path = plot.bench_plot(report, out_dir / "bench.png")
     print(f"\nwritten: {json_path}, {png_path}, logs in {out_dir / 'logs'}")
     return 0
