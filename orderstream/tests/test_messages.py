@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from kafka import KafkaProducer
@@ -70,7 +71,9 @@ def test_the_largest_event_fits_the_request_size_of_the_producer_that_publishes_
     relay's producer: kafka-python's own estimate of the record against the
     max_request_size the project builds it with. So the API's 413 is the only refusal."""
     configs = []
-    monkeypatch.setattr(project_kafka, "KafkaProducer", lambda **config: configs.append(config))
+    capture = lambda **config: configs.append(config)  # noqa: E731 (either driver's class)
+    drivers = SimpleNamespace(KafkaProducer=capture, ConfluentProducer=capture)
+    monkeypatch.setattr(project_kafka, "driver_module", lambda: drivers)
     relay_producer()
     (config,) = configs
     limit = config.get("max_request_size", KafkaProducer.DEFAULT_CONFIG["max_request_size"])
