@@ -84,15 +84,19 @@ class LoopStats:
 
 def partition_lags(consumer) -> dict | None:
     """Messages behind the end of each partition the consumer holds (None for one whose end
-    no fetch has told yet), from the consumer's own state; None when it cannot say."""
+    no fetch has told yet, or whose position the consumer does not know yet), from the
+    consumer's own state: no position is asked of the broker (`timeout_ms=0`). A broker
+    asked from the loop's thread answers after the fetch in flight on the same connection
+    (fetch_max_wait_ms): every second, per partition, that held a librdkafka worker's
+    drain to a fifth of kafka-python's."""
     if consumer is None:
         return None
     lags = {}
     try:
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
-            behind = None if high is None else high - consumer.position(tp, timeout_ms=100)
-            lags[tp] = None if behind is None else max(behind, 0)
+            position = None if high is None else consumer.position(tp, timeout_ms=0)
+            lags[tp] = None if position is None else max(high - position, 0)
     except (KafkaError, AssertionError, TypeError):
         return None
     return lags

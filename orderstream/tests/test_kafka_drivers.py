@@ -407,6 +407,7 @@ def test_a_members_position_before_its_first_record_is_asked_of_the_broker_once(
     consumer, fake = fake_consumer()
     tp = TopicPartition("t", 0)
     consumer._on_assign(fake, [CKTopicPartition("t", 0)])
+    assert consumer.position(tp, timeout_ms=0) is None  # only what is known: nothing yet
     assert [consumer.position(tp, timeout_ms=100) for _ in range(3)] == [7, 7, 7]
     assert fake.calls == [("committed", 0.1)]
     consumer.seek(tp, 9)

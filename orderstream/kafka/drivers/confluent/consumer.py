@@ -281,13 +281,17 @@ class ConfluentConsumer:
     def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int | None:
         """The next offset this consumer reads of `tp`: after its last record, else where
         it was placed (the start or end resolved now, and kept), else the committed
-        offset, else the partition's start."""
+        offset, else the partition's start. With `timeout_ms=0`, only what is known
+        without asking the broker (else None), as kafka-python's at that timeout."""
         if tp in self._positions:
             return self._positions[tp]
         start = self._starts.get(tp)
+        if start is not None and start >= 0:
+            return start
+        if timeout_ms == 0:
+            return None
         if start is not None:
-            if start < 0:
-                self._resolve_starts()
+            self._resolve_starts()
             return self._starts[tp]
         fetch_start = self.committed(tp, timeout_ms)
         if fetch_start is None:
