@@ -17,11 +17,11 @@ The report and its table: bench/drivers_report.py.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.test.utils import override_settings
 
 from bench.api import (
     BenchConfig,
@@ -58,17 +58,6 @@ class StackShares:
     sync_requests: int
     live_rate: float
     live_seconds: float
-
-
-@contextlib.contextmanager
-def kafka_client(driver: str) -> Iterator[None]:
-    """This process's clients built with `driver` (settings are read when one is built)."""
-    before = settings.KAFKA_CLIENT
-    settings.KAFKA_CLIENT = driver
-    try:
-        yield
-    finally:
-        settings.KAFKA_CLIENT = before
 
 
 def driver_of_threads(names: list[str]) -> str:
@@ -116,7 +105,7 @@ def stack_round(driver: str, round_number: int, shares: StackShares, *, log_dir:
     base_url = f"http://127.0.0.1:{api_port}"
     out.write(f"drivers, round {round_number}: {driver}\n")
     processes: list[Process] = []
-    with kafka_client(driver):
+    with override_settings(KAFKA_CLIENT=driver):  # this process's clients too
         ensure_topics(
             {
                 names["ORDERS_EVENTS_TOPIC"]: partitions,
@@ -183,7 +172,7 @@ def drain_rounds(
         for number, driver in order:
             fresh = bench_events(events)
             drained += fresh
-            with kafka_client(driver):
+            with override_settings(KAFKA_CLIENT=driver):  # this process's clients too
                 run = bench_drain(
                     name=f"batched-{driver}",
                     worker_class=BenchOrderWorker,

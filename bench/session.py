@@ -118,13 +118,15 @@ def drain_database() -> str:
 
 
 def worker_phase(args: argparse.Namespace, database: str) -> dict:
+    from django.conf import settings
+
     from bench.worker import bench_group_settings, bench_worker_run, format_worker_table
 
     bench_group_settings()
     report = bench_worker_run(
         events=args.events,
         naive_events=args.naive_events,
-        batch_size=int(os.environ.get("WORKER_BATCH_SIZE", "500")),
+        batch_size=settings.WORKER_BATCH_SIZE,
         database=database,
         json_path=None,
         rounds=args.worker_rounds,
@@ -154,6 +156,8 @@ def drivers_drain_phase(
     args: argparse.Namespace, stack_runs: list[dict], database: str
 ) -> dict | None:
     """The drivers' drains, round by round, then the comparison's report and table."""
+    from django.conf import settings
+
     from bench import drivers
     from bench.drivers_report import drivers_report, format_drivers_table
     from bench.worker import bench_group_settings
@@ -164,7 +168,7 @@ def drivers_drain_phase(
     drain_runs = drivers.drain_rounds(
         interleaved(args.drivers, args.driver_rounds),
         events=args.events,
-        batch_size=int(os.environ.get("WORKER_BATCH_SIZE", "500")),
+        batch_size=settings.WORKER_BATCH_SIZE,
         database=database,
         out=sys.stdout,
     )

@@ -9,7 +9,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from orderstream.kafka import driver as kp
 from orderstream.kafka.drivers.confluent.config import base_config
 from orderstream.kafka.drivers.confluent.errors import project_error
-from orderstream.kafka.drivers.confluent.partitions import METADATA_TIMEOUT_S
+from orderstream.kafka.drivers.confluent.partitions import METADATA_TIMEOUT_S, topic_names
 
 
 class ConfluentAdmin:
@@ -21,10 +21,7 @@ class ConfluentAdmin:
         self._admin = AdminClient(conf)
 
     def topic_names(self) -> set[str]:
-        try:
-            return set(self._admin.list_topics(timeout=self._timeout).topics)
-        except KafkaException as exc:
-            raise project_error(exc) from exc
+        return topic_names(self._admin, self._timeout)
 
     def create_topics(self, layout: dict[str, int]) -> None:
         """Create the topics of `layout` (name -> partitions); one that exists is no error."""

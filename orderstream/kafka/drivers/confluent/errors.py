@@ -74,18 +74,30 @@ def project_error(error) -> kp.KafkaError:
 ERROR_LOG_INTERVAL_S = 10.0
 
 
+class OncePerInterval:
+    """Whether a key's turn has come: true at most once per ERROR_LOG_INTERVAL_S per key."""
+
+    def __init__(self) -> None:
+        self._last: dict = {}
+
+    def __call__(self, key) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < ERROR_LOG_INTERVAL_S:
+            return False
+        self._last[key] = now
+        return True
+
+
 class ErrorLog:
     """librdkafka's `error_cb` of one client: errors of the client as a whole (brokers
     down, ...), logged once per ERROR_LOG_INTERVAL_S per code; a fatal one always."""
 
     def __init__(self) -> None:
-        self._last: dict[int, float] = {}
+        self._due = OncePerInterval()
 
     def __call__(self, error: CKError) -> None:
-        now = time.monotonic()
-        if not error.fatal() and now - self._last.get(error.code(), -1e9) < ERROR_LOG_INTERVAL_S:
+        if not self._due(error.code()) and not error.fatal():
             return
-        self._last[error.code()] = now
         level = logging.ERROR if error.fatal() else logging.WARNING
         logger.log(level, "librdkafka: %s: %s", error.name(), error.str())
 
@@ -98,14 +110,9 @@ class RepeatedLogLines(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._last: dict[tuple, float] = {}
+        self._due = OncePerInterval()
 
     def filter(self, record: logging.LogRecord) -> bool:
         # confluent-kafka logs `"%s [%s] %s" % (facility, client name, text)`.
         args = record.args if isinstance(record.args, tuple) else ()
-        key = args[:2] if len(args) == 3 else (record.msg,)
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < ERROR_LOG_INTERVAL_S:
-            return False
-        self._last[key] = now
-        return True
+        return self._due(args[:2] if len(args) == 3 else (record.msg,))

@@ -29,9 +29,9 @@ def offset_of(value) -> int:
     return int(getattr(value, "offset", value))
 
 
-def topic_names(client) -> set[str]:
+def topic_names(client, timeout: float = METADATA_TIMEOUT_S) -> set[str]:
     try:
-        return set(client.list_topics(timeout=METADATA_TIMEOUT_S).topics)
+        return set(client.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise project_error(exc) from exc
 

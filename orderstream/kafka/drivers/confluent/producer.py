@@ -14,7 +14,7 @@ from confluent_kafka import KafkaException
 from orderstream.kafka import driver as kp
 from orderstream.kafka.drivers.confluent.config import producer_config
 from orderstream.kafka.drivers.confluent.errors import project_error
-from orderstream.kafka.drivers.confluent.partitions import partitions_of
+from orderstream.kafka.drivers.confluent.partitions import partitions_of, topic_names
 
 logger = logging.getLogger(__name__)
 # A producer's view of a topic's partitions is asked again after this long.
@@ -77,13 +77,7 @@ class ConfluentProducer:
         self._producer = confluent_kafka.Producer(conf)
         self._partitions: dict[str, tuple[float, set[int]]] = {}
         if bootstrap_timeout is not None:  # as kafka-python's: no producer without a broker
-            self._probe(bootstrap_timeout)
-
-    def _probe(self, timeout: float) -> None:
-        try:
-            self._producer.list_topics(timeout=timeout)
-        except KafkaException as exc:
-            raise project_error(exc) from exc
+            topic_names(self._producer, bootstrap_timeout)
 
     def send(self, topic, value=None, key=None, headers=None, partition=None) -> Delivery:
         delivery = Delivery(self._producer)
