@@ -12,10 +12,12 @@ import uuid
 
 import pytest
 from django.core import signals
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
+from django.urls import Resolver404
 from django_redis import get_redis_connection
 from prometheus_client import REGISTRY
 
+from orders_api import fast_reads
 from orders_api.fast_reads import FastReads
 from orderstream.messages import OrderResult
 from orderstream.wsgi_handler import ApiWSGIHandler
@@ -206,3 +208,34 @@ def test_api_fast_reads_0_turns_the_fast_path_off(settings):
     settings.API_FAST_READS = False
     assert FastReads.build() is None
     assert ApiWSGIHandler().fast_reads is None
+
+
+def test_a_redirect_of_the_security_middleware_is_left_to_django(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    fast, full = ApiWSGIHandler(), ApiWSGIHandler()
+    full.fast_reads = None
+    env = environ(f"/orders/{OrderFactory(user_id=USER).order_id}")
+    assert not answered_fast(fast, env)
+    answer = served(fast, env)
+    assert answer[0] == "301 Moved Permanently", answer
+    assert answer == served(full, env)
+
+
+def test_a_database_error_is_left_to_django(handlers, monkeypatch):
+    """DRF answers it in the API's error shape (a 500); the fast path does not swallow it."""
+    fast, _ = handlers
+
+    def broken(**kwargs):
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(fast_reads, "order_row", broken)
+    assert not answered_fast(fast, environ(f"/orders/{uuid.uuid4()}"))
+
+
+def test_the_fast_path_is_off_without_the_route(monkeypatch, caplog):
+    def no_route(path):
+        raise Resolver404(path)
+
+    monkeypatch.setattr(fast_reads, "resolve", no_route)
+    assert FastReads.build() is None
+    assert "no such route" in caplog.text
