@@ -5,3 +5,5 @@ stops. Never the settings of the real API."""
 from orderstream.settings.local import *  # noqa: F403
 
 ROOT_URLCONF = "bench.baseline"
+# The baseline is bare DRF: no fast path of the API's (orders_api/fast_reads.py) answers it.
+API_FAST_READS = False

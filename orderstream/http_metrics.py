@@ -43,10 +43,15 @@ class RequestMetricsMiddleware:
     def __call__(self, request):
         started = time.perf_counter()
         response = self.get_response(request)
-        elapsed = time.perf_counter() - started
         match = request.resolver_match
         view = match.view_name if match is not None else UNMATCHED
-        method = request.method if request.method in METHODS else "other"
-        http_requests.labels(view, method, str(response.status_code)).inc()
-        http_request_duration.labels(view, method).observe(elapsed)
+        request_record(view, request.method, response.status_code, started)
         return response
+
+
+def request_record(view: str, method: str, status: int, started: float) -> None:
+    """Count and time one request to `view` that started at `started` (perf_counter)."""
+    elapsed = time.perf_counter() - started
+    method = method if method in METHODS else "other"
+    http_requests.labels(view, method, str(status)).inc()
+    http_request_duration.labels(view, method).observe(elapsed)

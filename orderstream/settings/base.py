@@ -273,6 +273,10 @@ API_PAGE_SIZE = int(env("API_PAGE_SIZE", "50"))
 # Payload bytes a page of GET /orders holds at most (one order always): a page of large
 # orders is shorter, and its `next` link goes on at the first order left out.
 API_PAGE_MAX_BYTES = int(env("API_PAGE_MAX_BYTES", str(4 * 1024 * 1024)))
+# GET /orders/{id} of JSON clients answered without DRF and most middleware, byte for byte
+# as through them (orders_api/fast_reads.py); 0 sends every read through DRF.
+API_FAST_READS = env_bool("API_FAST_READS", True)
+API_FAST_PATH = "orders_api.fast_reads.FastReads"  # what the WSGI handler asks first
 # Comma-separated bearer tokens; when set, the API needs `Authorization: Bearer <token>`
 # (or a staff login). Empty = open, as the original service (production warns at start).
 API_TOKENS = env_list("API_TOKENS", "")
