@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The embedded broker: tansu (in memory, no Java) or kafka (Apache Kafka, needs Java 17 and Maven).
+# KAFKA_NODES=3 (with BROKER=kafka): three Apache Kafka nodes instead of one (devstack/brokers.py).
 BROKER ?= tansu
 export BROKER
 

@@ -60,15 +60,21 @@ def test_a_key_goes_to_the_same_partition_with_either_driver(six_partition_topic
 
 
 @pytest.mark.broker
-def test_the_admin_port_creates_topics_and_reads_their_size_limit(kafka_bootstrap, settings):
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_the_admin_port_creates_topics_counts_brokers_and_reads_size_limits(
+    kafka_broker, kafka_bootstrap, settings, client
+):
+    settings.KAFKA_CLIENT = client
     topic = f"test.admin.{uuid.uuid4().hex[:8]}"
     admin = make_admin()
     try:
         admin.create_topics({topic: 2})
-        admin.create_topics({topic: 2})  # exists: no error
+        admin.create_topics({topic: 2}, replication_factor=1, configs={})  # exists: no error
         assert topic in admin.topic_names()
         limit = admin.max_message_bytes(topic)
         assert limit is None or limit > 1000
+        nodes = len(getattr(kafka_broker, "nodes", [kafka_broker]))
+        assert admin.broker_count() == nodes if kafka_broker else admin.broker_count() >= 1
     finally:
         admin.close()
 

@@ -31,10 +31,18 @@ class KafkaPythonAdmin:
     def topic_names(self) -> set[str]:
         return set(self._admin.list_topics())
 
-    def create_topics(self, layout: dict[str, int]) -> None:
+    def broker_count(self) -> int:
+        brokers = self._admin.describe_cluster()["brokers"]
+        return sum(1 for broker in brokers if not broker.get("is_fenced"))
+
+    def create_topics(self, layout, *, replication_factor=1, configs=None) -> None:
         """Create the topics of `layout` (name -> partitions); one that exists is no error."""
+        new = [
+            NewTopic(n, p, replication_factor, topic_configs=configs or {})
+            for n, p in layout.items()
+        ]
         try:
-            self._admin.create_topics([NewTopic(n, p, 1) for n, p in layout.items()])
+            self._admin.create_topics(new)
         except TopicAlreadyExistsError:
             pass  # another process created them between the caller's list and this
 
