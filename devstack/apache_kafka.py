@@ -112,14 +112,21 @@ _DEFAULT = re.compile(r"\$\{\w+:?-([^}]*)\}")
 
 
 def compose_kafka_settings(compose_path: Path = COMPOSE_FILE) -> dict[str, str]:
-    """The server properties of the compose file's `kafka` service, plus its `cluster.id`.
+    """The server properties of the compose file's `kafka` service, plus its `cluster.id`
+    (`service_kafka_settings`)."""
+    service = yaml.safe_load(Path(compose_path).read_text())["services"]["kafka"]
+    return service_kafka_settings(service)
+
+
+def service_kafka_settings(service: dict) -> dict[str, str]:
+    """The server properties of a compose service running the apache/kafka image, plus its
+    `cluster.id`.
 
     The apache/kafka image's rule: each `KAFKA_` variable (but the JVM/logging ones) becomes
     a property: prefix dropped, lowercased, `___` -> `-`, `__` -> `_`, `_` -> `.`. `CLUSTER_ID`
     (the id the log directory is formatted with) is returned as `cluster.id`. A
     `${VARIABLE:-default}` is resolved to its default; this reads no environment.
     """
-    service = yaml.safe_load(Path(compose_path).read_text())["services"]["kafka"]
     environment = service.get("environment", {})
     if isinstance(environment, list):
         environment = dict(item.partition("=")[::2] for item in environment)
