@@ -56,6 +56,7 @@ from kafka.errors import (
     RebalanceInProgressError,
     RecordListTooLargeError,
     TopicAlreadyExistsError,
+    UnknownBrokerIdError,
     UnknownMemberIdError,
     UnknownTopicOrPartitionError,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "RecordListTooLargeError",
     "TopicAlreadyExistsError",
     "TopicPartition",
+    "UnknownBrokerIdError",
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
     "record_batch_overhead",
