@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The embedded broker: tansu (in memory, no Java) or kafka (Apache Kafka, needs Java 17 and Maven).
+# KAFKA_NODES=3 (with BROKER=kafka): three Apache Kafka nodes instead of one (devstack/brokers.py).
 BROKER ?= tansu
 export BROKER
 
@@ -47,7 +48,7 @@ clean:
 # its monitoring: promtool on the Prometheus config and the dashboard's PromQL, the metric
 # names (scripts/check_monitoring.py; without promtool those steps are skipped, saying so).
 compose-lint: venv
-	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose/docker-compose.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec compose/docker-compose.yml compose/docker-compose.cluster.yml
 	$(VENV)/bin/hadolint --failure-threshold info compose/Dockerfile
 	$(VENV)/bin/shellcheck compose/start-api.sh compose/start-relay.sh compose/start-worker.sh
 	$(PY) scripts/check_monitoring.py

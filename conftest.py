@@ -8,9 +8,10 @@ Every test is sorted into layers by what it needs (markers, set at collection):
   processes.
 The broker is one embedded server on a free loopback port for the whole session, started
 when the first test that needs it runs, so tests never touch the broker of a running
-`make run` stack: Tansu, or Apache Kafka with BROKER=kafka (TEST_KAFKA_BROKERS: use an
-existing one). A test that needs no broker sees an address where none answers, so a test
-that uses Kafka without saying so fails the same way alone and in the whole suite.
+`make run` stack: Tansu, or Apache Kafka with BROKER=kafka (three nodes with
+KAFKA_NODES=3; TEST_KAFKA_BROKERS: use an existing one). A test that needs no broker sees
+an address where none answers, so a test that uses Kafka without saying so fails the same
+way alone and in the whole suite.
 """
 
 import os
@@ -19,7 +20,7 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from devstack.brokers import embedded_broker
+from devstack.brokers import embedded_broker, kafka_nodes
 from orderstream.kafka import ensure_topics
 from testkit.running import running
 
@@ -87,7 +88,11 @@ def kafka_broker(tmp_path_factory):
         kind = broker_kind()
         logs = tmp_path_factory.mktemp("broker")
         broker = embedded_broker(
-            kind, port=None, data_dir=logs / "data", log_path=logs / f"{kind}.log"
+            kind,
+            port=None,
+            data_dir=logs / "data",
+            log_path=logs / f"{kind}.log",
+            nodes=kafka_nodes(),
         ).start()
     yield broker
     if broker:
@@ -98,7 +103,7 @@ def kafka_broker(tmp_path_factory):
 def kafka_bootstrap(kafka_broker) -> list[str]:
     """The addresses of the session's broker."""
     external = os.environ.get("TEST_KAFKA_BROKERS")
-    addresses = external.split(",") if external else [kafka_broker.bootstrap]
+    addresses = (external or kafka_broker.bootstrap).split(",")
     with override_settings(KAFKA_BROKERS=addresses):
         ensure_topics()
     return addresses

@@ -1,6 +1,7 @@
 """A real Apache Kafka broker (KRaft, one node: broker + controller) as a child process.
 
-The second local broker beside the embedded Tansu one (tansu.py), with the same surface.
+The second local broker beside the embedded Tansu one (tansu.py), with the same surface; a
+node of a cluster too (kafka_cluster.py: its node id, the quorum's voters, its settings).
 Its jars come from Maven Central through `kafka-pom.xml` into `.cache/apache-kafka/<version>/lib`
 (downloaded once; needs `mvn` and a Java 17+ `java`). Its settings are those of the compose
 file's `kafka` service, translated as the apache/kafka image does, with only the listeners,
@@ -10,6 +11,7 @@ Unlike Tansu it keeps its data: a restart on the same data directory keeps topic
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -110,14 +112,21 @@ _DEFAULT = re.compile(r"\$\{\w+:?-([^}]*)\}")
 
 
 def compose_kafka_settings(compose_path: Path = COMPOSE_FILE) -> dict[str, str]:
-    """The server properties of the compose file's `kafka` service, plus its `cluster.id`.
+    """The server properties of the compose file's `kafka` service, plus its `cluster.id`
+    (`service_kafka_settings`)."""
+    service = yaml.safe_load(Path(compose_path).read_text())["services"]["kafka"]
+    return service_kafka_settings(service)
+
+
+def service_kafka_settings(service: dict) -> dict[str, str]:
+    """The server properties of a compose service running the apache/kafka image, plus its
+    `cluster.id`.
 
     The apache/kafka image's rule: each `KAFKA_` variable (but the JVM/logging ones) becomes
     a property: prefix dropped, lowercased, `___` -> `-`, `__` -> `_`, `_` -> `.`. `CLUSTER_ID`
     (the id the log directory is formatted with) is returned as `cluster.id`. A
     `${VARIABLE:-default}` is resolved to its default; this reads no environment.
     """
-    service = yaml.safe_load(Path(compose_path).read_text())["services"]["kafka"]
     environment = service.get("environment", {})
     if isinstance(environment, list):
         environment = dict(item.partition("=")[::2] for item in environment)
@@ -137,13 +146,19 @@ def compose_kafka_settings(compose_path: Path = COMPOSE_FILE) -> dict[str, str]:
 
 
 def local_settings(
-    settings: dict[str, str], port: int, controller_port: int, log_dir: Path
+    settings: dict[str, str],
+    port: int,
+    controller_port: int,
+    log_dir: Path,
+    *,
+    voters: dict[int, int] | None = None,
 ) -> dict[str, str]:
     """`settings` on 127.0.0.1: one client listener on `port`, the controller on
     `controller_port`, the data in `log_dir`; every other setting is kept.
 
     The client listener keeps the name of the inter-broker listener (else the first
-    non-controller one), so its security protocol in the map still applies.
+    non-controller one), so its security protocol in the map still applies. `voters`
+    (node id -> controller port) is the quorum of a cluster; by default this node alone.
     """
     controller = settings.get("controller.listener.names", "CONTROLLER").split(",")[0]
     names = [item.split("://")[0] for item in settings.get("listeners", "").split(",") if item]
@@ -163,8 +178,10 @@ def local_settings(
     for name in (client, controller):
         protocols.setdefault(name, "PLAINTEXT")
     local["listener.security.protocol.map"] = ",".join(f"{k}:{v}" for k, v in protocols.items())
-    node_id = settings.get("node.id", "1")
-    local["controller.quorum.voters"] = f"{node_id}@127.0.0.1:{controller_port}"
+    voters = voters or {int(settings.get("node.id", "1")): controller_port}
+    local["controller.quorum.voters"] = ",".join(
+        f"{node}@127.0.0.1:{port}" for node, port in voters.items()
+    )
     local["log.dirs"] = str(log_dir)
     return local
 
@@ -179,9 +196,12 @@ def properties_text(settings: dict[str, str]) -> str:
 class ApacheKafkaBroker(ChildServer):
     """An Apache Kafka broker on 127.0.0.1:`port` keeping its data in `data_dir`.
 
-    Configured from the compose file's `kafka` service (see `compose_kafka_settings`).
-    `data_dir` holds server.properties, log4j2.properties and the log directory
-    `kafka-logs`, formatted on the first start only.
+    Configured from the compose file's `kafka` service (see `compose_kafka_settings`), with
+    `overrides` on top; a node of a cluster gets its `node_id` and the quorum's `voters`
+    (node id -> controller port, its own `controller_port` among them). `data_dir` holds
+    server.properties, log4j2.properties and the log directory `kafka-logs`, formatted on
+    the first start only. Ports and data stay with the object: a stopped node started
+    again is the same node.
     """
 
     STOP_TIMEOUT = 30.0  # SIGTERM is a controlled shutdown that flushes the logs
@@ -193,12 +213,23 @@ class ApacheKafkaBroker(ChildServer):
         data_dir: Path,
         log_path: str | None = None,
         compose_path: Path = COMPOSE_FILE,
+        node_id: int | None = None,
+        controller_port: int | None = None,
+        voters: dict[int, int] | None = None,
+        overrides: dict[str, str] | None = None,
+        jvm_flags: list[str] = JVM_FLAGS,
     ):
         self.port = port or free_port()
-        self.controller_port = free_port()
+        self.controller_port = controller_port or free_port()
         self.data_dir = Path(data_dir)
         self.log_path = log_path
         self.compose_path = compose_path
+        self.overrides = {**(overrides or {})}
+        if node_id is not None:
+            self.overrides["node.id"] = str(node_id)
+        self.voters = voters
+        self.jvm_flags = jvm_flags
+        self.node_id = int(self.server_settings()[0].get("node.id", "1"))
         self.process: subprocess.Popen | None = None
 
     @property
@@ -208,14 +239,21 @@ class ApacheKafkaBroker(ChildServer):
     def _java(self, main: str, *args: str) -> list[str]:
         classpath = str(kafka_lib_dir() / "*")
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
-        return ["java", *JVM_FLAGS, log4j, "-cp", classpath, main, *args]
+        return ["java", *self.jvm_flags, log4j, "-cp", classpath, main, *args]
+
+    def server_settings(self) -> tuple[dict[str, str], str]:
+        """The node's server properties and the cluster id its log directory gets."""
+        settings = {**compose_kafka_settings(self.compose_path), **self.overrides}
+        cluster_id = settings.pop("cluster.id")
+        log_dir = self.data_dir / "kafka-logs"
+        local = local_settings(
+            settings, self.port, self.controller_port, log_dir, voters=self.voters
+        )
+        return local, cluster_id
 
     def _configure(self) -> tuple[Path, str]:
         """Write server.properties and log4j2.properties; return the file and cluster id."""
-        settings = compose_kafka_settings(self.compose_path)
-        cluster_id = settings.pop("cluster.id")
-        log_dir = self.data_dir / "kafka-logs"
-        local = local_settings(settings, self.port, self.controller_port, log_dir)
+        local, cluster_id = self.server_settings()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
         server_properties = self.data_dir / "server.properties"
@@ -223,6 +261,13 @@ class ApacheKafkaBroker(ChildServer):
         return server_properties, cluster_id
 
     def start(self, timeout: float = 60.0) -> ApacheKafkaBroker:
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process (formatting the log directory the first time), not waiting
+        for it: the nodes of a cluster answer only once a quorum of them runs."""
         require_tools("java")
         server_properties, cluster_id = self._configure()
         with open(self.log_path or "/dev/null", "ab") as log:
@@ -241,20 +286,47 @@ class ApacheKafkaBroker(ChildServer):
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def wait_ready(self, timeout: float) -> None:
         self.wait_answering(
             self._answers, timeout, f"Apache Kafka on {self.bootstrap}", interval=0.2
         )
-        return self
 
     def _answers(self) -> bool:
-        """The broker lists itself (it is unfenced) and its group coordinator answers.
+        """The broker lists itself unfenced and its group coordinator answers.
 
         The first group request makes the broker create `__consumer_offsets` (50
         partitions, from the compose settings); until they are loaded every consumer gets
         NOT_COORDINATOR, so a worker started right after would wait seconds for its group.
         """
+        from orderstream.kafka import KafkaError
+
+        with self._admin() as admin:
+            try:
+                if admin is None or self.node_id not in unfenced(admin):
+                    return False
+                admin.describe_groups(["orderstream-broker-ready"])
+                return True
+            except KafkaError:
+                return False
+
+    def unfenced_brokers(self) -> set[int]:
+        """The ids of the brokers this one lists unfenced now (none while it does not
+        answer): a cluster is whole once each of its nodes lists all."""
+        from orderstream.kafka import KafkaError
+
+        with self._admin() as admin:
+            try:
+                return unfenced(admin) if admin else set()
+            except KafkaError:
+                return set()
+
+    @contextlib.contextmanager
+    def _admin(self):
+        """An admin client of this broker alone, or None while it does not answer."""
         if not port_answers("127.0.0.1", self.port):
-            return False
+            yield None
+            return
         from orderstream.kafka import KafkaAdminClient, KafkaError
 
         try:
@@ -264,13 +336,15 @@ class ApacheKafkaBroker(ChildServer):
                 request_timeout_ms=2000,
             )
         except KafkaError:
-            return False
+            yield None
+            return
         try:
-            if not admin.describe_cluster()["brokers"]:
-                return False
-            admin.describe_groups(["orderstream-broker-ready"])
-            return True
-        except KafkaError:
-            return False
+            yield admin
         finally:
             admin.close()
+
+
+def unfenced(admin) -> set[int]:
+    """The ids of the brokers a (kafka-python) admin client's cluster lists unfenced."""
+    brokers = admin.describe_cluster()["brokers"]
+    return {broker["broker_id"] for broker in brokers if not broker.get("is_fenced")}

@@ -48,6 +48,12 @@ class ChildServer:
             stop(self.process, self.STOP_TIMEOUT, stop_signal=self.STOP_SIGNAL)
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL, no shutdown: a crash (the fault tests); `start()` brings it back."""
+        if self.process:
+            stop(self.process, 0, stop_signal=signal.SIGKILL)
+        self.process = None
+
     def __enter__(self):
         return self.start()
 

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .brokers import embedded_broker
+from .brokers import embedded_broker, kafka_nodes
 from .ports import port_answers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,18 @@ class Stack:
         self.banner: list[str] = []
 
     def start(self, name: str, service, where: str):
+        """Start `service` at `where`; the banner gets a line for it, or for each of its
+        `nodes` (a cluster: "Kafka 1", "Kafka 2", ...)."""
         self.started.append(service.start())
+        nodes = getattr(service, "nodes", None)
+        if nodes:
+            for number, node in enumerate(nodes, start=1):
+                self._describe(f"{name} {number}", node, f"127.0.0.1:{node.port}")
+        else:
+            self._describe(name, service, where)
+        return service
+
+    def _describe(self, name: str, service, where: str) -> None:
         log = getattr(service, "log_path", None)
         data = getattr(service, "data_dir", None)
         kept = "throwaway" if self.throwaway else "kept"
@@ -42,7 +53,6 @@ class Stack:
         if log:
             details.append(f"log {self._show(Path(log))}")
         self.banner.append(f"  {name:<11} embedded at {where}: {', '.join(details)}")
-        return service
 
     def use(self, name: str, where: str) -> None:
         self.banner.append(f"  {name:<11} {where} (already answering)")
@@ -153,7 +163,8 @@ def ensure_redis(stack: Stack) -> None:
 
 
 def ensure_broker(stack: Stack) -> None:
-    """Use the broker at KAFKA_BROKERS, or start the embedded one BROKER names there."""
+    """Use the broker at KAFKA_BROKERS, or start the embedded one BROKER names there (with
+    KAFKA_NODES=3, a cluster whose first node is there; KAFKA_BROKERS then lists all)."""
     first = os.environ["KAFKA_BROKERS"].split(",")[0].strip()
     host, port = endpoint(first, 9092)
     if port_answers(host, port):
@@ -161,8 +172,17 @@ def ensure_broker(stack: Stack) -> None:
         return
     must_be_loopback(host, port, "Kafka", "KAFKA_BROKERS")
     kind = os.environ.get("BROKER", "tansu")
+    nodes = kafka_nodes()
+    # A cluster's data apart from the one node's: each was formatted for its own quorum.
+    folder = kind if nodes == 1 else f"{kind}-cluster"
     broker = embedded_broker(
-        kind, port=port, data_dir=stack.data_dir / kind, log_path=stack.data_dir / f"{kind}.log"
+        kind,
+        port=port,
+        data_dir=stack.data_dir / folder,
+        log_path=stack.data_dir / f"{folder}.log",
+        nodes=nodes,
     )
     name = "Tansu" if kind == "tansu" else "Kafka"
     stack.start(name, broker, broker.bootstrap)
+    if nodes > 1:  # the first node stays at the configured address; the others are added
+        os.environ["KAFKA_BROKERS"] = broker.bootstrap

@@ -15,7 +15,8 @@
                                            values, as `manage` (`python -m bench`, bench/cli.py)
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
-(`tansu`, the default, or `kafka`) chooses the embedded broker.
+(`tansu`, the default, or `kafka`) chooses the embedded broker, KAFKA_NODES (1 or 3) how
+many Apache Kafka nodes it runs.
 
 Preparing means: for PostgreSQL, Redis and the broker, use the server that answers at the
 configured loopback address, or start an embedded one there. `run` keeps their data in

@@ -1,6 +1,7 @@
-"""The compose stack's files as the tests read them: the compose file with compose's
-variable interpolation over the .env the README's first command makes, the services'
-environments, the Dockerfile's instructions, the start scripts."""
+"""The compose stack's files as the tests read them: the compose file (alone, or with the
+three-node Kafka override merged in as compose merges it) with compose's variable
+interpolation over the .env the README's first command makes, the services' environments,
+the Dockerfile's instructions, the start scripts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from testkit.processes import ROOT
 
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+CLUSTER_FILE = COMPOSE_DIR / "docker-compose.cluster.yml"
 DOCKERFILE = COMPOSE_DIR / "Dockerfile"
 START_SCRIPTS = {
     "api": COMPOSE_DIR / "start-api.sh",
@@ -84,10 +86,40 @@ def stack_env() -> dict[str, str]:
     return values
 
 
-def resolved_compose() -> dict:
-    """The compose file as `docker compose --env-file .env` would see it (.env made by the
-    README's first command from .env.example)."""
-    return interpolate(load_compose(), stack_env())
+def resolved_compose(*overrides: Path) -> dict:
+    """The compose file (with the `overrides` files merged in, as `-f` after it) as
+    `docker compose --env-file .env` would see it (.env made by the README's first
+    command from .env.example)."""
+    merged = load_compose()
+    for path in overrides:
+        merged = merge(merged, yaml.safe_load(path.read_text()))
+    return interpolate(merged, stack_env())
+
+
+# Sequences an override replaces; the others it adds to (volumes: one per mount target).
+REPLACED_SEQUENCES = {"command", "entrypoint", "test"}
+
+
+def merge(base, override, key: str | None = None):
+    """Compose's merge of an override file into `base`, for what this project's files use:
+    mappings merged key by key, `command`, `entrypoint` and a healthcheck's `test`
+    replaced, `volumes` merged by mount target, other sequences joined without repeats."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = merge(base[name], value, name) if name in base else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in REPLACED_SEQUENCES:
+        if key == "volumes":
+            targets = {mount_target(item) for item in override}
+            return [item for item in base if mount_target(item) not in targets] + override
+        return base + [item for item in override if item not in base]
+    return override
+
+
+def mount_target(volume) -> str:
+    """The path inside the container of a volume entry (short or long syntax)."""
+    return volume["target"] if isinstance(volume, dict) else str(volume).split(":")[1]
 
 
 def service_env(service: dict) -> dict[str, str]:

@@ -20,6 +20,12 @@ def eventually(
     return result
 
 
+def print_now(text: str, capsys) -> None:
+    """Print `text` past pytest's capture, at once: a test's report, shown when it passes too."""
+    with capsys.disabled():
+        print(text, flush=True)
+
+
 class Record(NamedTuple):
     """What a handler reads of a Kafka record: a plain record for tests without a broker."""
 

@@ -412,6 +412,16 @@ class Deployment:
         return group_lag(self.group, self.events_topic)
 
 
+@contextlib.contextmanager
+def fault_deployment(prefix: str, topics, home: Path) -> Iterator[tuple[dict, Deployment]]:
+    """Scratch databases and the deployment the tests under load break things in: one
+    gunicorn master with 2 workers, a relay and two order workers, launched; all gone on
+    exit."""
+    with scratch_databases(prefix) as scratch, Deployment(scratch, topics, home) as deployment:
+        deployment.launch(apis=1, gunicorn_workers=2, workers=2)
+        yield scratch, deployment
+
+
 _PARTITIONS_CHANGE = re.compile(r"partitions (assigned|revoked|lost): \[([\d, ]*)\]")
 
 

@@ -54,6 +54,18 @@ class TopicReader:
             self.poll()
         return self.records
 
+    def read_to_end(self, timeout: float = 30.0) -> list:
+        """Poll until every partition is read up to its end as it is now; the records."""
+        assigned = self._consumer.assignment()
+        ends = self._consumer.end_offsets(assigned)
+
+        def at_end() -> bool:
+            self.poll()
+            return all(self._consumer.position(tp) >= end for tp, end in ends.items())
+
+        eventually(at_end, timeout=timeout, interval=0, message=f"the end of {self.topic}")
+        return self.records
+
     def acks(self) -> list[OrderAck]:
         return [OrderAck.from_bytes(r.value) for r in self.records]
 

@@ -11,6 +11,9 @@ around lives here too:
   it), and
   lets `poll()` wait while a heartbeat waits for its answer
   (`HeartbeatWaitingCoordinator`);
+- `KnownLeaderFetcher`, the fetcher of every consumer: a partition whose leader the
+  metadata lists no more (a fenced broker) waits for fresh metadata instead of making
+  `poll()` raise and its partitions, once that node leads again, never fetched;
 - `NetworkWaitingSender`, the I/O thread of every producer: it waits for the network
   while a broker cannot take a ready batch (with the heartbeat fix:
   docs/decisions/kafka-python-frozen-broker.md);
@@ -27,6 +30,7 @@ a metadata snapshot taken before `subscribe`, is fixed by how the project subscr
 from __future__ import annotations
 
 import kafka
+import kafka.consumer.fetcher as consumer_fetcher
 import kafka.consumer.group as consumer_group
 import kafka.coordinator.consumer as consumer_coordinator
 import kafka.errors as Errors  # noqa: N812 (kafka-python's own name, as in the method below)
@@ -52,6 +56,7 @@ from kafka.errors import (
     RebalanceInProgressError,
     RecordListTooLargeError,
     TopicAlreadyExistsError,
+    UnknownBrokerIdError,
     UnknownMemberIdError,
     UnknownTopicOrPartitionError,
 )
@@ -80,6 +85,7 @@ __all__ = [
     "RecordListTooLargeError",
     "TopicAlreadyExistsError",
     "TopicPartition",
+    "UnknownBrokerIdError",
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
     "record_batch_overhead",
@@ -227,6 +233,26 @@ class FixedConsumerCoordinator(JoinKeepingCoordinator, HeartbeatWaitingCoordinat
     """The coordinator of every consumer the project builds: both fixes above."""
 
 
+# ---------------------------------------------------------- a leader the metadata lists no more
+class KnownLeaderFetcher(consumer_fetcher.Fetcher):
+    """kafka-python's fetcher, fetching a partition only from a leader the metadata lists.
+
+    A killed broker of a cluster is fenced: the metadata lists it no more while the
+    consumer's view of a partition still names it leader. kafka-python 3.0.12 marked the
+    node as fetching, then failed to connect to it (UnknownBrokerIdError out of `poll()`)
+    and never cleared the mark: once the node came back and led a partition again, that
+    partition was not fetched any more (its events never handled, the lag seen as 0). Such
+    a partition counts here as one without a leader: skipped, fresh metadata asked for.
+    """
+
+    def _select_read_replica(self, tp):
+        node_id = super()._select_read_replica(tp)
+        if node_id is not None and node_id != -1:
+            if self._manager.cluster.broker_metadata(node_id) is None:
+                return -1
+        return node_id
+
+
 # ------------------------------------------------ a node that cannot take a batch (frozen broker)
 def not_ready_delay_ms(client, node_id) -> float:
     """How long the sender may wait before it looks again at a node it cannot send to, in
@@ -265,10 +291,11 @@ class NetworkWaitingSender(producer_sender.Sender):
 def install_fixed_classes() -> None:
     """Make every consumer and producer built from now on use the fixed classes.
 
-    `KafkaConsumer.__init__` builds its coordinator from the name `ConsumerCoordinator` of
-    its module, kafka.consumer.group, and `KafkaProducer.__init__` its sender from the name
-    `Sender` of kafka.producer.kafka; neither takes a class as an option: those names are
-    where the classes can be given. Another kafka-python version stops it.
+    `KafkaConsumer.__init__` builds its coordinator and its fetcher from the names
+    `ConsumerCoordinator` and `Fetcher` of its module, kafka.consumer.group, and
+    `KafkaProducer.__init__` its sender from the name `Sender` of kafka.producer.kafka;
+    none takes a class as an option: those names are where the classes can be given.
+    Another kafka-python version stops it.
     """
     if kafka.__version__ != FIXED_VERSION:
         raise RuntimeError(
@@ -276,6 +303,7 @@ def install_fixed_classes() -> None:
             f"{kafka.__version__}: check whether the new version still needs it"
         )
     consumer_group.ConsumerCoordinator = FixedConsumerCoordinator
+    consumer_group.Fetcher = KnownLeaderFetcher
     producer_kafka.Sender = NetworkWaitingSender
 
 

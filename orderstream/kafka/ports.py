@@ -98,8 +98,18 @@ class Producer(Protocol):
 class Admin(Protocol):
     def topic_names(self) -> set[str]: ...
 
-    def create_topics(self, layout: dict[str, int]) -> None:
-        """Create the topics of `layout` (name -> partitions); one that exists is no error."""
+    def broker_count(self) -> int:
+        """The brokers the cluster lists now (live, unfenced)."""
+
+    def create_topics(
+        self,
+        layout: dict[str, int],
+        *,
+        replication_factor: int = 1,
+        configs: dict[str, str] | None = None,
+    ) -> None:
+        """Create the topics of `layout` (name -> partitions) with `replication_factor`
+        copies and the topic settings `configs`; one that exists is no error."""
 
     def max_message_bytes(self, topic: str) -> int | None:
         """The topic's max.message.bytes, None when the broker does not say;

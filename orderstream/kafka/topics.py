@@ -24,19 +24,35 @@ def topic_layout() -> dict[str, int]:
     }
 
 
+# Copies of each partition on a cluster of at least this many brokers; a write (acks=all)
+# then needs MIN_IN_SYNC of them, so one broker may be down and none is lost with it.
+REPLICAS = 3
+MIN_IN_SYNC = 2
+
+
+def replication(live_brokers: int) -> tuple[int, dict[str, str]]:
+    """The replication factor and topic settings of a topic made on `live_brokers`:
+    min(3, brokers) copies, `min.insync.replicas=2` with three (fewer: the broker's)."""
+    factor = min(REPLICAS, live_brokers)
+    return factor, {"min.insync.replicas": str(MIN_IN_SYNC)} if factor == REPLICAS else {}
+
+
 def ensure_topics(layout: dict[str, int] | None = None) -> list[str]:
-    """Create the project's topics where missing; return the names created."""
+    """Create the project's topics where missing, replicated as the cluster's size allows
+    (`replication`: the brokers it lists now, asked rather than configured, so the same
+    call suits a one-node development broker and a production cluster); return the
+    names created."""
     layout = layout or topic_layout()
     admin = make_admin()
     try:
         existing = admin.topic_names()
         missing = {name: n for name, n in layout.items() if name not in existing}
         if missing:
-            admin.create_topics(missing)  # created meanwhile by another process: no error
-        created = list(missing)
-        if created:
-            logger.info("created topics %s", ", ".join(created))
-        return created
+            factor, configs = replication(admin.broker_count())
+            # created meanwhile by another process: no error
+            admin.create_topics(missing, replication_factor=factor, configs=configs)
+            logger.info("created topics %s (%d replicas)", ", ".join(missing), factor)
+        return list(missing)
     finally:
         admin.close()
 

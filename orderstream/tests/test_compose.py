@@ -29,10 +29,13 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 
+from devstack.apache_kafka import KAFKA_VERSION, service_kafka_settings
+from devstack.kafka_cluster import CLUSTER_SETTINGS
 from devstack.ports import free_port
 from orders_worker.worker import WorkerConfig
 from testkit import processes
 from testkit.compose import (
+    CLUSTER_FILE,
     COMPOSE_DIR,
     COMPOSE_FILE,
     COMPOSE_VARIABLE,
@@ -44,6 +47,7 @@ from testkit.compose import (
     dockerfile_instructions,
     interpolate,
     load_compose,
+    merge,
     read_env_file,
     resolved_compose,
     service_env,
@@ -84,6 +88,10 @@ PUBLISHED_PORTS = {
     "prometheus": 9090,
     "grafana": 3000,
 }
+# The three-node override (compose/docker-compose.cluster.yml): the stacks the file checks
+# run on, and the nodes it adds (service -> the host port of its HOST listener).
+STACKS = pytest.mark.parametrize("overrides", [(), (CLUSTER_FILE,)], ids=["1 node", "3 nodes"])
+CLUSTER_NODES = {"kafka": 29092, "kafka-2": 29093, "kafka-3": 29094}
 
 
 # ------------------------------------------------------------------------------
@@ -158,14 +166,15 @@ def compose_spec_schema() -> dict:
 # ------------------------------------------------------------------------------
 # The compose file
 # ------------------------------------------------------------------------------
-def test_compose_file_passes_the_compose_spec_validator():
+@pytest.mark.parametrize("path", [COMPOSE_FILE, CLUSTER_FILE], ids=lambda path: path.name)
+def test_compose_file_passes_the_compose_spec_validator(path):
     """check-jsonschema's vendored compose-spec schema accepts the file as written."""
     result = subprocess.run(
         [
             str(BIN / "check-jsonschema"),
             "--builtin-schema",
             "vendor.compose-spec",
-            str(COMPOSE_FILE),
+            str(path),
         ],
         capture_output=True,
         text=True,
@@ -175,9 +184,10 @@ def test_compose_file_passes_the_compose_spec_validator():
     assert "ok -- validation done" in result.stdout
 
 
-def test_interpolated_compose_file_is_valid_compose_spec():
+@STACKS
+def test_interpolated_compose_file_is_valid_compose_spec(overrides):
     """After interpolation with .env.example (what compose validates), the schema still holds."""
-    jsonschema.validate(resolved_compose(), compose_spec_schema())
+    jsonschema.validate(resolved_compose(*overrides), compose_spec_schema())
 
 
 def test_validator_rejects_an_invalid_compose_file(tmp_path):
@@ -326,12 +336,15 @@ def test_spec_defaults_reach_the_published_ports():
     assert published_ports(services["api"])[int(variables["API_PORT"])] == 8080
 
 
-def test_services_ports_healthchecks_and_dependencies():
+@STACKS
+def test_services_ports_healthchecks_and_dependencies(overrides):
     """Every server is published on its port and has a healthcheck; starts wait for health."""
-    compose = resolved_compose()
+    compose = resolved_compose(*overrides)
     services = compose["services"]
-    assert set(PUBLISHED_PORTS) | {"relay", "worker", "kafka-init"} == set(services)
-    for name, port in PUBLISHED_PORTS.items():
+    published = {**PUBLISHED_PORTS, **(CLUSTER_NODES if overrides else {})}
+    kafka_nodes = {name for name in published if name.startswith("kafka") and name != "kafka-ui"}
+    assert set(published) | {"relay", "worker", "kafka-init"} == set(services)
+    for name, port in published.items():
         assert port in published_ports(services[name]), f"{name} not published on {port}"
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
     for name, service in services.items():
@@ -344,7 +357,7 @@ def test_services_ports_healthchecks_and_dependencies():
             assert condition["condition"] == expected, f"{name} -> {dependency}"
     for name in START_SCRIPTS:
         depends = set(services[name]["depends_on"])
-        assert depends == {"postgres_api", "postgres_worker", "redis", "kafka", "kafka-init"}
+        assert depends == {"postgres_api", "postgres_worker", "redis", "kafka-init", *kafka_nodes}
         assert services[name]["build"]["dockerfile"] == "compose/Dockerfile"
         assert services[name]["command"] == [f"/app/compose/start-{name}.sh"]
     # Scalable with --scale worker=3 (and relay=2): no fixed name, no published port.
@@ -357,10 +370,11 @@ def test_services_ports_healthchecks_and_dependencies():
         assert services[name]["volumes"]
 
 
-def test_every_published_port_binds_to_loopback_only():
+@STACKS
+def test_every_published_port_binds_to_loopback_only(overrides):
     """Databases, Redis, Kafka and the web UIs must not open on every interface of the
     host: each `ports` entry names 127.0.0.1."""
-    for name, service in resolved_compose()["services"].items():
+    for name, service in resolved_compose(*overrides)["services"].items():
         for entry in service.get("ports", []):
             assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry}"
 
@@ -477,6 +491,115 @@ def test_kafka_runs_kraft_with_a_listener_for_containers_and_one_for_the_host():
     assert service_env(init)["PARTITIONS"] == read_env_file(ENV_EXAMPLE)["ORDERS_EVENTS_PARTITIONS"]
 
 
+def test_the_cluster_override_runs_three_kraft_nodes_of_one_quorum():
+    """docker-compose.cluster.yml: three combined broker+controller nodes voting in one
+    quorum, each with its own name, host port and volume, all with the one node's settings
+    but the internal topics replicated as the local cluster's (devstack/kafka_cluster.py)."""
+    services = resolved_compose(CLUSTER_FILE)["services"]
+    one_node = service_kafka_settings(resolved_compose()["services"]["kafka"])
+    voters = "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    volumes = set()
+    for number, (name, host_port) in enumerate(CLUSTER_NODES.items(), start=1):
+        node = services[name]
+        settings = service_kafka_settings(node)
+        assert node["image"] == f"apache/kafka:{KAFKA_VERSION}", name
+        assert node["hostname"] == name
+        assert settings["node.id"] == str(number)
+        assert set(settings["process.roles"].split(",")) == {"broker", "controller"}
+        assert settings["controller.quorum.voters"] == voters
+        assert settings["cluster.id"] == one_node["cluster.id"]
+        assert settings["advertised.listeners"] == (
+            f"INTERNAL://{name}:9092,HOST://localhost:{host_port}"
+        )
+        assert settings["listeners"] == f"INTERNAL://:9092,CONTROLLER://:9093,HOST://:{host_port}"
+        assert published_ports(node) == {host_port: host_port}
+        assert node["healthcheck"]["test"], name
+        mounts = [v for v in node["volumes"] if v.endswith(":/var/lib/kafka/data")]
+        assert len(mounts) == 1, node["volumes"]
+        volumes.add(mounts[0].split(":")[0])
+        per_node = {"node.id", "controller.quorum.voters", "listeners", "advertised.listeners"}
+        kept = {key: value for key, value in settings.items() if key not in per_node}
+        expected = {**one_node, **CLUSTER_SETTINGS}
+        assert kept == {key: value for key, value in expected.items() if key not in per_node}
+    # Three volumes of their own: the one node's was formatted for a quorum of one.
+    assert len(volumes) == 3 and "kafka-data" not in volumes
+    assert volumes <= set(resolved_compose(CLUSTER_FILE)["volumes"])
+
+
+def test_the_cluster_override_connects_every_client_to_the_three_nodes():
+    """KAFKA_BROKERS of api, relay and worker and the Kafka UI's bootstrap list the three
+    containers' listeners; they and kafka-init wait for all three nodes."""
+    services = resolved_compose(CLUSTER_FILE)["services"]
+    internal = [f"{name}:9092" for name in CLUSTER_NODES]
+    for name in START_SCRIPTS:
+        assert service_env(services[name])["KAFKA_BROKERS"].split(",") == internal, name
+    ui = service_env(services["kafka-ui"])
+    assert ui["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"].split(",") == internal
+    for name in [*START_SCRIPTS, "kafka-init", "kafka-ui"]:
+        depends = services[name]["depends_on"]
+        for node in CLUSTER_NODES:
+            assert depends[node] == {"condition": "service_healthy"}, (name, node)
+
+
+def test_the_cluster_override_creates_the_topics_with_three_replicas_two_in_sync():
+    init = resolved_compose(CLUSTER_FILE)["services"]["kafka-init"]
+    script = init["command"][0]
+    assert script.count("--create --if-not-exists") == 3
+    assert script.count("--replication-factor 3") == 3
+    assert script.count("--config min.insync.replicas=2") == 3
+    assert "--replication-factor 1" not in script
+    assert "--bootstrap-server kafka:9092,kafka-2:9092,kafka-3:9092" in script
+    # the same topics, partitions and variables as the one-node stack's kafka-init
+    one_node = resolved_compose()["services"]["kafka-init"]
+    assert service_env(init) == service_env(one_node)
+    assert (
+        script.replace("--replication-factor 3", "--replication-factor 1")
+        .replace(" --config min.insync.replicas=2", "")
+        .replace(",kafka-2:9092,kafka-3:9092", "")
+        == one_node["command"][0]
+    )
+
+
+def test_compose_merge_follows_composes_rules():
+    """The merge the cluster tests read the stack through (testkit/compose.py), on the
+    rules compose applies to an override file."""
+    base = {
+        "services": {
+            "a": {
+                "environment": {"X": "1", "Y": "2"},
+                "command": ["one"],
+                "ports": ["127.0.0.1:1:1"],
+                "volumes": ["data:/data", "conf:/etc/conf"],
+                "depends_on": {"b": {"condition": "service_healthy"}},
+            }
+        }
+    }
+    override = {
+        "services": {
+            "a": {
+                "environment": {"Y": "3"},
+                "command": ["two"],
+                "ports": ["127.0.0.1:1:1", "127.0.0.1:2:2"],
+                "volumes": ["other:/data"],
+                "depends_on": {"c": {"condition": "service_healthy"}},
+            },
+            "c": {"image": "x"},
+        }
+    }
+    merged = merge(base, override)
+    assert merged["services"]["a"] == {
+        "environment": {"X": "1", "Y": "3"},
+        "command": ["two"],
+        "ports": ["127.0.0.1:1:1", "127.0.0.1:2:2"],
+        "volumes": ["conf:/etc/conf", "other:/data"],
+        "depends_on": {
+            "b": {"condition": "service_healthy"},
+            "c": {"condition": "service_healthy"},
+        },
+    }
+    assert merged["services"]["c"] == {"image": "x"}
+
+
 def test_secrets_come_from_the_env_file_only():
     """Secrets are required references to .env; no image or compose file holds one."""
     raw_env = service_env(load_compose()["services"]["api"])
@@ -562,9 +685,10 @@ def test_start_scripts_are_strict_bash_that_exec_their_process():
         assert lines[-1].startswith("exec ")
 
 
-def test_topic_creation_script_passes_shellcheck(tmp_path):
+@STACKS
+def test_topic_creation_script_passes_shellcheck(tmp_path, overrides):
     """kafka-init's inline script (after compose's `$$` unescaping) is clean POSIX sh."""
-    init = resolved_compose()["services"]["kafka-init"]
+    init = resolved_compose(*overrides)["services"]["kafka-init"]
     assert init["entrypoint"] == ["/bin/sh", "-c"]
     script = tmp_path / "kafka-init.sh"
     script.write_text("#!/bin/sh\n" + init["command"][0])

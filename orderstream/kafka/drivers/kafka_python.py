@@ -3,6 +3,8 @@ of `orderstream/kafka/driver.py`), which have the ports' surface; its admin is b
 
 from __future__ import annotations
 
+import time
+
 from orderstream.kafka.driver import (
     ConfigResource,
     ConfigResourceType,
@@ -11,10 +13,16 @@ from orderstream.kafka.driver import (
     KafkaProducer,
     NewTopic,
     TopicAlreadyExistsError,
+    UnknownBrokerIdError,
     UnknownTopicOrPartitionError,
 )
 
 __all__ = ["KafkaConsumer", "KafkaProducer", "KafkaPythonAdmin"]
+
+# A create the controller of which the client's metadata did not list yet is tried this
+# many times in all, with fresh metadata (a new client) after a pause.
+CREATE_ATTEMPTS = 5
+RETRY_PAUSE_S = 1.0
 
 
 class KafkaPythonAdmin:
@@ -24,19 +32,38 @@ class KafkaPythonAdmin:
         bounds = {}
         if timeout_ms is not None:
             bounds = {"bootstrap_timeout_ms": timeout_ms, "request_timeout_ms": timeout_ms}
-        self._admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers, client_id=client_id, **bounds
-        )
+        self._config = {"bootstrap_servers": bootstrap_servers, "client_id": client_id, **bounds}
+        self._admin = KafkaAdminClient(**self._config)
 
     def topic_names(self) -> set[str]:
         return set(self._admin.list_topics())
 
-    def create_topics(self, layout: dict[str, int]) -> None:
-        """Create the topics of `layout` (name -> partitions); one that exists is no error."""
-        try:
-            self._admin.create_topics([NewTopic(n, p, 1) for n, p in layout.items()])
-        except TopicAlreadyExistsError:
-            pass  # another process created them between the caller's list and this
+    def broker_count(self) -> int:
+        brokers = self._admin.describe_cluster()["brokers"]
+        return sum(1 for broker in brokers if not broker.get("is_fenced"))
+
+    def create_topics(self, layout, *, replication_factor=1, configs=None) -> None:
+        """Create the topics of `layout` (name -> partitions); one that exists is no error.
+
+        kafka-python sends a create to the node the metadata names controller; once, on a
+        three-node cluster that had just started, its own metadata did not list that node
+        (UnknownBrokerIdError): the create is tried again with a new client's metadata."""
+        new = [
+            NewTopic(n, p, replication_factor, topic_configs=configs or {})
+            for n, p in layout.items()
+        ]
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                self._admin.create_topics(new)
+                return
+            except TopicAlreadyExistsError:
+                return  # another process created them between the caller's list and this
+            except UnknownBrokerIdError:
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+            self._admin.close()
+            time.sleep(RETRY_PAUSE_S)
+            self._admin = KafkaAdminClient(**self._config)
 
     def max_message_bytes(self, topic: str) -> int | None:
         # Every setting of the topic: Tansu drops the connection when asked for one by name.

@@ -23,10 +23,19 @@ class ConfluentAdmin:
     def topic_names(self) -> set[str]:
         return topic_names(self._admin, self._timeout)
 
-    def create_topics(self, layout: dict[str, int]) -> None:
+    def broker_count(self) -> int:
+        try:
+            return len(self._admin.list_topics(timeout=self._timeout).brokers)
+        except KafkaException as exc:
+            raise project_error(exc) from exc
+
+    def create_topics(self, layout, *, replication_factor=1, configs=None) -> None:
         """Create the topics of `layout` (name -> partitions); one that exists is no error."""
         futures = self._admin.create_topics(
-            [NewTopic(name, partitions, 1) for name, partitions in layout.items()],
+            [
+                NewTopic(name, partitions, replication_factor, config=configs or {})
+                for name, partitions in layout.items()
+            ],
             request_timeout=self._timeout,
         )
         for future in futures.values():
