@@ -40,6 +40,9 @@ GAP = 5  # seconds of load after each fault is over (the cluster whole again)
 DOWN = 10  # seconds a SIGKILLed node stays down
 BELOW_MIN_ISR = 15  # seconds with two nodes of three stopped
 HEAL_TIMEOUT = 120  # for the cluster to be whole and in sync after a fault
+# For a node to answer after its start: 17-50 s on a quiet 2-core machine, over 60 s
+# (devstack's default) once while other suites loaded it.
+NODE_START_TIMEOUT = 180
 
 
 def test_longest_gap_counts_the_window_edges():
@@ -79,7 +82,7 @@ class ClusterFaults:
         node.kill()
         time.sleep(DOWN)
         began = time.monotonic()
-        node.start()
+        node.start(NODE_START_TIMEOUT)
         self.notes.append(
             f"node {node.node_id} answered {time.monotonic() - began:.1f} s after start"
         )
@@ -92,12 +95,12 @@ class ClusterFaults:
         time.sleep(BELOW_MIN_ISR)
         self.below_min_isr.append((time.monotonic(), time.time()))
         began = time.monotonic()
-        first.start()  # a quorum again, and a second replica in sync
+        first.start(NODE_START_TIMEOUT)  # a quorum again, and a second replica in sync
         self.notes.append(
             f"(b) nodes {first.node_id} and {second.node_id} stopped {BELOW_MIN_ISR} s;"
             f" node {first.node_id} answered {time.monotonic() - began:.1f} s after start"
         )
-        second.start()
+        second.start(NODE_START_TIMEOUT)
         self.healed("(b)")
 
     def rolling_restart(self) -> None:
@@ -105,7 +108,7 @@ class ClusterFaults:
             began = time.monotonic()
             node.stop()
             stopped = time.monotonic() - began
-            node.start()
+            node.start(NODE_START_TIMEOUT)
             self.notes.append(
                 f"(c) node {node.node_id}: SIGTERM exit {stopped:.1f} s,"
                 f" back {time.monotonic() - began:.1f} s after the SIGTERM"
@@ -167,7 +170,7 @@ def test_no_accepted_write_is_lost_or_applied_twice_through_faults_of_the_cluste
         finally:
             for node in cluster.nodes:  # the rest of the session needs every node
                 if node.process is None:
-                    node.start()
+                    node.start(NODE_START_TIMEOUT)
         verdict, table = settle(load, scratch, api.base_url, "cluster faults", faults.notes)
         publishes = publish_times(scratch["default"])
         if len(faults.below_min_isr) == 2:
