@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -106,3 +108,18 @@ def database_outage(alias: str) -> Iterator[PausableProxy]:
     assert connections[alias] is direct
     assert connections.settings[alias] is original
     assert direct.settings_dict is original
+
+
+@contextlib.contextmanager
+def broker_frozen(broker) -> Iterator[None]:
+    """The session's broker stopped (SIGSTOP) inside, every node of a cluster at once; it
+    goes on (SIGCONT) on exit. A node frozen is a broker that keeps its connections but
+    answers nothing: the hardest outage for a client to notice."""
+    pids = [node.process.pid for node in getattr(broker, "nodes", [broker])]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)

@@ -4,9 +4,10 @@ The real processes run as a deployment runs them (one gunicorn master with 2 wor
 threads, a relay, two workers; scratch databases, the session's broker), without coverage
 tracing (it measures their latencies). CLIENTS clients
 send creates that wait for their ACK (the default POST) while, one after another, the
-broker is frozen (SIGSTOP), the relay is stopped and every worker is stopped, each for
-OUTAGE seconds. A probe in a process of its own reads `/health` and an order made before
-the outages every 0.2 s, as a load balancer and a user would. Throughout each outage:
+broker is frozen (SIGSTOP; every node of a cluster), the relay is stopped and every
+worker is stopped, each for OUTAGE seconds. A probe in a process of its own reads
+`/health` and an order made before the outages every 0.2 s, as a load balancer and a user
+would. Throughout each outage:
 `/health` p99 under HEALTH_P99, the GET's p99 under GET_P99; every probe answered 200 and
 no 5xx at any time; afterwards every accepted create is applied (ledger.py). The
 latencies of the recovery after each outage (the backlog drains) are printed too, and the
@@ -28,6 +29,7 @@ import pytest
 
 from testkit import processes
 from testkit.ledger import Load, Mix, assert_every_write_applied, settle
+from testkit.outages import broker_frozen
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.processes]
 
@@ -56,11 +58,8 @@ class Outages:
         self.over: dict[str, float] = {}  # outage name -> time.monotonic() when it ended
 
     def freeze_broker(self) -> None:
-        self.broker.process.send_signal(signal.SIGSTOP)
-        try:
+        with broker_frozen(self.broker):
             time.sleep(OUTAGE)
-        finally:
-            self.broker.process.send_signal(signal.SIGCONT)
 
     def stop_relay(self) -> None:
         [relay] = self.deployment.relays
