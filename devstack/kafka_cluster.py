@@ -74,13 +74,14 @@ class ApacheKafkaCluster:
         return ",".join(self.bootstrap_servers)
 
     def start(self, timeout: float = 120.0) -> ApacheKafkaCluster:
-        """Start every node, then wait for each (a node answers only once a quorum of
+        """Start every node not running, then wait for each (a node answers only once a quorum of
         them runs, so they cannot be started one after another), and until each lists
         every other: a topic created before would get fewer replicas (topics.py asks the
         cluster its size)."""
         try:
             for node in self.nodes:
-                node.launch()
+                if not node.running:  # a node left running keeps its process
+                    node.launch()
             for node in self.nodes:
                 node.wait_ready(timeout)
             self.wait_whole(timeout)
@@ -88,6 +89,11 @@ class ApacheKafkaCluster:
             self.stop()
             raise
         return self
+
+    @property
+    def running(self) -> bool:
+        """Whether every node runs (a server's `running`)."""
+        return all(node.running for node in self.nodes)
 
     def wait_whole(self, timeout: float) -> None:
         """Wait until every node lists every node unfenced (a RuntimeError after

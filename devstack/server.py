@@ -26,6 +26,11 @@ class ChildServer:
     def start(self):
         raise NotImplementedError
 
+    @property
+    def running(self) -> bool:
+        """Whether the server's process was started and not stopped since."""
+        return self.process is not None
+
     def wait_answering(self, answers, timeout: float, what: str, *, interval: float = 0.05):
         """Wait until `answers()` is true: a RuntimeError as soon as the process exits, or
         (the server stopped) after `timeout` seconds."""

@@ -168,9 +168,8 @@ def test_no_accepted_write_is_lost_or_applied_twice_through_faults_of_the_cluste
         try:
             load.run(faults.schedule(), lead=LOAD_LEAD, gap=GAP, tail=GAP)
         finally:
-            for node in cluster.nodes:  # the rest of the session needs every node
-                if node.process is None:
-                    node.start(NODE_START_TIMEOUT)
+            if not cluster.running:  # the rest of the session needs every node
+                cluster.start(NODE_START_TIMEOUT)
         verdict, table = settle(load, scratch, api.base_url, "cluster faults", faults.notes)
         publishes = publish_times(scratch["default"])
         if len(faults.below_min_isr) == 2:

@@ -61,6 +61,27 @@ def test_three_nodes_make_a_cluster_and_one_the_single_broker(tmp_path):
     assert isinstance(single, ApacheKafkaBroker)
 
 
+def test_a_cluster_starts_only_its_stopped_nodes_and_runs_once_all_do(tmp_path, monkeypatch):
+    """A test that stopped some nodes (or all) starts the cluster again: a node still
+    running keeps its process (launched again, it would fight its own ports)."""
+    cluster = ApacheKafkaCluster(3, data_dir=tmp_path, log_path=None)
+    launched = []
+
+    def launch(node):
+        launched.append(node.node_id)
+        node.process = object()
+
+    monkeypatch.setattr(ApacheKafkaBroker, "launch", launch)
+    monkeypatch.setattr(ApacheKafkaBroker, "wait_ready", lambda node, timeout: None)
+    monkeypatch.setattr(ApacheKafkaCluster, "wait_whole", lambda cluster, timeout: None)
+    first = cluster.nodes[0]
+    first.process = running = object()
+    assert not cluster.running
+    cluster.start()
+    assert launched == [2, 3] and first.process is running
+    assert cluster.running and all(node.running for node in cluster.nodes)
+
+
 # ------------------------------------------------------------------------------ the nodes
 def node_settings(node: ApacheKafkaBroker) -> dict[str, str]:
     return node.server_settings()[0]

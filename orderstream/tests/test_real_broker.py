@@ -70,7 +70,7 @@ def test_a_broker_restart_under_load_loses_no_accepted_write(
 
             load.run([("broker SIGTERM", restart_broker)], lead=5, gap=10, tail=10)
         finally:
-            if kafka_broker.process is None:
+            if not kafka_broker.running:  # one node or all of a cluster
                 kafka_broker.start()  # the rest of the session needs it
         notes = [
             f"broker stop took {timings.get('stop', 0):.1f} s,"
