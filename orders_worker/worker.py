@@ -7,6 +7,7 @@ letters), configured from Django settings.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from orderstream.batch_pacing import pacing_from_settings
 from orderstream.kafka import one_fetch_timeout_ms
 from orderstream.kafka.batch_loop import BatchLoop, LoopConfig
 from orderstream.kafka.loop_metrics import LoopMetrics
+from orderstream.kafka.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,3 +66,24 @@ class OrderWorker(BatchLoop):
 
     def __init__(self, config: WorkerConfig, *, clock: Callable[[], float] = time.monotonic):
         super().__init__(config, OrderEventsHandler(config), clock=clock)
+
+    def _build_producer(self):
+        """The producer, once the topics it writes to exist: the ACK and dead-letter
+        topics are created when missing (a broker that does not create topics on first
+        use, as the Go original's compose file left them, would refuse every record).
+        A failure is logged once per attempt, naming the topics; the attempts back off."""
+        layout = {
+            self.config.ack_topic: settings.ORDERS_EVENTS_PARTITIONS,
+            self.config.dlq_topic: 1,
+        }
+        try:
+            ensure_topics(layout)
+        except Exception as exc:
+            logger.error(
+                "the worker's topics %s are missing and could not be created (%s): "
+                "create them, or let the worker's Kafka user create topics",
+                " and ".join(layout),
+                exc,
+            )
+            raise
+        return super()._build_producer()
