@@ -100,7 +100,8 @@ def order_event_decide(
     - never seen: created from the event (stored `done`, ACK `created`); a first-sight
       delete is stored soft-deleted and acknowledged `deleted`;
     - not newer than the stored order (`event_newer`: by version, or by timestamp for an
-      event without one): skipped and acknowledged with the current state (`deleted`, else the last ACK status for the same event, else `updated`);
+      event without one): skipped and acknowledged with the current state (`deleted`,
+      else the last ACK status for the same event, else `updated`);
     - a deleted order stays deleted whatever comes next (ACK `deleted`);
     - `deleted`: soft delete keeping the data the event carries (the API's last accepted
       payload); `created`/`updated`: payload replaced, amount recomputed, status `done`,

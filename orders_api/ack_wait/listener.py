@@ -27,7 +27,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-
 from datetime import datetime
 
 from django.conf import settings
