@@ -168,3 +168,20 @@ def test_the_worker_creates_a_missing_dead_letter_topic(
         assert dead.read_until(lambda records: records)[0].value == b"not json"
     finally:
         dead.close()
+
+
+def test_a_worker_that_cannot_create_its_topics_names_them_in_one_line(
+    unique_topics, monkeypatch, caplog
+):
+    from orders_worker import worker as worker_module
+    from orders_worker.worker import OrderWorker, WorkerConfig
+
+    def refused(layout):
+        raise PermissionError("TOPIC_AUTHORIZATION_FAILED")
+
+    monkeypatch.setattr(worker_module, "ensure_topics", refused)
+    worker = OrderWorker(WorkerConfig.from_settings())
+    with pytest.raises(PermissionError):
+        worker._build_producer()
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert unique_topics.ORDERS_DLQ_TOPIC in line and "TOPIC_AUTHORIZATION_FAILED" in line
