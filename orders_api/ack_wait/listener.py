@@ -39,6 +39,8 @@ from orderstream.original_format import ack_processed_at
 logger = logging.getLogger(__name__)
 
 RECENT_ACKS = 20_000
+# Unclaimed ACKs without an event id kept per order (the newest).
+UNCLAIMED_PER_ORDER = 16
 # After a wait begins, the reader stays on continuous polling this long (a client sending
 # one waiting POST after another keeps it there).
 HOT_SECONDS = 2.0
@@ -92,7 +94,7 @@ class AckListener(threading.Thread):
         self._slots: dict[str, _Slot] = {}
         self._recent: OrderedDict[str, OrderAck] = OrderedDict()
         # ACKs without an event id that no waiter took yet, per order, oldest first:
-        # (processed_at, ACK); at most `recent_limit` orders.
+        # (processed_at, ACK); at most `recent_limit` orders, UNCLAIMED_PER_ORDER each.
         self._unclaimed: OrderedDict[str, list[tuple[datetime | None, OrderAck]]] = OrderedDict()
         self._ranks = 0
         # The next offset to read per partition (reader thread only): where a reconnect resumes.
@@ -179,7 +181,9 @@ class AckListener(threading.Thread):
                 slot.ack = ack
                 slot.event.set()
                 return
-            self._unclaimed.setdefault(ack.order_id, []).append((processed_at, ack))
+            kept = self._unclaimed.setdefault(ack.order_id, [])
+            kept.append((processed_at, ack))
+            del kept[:-UNCLAIMED_PER_ORDER]
             self._unclaimed.move_to_end(ack.order_id)
             while len(self._unclaimed) > self.recent_limit:
                 self._unclaimed.popitem(last=False)

@@ -236,3 +236,13 @@ def test_this_api_in_front_of_the_original_worker_answers_200_with_its_statuses(
         return (order.outcome, order.outcome_version) == ("deleted", 3)
 
     eventually(recorded, message="the original's ACKs recorded at the latest version")
+
+
+def test_unclaimed_acks_are_bounded_per_order_and_in_orders(settings):
+    listener = AckListener(recent_limit=2)
+    orders = [str(uuid.uuid4()) for _ in range(3)]
+    for order_id in orders:
+        for ms in range(20):
+            listener.deliver(go_ack(order_id, "updated", at(ms)))
+    assert list(listener._unclaimed) == orders[1:]
+    assert [at_ for at_, _ in listener._unclaimed[orders[2]]] == [at(ms) for ms in range(4, 20)]
