@@ -15,7 +15,12 @@ from django_redis import get_redis_connection
 from orders_worker.handler import order_events_handle
 from orders_worker.models import ProcessedOrder
 from orders_worker.rules import UpsertOutcome
-from orderstream.kafka import make_admin
+from orderstream.kafka import (
+    AuthorizationError,
+    KafkaConnectionError,
+    ensure_topics,
+    make_admin,
+)
 from orderstream.messages import OrderResult
 from orderstream.original_format import ack_processed_at, original_event_id
 from orderstream.timestamps import utc_now
@@ -170,18 +175,52 @@ def test_the_worker_creates_a_missing_dead_letter_topic(
         dead.close()
 
 
-def test_a_worker_that_cannot_create_its_topics_names_them_in_one_line(
-    unique_topics, monkeypatch, caplog
+@pytest.mark.parametrize("driver", ["kafka-python", "confluent"])
+def test_a_worker_whose_broker_refuses_its_topics_stops_with_one_line_naming_them(
+    unique_topics, monkeypatch, driver
+):
+    """Authorization or policy: no retry helps, the worker does not start. (The driver's
+    errors, as each driver raises them for a topic it may not create.)"""
+    from confluent_kafka import KafkaError as CKError
+    from confluent_kafka import KafkaException
+
+    from orders_worker import worker as worker_module
+    from orders_worker.worker import OrderWorker, TopicsUnavailable, WorkerConfig
+    from orderstream.kafka.drivers.confluent.errors import project_error
+
+    refusal = {
+        "kafka-python": AuthorizationError("TOPIC_AUTHORIZATION_FAILED"),
+        "confluent": project_error(
+            KafkaException(CKError(CKError.TOPIC_AUTHORIZATION_FAILED, "denied"))
+        ),
+    }[driver]
+
+    def refused(layout):
+        raise refusal
+
+    monkeypatch.setattr(worker_module, "ensure_topics", refused)
+    worker = OrderWorker(WorkerConfig.from_settings())
+    with pytest.raises(TopicsUnavailable) as info:
+        worker.run()
+    assert unique_topics.ORDERS_DLQ_TOPIC in str(info.value)
+    assert "refused to create them" in str(info.value)
+
+
+def test_a_broker_that_does_not_answer_is_retried_before_the_topics_are_created(
+    unique_topics, monkeypatch
 ):
     from orders_worker import worker as worker_module
     from orders_worker.worker import OrderWorker, WorkerConfig
 
-    def refused(layout):
-        raise PermissionError("TOPIC_AUTHORIZATION_FAILED")
+    calls = []
 
-    monkeypatch.setattr(worker_module, "ensure_topics", refused)
-    worker = OrderWorker(WorkerConfig.from_settings())
-    with pytest.raises(PermissionError):
-        worker._build_producer()
-    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert unique_topics.ORDERS_DLQ_TOPIC in line and "TOPIC_AUTHORIZATION_FAILED" in line
+    def down_once(layout):
+        calls.append(layout)
+        if len(calls) == 1:
+            raise KafkaConnectionError("broker down")
+        return ensure_topics(layout)
+
+    monkeypatch.setattr(worker_module, "ensure_topics", down_once)
+    worker = OrderWorker(WorkerConfig.from_settings(backoff_initial=0.01, max_messages=0))
+    worker.run()
+    assert len(calls) == 2

@@ -41,14 +41,17 @@ from kafka import (
 )
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import (
+    AuthorizationError,
     CommitFailedError,
     CorruptRecordError,
     IllegalGenerationError,
     InvalidRecordError,
+    InvalidReplicationFactorError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    PolicyViolationError,
     RebalanceInProgressError,
     RecordListTooLargeError,
     TopicAlreadyExistsError,
@@ -60,6 +63,7 @@ from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.util import Timer
 
 __all__ = [
+    "AuthorizationError",
     "CommitFailedError",
     "ConfigResource",
     "ConfigResourceType",
@@ -67,6 +71,7 @@ __all__ = [
     "CorruptRecordError",
     "IllegalGenerationError",
     "InvalidRecordError",
+    "InvalidReplicationFactorError",
     "KafkaAdminClient",
     "KafkaConnectionError",
     "KafkaConsumer",
@@ -76,6 +81,7 @@ __all__ = [
     "MessageSizeTooLargeError",
     "NewTopic",
     "OffsetAndMetadata",
+    "PolicyViolationError",
     "RebalanceInProgressError",
     "RecordListTooLargeError",
     "TopicAlreadyExistsError",
