@@ -24,6 +24,7 @@ from orders_api.services import OrderWrite, order_upsert
 from orderstream.log_format import log_fields
 from orderstream.messages import OrderAck
 from orderstream.statuses import PENDING, AckStatus
+from orderstream.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def order_write(
     order (which is stored all the same).
     """
     started = time.monotonic()
+    began_at = utc_now()  # before the write: its event is published later
     gate = ack_wait_gate()
     with gate.slot(wait_seconds) as slot:
         write = order_upsert(
@@ -81,7 +83,9 @@ def order_write(
             ack_wait_counted(SKIPPED_OUTCOMES[slot.skipped])
         else:
             remaining = max(wait_seconds - (time.monotonic() - started), 0)
-            ack = gate.wait_for(slot, write.event_id, remaining)
+            ack = gate.wait_for(
+                slot, write.event_id, remaining, order_id=str(write.order_id), began_at=began_at
+            )
             ack_wait_counted("timed_out" if ack is None else "answered")
             if ack is not None:
                 status = _acknowledged_status(write, ack)

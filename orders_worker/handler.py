@@ -39,6 +39,7 @@ from orders_worker.services import (
 from orderstream.kafka.batch_loop import BatchOutcome, Outgoing, Retry
 from orderstream.log_format import log_fields
 from orderstream.messages import InvalidMessage, OrderAck, OrderEvent
+from orderstream.original_format import original_event_id
 from orderstream.statuses import AckStatus
 from orderstream.timestamps import rfc3339, utc_now
 
@@ -106,9 +107,13 @@ def dead_letter(record, error: str, dlq_topic: str) -> Outgoing:
 
 
 def _parsed(record) -> OrderEvent | InvalidMessage:
-    """The record's event, or why it is not one."""
+    """The record's event, or why it is not one. An event without an event id (the Go
+    original's) gets one from the record's coordinates: a redelivery is a duplicate."""
+    derived_id = original_event_id(
+        topic=record.topic, partition=record.partition, offset=record.offset
+    )
     try:
-        return OrderEvent.from_bytes(record.value)
+        return OrderEvent.from_bytes(record.value, event_id_if_missing=derived_id)
     except InvalidMessage as exc:
         return exc
     except (RecursionError, ValueError, TypeError) as exc:
@@ -139,6 +144,15 @@ def _rejection(
         )
         acks.append(Outgoing(config.ack_topic, order_id.encode(), ack.to_bytes()))
     return BatchOutcome(acks=acks, dead_letters=[dead_letter(record, error, config.dlq_topic)])
+
+
+def _ack_of(record, event: OrderEvent, ack: OrderAck, config: HandlerConfig) -> Outgoing:
+    """The ACK record: on the event's partition under its key; for an event that came
+    without a key (the Go original's, on any partition) under its order_id, so the ACKs
+    of one order keep one partition."""
+    if record.key is None:
+        return Outgoing(config.ack_topic, event.order_id.encode(), ack.to_bytes())
+    return Outgoing(config.ack_topic, record.key, ack.to_bytes(), partition=record.partition)
 
 
 def order_events_handle(
@@ -186,9 +200,7 @@ def order_events_handle(
             ack = OrderAck(
                 item.event_id, item.order_id, result.ack_status, stamp, version=item.version
             )
-            acks.append(
-                Outgoing(config.ack_topic, record.key, ack.to_bytes(), partition=record.partition)
-            )
+            acks.append(_ack_of(record, item, ack, config))
             outcomes[result.outcome.value] += 1
             continue
         rejected = _rejection(record, rejection.error, item, config)

@@ -74,6 +74,24 @@ def order_stale_answer(*, stored: OrderState, event: OrderEvent) -> UpsertDecisi
     return UpsertDecision(UpsertOutcome.STALE, ack_status, stored)
 
 
+def event_newer(*, stored: OrderState, event: OrderEvent, happened_at: datetime) -> bool:
+    """Whether `event` is newer than the stored order: by version, or for an event without
+    one (the Go original's) by its `timestamp` against the stored `updated_at` (the time of
+    the last event applied): one no later is stale, as a version no higher is."""
+    if event.version is None:
+        return happened_at > stored.updated_at
+    return event.version > stored.version
+
+
+def version_after(*, stored: OrderState | None, event: OrderEvent) -> int:
+    """The version the order takes from `event`: its own, or for an event without one the
+    stored version plus one (1 for an order never seen), so the stored rows and results,
+    which only ever move to a higher version, follow events ordered by time too."""
+    if event.version is not None:
+        return event.version
+    return stored.version + 1 if stored is not None else 1
+
+
 def order_event_decide(
     *, stored: OrderState | None, event: OrderEvent, processed_at: datetime
 ) -> UpsertDecision:
@@ -81,8 +99,9 @@ def order_event_decide(
 
     - never seen: created from the event (stored `done`, ACK `created`); a first-sight
       delete is stored soft-deleted and acknowledged `deleted`;
-    - `version` not newer than the stored one: skipped and acknowledged with the current
-      state (`deleted`, else the last ACK status for the same event, else `updated`);
+    - not newer than the stored order (`event_newer`: by version, or by timestamp for an
+      event without one): skipped and acknowledged with the current state (`deleted`,
+      else the last ACK status for the same event, else `updated`);
     - a deleted order stays deleted whatever comes next (ACK `deleted`);
     - `deleted`: soft delete keeping the data the event carries (the API's last accepted
       payload); `created`/`updated`: payload replaced, amount recomputed, status `done`,
@@ -95,7 +114,8 @@ def order_event_decide(
         amount = order_amount(event.payload)
     except InvalidAmount as exc:
         raise InvalidMessage(str(exc), order_id=event.order_id, event_id=event.event_id) from None
-    if event.version > MAX_VERSION:
+    version = version_after(stored=stored, event=event)
+    if version > MAX_VERSION:
         raise InvalidMessage(
             f"version: larger than {MAX_VERSION}",
             order_id=event.order_id,
@@ -120,14 +140,14 @@ def order_event_decide(
             created_at=happened_at,
             updated_at=happened_at,
             bucket=order_bucket(event.order_id),
-            version=event.version,
+            version=version,
             last_event_id=event.event_id,
             last_status=ack_status,
             processed_at=processed_at,
         )
         return UpsertDecision(UpsertOutcome.APPLIED, ack_status, state)
 
-    if event.version <= stored.version:
+    if not event_newer(stored=stored, event=event, happened_at=happened_at):
         return order_stale_answer(stored=stored, event=event)
 
     if stored.status == ProcessedStatus.DELETED:
@@ -143,7 +163,7 @@ def order_event_decide(
             payload=event.payload,
             status=ProcessedStatus.DELETED,
             updated_at=happened_at,
-            version=event.version,
+            version=version,
             last_event_id=event.event_id,
             last_status=AckStatus.DELETED,
             processed_at=processed_at,
@@ -156,7 +176,7 @@ def order_event_decide(
         status=ProcessedStatus.DONE,
         payload=event.payload,
         updated_at=happened_at,
-        version=event.version,
+        version=version,
         last_event_id=event.event_id,
         last_status=AckStatus.UPDATED,
         processed_at=processed_at,

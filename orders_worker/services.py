@@ -109,9 +109,15 @@ def _answer_from_stored(
 
 def _events_to_record(results: list[EventResult]) -> list[tuple]:
     """(event_id, order_id, version, ack_status) of each event applied or answered (the
-    last result of an event repeated in the batch)."""
+    last result of an event repeated in the batch); an event without a version (the Go
+    original's) is recorded with the order's version after it."""
     rows = {
-        r.event.event_id: (r.event.event_id, r.event.order_id, r.event.version, r.ack_status)
+        r.event.event_id: (
+            r.event.event_id,
+            r.event.order_id,
+            r.event.version if r.event.version is not None else r.state.version,
+            r.ack_status,
+        )
         for r in results
         if not r.rejected
     }

@@ -16,9 +16,22 @@ from django.conf import settings
 from orders_worker.handler import HandlerConfig, OrderEventsHandler
 from orders_worker.metrics import worker_loop_metrics
 from orderstream.batch_pacing import pacing_from_settings
-from orderstream.kafka import one_fetch_timeout_ms
+from orderstream.kafka import (
+    AuthorizationError,
+    InvalidReplicationFactorError,
+    PolicyViolationError,
+    one_fetch_timeout_ms,
+)
 from orderstream.kafka.batch_loop import BatchLoop, LoopConfig
 from orderstream.kafka.loop_metrics import LoopMetrics
+from orderstream.kafka.topics import ensure_topics
+
+# What a broker answers when it will not create a topic: no retry helps.
+TOPIC_REFUSALS = (AuthorizationError, PolicyViolationError, InvalidReplicationFactorError)
+
+
+class TopicsUnavailable(RuntimeError):
+    """The worker's topics are missing and cannot be created: it does not start."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,3 +75,23 @@ class OrderWorker(BatchLoop):
 
     def __init__(self, config: WorkerConfig, *, clock: Callable[[], float] = time.monotonic):
         super().__init__(config, OrderEventsHandler(config), clock=clock)
+
+    def _build_producer(self):
+        """The producer, once the topics it writes to exist: the ACK and dead-letter
+        topics are created when missing (a broker that does not create topics on first
+        use would refuse every record to them). A broker that refuses to create them
+        (authorization, policy) stops the worker with one line naming them
+        (`TopicsUnavailable`); a broker that does not answer is retried with backoff."""
+        layout = {
+            self.config.ack_topic: settings.ORDERS_EVENTS_PARTITIONS,
+            self.config.dlq_topic: 1,
+        }
+        try:
+            ensure_topics(layout)
+        except TOPIC_REFUSALS as exc:
+            raise TopicsUnavailable(
+                f"the worker's topics {' and '.join(layout)} are missing and the broker "
+                f"refused to create them ({type(exc).__name__}: {exc}): create them, or let "
+                "the worker's Kafka user create topics"
+            ) from exc
+        return super()._build_producer()

@@ -16,11 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 from .exact_json import InexactNumber, dumps, encoded, exact_float, loads
+from .original_format import ORIGINAL_UPSERT_STATUSES, event_operation
 from .statuses import AckStatus, Operation
 from .timestamps import event_time, parse_rfc3339
 
 # What the API asks for: the operation it performed on its own row.
 EVENT_STATUSES = frozenset(Operation.values)
+# The status words an event may carry: ours, and the Go original's order statuses.
+READABLE_EVENT_STATUSES = EVENT_STATUSES | ORIGINAL_UPSERT_STATUSES
 # What the worker reports in the ACK.
 ACK_STATUSES = frozenset(AckStatus.values)
 # The largest serialised event the API may publish: below kafka-python's default
@@ -83,14 +86,18 @@ def _load_object(raw: bytes | str | None, *, parse_float: Callable[[str], Any] =
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """`orders.events` value; the Kafka key is `order_id`."""
+    """`orders.events` value; the Kafka key is `order_id`.
+
+    An event of the Go original (`original_format`) has no version (None: the worker
+    orders it by `timestamp`), and an event id the reader derived from its record.
+    """
 
     event_id: str
     order_id: str
     user_id: str
     payload: dict
     status: str
-    version: int
+    version: int | None
     timestamp: str
     external_id: str | None = None
 
@@ -107,10 +114,16 @@ class OrderEvent:
         return self.order_id.encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes | str | None) -> OrderEvent:
+    def from_bytes(
+        cls, raw: bytes | str | None, *, event_id_if_missing: str | None = None
+    ) -> OrderEvent:
         """The event, validated. Its numbers are floats that hold them exactly: the
         worker stores the payload as JSON written from floats, so a number a float would
-        change is refused (`InvalidMessage`), never altered."""
+        change is refused (`InvalidMessage`), never altered.
+
+        An event without `event_id` (the Go original's) takes `event_id_if_missing`
+        (`original_format.original_event_id` of its record); without it, it is invalid.
+        Its `status` is the operation (`original_format.event_operation`)."""
         try:
             data = _load_object(raw, parse_float=exact_float)
         except InexactNumber as exc:
@@ -122,6 +135,8 @@ class OrderEvent:
             ) from None
         order_id = data.get("order_id") if isinstance(data.get("order_id"), str) else None
         event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+        if data.get("event_id") is None and event_id_if_missing is not None:
+            data["event_id"] = event_id = event_id_if_missing
         try:
             return cls._from_dict(data)
         except InvalidMessage as exc:
@@ -137,12 +152,17 @@ class OrderEvent:
         payload = data.get("payload")
         if not isinstance(payload, dict):
             raise InvalidMessage("payload: required JSON object")
-        status = data.get("status")
-        if status not in EVENT_STATUSES:
-            raise InvalidMessage(f"status: must be one of {sorted(EVENT_STATUSES)}, got {status!r}")
+        status = event_operation(data.get("status"))
+        if status is None:
+            raise InvalidMessage(
+                f"status: must be one of {sorted(READABLE_EVENT_STATUSES)}, "
+                f"got {data.get('status')!r}"
+            )
         version = data.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise InvalidMessage("version: required positive integer")
+        if version is not None and (
+            not isinstance(version, int) or isinstance(version, bool) or version < 1
+        ):
+            raise InvalidMessage("version: must be a positive integer (or absent)")
         timestamp = data.get("timestamp")
         if not isinstance(timestamp, str):
             raise InvalidMessage("timestamp: required RFC 3339 string")

@@ -15,7 +15,9 @@ uncommitted. An ACK that cannot be read or recorded (not JSON, no uuid, no versi
 place it) is skipped with a log line: it never stalls the loop.
 
 ACKs of workers that predate the ACK's `version` are placed by the version of their
-event's outbox row, while that row is kept (OUTBOX_RETENTION_SECONDS).
+event's outbox row, while that row is kept (OUTBOX_RETENTION_SECONDS). ACKs of the Go
+original's worker, which carry neither event id nor version, are placed by the order's
+latest published version (its newest outbox row the relay published).
 
 This is not the ACK listener of `ack_wait/listener.py`, which every API process runs to answer a
 waiting POST.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, connections
+from django.db.models import Max
 from psycopg2.extras import execute_values
 
 from orders_api.ack_outcomes import OUTCOME_RANK, Recorded, outcome_of_ack, recorded_merge
@@ -102,9 +105,24 @@ def _skipped(record, reason) -> None:
     )
 
 
+def _latest_published_versions(order_ids: set[str]) -> dict[str, int]:
+    """Order id -> the version of its newest published outbox row, for `order_ids`."""
+    if not order_ids:
+        return {}
+    rows = (
+        OutboxEvent.objects.using(DB_ALIAS)
+        .filter(order_id__in=order_ids, published_at__isnull=False)
+        .values("order_id")
+        .annotate(latest=Max("version"))
+        .values_list("order_id", "latest")
+    )
+    return {str(order_id): latest for order_id, latest in rows}
+
+
 def _versions_from_outbox(acks: list[AckRead]) -> list[AckRead]:
-    """`acks` with a version each: the ACK's own, else its event's outbox row's; an ACK
-    with neither is left out (logged)."""
+    """`acks` with a version each: the ACK's own, else its event's outbox row's, else (an
+    ACK without event id: the Go original's) its order's latest published version; an ACK
+    with none is left out (logged)."""
     missing = {ack.event_id for ack in acks if ack.version is None and ack.event_id}
     versions = {}
     if missing:
@@ -114,9 +132,17 @@ def _versions_from_outbox(acks: list[AckRead]) -> list[AckRead]:
             .filter(event_id__in=missing)
             .values_list("event_id", "version")
         }
+    latest = _latest_published_versions(
+        {ack.order_id for ack in acks if ack.version is None and not ack.event_id}
+    )
     placed = []
     for ack in acks:
-        version = ack.version or versions.get(ack.event_id or "")
+        if ack.version is not None:
+            version = ack.version
+        elif ack.event_id:
+            version = versions.get(ack.event_id)
+        else:
+            version = latest.get(ack.order_id)
         if version is None:
             logger.warning(
                 "ACK recorder: no version for the ACK of event %s (order %s): skipped",

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -117,11 +118,14 @@ class AckWaitGate:
             return WaitSlot(None, LISTENER_NOT_READY)
         return WaitSlot(listener)
 
-    def wait_for(self, slot: WaitSlot, event_id: str, timeout: float) -> OrderAck | None:
-        """The ACK of `event_id` from the slot's listener, waiting up to `timeout`; a wait
-        of at least TRIP_SECONDS that gets none marks the pipeline stalled."""
+    def wait_for(
+        self, slot: WaitSlot, event_id: str, timeout: float, **match: Any
+    ) -> OrderAck | None:
+        """The ACK of `event_id` from the slot's listener, waiting up to `timeout` (`match`:
+        the listener's `order_id` and `began_at`); a wait of at least TRIP_SECONDS that
+        gets none marks the pipeline stalled."""
         began = self._clock()
-        ack = slot.listener.wait_for(event_id, timeout)
+        ack = slot.listener.wait_for(event_id, timeout, **match)
         if ack is None and timeout >= TRIP_SECONDS:
             with self._lock:
                 self._stalled_wait_began = max(began, self._stalled_wait_began or began)

@@ -6,6 +6,9 @@ an error it reconnects where it left off (the next offset of each partition), so
 produced while it was reconnecting are not skipped.
 Each ACK wakes the waiter registered for its `event_id`, if any, and is kept in a bounded
 table of recent ACKs, so an ACK that arrives before its request starts waiting is not lost.
+An ACK without an event id (the Go original worker's) wakes the oldest waiter of its
+order that began before the ACK's `processed_at` (`order_match.py`); one no waiter takes
+is kept, unclaimed, for a waiter of its order that begins later.
 `ready` is set while the reader is positioned (cleared while it reconnects), and
 `last_ack_at` says when it last read an ACK: `ack_wait/gate.py` decides from them whether a
 request may wait at all.
@@ -24,27 +27,36 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 
 from django.conf import settings
 
+from orders_api.ack_wait.order_match import Waiting, ack_for_waiter, waiter_for_ack
 from orderstream.kafka import TopicPartition, make_consumer, one_fetch_timeout_ms
 from orderstream.messages import InvalidMessage, OrderAck
+from orderstream.original_format import ack_processed_at
 
 logger = logging.getLogger(__name__)
 
 RECENT_ACKS = 20_000
+# Unclaimed ACKs without an event id kept per order (the newest).
+UNCLAIMED_PER_ORDER = 16
 # After a wait begins, the reader stays on continuous polling this long (a client sending
 # one waiting POST after another keeps it there).
 HOT_SECONDS = 2.0
 
 
 class _Slot:
-    __slots__ = ("event", "ack", "waiters")
+    __slots__ = ("event", "ack", "waiters", "order_id", "began_at", "rank")
 
-    def __init__(self):
+    def __init__(self, order_id: str | None = None, began_at: datetime | None = None, rank=0):
         self.event = threading.Event()
         self.ack: OrderAck | None = None
         self.waiters = 0
+        # What an ACK without an event id is matched by (None: such ACKs do not answer it).
+        self.order_id = order_id
+        self.began_at = began_at
+        self.rank = rank
 
 
 class AckListener(threading.Thread):
@@ -81,20 +93,39 @@ class AckListener(threading.Thread):
         self._wake = wake if wake is not None else threading.Event()
         self._slots: dict[str, _Slot] = {}
         self._recent: OrderedDict[str, OrderAck] = OrderedDict()
+        # ACKs without an event id that no waiter took yet, per order, oldest first:
+        # (processed_at, ACK); at most `recent_limit` orders, UNCLAIMED_PER_ORDER each.
+        self._unclaimed: OrderedDict[str, list[tuple[datetime | None, OrderAck]]] = OrderedDict()
+        self._ranks = 0
         # The next offset to read per partition (reader thread only): where a reconnect resumes.
         self._next: dict[TopicPartition, int] = {}
 
     # -- the request side -------------------------------------------------------------
 
-    def wait_for(self, event_id: str, timeout: float) -> OrderAck | None:
-        """The ACK of `event_id`, waiting up to `timeout` seconds; None when none came."""
+    def wait_for(
+        self,
+        event_id: str,
+        timeout: float,
+        *,
+        order_id: str | None = None,
+        began_at: datetime | None = None,
+    ) -> OrderAck | None:
+        """The ACK of `event_id`, waiting up to `timeout` seconds; None when none came.
+
+        With `order_id` and `began_at` (when the write began), an ACK without an event id
+        for that order may answer it too (see the module)."""
         with self._lock:
             ack = self._recent.get(event_id)
             if ack is not None:
                 return ack
+            if order_id is not None and began_at is not None:
+                ack = self._claim_unclaimed(order_id, began_at)
+                if ack is not None:
+                    return ack
             slot = self._slots.get(event_id)
             if slot is None:
-                slot = self._slots[event_id] = _Slot()
+                self._ranks += 1
+                slot = self._slots[event_id] = _Slot(order_id, began_at, self._ranks)
             slot.waiters += 1
             self._hot_until = self._clock() + self.hot_seconds
         self._wake.set()
@@ -121,6 +152,8 @@ class AckListener(threading.Thread):
         """Record `ack` and wake whoever waits for it."""
         self.last_ack_at = self._clock()
         if not ack.event_id:
+            if ack.order_id:
+                self._deliver_by_order(ack)
             return
         with self._lock:
             self._recent[ack.event_id] = ack
@@ -131,6 +164,43 @@ class AckListener(threading.Thread):
             if slot is not None:
                 slot.ack = ack
                 slot.event.set()
+
+    def _deliver_by_order(self, ack: OrderAck) -> None:
+        """Wake the oldest waiter of the ACK's order that began before it was processed
+        (`order_match.waiter_for_ack`); keep the ACK unclaimed when none did."""
+        processed_at = ack_processed_at(ack.processed_at)
+        with self._lock:
+            waiting = [
+                Waiting(event_id, slot.began_at, slot.rank)
+                for event_id, slot in self._slots.items()
+                if slot.order_id == ack.order_id and slot.ack is None
+            ]
+            event_id = waiter_for_ack(processed_at=processed_at, waiting=waiting)
+            if event_id is not None:
+                slot = self._slots[event_id]
+                slot.ack = ack
+                slot.event.set()
+                return
+            kept = self._unclaimed.setdefault(ack.order_id, [])
+            kept.append((processed_at, ack))
+            del kept[:-UNCLAIMED_PER_ORDER]
+            self._unclaimed.move_to_end(ack.order_id)
+            while len(self._unclaimed) > self.recent_limit:
+                self._unclaimed.popitem(last=False)
+
+    def _claim_unclaimed(self, order_id: str, began_at: datetime) -> OrderAck | None:
+        """Take the first unclaimed ACK of `order_id` processed after `began_at` (under the
+        lock)."""
+        kept = self._unclaimed.get(order_id)
+        if not kept:
+            return None
+        index = ack_for_waiter(began_at=began_at, processed=[at for at, _ in kept])
+        if index is None:
+            return None
+        _, ack = kept.pop(index)
+        if not kept:
+            del self._unclaimed[order_id]
+        return ack
 
     # -- the reader -------------------------------------------------------------------
 

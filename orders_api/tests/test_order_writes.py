@@ -38,7 +38,7 @@ class StandInListener:
         self.seen: dict[str, OrderAck] = {}
         self.waits: list[tuple[str, float]] = []
 
-    def wait_for(self, event_id: str, timeout: float) -> OrderAck | None:
+    def wait_for(self, event_id: str, timeout: float, **match) -> OrderAck | None:
         self.waits.append((event_id, timeout))
         if self.answer is None:
             return None

@@ -45,14 +45,17 @@ from kafka import (
 )
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import (
+    AuthorizationError,
     CommitFailedError,
     CorruptRecordError,
     IllegalGenerationError,
     InvalidRecordError,
+    InvalidReplicationFactorError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    PolicyViolationError,
     RebalanceInProgressError,
     RecordListTooLargeError,
     TopicAlreadyExistsError,
@@ -65,6 +68,7 @@ from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.util import Timer
 
 __all__ = [
+    "AuthorizationError",
     "CommitFailedError",
     "ConfigResource",
     "ConfigResourceType",
@@ -72,6 +76,7 @@ __all__ = [
     "CorruptRecordError",
     "IllegalGenerationError",
     "InvalidRecordError",
+    "InvalidReplicationFactorError",
     "KafkaAdminClient",
     "KafkaConnectionError",
     "KafkaConsumer",
@@ -81,6 +86,7 @@ __all__ = [
     "MessageSizeTooLargeError",
     "NewTopic",
     "OffsetAndMetadata",
+    "PolicyViolationError",
     "RebalanceInProgressError",
     "RecordListTooLargeError",
     "TopicAlreadyExistsError",

@@ -121,7 +121,7 @@ def test_ids_that_are_not_uuid_strings_are_left_out_of_the_error(ids):
     [
         ({"user_id": "nope"}, "user_id: not a valid uuid"),
         ({"payload": []}, "payload: required JSON object"),
-        ({"version": 0}, "version: required positive integer"),
+        ({"version": 0}, "version: must be a positive integer (or absent)"),
         ({"timestamp": 1}, "timestamp: required RFC 3339 string"),
         ({"timestamp": "soon"}, "timestamp: not an RFC 3339 date-time"),
         ({"external_id": 5}, "external_id: must be a string or null"),

@@ -45,6 +45,11 @@ ERRORS_BY_CODE = {
     CKError.UNKNOWN_TOPIC_OR_PART: kp.UnknownTopicOrPartitionError,
     CKError._UNKNOWN_TOPIC: kp.UnknownTopicOrPartitionError,
     CKError._UNKNOWN_PARTITION: kp.UnknownTopicOrPartitionError,
+    # A topic the broker will not create (the worker stops: orders_worker/worker.py).
+    CKError.TOPIC_AUTHORIZATION_FAILED: kp.AuthorizationError,
+    CKError.CLUSTER_AUTHORIZATION_FAILED: kp.AuthorizationError,
+    CKError.POLICY_VIOLATION: kp.PolicyViolationError,
+    CKError.INVALID_REPLICATION_FACTOR: kp.InvalidReplicationFactorError,
 }
 
 # A partition just created answers these for a moment (no leader elected yet).
