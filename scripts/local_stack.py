@@ -11,7 +11,7 @@
                                            for every pytest run: scripts/mutation.py ARGS
     python scripts/local_stack.py bench [ARGS]        the whole benchmark on a stack of its
                                            own (bench/session.py; --help)
-    python scripts/local_stack.py bench api|worker [ARGS]   one part of it with the local
+    python scripts/local_stack.py bench api|worker|capacity [ARGS]   one part with the local
                                            values, as `manage` (`python -m bench`, bench/cli.py)
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
@@ -277,7 +277,7 @@ def run_bench(argv: list[str]) -> int:
 
 
 # `bench api|worker`: one part of the benchmark, run as `manage` runs (python -m bench).
-BENCH_PARTS = {"api", "worker"}
+BENCH_PARTS = {"api", "worker", "capacity"}
 
 
 def main(argv: list[str]) -> int:
