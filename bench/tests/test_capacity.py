@@ -34,11 +34,15 @@ def test_a_probe_sustains_when_every_condition_holds():
         ({"outbox_oldest_s": 1.0}, "outbox's oldest row 1.0 s >= 1 s"),
         ({"statuses": {"201": 17000, "503": 1}}, "1 answers not 2xx"),
         ({"rate_sent": 250.0}, "sent 250.0/s of 300.0/s"),
-        ({"lateness_ms": {"p99": 30.0}}, "client late: p99 30.0 ms"),
     ],
 )
 def test_a_probe_fails_naming_each_condition_missed(overrides, reason):
     assert probe_verdict(_probe(**overrides)) == [reason]
+
+
+def test_a_late_client_is_counted_in_the_latency_not_on_its_own():
+    """Answers are timed from when they were due: lateness alone fails nothing."""
+    assert probe_verdict(_probe(lateness_ms={"p99": 30.0})) == []
 
 
 def test_the_baseline_has_no_outbox_to_watch():
