@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BROKER ?= tansu
 export BROKER
 
-.PHONY: run test test-fast lint venv prepare clean compose-lint bench bench-api bench-worker mutation
+.PHONY: run test test-fast lint venv prepare clean compose-lint bench bench-api bench-worker bench-capacity mutation
 
 venv: $(VENV)/.installed
 
@@ -67,6 +67,11 @@ bench-api: venv
 
 bench-worker: venv
 	$(PY) scripts/local_stack.py bench worker $(BENCH_ARGS)
+
+# bench-capacity: the highest open-loop rate of non-waiting creates the running `make run`
+# stack sustains for 60 s a probe, against the baseline's (bench/capacity.py).
+bench-capacity: venv
+	$(PY) scripts/local_stack.py bench capacity $(BENCH_ARGS)
 
 # Mutation testing (mutmut) of the pure modules, the idempotency keys and the Redis result;
 # not part of `make test`. MUTATION_ARGS="--keep" reuses mutants/ (see README "Testing").

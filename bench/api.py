@@ -228,11 +228,14 @@ class LoadShape:
 
 
 def load_shapes(config: BenchConfig, ids: list[str]) -> tuple[tuple[LoadShape, ...], ...]:
-    """The pairs compared, baseline first: creates, then reads of the same orders."""
+    """The groups compared, baseline first: creates (non-waiting, then waiting), then
+    reads of the same orders."""
     return (
         (
             LoadShape("baseline_create", config.baseline_url, "/orders"),
             LoadShape("nowait_create", config.base_url, "/orders?wait=false", project=True),
+            # make run's default POST: it waits for the worker's ACK (no target of its own).
+            LoadShape("sync_create", config.base_url, "/orders", project=True),
         ),
         (
             LoadShape("baseline_get", config.baseline_url, "/orders/", ids),

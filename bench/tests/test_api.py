@@ -103,3 +103,26 @@ def test_the_table_shows_the_live_load_when_measured():
 def test_the_load_generator_refuses_anything_but_loopback():
     with pytest.raises(SystemExit, match="loopback only"):
         Client("http://example.com:8080")
+
+
+def test_make_runs_default_post_waits_and_has_a_row_of_its_own():
+    """POST /orders without ?wait=false (make run's default: it waits for the ACK) against
+    the same baseline runs, shown without a target (issue 25 item 1)."""
+    from bench.api import load_shapes
+
+    creates = load_shapes(BenchConfig(), ["x"])[0]
+    assert [(s.key, s.path) for s in creates] == [
+        ("baseline_create", "/orders"),
+        ("nowait_create", "/orders?wait=false"),
+        ("sync_create", "/orders"),
+    ]
+    report = _report()
+    report_runs = {**report["throughput_runs"], "sync_create": [_wrk_run(16, 200.0)]}
+    sequential = {"floor": [], "sync": [], "baseline": [], "ids": []}
+    sequential |= {"sync_statuses": {}, "baseline_statuses": {}}
+    report = api_report(BenchConfig(), sequential, report_runs, None)
+    row = report["sync_creates_over_baseline"][0]
+    assert (row["ratio"], row["meets_target"]) == (0.5, None)
+    table = format_table(report)
+    line = next(line for line in table.splitlines() if line.startswith("POST (waits)"))
+    assert line.split()[-5:] == ["16", "200.0", "400.0", "0.5", "-"]

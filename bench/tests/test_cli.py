@@ -43,7 +43,7 @@ def test_a_part_must_be_named():
 
 
 class _Stack:
-    def __init__(self, data_dir, throwaway):
+    def __init__(self, data_dir, throwaway, durable=None):
         self.throwaway = throwaway
 
     def stop(self):
@@ -160,3 +160,42 @@ def test_make_bench_without_drivers_starts_no_drivers_round(monkeypatch, tmp_pat
     argv = ["--out", str(tmp_path), "--drivers", "", "--skip-worker-bench"]
     assert session.bench_session(argv) == 0
     assert json.loads((tmp_path / "bench.json").read_text())["drivers"] is None
+
+
+class _RecordingStack(_Stack):
+    """A Stack double that keeps what the real one decides from its arguments."""
+
+    def __init__(self, data_dir, throwaway, durable=None):
+        super().__init__(data_dir, throwaway)
+        self.durable = (not throwaway) if durable is None else durable
+
+
+def test_make_bench_prepares_the_durable_stack_of_make_run(monkeypatch):
+    """`make bench` measures what `make run` runs: its embedded PostgreSQL and Redis keep
+    make run's durability (fsync, synchronous commit, Redis's append-only file), only
+    their data is thrown away at the end (issue 25 item 1)."""
+    local_stack = script_module(ROOT / "scripts/local_stack.py")
+    stacks = []
+    monkeypatch.setattr(local_stack.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(
+        local_stack, "Stack", lambda *a, **k: stacks.append(_RecordingStack(*a, **k)) or stacks[-1]
+    )
+    monkeypatch.setattr(local_stack, "load_local_env", lambda: None)
+    monkeypatch.setattr(local_stack, "bench_environment", lambda: None)
+    monkeypatch.setattr(local_stack, "prepare", lambda stack, with_broker: None)
+    monkeypatch.setattr(local_stack, "run_bench", lambda argv: 0)
+    assert local_stack.main(["bench", "--rounds", "1"]) == 0
+    assert [(s.throwaway, s.durable) for s in stacks] == [(True, True)]
+
+
+def test_the_test_stack_stays_fast_and_make_runs_durable(tmp_path):
+    """Durability is its own choice: a throwaway server may keep make run's settings."""
+    from devstack.postgres import THROWAWAY_SETTINGS, EmbeddedPostgres
+    from devstack.redis import EmbeddedRedis
+
+    fast = EmbeddedPostgres(tmp_path / "a", 5, throwaway=True)
+    durable = EmbeddedPostgres(tmp_path / "b", 5, throwaway=True, durable=True)
+    assert THROWAWAY_SETTINGS.items() <= fast.server_settings().items()
+    assert not set(THROWAWAY_SETTINGS) & set(durable.server_settings())
+    assert "yes" in EmbeddedRedis(tmp_path / "c", 6, throwaway=True, durable=True).persistence()
+    assert "no" in EmbeddedRedis(tmp_path / "d", 6, throwaway=True).persistence()
