@@ -8,17 +8,15 @@ around lives here too:
 - `FixedConsumerCoordinator`, the group coordinator of every consumer the project builds:
   it takes a group-join answer that came while the application was outside `poll()` at the
   next poll (`JoinKeepingCoordinator`: kafka-python 3.0.12 throws it away, or never takes
-  it), and
-  lets `poll()` wait while a heartbeat waits for its answer
-  (`HeartbeatWaitingCoordinator`);
+  it), lets `poll()` wait while a heartbeat waits for its answer
+  (`HeartbeatWaitingCoordinator`), and gives up its membership on a poll timeout without
+  a LeaveGroup, which Tansu mishandles during a rebalance (`PollTimeoutKeepingCoordinator`);
 - `KnownLeaderFetcher`, the fetcher of every consumer: a partition whose leader the
   metadata lists no more (a fenced broker) waits for fresh metadata instead of making
   `poll()` raise and its partitions, once that node leads again, never fetched;
 - `NetworkWaitingSender`, the I/O thread of every producer: it waits for the network
   while a broker cannot take a ready batch (with the heartbeat fix:
   docs/decisions/kafka-python-frozen-broker.md);
-- `request_rejoin`: the consumer's coordinator asked to join again (a private attribute
-  of the client, read; see `GroupMember.nudge_stalled_rebalance`);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
@@ -99,14 +97,7 @@ __all__ = [
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
     "record_batch_overhead",
-    "request_rejoin",
 ]
-
-
-def request_rejoin(consumer: KafkaConsumer) -> None:
-    """Ask `consumer`'s group coordinator (the client's own, a private attribute, read) to
-    join the group again at its next poll."""
-    consumer._coordinator.request_rejoin()
 
 
 def record_batch_overhead(*, key_bytes: int) -> int:
