@@ -4,8 +4,11 @@ rebalance callbacks, and the steps that subscribe and join it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
 
-from orderstream.kafka import ConsumerRebalanceListener
+from orderstream.kafka import ConsumerRebalanceListener, ensure_topics, make_consumer
 from orderstream.kafka.clients import subscribe_once_known
 from testkit.helpers import eventually
 
@@ -46,3 +49,33 @@ def joined(consumer, rebalances: Rebalances, assignments: int = 1) -> None:
         timeout=30,
         message="the member was assigned its partitions",
     )
+
+
+class Newcomer(NamedTuple):
+    """A member that holds the partitions of `topic` (`running`, its callbacks `first`) and
+    one that has subscribed to it but not polled yet (`joining`, its callbacks `second`)."""
+
+    topic: str
+    running: object
+    first: Rebalances
+    joining: object
+    second: Rebalances
+
+
+@contextmanager
+def a_member_and_a_newcomer(kind: str, partitions: int = 2) -> Iterator[Newcomer]:
+    """Two plain consumers of a group of their own, as `Newcomer` describes; closed on exit
+    (without commits)."""
+    topic, group = names(kind), names(f"{kind}-group")
+    ensure_topics({topic: partitions})
+    first, second = Rebalances(), Rebalances()
+    running = make_consumer(group_id=group)
+    joining = make_consumer(group_id=group)
+    try:
+        subscribed(running, topic, first)
+        joined(running, first)
+        subscribed(joining, topic, second)
+        yield Newcomer(topic, running, first, joining, second)
+    finally:
+        joining.close(autocommit=False)
+        running.close(autocommit=False)

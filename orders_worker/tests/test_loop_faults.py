@@ -19,7 +19,6 @@ from kafka.structs import OffsetAndMetadata
 from orders_worker.models import ProcessedEvent
 from orders_worker.worker import OrderWorker, WorkerConfig
 from orderstream.kafka import make_consumer
-from orderstream.kafka.driver import request_rejoin
 from orderstream.kafka.group_member import GroupMember
 from testkit.factories import OrderEventFactory
 from testkit.failing_clients import Failing
@@ -369,6 +368,12 @@ def test_records_returned_by_a_poll_while_retrying_are_rewound(unique_topics, se
         assert [r.value for recs in again.values() for r in recs] == [event.to_bytes()]
     finally:
         consumer.close(autocommit=False)
+
+
+def request_rejoin(consumer) -> None:
+    """Make kafka-python's member join the group again at its next poll (its coordinator,
+    the client's own, read; a rebalance asked for by the member, not by the broker)."""
+    consumer._coordinator.request_rejoin()
 
 
 class SlowAloneWorker(OrderWorker):

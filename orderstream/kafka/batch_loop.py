@@ -202,7 +202,6 @@ class BatchLoop(ConsumerRebalanceListener):
                 self._producer = member.retry("connect the producer", self._build_producer)
             while not self.stopping and (self._remaining() is None or self._remaining() > 0):
                 member.beat()
-                member.nudge_stalled_rebalance()
                 busy = self._pause_when_idle()
                 self._linger_under_load()
                 records = self._poll(block=busy)

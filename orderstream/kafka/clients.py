@@ -79,18 +79,6 @@ def make_admin(*, brokers: list[str] | None = None, timeout_ms: int | None = Non
     return admin(bootstrap_servers=brokers or settings.KAFKA_BROKERS, timeout_ms=timeout_ms)
 
 
-def request_rejoin(consumer: ports.Consumer) -> bool:
-    """Ask the consumer's group coordinator to join again (kafka-python's: see
-    `GroupMember.nudge_stalled_rebalance`); whether it was asked: librdkafka joins by
-    itself, nothing to ask."""
-    if uses_confluent():
-        return False
-    from orderstream.kafka.driver import request_rejoin as kafka_python_rejoin
-
-    kafka_python_rejoin(consumer)
-    return True
-
-
 def subscribe_once_known(consumer: ports.Consumer, topic: str, listener) -> bool:
     """Subscribe `consumer` to `topic` with the rebalance `listener`, then bring its
     metadata up to date; False while the client knows no partition of the topic yet (a

@@ -8,17 +8,15 @@ around lives here too:
 - `FixedConsumerCoordinator`, the group coordinator of every consumer the project builds:
   it takes a group-join answer that came while the application was outside `poll()` at the
   next poll (`JoinKeepingCoordinator`: kafka-python 3.0.12 throws it away, or never takes
-  it), and
-  lets `poll()` wait while a heartbeat waits for its answer
-  (`HeartbeatWaitingCoordinator`);
+  it), lets `poll()` wait while a heartbeat waits for its answer
+  (`HeartbeatWaitingCoordinator`), and gives up its membership on a poll timeout without
+  a LeaveGroup, which Tansu mishandles during a rebalance (`PollTimeoutKeepingCoordinator`);
 - `KnownLeaderFetcher`, the fetcher of every consumer: a partition whose leader the
   metadata lists no more (a fenced broker) waits for fresh metadata instead of making
   `poll()` raise and its partitions, once that node leads again, never fetched;
 - `NetworkWaitingSender`, the I/O thread of every producer: it waits for the network
   while a broker cannot take a ready batch (with the heartbeat fix:
   docs/decisions/kafka-python-frozen-broker.md);
-- `request_rejoin`: the consumer's coordinator asked to join again (a private attribute
-  of the client, read; see `GroupMember.nudge_stalled_rebalance`);
 - `record_batch_overhead`: the client's own estimate of a record batch's size, for the
   largest value a topic takes (`topics.record_value_room`).
 
@@ -28,6 +26,8 @@ a metadata snapshot taken before `subscribe`, is fixed by how the project subscr
 """
 
 from __future__ import annotations
+
+import logging
 
 import kafka
 import kafka.consumer.fetcher as consumer_fetcher
@@ -67,6 +67,8 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.structs import MemberState, OffsetAndMetadata
 from kafka.util import Timer
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "AuthorizationError",
     "CommitFailedError",
@@ -95,14 +97,7 @@ __all__ = [
     "UnknownMemberIdError",
     "UnknownTopicOrPartitionError",
     "record_batch_overhead",
-    "request_rejoin",
 ]
-
-
-def request_rejoin(consumer: KafkaConsumer) -> None:
-    """Ask `consumer`'s group coordinator (the client's own, a private attribute, read) to
-    join the group again at its next poll."""
-    consumer._coordinator.request_rejoin()
 
 
 def record_batch_overhead(*, key_bytes: int) -> int:
@@ -235,8 +230,48 @@ class HeartbeatWaitingCoordinator(consumer_coordinator.ConsumerCoordinator):
         return self.heartbeat.config["heartbeat_interval_ms"] / 1000
 
 
-class FixedConsumerCoordinator(JoinKeepingCoordinator, HeartbeatWaitingCoordinator):
-    """The coordinator of every consumer the project builds: both fixes above."""
+# ------------------------------------------------------------ a poll timeout (no LeaveGroup)
+class PollTimeoutKeepingCoordinator(consumer_coordinator.ConsumerCoordinator):
+    """kafka-python's consumer group coordinator, forgetting its membership on a poll
+    timeout instead of sending a LeaveGroup.
+
+    kafka-python 3.0.12's heartbeat loop (`_heartbeat_loop`) calls `maybe_leave_group_async`
+    when the application has not polled for max_poll_interval_ms (as Java's client does).
+    Tansu 0.6.0 removes a member that leaves a rebalance under way but keeps it as the
+    group's leader: every JoinGroup answer from then on names the departed member as
+    leader, nobody sends the assignment, and no member, later ones included, is ever
+    assigned a partition again. A worker that waits on a frozen broker longer than the
+    interval times out so, and its LeaveGroup reaches the broker after the thaw, when the
+    group rebalances. Here the member forgets its membership locally (`reset_generation`,
+    as the leave ends) and stops heartbeating: the broker expires it after
+    session_timeout_ms, and Tansu elects a new leader when it expires one (Apache Kafka
+    rebalances then too, a session timeout later than after a LeaveGroup). A leave the
+    application asks for (`close`, `unsubscribe`, through `maybe_leave_group`) is sent as
+    before.
+    """
+
+    leave_asked = False  # set by the application's leave (`maybe_leave_group`)
+
+    def maybe_leave_group(self, reason=None, timeout_ms=None):
+        self.leave_asked = True
+        return super().maybe_leave_group(reason=reason, timeout_ms=timeout_ms)
+
+    async def maybe_leave_group_async(self, reason=None, timeout_ms=None):
+        if self.leave_asked:
+            return await super().maybe_leave_group_async(reason=reason, timeout_ms=timeout_ms)
+        # The heartbeat loop's poll timeout: no LeaveGroup.
+        logger.warning(
+            "no poll for max_poll_interval_ms: the member gives up its membership without"
+            " a LeaveGroup; the broker expires it after session_timeout_ms"
+        )
+        self.reset_generation()
+        return None
+
+
+class FixedConsumerCoordinator(
+    JoinKeepingCoordinator, HeartbeatWaitingCoordinator, PollTimeoutKeepingCoordinator
+):
+    """The coordinator of every consumer the project builds: the three fixes above."""
 
 
 # ---------------------------------------------------------- a leader the metadata lists no more

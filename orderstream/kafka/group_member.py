@@ -3,12 +3,11 @@
 `GroupMember` is the object the batch loop (`batch_loop.py`) keeps its membership in: it
 holds the loop's consumer and the offsets applied but not yet committed (committed before
 partitions are revoked, dropped when they are lost), answers the rebalance callbacks
-(the loop passes them on), nudges a rebalance that stalls, and retries a step that failed
-for a transient reason with exponential backoff. While it backs off it polls now and then
-with every partition paused, so a long outage does not get it dropped from the group, and
-it honours a stop request by abandoning the batch (`BatchAbandoned`); a long batch calls
-`keep_alive` between its steps for the same reason. It knows nothing of what the records
-hold.
+(the loop passes them on), and retries a step that failed for a transient reason with
+exponential backoff. While it backs off it polls now and then with every partition
+paused, so a long outage does not get it dropped from the group, and it honours a stop
+request by abandoning the batch (`BatchAbandoned`); a long batch calls `keep_alive`
+between its steps for the same reason. It knows nothing of what the records hold.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from redis.exceptions import RedisError
 
 from orderstream.heartbeat import Heartbeat
 from orderstream.kafka.assignment import AssignmentWatch
-from orderstream.kafka.clients import request_rejoin
 from orderstream.kafka.driver import (
     CommitFailedError,
     IllegalGenerationError,
@@ -61,9 +59,6 @@ REBALANCE_POLL_STEP_MS = 100
 # The longest a stopping member waits for the rebalance it is in to end before it leaves
 # the group (see `_finish_join_before_leaving`).
 JOIN_END_BEFORE_LEAVE_SECONDS = 5.0
-# A rebalance of this member that brought no assignment for this long is nudged (see
-# `nudge_stalled_rebalance`).
-REJOIN_NUDGE_SECONDS = 3.0
 
 
 class BatchAbandoned(Exception):
@@ -89,7 +84,6 @@ class GroupMember:
         self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
         self._heartbeat = Heartbeat(config.heartbeat_file)
         self._rebalancing = False  # from a revoke or loss until the next assignment
-        self._rebalance_since = 0.0  # monotonic time of that revoke (or of the last nudge)
         self._polled_at = time.monotonic()  # of the last poll, regular or paused
 
     def stop(self) -> None:
@@ -339,34 +333,9 @@ class GroupMember:
             consumer.resume(*consumer.paused())
 
     # ------------------------------------------------------------------ rebalance
-    def nudge_stalled_rebalance(self) -> None:
-        """Ask the client to join again when a rebalance brought no assignment for
-        REJOIN_NUDGE_SECONDS.
-
-        Seen on Apache Kafka (kafka-python 3.0.12): right after its first assignment the
-        member rejoined, the broker completed the new generation within milliseconds, and
-        the client never took the answer: no assignment, no JoinGroup, no heartbeat, until
-        the broker expelled it and the worker sat without partitions. A new join request
-        (its `_coordinator`, the consumer's own) lets it take the answer or join afresh;
-        during a rebalance still under way it only repeats the member's join. With
-        librdkafka there is nothing to ask (it joins by itself), and nothing is logged.
-        """
-        if not self._rebalancing:
-            return
-        if time.monotonic() - self._rebalance_since < REJOIN_NUDGE_SECONDS:
-            return
-        waited = time.monotonic() - self._rebalance_since
-        if request_rejoin(self.consumer):
-            logger.warning(
-                "no assignment %.0fs after the partitions were revoked: asked to join again",
-                waited,
-            )
-        self._rebalance_since = time.monotonic()
-
     def on_partitions_revoked(self, revoked) -> None:
         """Commit what was applied for the partitions we give up (normally nothing)."""
         self._rebalancing = True
-        self._rebalance_since = time.monotonic()
         with self._lock:
             pending = {tp: self._pending.pop(tp) for tp in revoked if tp in self._pending}
         if pending:
@@ -403,7 +372,6 @@ class GroupMember:
 
     def on_partitions_lost(self, lost) -> None:
         self._rebalancing = True
-        self._rebalance_since = time.monotonic()
         with self._lock:
             for tp in lost:
                 self._pending.pop(tp, None)

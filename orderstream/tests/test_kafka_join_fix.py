@@ -25,7 +25,7 @@ from orderstream.kafka.driver import (
 )
 from testkit.drivers import kafka_python_only
 from testkit.helpers import eventually
-from testkit.rebalances import Rebalances, joined, names, subscribed
+from testkit.rebalances import Rebalances, a_member_and_a_newcomer, joined, names, subscribed
 
 pytestmark = kafka_python_only("its group coordinator's join fix")
 
@@ -89,15 +89,7 @@ def test_members_whose_join_answers_came_outside_poll_take_them_without_joining_
     running member has started its rejoin: both are outside poll when the answers come.
     Unfixed, the next poll of each sent a new JoinGroup instead (the leader's made the
     group rebalance once more)."""
-    topic, group = names("join"), names("join-group")
-    ensure_topics({topic: 2})
-    first, second = Rebalances(), Rebalances()
-    running = make_consumer(group_id=group)
-    joining = make_consumer(group_id=group)
-    try:
-        subscribed(running, topic, first)
-        joined(running, first)
-        subscribed(joining, topic, second)
+    with a_member_and_a_newcomer("join") as (topic, running, first, joining, second):
         eventually(  # the new member's JoinGroup waits for the running member's
             lambda: (
                 joining.poll(timeout_ms=0) is not None
@@ -127,9 +119,6 @@ def test_members_whose_join_answers_came_outside_poll_take_them_without_joining_
         assert first.held and second.held
         assert (first.revoked, second.revoked) == (1, 0)
         assert generations(running, joining) == answered, "a member joined again"
-    finally:
-        joining.close(autocommit=False)
-        running.close(autocommit=False)
 
 
 @pytest.mark.broker
