@@ -194,7 +194,9 @@ def test_a_replayed_change_after_an_api_restart_answers_from_the_worker_at_once(
     waits = []
     wait_for = AckListener.wait_for
     monkeypatch.setattr(
-        AckListener, "wait_for", lambda *args: waits.append(args[1:]) or wait_for(*args)
+        AckListener,
+        "wait_for",
+        lambda *args, **match: waits.append(args[1:]) or wait_for(*args, **match),
     )
     again = api.post("/orders", body, headers=headers)
     assert (again.status_code, again.json()) == (200, expected)

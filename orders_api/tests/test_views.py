@@ -304,12 +304,12 @@ def ack_waits(monkeypatch, kafka_bootstrap) -> AckWaits:
     waits = AckWaits()
     wait_for = AckListener.wait_for
 
-    def recorded(listener, event_id, timeout):
+    def recorded(listener, event_id, timeout, **match):
         waits.timeouts.append(timeout)
         if waits.answer is not None:
             ack = OrderAck(event_id, None, waits.answer, "2026-01-01T00:00:00Z")
             listener.deliver(ack)
-        return wait_for(listener, event_id, timeout)
+        return wait_for(listener, event_id, timeout, **match)
 
     monkeypatch.setattr(AckListener, "wait_for", recorded)
     return waits

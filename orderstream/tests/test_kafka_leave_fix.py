@@ -48,4 +48,9 @@ def test_a_leader_that_stops_polling_during_a_rebalance_does_not_leave_the_group
             message="the new member was assigned the partitions",
         )
         assert second.held == {(topic, 0), (topic, 1)}
-        assert leader.group_metadata().generation_id == -1, "the leader is still a member"
+        # Apache Kafka may assign the newcomer before the leader's own poll timeout comes.
+        eventually(
+            lambda: leader.group_metadata().generation_id == -1,
+            timeout=30,
+            message="the leader gave up its membership",
+        )
