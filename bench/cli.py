@@ -16,6 +16,7 @@ the options are read, so `--help` needs no database.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -111,9 +112,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_capacity(options: argparse.Namespace) -> None:
-    from bench.capacity import CapacityConfig, format_capacity
-    from bench.capacity import run_capacity as capacity_run
+@contextlib.contextmanager
+def baseline_beside(options: argparse.Namespace):
+    """`options.out` made, and the bare-DRF baseline on a free port while inside: yields
+    the folder and the baseline's URL (run_api and run_capacity compare against it)."""
     from bench.servers import start_baseline
     from devstack.ports import free_port
 
@@ -122,12 +124,20 @@ def run_capacity(options: argparse.Namespace) -> None:
     port = free_port()
     baseline = start_baseline(port, out_dir)
     try:
-        config = CapacityConfig.from_options(
-            options, base_url=options.url, baseline_url=f"http://127.0.0.1:{port}"
-        )
-        report = capacity_run(config, sys.stdout)
+        yield out_dir, f"http://127.0.0.1:{port}"
     finally:
         baseline.stop()
+
+
+def run_capacity(options: argparse.Namespace) -> None:
+    from bench.capacity import CapacityConfig, format_capacity
+    from bench.capacity import run_capacity as capacity_run
+
+    with baseline_beside(options) as (out_dir, baseline_url):
+        config = CapacityConfig.from_options(
+            options, base_url=options.url, baseline_url=baseline_url
+        )
+        report = capacity_run(config, sys.stdout)
     json_path = out_dir / "bench_capacity.json"
     json_path.write_text(json.dumps(report, indent=2))
     sys.stdout.write(format_capacity(report))
@@ -137,25 +147,17 @@ def run_capacity(options: argparse.Namespace) -> None:
 def run_api(options: argparse.Namespace) -> None:
     from bench.api import BenchConfig, run_bench
     from bench.api_report import format_table
-    from bench.servers import start_baseline
-    from devstack.ports import free_port
 
-    out_dir = Path(options.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    baseline = start_baseline(port, out_dir)
-    try:
+    with baseline_beside(options) as (out_dir, baseline_url):
         config = BenchConfig.from_options(
             options,
             base_url=options.url,
-            baseline_url=f"http://127.0.0.1:{port}",
+            baseline_url=baseline_url,
             out_dir=str(out_dir),
             api_pid=options.api_pid,
             worker_pid=options.worker_pid,
         )
         report = run_bench(config, out=sys.stdout)
-    finally:
-        baseline.stop()
     json_path = out_dir / "bench_api.json"
     json_path.write_text(json.dumps(report, indent=2))
     sys.stdout.write(format_table(report))
