@@ -44,8 +44,14 @@ def staff_user():
 
 
 @pytest.fixture
-def api_threads():
-    """Stop the ACK listener the live server started, after the test."""
+def api_threads(unique_topics):
+    """This process's ACK listener, positioned before the browser posts, stopped after.
+
+    The live server shares this process's listener. Left to start on the first POST, it
+    may not be positioned within the second a write waits for it (ACK_LISTENER_READY_WAIT),
+    and the POST is answered 202 `listener-not-ready` instead of the worker's ACK.
+    """
+    assert process_listener.start(ready_timeout=30), "the ACK listener was not positioned"
     yield
     process_listener.shutdown()
 
