@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BROKER ?= tansu
 export BROKER
 
-.PHONY: run test test-fast lint venv prepare clean compose-lint bench bench-api bench-worker bench-capacity mutation
+.PHONY: run test test-fast lint venv prepare clean compose-lint bench bench-api bench-worker bench-capacity bench-scale-out mutation
 
 venv: $(VENV)/.installed
 
@@ -72,6 +72,12 @@ bench-worker: venv
 # stack sustains for 60 s a probe, against the baseline's (bench/capacity.py).
 bench-capacity: venv
 	$(PY) scripts/local_stack.py bench capacity $(BENCH_ARGS)
+
+# bench-scale-out: on a stack of its own (BROKER=kafka KAFKA_NODES=3 for the cluster), 2 APIs
+# and 2 relays, workers 1, 3 then 6: each count's join times and sustained creates
+# (bench/scale_out.py).
+bench-scale-out: venv
+	$(PY) scripts/local_stack.py bench scale-out $(BENCH_ARGS)
 
 # Mutation testing (mutmut) of the pure modules, the idempotency keys and the Redis result;
 # not part of `make test`. MUTATION_ARGS="--keep" reuses mutants/ (see README "Testing").

@@ -305,7 +305,7 @@ def profile_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> di
     return profiles
 
 
-def _processed_events() -> int:
+def processed_events() -> int:
     with connections["worker"].cursor() as cursor:
         cursor.execute("SELECT count(*) FROM orders_worker_processedevent")
         return cursor.fetchone()[0]
@@ -326,7 +326,7 @@ def wait_until_quiet(deadline_seconds: float = 180.0) -> bool:
     deadline = time.monotonic() + deadline_seconds
     last = -1
     while time.monotonic() < deadline:
-        count = _processed_events()
+        count = processed_events()
         if count == last and _unpublished_outbox() == 0:
             return True
         last = count
@@ -359,7 +359,7 @@ def live_load_phase(config: BenchConfig, out) -> dict:
     from its /proc CPU time from the load's start until it applied them all."""
     out.write("waiting for the worker to drain the backlog...\n")
     quiet = wait_until_quiet()
-    before_events = _processed_events()
+    before_events = processed_events()
     before_cpu = process_cpu_seconds(config.worker_pid)
     out.write(f"live load: {config.live_rate:.0f} creates/s for {config.live_seconds:.0f}s...\n")
     started = time.perf_counter()
@@ -367,10 +367,10 @@ def live_load_phase(config: BenchConfig, out) -> dict:
     load = _paced_creates(config)
     accepted = sum(v for k, v in load["statuses"].items() if int(k) < 300)
     deadline = time.monotonic() + 60
-    applied = _processed_events() - before_events
+    applied = processed_events() - before_events
     while applied < accepted and time.monotonic() < deadline:
         time.sleep(0.05)
-        applied = _processed_events() - before_events
+        applied = processed_events() - before_events
     cpu = process_cpu_seconds(config.worker_pid) - before_cpu
     wall = time.perf_counter() - started
     result = {

@@ -7,7 +7,10 @@ schedule, each answer timed from when it was due), through `senders` keep-alive 
 of this process. It sustains the rate when every request was sent on time and answered
 2xx, the answers' p99 stayed under `targets.CAPACITY_P99_MS`, and, for the project, the
 outbox's oldest unpublished row, sampled every half second during the probe, stayed
-younger than `targets.CAPACITY_OUTBOX_AGE_S`. The answers are timed from when each
+younger than `targets.CAPACITY_OUTBOX_AGE_S`; with `max_unapplied_s` (the scale-out
+bench, bench/scale_out.py), the events created but not yet applied by the workers at the
+probe's end must also be at most that many seconds of the rate (the workers keep up). The
+answers are timed from when each
 request was due, so a client that left late counts its lateness against the server: a
 conservative figure. The client's lateness and CPU share are kept with each probe, to
 show whether it could have been the bottleneck (a busy machine delays its threads too).
@@ -21,15 +24,17 @@ between the best sustained rate and the lowest failed one until it is within
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import connections
 
 from bench import targets
-from bench.api import Client, order_body, wait_until_quiet
+from bench.api import Client, order_body, processed_events, wait_until_quiet
 from bench.pacing import paced_run
 
 # A probe must send at least this share of the asked rate.
@@ -47,6 +52,7 @@ class CapacityConfig:
     max_probes: int = 8
     seconds: float = 60.0
     senders: int = 64
+    max_unapplied_s: float | None = None
 
     @classmethod
     def from_options(cls, options, **fields) -> CapacityConfig:
@@ -96,7 +102,7 @@ class CapacitySearch:
             )
 
 
-def probe_verdict(probe: dict) -> list[str]:
+def probe_verdict(probe: dict, max_unapplied_s: float | None = None) -> list[str]:
     """Why a probe did not sustain its rate; empty when it did."""
     reasons = []
     if probe["rate_sent"] < MIN_SENT_SHARE * probe["rate_asked"]:
@@ -110,6 +116,11 @@ def probe_verdict(probe: dict) -> list[str]:
     oldest = probe["outbox_oldest_s"]
     if oldest is not None and oldest >= targets.CAPACITY_OUTBOX_AGE_S:
         reasons.append(f"outbox's oldest row {oldest} s >= {targets.CAPACITY_OUTBOX_AGE_S:g} s")
+    unapplied = probe.get("unapplied_at_end")
+    if max_unapplied_s is not None and unapplied > max_unapplied_s * probe["rate_asked"]:
+        reasons.append(
+            f"{unapplied} events unapplied at the end > {max_unapplied_s:g} s of the rate"
+        )
     return reasons
 
 
@@ -156,12 +167,13 @@ class OutboxWatch:
             connections.close_all()
 
 
-def probe(config: CapacityConfig, url: str, rate: float, *, watch_outbox: bool) -> dict:
-    """One open-loop run of non-waiting creates at `rate`/s against `url`."""
-    path = "/orders?wait=false" if watch_outbox else "/orders"
+def create_senders(urls: list[str], path: str) -> Callable[[], Callable[[], int]]:
+    """`make_sender` of paced_run: each sender a keep-alive client of the next of `urls` in
+    turn, POSTing one new order to `path` a call (status 0 when the connection failed)."""
+    senders_made = itertools.count()
 
-    def make_sender():
-        client = Client(url)
+    def make_sender() -> Callable[[], int]:
+        client = Client(urls[next(senders_made) % len(urls)])
 
         def send() -> int:
             try:
@@ -171,17 +183,29 @@ def probe(config: CapacityConfig, url: str, rate: float, *, watch_outbox: bool) 
 
         return send
 
-    cpu_before, started = sum(os.times()[:2]), time.perf_counter()
-    if watch_outbox:
-        with OutboxWatch() as watch:
-            result = paced_run(
-                rate=rate, seconds=config.seconds, senders=config.senders, make_sender=make_sender
-            )
-        result["outbox_oldest_s"] = round(watch.oldest, 3)
-    else:
-        result = paced_run(
+    return make_sender
+
+
+def probe(config: CapacityConfig, urls: list[str], rate: float, *, watch_outbox: bool) -> dict:
+    """One open-loop run of non-waiting creates at `rate`/s, the senders spread over `urls`
+    in turn. `watch_outbox`: the project (the outbox watched, the backlog drained after)."""
+    make_sender = create_senders(urls, "/orders?wait=false" if watch_outbox else "/orders")
+
+    def run() -> dict:
+        return paced_run(
             rate=rate, seconds=config.seconds, senders=config.senders, make_sender=make_sender
         )
+
+    cpu_before, started = sum(os.times()[:2]), time.perf_counter()
+    if watch_outbox:
+        applied_before = processed_events()
+        with OutboxWatch() as watch:
+            result = run()
+        created = sum(n for status, n in result["statuses"].items() if status.startswith("2"))
+        result["unapplied_at_end"] = created - (processed_events() - applied_before)
+        result["outbox_oldest_s"] = round(watch.oldest, 3)
+    else:
+        result = run()
         result["outbox_oldest_s"] = None
     wall = time.perf_counter() - started
     result["client_cpu_share"] = round((sum(os.times()[:2]) - cpu_before) / wall, 3)
@@ -190,26 +214,34 @@ def probe(config: CapacityConfig, url: str, rate: float, *, watch_outbox: bool) 
         drain_started = time.monotonic()
         result["drained"] = wait_until_quiet()
         result["drain_seconds"] = round(time.monotonic() - drain_started, 1)
-    result["verdict"] = probe_verdict(result)
+    result["verdict"] = probe_verdict(result, config.max_unapplied_s)
     return result
 
 
-def _probe_step(
-    config: CapacityConfig, search: CapacitySearch, probes: list, *, project: bool, out
-):
-    """Run the search's next probe, if any; False when the search is over."""
+def probe_step(
+    config: CapacityConfig,
+    search: CapacitySearch,
+    probes: list,
+    *,
+    urls: list[str],
+    label: str,
+    project: bool,
+    out,
+) -> bool:
+    """Run the search's next probe against `urls`, if any; False when the search is over."""
     rate = search.next_rate()
     if rate is None:
         return False
     rate = round(rate, 1)
-    url = config.base_url if project else config.baseline_url
-    result = probe(config, url, rate, watch_outbox=project)
+    result = probe(config, urls, rate, watch_outbox=project)
     search.record(rate, sustained=not result["verdict"])
     probes.append(result)
+    unapplied = result.get("unapplied_at_end")
+    unapplied = "" if unapplied is None else f", unapplied {unapplied}"
     out.write(
-        f"  {'project' if project else 'baseline':<8} {rate:>7.1f}/s: p99 "
-        f"{result['latency_ms'].get('p99')} ms, outbox {result['outbox_oldest_s']} s, "
-        f"client late p99 {result['lateness_ms'].get('p99')} ms, CPU "
+        f"  {label:<8} {rate:>7.1f}/s: p99 "
+        f"{result['latency_ms'].get('p99')} ms, outbox {result['outbox_oldest_s']} s"
+        f"{unapplied}, client late p99 {result['lateness_ms'].get('p99')} ms, CPU "
         f"{result['client_cpu_share']}, load {result['load_average']:.1f}: "
         f"{'; '.join(result['verdict']) or 'sustained'}\n"
     )
@@ -231,8 +263,14 @@ def run_capacity(config: CapacityConfig, out) -> dict:
     while any(going.values()):
         for side in ("baseline", "project"):
             if going[side]:
-                going[side] = _probe_step(
-                    config, searches[side], probes[side], project=side == "project", out=out
+                going[side] = probe_step(
+                    config,
+                    searches[side],
+                    probes[side],
+                    urls=[config.base_url if side == "project" else config.baseline_url],
+                    label=side,
+                    project=side == "project",
+                    out=out,
                 )
     return capacity_report(
         **{side: {"best": searches[side].best, "probes": probes[side]} for side in searches}

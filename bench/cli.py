@@ -8,6 +8,9 @@ values (`make bench-api`, `make bench-worker` run them through scripts/local_sta
 - `capacity`: the highest rate of non-waiting creates the running stack sustains, open
   loop, against the baseline's (see bench/capacity.py); it starts and stops the
   baseline's gunicorn itself.
+- `scale-out`: the whole pipeline's sustained creates per worker count, with several API
+  instances and relays it starts itself (see bench/scale_out.py); `make bench-scale-out`
+  runs it on a stack of its own, as `make bench`.
 
 `make bench` runs both on a stack of its own (bench/session.py). Django is set up after
 the options are read, so `--help` needs no database.
@@ -34,7 +37,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parts = parser.add_subparsers(dest="part", required=True, metavar="{api,worker,capacity}")
+    parts = parser.add_subparsers(
+        dest="part", required=True, metavar="{api,worker,capacity,scale-out}"
+    )
     api = parts.add_parser(
         "api",
         help="the API against the bare-DRF baseline",
@@ -109,6 +114,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=str(Path(tempfile.gettempdir()) / "bench_capacity"),
         help="folder of the JSON and the baseline's log (default: the temp dir)",
     )
+    scale_out = parts.add_parser(
+        "scale-out",
+        help="the pipeline's sustained creates per worker count",
+        description=(
+            "Start API instances, relays and workers on free ports (workers added count by "
+            "count), time each new worker's join under load, and find the highest open-loop "
+            "rate of creates the whole pipeline sustains per count (bench/scale_out.py); "
+            "print a table and write JSON."
+        ),
+    )
+    scale_out.add_argument("--apis", type=int, default=2, help="API instances (gunicorns)")
+    scale_out.add_argument("--relays", type=int, default=2)
+    scale_out.add_argument("--workers", default="1,3,6", help="worker counts, comma-separated")
+    scale_out.add_argument(
+        "--join-rate", type=float, default=50.0, help="creates/s while workers join (0: none)"
+    )
+    add_capacity_options(scale_out)
+    scale_out.add_argument(
+        "--out",
+        default=str(Path(tempfile.gettempdir()) / "bench_scale_out"),
+        help="folder of the JSON and the processes' logs (default: the temp dir)",
+    )
     return parser.parse_args(argv)
 
 
@@ -141,6 +168,33 @@ def run_capacity(options: argparse.Namespace) -> None:
     json_path = out_dir / "bench_capacity.json"
     json_path.write_text(json.dumps(report, indent=2))
     sys.stdout.write(format_capacity(report))
+    print(f"\nwritten to {json_path}")
+
+
+def run_scale_out(options: argparse.Namespace) -> None:
+    from django.conf import settings
+
+    from bench.capacity import CapacityConfig
+    from bench.scale_out import format_scale_out
+    from bench.scale_out import run_scale_out as scale_out_run
+
+    out_dir = Path(options.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = CapacityConfig.from_options(options, base_url="", baseline_url="")
+    report = scale_out_run(
+        config,
+        log_dir=out_dir,
+        apis=options.apis,
+        relays=options.relays,
+        worker_counts=[int(count) for count in options.workers.split(",")],
+        join_rate=options.join_rate,
+        partitions=settings.ORDERS_EVENTS_PARTITIONS,
+        out=sys.stdout,
+    )
+    report["brokers"] = list(settings.KAFKA_BROKERS)
+    json_path = out_dir / "bench_scale_out.json"
+    json_path.write_text(json.dumps(report, indent=2))
+    sys.stdout.write(format_scale_out(report))
     print(f"\nwritten to {json_path}")
 
 
@@ -209,5 +263,11 @@ def main(argv: list[str]) -> int:
 
     django.setup()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come
-    {"api": run_api, "worker": run_worker, "capacity": run_capacity}[options.part](options)
+    parts = {
+        "api": run_api,
+        "worker": run_worker,
+        "capacity": run_capacity,
+        "scale-out": run_scale_out,
+    }
+    parts[options.part](options)
     return 0

@@ -13,6 +13,7 @@
                                            own (bench/session.py; --help)
     python scripts/local_stack.py bench api|worker|capacity [ARGS]   one part with the local
                                            values, as `manage` (`python -m bench`, bench/cli.py)
+    python scripts/local_stack.py bench scale-out [ARGS]   that part on a stack of its own
 
 Environment: the values of `local.env` are used where the shell does not set them; BROKER
 (`tansu`, the default, or `kafka`) chooses the embedded broker, KAFKA_NODES (1 or 3) how
@@ -272,6 +273,9 @@ def bench_environment() -> None:
 
 
 def run_bench(argv: list[str]) -> int:
+    """The whole benchmark, or a part that starts its own processes (`scale-out`)."""
+    if argv[:1] and argv[0] in OWN_STACK_BENCH_PARTS:
+        return subprocess.call([sys.executable, "-m", "bench", *argv], cwd=ROOT)
     from bench.session import bench_session
 
     return bench_session(argv)
@@ -279,6 +283,8 @@ def run_bench(argv: list[str]) -> int:
 
 # `bench api|worker`: one part of the benchmark, run as `manage` runs (python -m bench).
 BENCH_PARTS = {"api", "worker", "capacity"}
+# `bench scale-out`: a part run like the whole benchmark, on a stack of its own.
+OWN_STACK_BENCH_PARTS = {"scale-out"}
 
 
 def main(argv: list[str]) -> int:

@@ -4,14 +4,14 @@ and the search for the highest sustained rate (the probes themselves need a live
 from __future__ import annotations
 
 import io
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from bench.capacity import CapacityConfig, CapacitySearch, capacity_report, probe, probe_verdict
 from bench.cli import parse_args
 from bench.pacing import paced_run
+from bench.tests.local_server import serving
 
 pytestmark = pytest.mark.unit
 
@@ -110,11 +110,8 @@ class _Created(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def created_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Created)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Created) as url:
+        yield url
 
 
 def _config(url: str) -> CapacityConfig:
@@ -123,7 +120,7 @@ def _config(url: str) -> CapacityConfig:
 
 
 def test_a_baseline_probe_sends_its_rate_open_loop_and_keeps_the_clients_share(created_url):
-    result = probe(_config(created_url), created_url, 50.0, watch_outbox=False)
+    result = probe(_config(created_url), [created_url], 50.0, watch_outbox=False)
     assert (result["sent"], result["statuses"], result["outbox_oldest_s"]) == (
         20,
         {"201": 20},
