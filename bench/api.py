@@ -30,7 +30,7 @@ from django.db import connections
 
 from bench import targets
 from bench.api_report import api_report
-from bench.cpu_time import process_cpu_seconds
+from bench.cpu_time import process_cpu_seconds, thread_cpu_seconds
 from bench.pacing import paced_run
 from bench.profile import Profile
 from bench.wrk import get_script, post_script, wrk_path, wrk_run
@@ -300,7 +300,7 @@ def profile_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> di
         out.write("profiling the worker during a paced load...\n")
         path = out_dir / "profile-worker-live.json"
         profile = Profile(pid=config.worker_pid, seconds=config.live_seconds, path=path)
-        _paced_creates(config)
+        paced_creates(config)
         profiles["worker under the live load"] = profile.wait()
     return profiles
 
@@ -339,7 +339,7 @@ def wait_until_quiet(deadline_seconds: float = 180.0) -> bool:
 PACED_SENDERS = 32
 
 
-def _paced_creates(config: BenchConfig) -> dict:
+def paced_creates(config: BenchConfig) -> dict:
     """Non-waiting creates at `live_rate`/s for `live_seconds`, open loop."""
 
     def make_sender():
@@ -361,10 +361,11 @@ def live_load_phase(config: BenchConfig, out) -> dict:
     quiet = wait_until_quiet()
     before_events = processed_events()
     before_cpu = process_cpu_seconds(config.worker_pid)
+    before_threads = thread_cpu_seconds(config.worker_pid)
     out.write(f"live load: {config.live_rate:.0f} creates/s for {config.live_seconds:.0f}s...\n")
     started = time.perf_counter()
 
-    load = _paced_creates(config)
+    load = paced_creates(config)
     accepted = sum(v for k, v in load["statuses"].items() if int(k) < 300)
     deadline = time.monotonic() + 60
     applied = processed_events() - before_events
@@ -372,6 +373,7 @@ def live_load_phase(config: BenchConfig, out) -> dict:
         time.sleep(0.05)
         applied = processed_events() - before_events
     cpu = process_cpu_seconds(config.worker_pid) - before_cpu
+    threads = thread_cpu_seconds(config.worker_pid)
     wall = time.perf_counter() - started
     result = {
         "load": load,
@@ -381,6 +383,11 @@ def live_load_phase(config: BenchConfig, out) -> dict:
         "wall_seconds": round(wall, 2),
         "worker_cpu_share": round(cpu / wall, 3) if wall else None,
         "cpu_ms_per_event": targets.cpu_ms_per_event(cpu, applied),
+        # the same, by the threads that spent it (librdkafka's own, the rest)
+        "cpu_ms_per_event_by_threads": {
+            group: targets.cpu_ms_per_event(seconds - before_threads.get(group, 0.0), applied)
+            for group, seconds in sorted(threads.items())
+        },
     }
     result["meets_target"] = (
         None

@@ -18,3 +18,23 @@ def stat_cpu_seconds(stat_line: str, ticks: int = CLOCK_TICKS) -> float:
 
 def process_cpu_seconds(pid: int) -> float:
     return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+def thread_group(name: str) -> str:
+    """`librdkafka` for the threads librdkafka starts (it names them `rdk:main`,
+    `rdk:broker-N` ...), `python` for every other (the interpreter's, kafka-python's)."""
+    return "librdkafka" if name.startswith("rdk:") else "python"
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime of the live threads of `pid`, summed by `thread_group` of their names
+    (a thread that ended is no longer counted: measure while the process runs)."""
+    groups: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            line = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        group = thread_group(line[line.index("(") + 1 : line.rindex(")")])
+        groups[group] = groups.get(group, 0.0) + stat_cpu_seconds(line)
+    return groups

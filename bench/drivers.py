@@ -7,7 +7,8 @@ driver KAFKA_CLIENT names, in interleaved rounds of one run (bench/driver_rounds
   environment) on topics and groups of their own; this process's clients (the Kafka
   round-trip floor's) use the same driver. Measured as the API benchmark measures them
   (bench/api.py): the floor, sequential synchronous creates, then the paced live load
-  and the worker's CPU per event applied; then the processes stop.
+  and the worker's CPU per event applied (and with `--profile`, in round 1, py-spy on
+  the worker during a second paced load); then the processes stop.
 - `drain_rounds`: per round and driver, the batched worker draining N events in this
   process (bench/worker.py `bench_drain`) with settings.KAFKA_CLIENT = <driver>.
 
@@ -29,9 +30,11 @@ from bench.api import (
     kafka_floor,
     live_load_phase,
     order_body,
+    paced_creates,
     sequential_creates,
 )
 from bench.driver_rounds import stack_names
+from bench.profile import Profile
 from bench.servers import Process, start_stack, stop_all, wait_healthy
 from bench.worker import (
     BenchOrderWorker,
@@ -58,6 +61,7 @@ class StackShares:
     sync_requests: int
     live_rate: float
     live_seconds: float
+    profile_dir: Path | None = None  # `--profile`: the worker's profile in round 1, here
 
 
 def driver_of_threads(names: list[str]) -> str:
@@ -137,6 +141,8 @@ def stack_round(driver: str, round_number: int, shares: StackShares, *, log_dir:
                 worker_pid=worker.pid,
             )
             live = live_load_phase(config, out)
+            if shares.profile_dir and round_number == 1:
+                live["profile"] = profile_worker(config, driver, shares.profile_dir, out)
             for process in processes:
                 process.check_alive()
         finally:
@@ -149,6 +155,21 @@ def stack_round(driver: str, round_number: int, shares: StackShares, *, log_dir:
         "sync_statuses": {str(status): count for status, count in statuses.items()},
         "live_load": live,
     }
+
+
+def profile_worker(config: BenchConfig, driver: str, profile_dir: Path, out) -> str:
+    """py-spy on the worker during a second paced load like the live one, after the
+    measured one (py-spy takes CPU from the two cores): its file, or why there is none.
+    Only the Python threads are sampled; librdkafka's own threads show in the live load's
+    `cpu_ms_per_event_by_threads`."""
+    out.write(f"profiling the {driver} worker during a paced load...\n")
+    profile = Profile(
+        pid=config.worker_pid,
+        seconds=config.live_seconds,
+        path=profile_dir / f"profile-worker-{driver}.json",
+    )
+    paced_creates(config)
+    return profile.wait()
 
 
 def stack_rounds(

@@ -51,6 +51,10 @@ def driver_figures(stack_runs: list[dict], drain_runs: list[dict]) -> dict:
     sync = percentiles([s for run in stack_runs for s in run["sync_ms"]])
     per_round = {
         "worker_cpu_ms_per_event": [run["live_load"]["cpu_ms_per_event"] for run in stack_runs],
+        "worker_cpu_ms_per_event_librdkafka": [
+            run["live_load"].get("cpu_ms_per_event_by_threads", {}).get("librdkafka")
+            for run in stack_runs
+        ],
         "drain_events_per_s": [run["events_per_s"] for run in drain_runs],
     }
     return {
@@ -141,6 +145,8 @@ def format_drivers_table(report: dict) -> str:
         )
     lines += [
         "  per round: worker CPU ms/event: " + _rounds_line(report, "worker_cpu_ms_per_event", str),
+        "  per round: of it in librdkafka's threads: "
+        + _rounds_line(report, "worker_cpu_ms_per_event_librdkafka", str),
         "  per round: drain events/s: "
         + _rounds_line(report, "drain_events_per_s", lambda rate: f"{rate:.0f}"),
         "  per round: live load sent/s (lateness p99 ms): "

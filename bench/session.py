@@ -63,7 +63,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--floor-samples out, and runs --live-seconds and --events in full",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="py-spy speedscope files beside the JSON"
+        "--profile",
+        action="store_true",
+        help="py-spy speedscope files beside the JSON (and of each driver's worker)",
     )
     args = parser.parse_args(argv)
     from django.conf import settings
@@ -147,6 +149,7 @@ def drivers_stack_phase(args: argparse.Namespace, out_dir: Path) -> list[dict]:
         sync_requests=max(1, args.sync_requests // rounds),
         live_rate=args.live_rate,
         live_seconds=args.live_seconds,
+        profile_dir=out_dir if args.profile else None,
     )
     order = interleaved(args.drivers, rounds)
     return drivers.stack_rounds(order, shares, log_dir=out_dir / "logs", out=sys.stdout)

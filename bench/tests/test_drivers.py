@@ -71,6 +71,11 @@ def _stack_run(driver: str, n: int, *, floor: list, sync: list, cpu: float | Non
         "sync_statuses": {"200": len(sync)},
         "live_load": {
             "cpu_ms_per_event": cpu,
+            "cpu_ms_per_event_by_threads": (
+                {"librdkafka": 0.05, "python": cpu - 0.05}
+                if driver == "confluent" and cpu
+                else {"python": cpu}
+            ),
             "events_applied": 10,
             "load": {"rate_sent": 199.5 - n, "lateness_ms": {"p99": 10.0 * n}},
         },
@@ -115,8 +120,10 @@ def test_each_drivers_figures_pool_its_samples_and_take_the_median_of_its_rounds
         "sync_create_p50_ms": 14.0,
         "sync_create_p99_ms": 40.0,
         "worker_cpu_ms_per_event": 0.28,
+        "worker_cpu_ms_per_event_librdkafka": None,  # none of its threads is librdkafka's
         "drain_events_per_s": 8500.0,
     }
+    assert confluent["values"]["worker_cpu_ms_per_event_librdkafka"] == 0.05
     assert confluent["values"]["worker_cpu_ms_per_event"] == 0.2  # the round without one left out
     assert confluent["per_round"]["worker_cpu_ms_per_event"] == [0.2, None]
     assert confluent["per_round"]["drain_events_per_s"] == [12000.0, 13500.0]
@@ -153,6 +160,7 @@ def test_the_table_shows_both_drivers_figures_and_their_ratio():
     row = next(line for line in table.splitlines() if line.startswith("synchronous create p99"))
     assert row.split()[-6:] == ["40.0", "30.0", "0.75", "(lower", "is", "better)"]
     assert "worker CPU ms/event: kafka-python 0.3, 0.26; confluent 0.2, -" in table
+    assert "of it in librdkafka's threads: kafka-python -, -; confluent 0.05, -" in table
     assert "drain events/s: kafka-python 8000, 9000; confluent 12000, 13500" in table
     assert "rebalances in the drains: kafka-python 0, confluent 1" in table
     assert "live load sent/s (lateness p99 ms): kafka-python 198.5 (10.0), 197.5 (20.0)" in table

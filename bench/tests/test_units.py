@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import targets
-from bench.cpu_time import stat_cpu_seconds
+from bench.cpu_time import stat_cpu_seconds, thread_cpu_seconds, thread_group
 from bench.pacing import lateness_summary, paced_run, send_times
 from bench.wrk import (
     WrkResult,
@@ -162,6 +162,44 @@ def test_a_paced_run_sends_the_whole_schedule_through_its_senders():
 def test_cpu_time_is_read_after_the_command_name_even_with_spaces_and_parentheses():
     line = "4242 (gunicorn: worker (x)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 99"
     assert stat_cpu_seconds(line, ticks=100) == 3.0
+
+
+def test_librdkafkas_threads_are_told_apart_by_their_names():
+    assert [thread_group(n) for n in ("rdk:main", "rdk:broker-1", "python3", "rdkafka")] == [
+        "librdkafka",
+        "librdkafka",
+        "python",
+        "python",
+    ]
+
+
+def test_a_threads_cpu_is_counted_under_the_group_of_its_name():
+    """A thread named as librdkafka names its own (prctl PR_SET_NAME) spins for a while:
+    its CPU time shows under `librdkafka`, this thread's under `python`."""
+    import ctypes
+    import threading
+    import time
+
+    named, done = threading.Event(), threading.Event()
+
+    def spin() -> None:
+        ctypes.CDLL(None).prctl(15, b"rdk:bench-test", 0, 0, 0)  # PR_SET_NAME
+        named.set()
+        while time.thread_time() < 0.3:  # this thread's own CPU time
+            pass
+        done.wait(10)
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    named.wait(10)
+    deadline = time.monotonic() + 30
+    while thread_cpu_seconds(os.getpid()).get("librdkafka", 0.0) < 0.2:
+        assert time.monotonic() < deadline, "the named thread's CPU time never showed"
+        time.sleep(0.05)
+    groups = thread_cpu_seconds(os.getpid())
+    done.set()
+    thread.join(10)
+    assert groups["librdkafka"] >= 0.2 and groups["python"] > 0
 
 
 def test_the_baseline_is_served_with_the_apis_workers_and_threads_and_no_hooks(monkeypatch):
