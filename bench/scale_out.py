@@ -89,9 +89,8 @@ class ScaleOutStack:
         """`count` gunicorns, each healthy before the next starts (its port is bound)."""
         for n in range(1, count + 1):
             port = self._port()
-            # "": each gunicorn makes a metrics directory of its own (gunicorn.conf.py)
-            env = {"API_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": ""}
-            process = self._start(f"api{n}", api_command(), env)
+            # each makes a metrics directory of its own (gunicorn.conf.py `on_starting`)
+            process = self._start(f"api{n}", api_command(), {"API_PORT": str(port)})
             url = f"http://127.0.0.1:{port}"
             wait_healthy(url, process)
             self.api_urls.append(url)
