@@ -9,12 +9,17 @@ from orderstream.kafka import KafkaTimeoutError
 
 class Failing:
     """A real client whose `method` raises `error` for its next `failures` calls (None:
-    for good, until `heal()`); every other attribute is the client's own."""
+    for good, until `heal()`); every other attribute is the client's own.
 
-    def __init__(self, client, method: str, error: Exception):
+    `after_the_call`: a failing call runs the real one first, then raises (the work was
+    done, the caller is told it failed: a flush that timed out after the broker had
+    confirmed everything)."""
+
+    def __init__(self, client, method: str, error: Exception, *, after_the_call: bool = False):
         self._client = client
         self._method = method
         self._error = error
+        self._after_the_call = after_the_call
         self.failures: int | None = 0
         self.failed = 0  # calls that raised
 
@@ -34,6 +39,8 @@ class Failing:
                 if self.failures:
                     self.failures -= 1
                 self.failed += 1
+                if self._after_the_call:
+                    attribute(*args, **kwargs)
                 raise self._error
             return attribute(*args, **kwargs)
 

@@ -60,13 +60,18 @@ class FailingProducers:
     """A producer factory for the relay: each producer a real one whose `method` raises
     `error` for the next `failures` calls (None: until `heal()`), counted across them."""
 
-    def __init__(self, method: str, error: Exception):
-        self.method, self.error = method, error
+    def __init__(self, method: str, error: Exception, *, after_the_call: bool = False):
+        self.method, self.error, self.after_the_call = method, error, after_the_call
         self.built: list[Failing] = []
         self.failures: int | None = None
 
     def __call__(self):
-        producer = Failing(make_producer(client_id="api-tests-relay"), self.method, self.error)
+        producer = Failing(
+            make_producer(client_id="api-tests-relay"),
+            self.method,
+            self.error,
+            after_the_call=self.after_the_call,
+        )
         producer.fail(self.failures)
         self.built.append(producer)
         return producer
@@ -145,7 +150,10 @@ def test_a_send_that_fails_is_retried_with_backoff_and_the_row_published_once(
 
 
 def test_a_flush_that_times_out_after_the_broker_confirmed_still_marks_the_row(unique_topics):
-    producers = FailingProducers("flush", KafkaTimeoutError("injected"))
+    """The real flush runs (the broker confirms the send) before the injected timeout: on
+    three nodes with acks=all a confirmation can take longer than the relay's last look at
+    its futures, so a timeout injected without the flush would be a real failure."""
+    producers = FailingProducers("flush", KafkaTimeoutError("injected"), after_the_call=True)
     producers.failures = 1
     event_id = committed_event()
     with relay_running(OutboxRelay(producer_factory=producers)):
