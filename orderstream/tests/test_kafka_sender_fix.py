@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import kafka.producer.sender as producer_sender
 import pytest
+from kafka import TopicPartition
 
 from orderstream.kafka import ensure_topics, make_producer
 from orderstream.kafka.driver import NetworkWaitingSender, SenderClientView, not_ready_delay_ms
@@ -56,7 +57,10 @@ def test_a_ready_batch_for_a_busy_connection_does_not_spin_the_sender(settings):
     sender = producer._sender
     try:
         producer.send(topic, b"first").get(timeout=30)  # connected to the leader
-        [conn] = [c for c in sender._client._manager._conns.values() if c.connected]
+        # the leader's connection (on a cluster the producer holds others too)
+        leader = producer._metadata.leader_for_partition(TopicPartition(topic, 0))
+        conn = sender._client._manager._conns[leader]
+        assert conn.connected
         turns = 0
         run_once = sender.run_once
 
