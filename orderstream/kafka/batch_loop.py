@@ -209,6 +209,8 @@ class BatchLoop(ConsumerRebalanceListener):
                     self._last_records_at = self._clock()
                     self.pacer.started()
                     self._handle(records)
+                else:
+                    member.commit_pending()  # a failed commit goes again, batch or not
                 self._maybe_log_stats()
                 self.stats.lags_refresh(member.consumer)
                 self.handler.periodic()

@@ -59,6 +59,8 @@ REBALANCE_POLL_STEP_MS = 100
 # The longest a stopping member waits for the rebalance it is in to end before it leaves
 # the group (see `_finish_join_before_leaving`).
 JOIN_END_BEFORE_LEAVE_SECONDS = 5.0
+# How often a loop that polls nothing sends offsets still pending again (`commit_pending`).
+PENDING_COMMIT_RESEND_SECONDS = 1.0
 
 
 class BatchAbandoned(Exception):
@@ -85,6 +87,7 @@ class GroupMember:
         self._heartbeat = Heartbeat(config.heartbeat_file)
         self._rebalancing = False  # from a revoke or loss until the next assignment
         self._polled_at = time.monotonic()  # of the last poll, regular or paused
+        self._commit_sent_at = 0.0  # monotonic time the last commit was sent
 
     def stop(self) -> None:
         """Ask the loop to end after the current batch (from any thread)."""
@@ -141,8 +144,22 @@ class GroupMember:
             pending = dict(self._pending)
         self._send_commit(pending)
 
+    def commit_pending(self) -> None:
+        """Send the pending offsets again when no batch came to carry them (a turn of the
+        loop that polled nothing), at most every PENDING_COMMIT_RESEND_SECONDS.
+
+        A commit that failed after the last batch of a burst (seen on three nodes: the
+        coordinator's connection at its in-flight maximum, `NodeNotReadyError`) would
+        otherwise wait for the next record: the group's lag stays above 0 while the
+        events are applied, and the next owner of the partitions replays them."""
+        with self._lock:
+            pending = dict(self._pending)
+        if pending and time.monotonic() - self._commit_sent_at >= PENDING_COMMIT_RESEND_SECONDS:
+            self._send_commit(pending)
+
     def _send_commit(self, pending: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Send the commit of `pending`; the answer comes to `_committed`."""
+        self._commit_sent_at = time.monotonic()
         try:
             self.consumer.commit_async(offsets=pending, callback=self._committed)
         except KafkaError as exc:
