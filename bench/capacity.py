@@ -10,10 +10,10 @@ outbox's oldest unpublished row, sampled every half second during the probe, sta
 younger than `targets.CAPACITY_OUTBOX_AGE_S`; with `max_unapplied_s` (the scale-out
 bench, bench/scale_out.py), the events created but not yet applied by the workers at the
 probe's end must also be at most that many seconds of the rate (the workers keep up). The
-answers are timed from when each
-request was due, so a client that left late counts its lateness against the server: a
-conservative figure. The client's lateness and CPU share are kept with each probe, to
-show whether it could have been the bottleneck (a busy machine delays its threads too).
+answers are timed from when each request was due, so a client that left late counts its
+lateness against the server: a conservative figure. The client's lateness and CPU share
+are kept with each probe, to show whether it could have been the bottleneck (a busy
+machine delays its threads too).
 Between probes the project's backlog drains (`wait_until_quiet`), and how long it took
 is kept.
 

@@ -126,9 +126,8 @@ def watch_joins(stack: ScaleOutStack, new: list[Worker], partitions: int) -> dic
     partitions_s: dict[str, float | None] = dict(metrics_s)
     balanced_s = None
     # A new worker can only hold partitions when there are partitions left for it.
-    expect_partitions = {
-        w.process.name for w in new[: max(0, partitions - len(stack.workers) + len(new))]
-    }
+    existing = len(stack.workers) - len(new)
+    expect_partitions = {w.process.name for w in new[: max(0, partitions - existing)]}
     while time.monotonic() - began < JOIN_TIMEOUT_S:
         for worker in new:
             worker.process.check_alive()

@@ -152,9 +152,11 @@ class GroupMember:
         coordinator's connection at its in-flight maximum, `NodeNotReadyError`) would
         otherwise wait for the next record: the group's lag stays above 0 while the
         events are applied, and the next owner of the partitions replays them."""
+        if time.monotonic() - self._commit_sent_at < PENDING_COMMIT_RESEND_SECONDS:
+            return  # the common case of an idle turn: no lock, no copy
         with self._lock:
             pending = dict(self._pending)
-        if pending and time.monotonic() - self._commit_sent_at >= PENDING_COMMIT_RESEND_SECONDS:
+        if pending:
             self._send_commit(pending)
 
     def _send_commit(self, pending: dict[TopicPartition, OffsetAndMetadata]) -> None:
