@@ -55,7 +55,7 @@ compose-lint: venv
 
 # Benchmarks; BENCH_ARGS="--help" lists their options (see README "Benchmark").
 # bench: the whole benchmark on a stack of its own (databases *_bench, a throwaway broker,
-# gunicorn, relay, worker and the bare-DRF baseline), results in bench-results/$(BROKER)/.
+# the API server, relay, worker and the bare-DRF baseline), results in bench-results/$(BROKER)/.
 # bench-api measures the running `make run` stack; bench-worker brings its own broker,
 # database and topics (both `python -m bench api|worker` with the local values, see
 # bench/cli.py). The load generator is wrk (apt-get install -y wrk).

@@ -11,7 +11,7 @@ In one run, on 127.0.0.1 only (`run_bench`):
   against the baseline's GET of one row by primary key; ratios per level;
 - with a worker pid: a paced open-loop load of non-waiting creates (200/s) and the
   worker's CPU time per event it applied.
-The baseline (bench/baseline.py) is served by its own gunicorn with the API's
+The baseline (bench/baseline.py) is served by a server of its own with the API's
 workers and threads; the targets are in bench/targets.py.
 """
 
@@ -53,7 +53,7 @@ class BenchConfig:
     live_seconds: float = 10.0
     out_dir: str = "bench-results"
     profile: bool = False
-    api_pid: int | None = None  # the gunicorn master, for --profile
+    api_pid: int | None = None  # the API server's main process, for --profile
     worker_pid: int | None = None  # the worker process: the live-load measurement needs it
 
     @classmethod
@@ -206,7 +206,7 @@ def sequential_phase(config: BenchConfig, out) -> dict:
     }
 
 
-def _one_gunicorn_worker(master_pid: int | None) -> int | None:
+def _one_api_worker(master_pid: int | None) -> int | None:
     workers = child_pids(master_pid) if master_pid else []
     return workers[0] if workers else None
 
@@ -283,15 +283,15 @@ def throughput_phase(config: BenchConfig, ids: list[str], out) -> dict[str, list
 
 def profile_phase(config: BenchConfig, ids: list[str], out_dir: Path, out) -> dict[str, str]:
     """`--profile`, after the measured runs (py-spy takes CPU from the two cores): one
-    gunicorn worker during a wrk run of each project request kind at the top level, and
+    API worker during a wrk run of each project request kind at the top level, and
     the worker during a paced load like the live one. Returns what -> file (or why none)."""
     profiles: dict[str, str] = {}
-    api_pid = _one_gunicorn_worker(config.api_pid)
+    api_pid = _one_api_worker(config.api_pid)
     top = max(config.concurrency)
     for shape in (shape for pair in load_shapes(config, ids) for shape in pair):
         if not (shape.project and api_pid):
             continue
-        out.write(f"profiling a gunicorn worker during {shape.key} at c={top}...\n")
+        out.write(f"profiling an API worker during {shape.key} at c={top}...\n")
         path = out_dir / f"profile-api-{shape.key}.json"
         profile = Profile(pid=api_pid, seconds=config.duration, path=path)
         wrk_run(url=shape.url, script=shape.script(1), concurrency=top, seconds=config.duration)

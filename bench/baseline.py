@@ -4,7 +4,7 @@ A URLconf used only by `bench.baseline_settings` (never routed in the real
 app): `POST /orders` validates a user id and a payload with a plain serializer and writes
 an order row and an outbox row in one transaction; `GET /orders/{order_id}` reads one
 order by primary key through a ModelSerializer. Same tables, same database, same
-gunicorn workers and threads as the API (see bench/baseline_gunicorn.py).
+workers and threads as the API (bench/servers.py `start_baseline`).
 Its outbox rows are written already published, so the relay leaves them alone and the
 worker never sees them: the baseline measures the API's side only.
 """

@@ -2,12 +2,12 @@
 values (`make bench-api`, `make bench-worker` run them through scripts/local_stack.py).
 
 - `api`: the API benchmark against a running stack (see bench/api.py); it starts and
-  stops the bare-DRF baseline's gunicorn itself.
+  stops the bare-DRF baseline's server itself.
 - `worker`: the worker's throughput against its ceiling (see bench/worker.py), on a
   broker of its own unless `--use-brokers`.
 - `capacity`: the highest rate of non-waiting creates the running stack sustains, open
   loop, against the baseline's (see bench/capacity.py); it starts and stops the
-  baseline's gunicorn itself.
+  baseline's server itself.
 - `scale-out`: the whole pipeline's sustained creates per worker count, with several API
   instances and relays it starts itself (see bench/scale_out.py); `make bench-scale-out`
   runs it on a stack of its own, as `make bench`.
@@ -59,7 +59,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--worker-pid", type=int, default=None, help="the worker's pid: adds the live load"
     )
     api.add_argument(
-        "--api-pid", type=int, default=None, help="gunicorn master's pid, for --profile"
+        "--api-pid", type=int, default=None, help="the API server's main pid, for --profile"
     )
     api.add_argument("--profile", action="store_true", help="py-spy during a level")
     api.add_argument(
@@ -124,7 +124,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             "print a table and write JSON."
         ),
     )
-    scale_out.add_argument("--apis", type=int, default=2, help="API instances (gunicorns)")
+    scale_out.add_argument("--apis", type=int, default=2, help="API instances (servers)")
     scale_out.add_argument("--relays", type=int, default=2)
     scale_out.add_argument("--workers", default="1,3,6", help="worker counts, comma-separated")
     scale_out.add_argument(

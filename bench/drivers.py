@@ -2,7 +2,7 @@
 worker's CPU per event under the live load and the worker's drain, measured with each
 driver KAFKA_CLIENT names, in interleaved rounds of one run (bench/driver_rounds.py).
 
-- `stack_rounds`: per round and driver, the API's gunicorn, the relay and the worker
+- `stack_rounds`: per round and driver, the API's server, the relay and the worker
   started with KAFKA_CLIENT=<driver> (the processes read their settings from the
   environment) on topics and groups of their own; this process's clients (the Kafka
   round-trip floor's) use the same driver. Measured as the API benchmark measures them
@@ -127,10 +127,8 @@ def stack_round(driver: str, round_number: int, shares: StackShares, *, log_dir:
             )
             wait_healthy(base_url, api)
             wait_answered(base_url, processes)
-            gunicorn_workers = {f"gunicorn worker {pid}": pid for pid in child_pids(api.pid)}
-            check_drivers(
-                driver, {p.name: p.pid for p in processes if p is not api} | gunicorn_workers
-            )
+            api_workers = {f"API worker {pid}": pid for pid in child_pids(api.pid)}
+            check_drivers(driver, {p.name: p.pid for p in processes if p is not api} | api_workers)
             sequential_creates(base_url, 20)  # warm-up, as the API benchmark's
             floor = kafka_floor(shares.floor_samples)
             sync, statuses, _ = sequential_creates(base_url, shares.sync_requests)

@@ -5,7 +5,7 @@ worker takes to hold partitions.
 `scripts/local_stack.py bench scale-out` runs it on a stack of its own, as `make bench`
 (throwaway bench databases, a broker on a free port: with `BROKER=kafka KAFKA_NODES=3` a
 three-node cluster). This module starts the project's processes on free 127.0.0.1 ports:
-`apis` gunicorns (make run's gunicorn.conf.py each), `relays` relays, and the workers,
+`apis` API servers (make run's each), `relays` relays, and the workers,
 added count by count (1, 3, 6 by default) and never restarted in between, as an operator
 scales out.
 
@@ -86,10 +86,10 @@ class ScaleOutStack:
         return process
 
     def start_apis(self, count: int) -> None:
-        """`count` gunicorns, each healthy before the next starts (its port is bound)."""
+        """`count` API servers, each healthy before the next starts (its port is bound)."""
         for n in range(1, count + 1):
             port = self._port()
-            # each makes a metrics directory of its own (gunicorn.conf.py `on_starting`)
+            # each makes a metrics directory of its own (orderstream/api_server.py)
             process = self._start(f"api{n}", api_command(), {"API_PORT": str(port)})
             url = f"http://127.0.0.1:{port}"
             wait_healthy(url, process)

@@ -1,5 +1,5 @@
-"""The processes a benchmark runs: the API's gunicorn, the relay, the worker, and the
-bare-DRF baseline's gunicorn; started on 127.0.0.1, waited for, stopped.
+"""The processes a benchmark runs: the API's server, the relay, the worker, and the
+bare-DRF baseline's server; started on 127.0.0.1, waited for, stopped.
 
 Each dies with the benchmark (devstack/processes.py `start`), so a killed one leaves none
 behind; each shares the benchmark's session, so a terminal's Ctrl-C reaches them too.
@@ -20,23 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE_SETTINGS = "bench.baseline_settings"
 
 
-def _gunicorn() -> str:
-    return str(Path(sys.executable).parent / "gunicorn")
-
-
 def api_command() -> list[str]:
-    return [_gunicorn(), "orderstream.wsgi", "-c", str(ROOT / "gunicorn.conf.py")]
-
-
-def baseline_command(port: int) -> list[str]:
-    return [
-        _gunicorn(),
-        "orderstream.wsgi",
-        "-c",
-        "python:bench.baseline_gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    """The API's server as `make run` starts it (the baseline's too, with its settings)."""
+    return [sys.executable, "-m", "orderstream.api_server"]
 
 
 def manage_command(name: str) -> list[str]:
@@ -83,7 +69,7 @@ def start_stack(
     env: dict | None = None,
     tag: str = "",
 ) -> tuple[Process, Process]:
-    """Start the API's gunicorn on 127.0.0.1:`api_port`, the relay and the worker, with
+    """Start the API's server on 127.0.0.1:`api_port`, the relay and the worker, with
     `env` over this process's environment and logs `<name><tag>.log`; each is appended to
     `processes` as it starts, so the caller stops them (`stop_all`) even when a later one
     fails to start. Returns the API and the worker; waits for neither."""
@@ -117,12 +103,13 @@ def wait_healthy(url: str, process: Process, timeout: float = 60) -> None:
 
 
 def start_baseline(port: int, log_dir: Path) -> Process:
-    """The baseline's gunicorn on 127.0.0.1:`port`, healthy."""
+    """The baseline on 127.0.0.1:`port`, healthy: the API's server, workers and threads
+    (`make run`'s), serving the baseline's settings."""
     process = Process(
         "baseline",
-        baseline_command(port),
+        api_command(),
         log_dir=log_dir,
-        env={"DJANGO_SETTINGS_MODULE": BASELINE_SETTINGS},
+        env={"DJANGO_SETTINGS_MODULE": BASELINE_SETTINGS, "API_PORT": str(port)},
     )
     wait_healthy(f"http://127.0.0.1:{port}", process)
     return process

@@ -3,7 +3,7 @@
 `scripts/local_stack.py bench` prepares PostgreSQL and Redis (the ones that answer, else
 embedded on free ports), the broker BROKER names (always a throwaway one on a free port),
 the bench databases (`*_bench`), topics and migrations; then `bench_session` starts the
-API's gunicorn, the relay, the worker and the bare-DRF baseline's gunicorn on free
+API's server, the relay, the worker and the bare-DRF baseline's server on free
 127.0.0.1 ports, runs the API benchmark (bench/api.py) with the live-load
 measurement, stops them, runs the worker benchmark (bench/worker.py) on the same
 broker, and writes `bench.json`, `bench.png` and the processes' logs to the output folder.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the API: wait for its database, migrate the `default` alias, then replace this
-# shell with gunicorn (so SIGTERM from `docker compose stop` reaches gunicorn directly).
+# shell with the API's server, granian (so SIGTERM from `docker compose stop` reaches it
+# directly).
 # The container runs it as its command; the test suite runs the same file outside Docker.
 set -euo pipefail
 
@@ -8,4 +9,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-orderstream.settings.production}"
 
 python compose/prestart.py default --timeout "${DB_WAIT_TIMEOUT:-60}"
-exec gunicorn orderstream.wsgi --config gunicorn.conf.py
+exec python -m orderstream.api_server

@@ -33,7 +33,7 @@ def start(
     """`command` started by Popen with `popen` (cwd, env, stdout, ...).
 
     `own_session`: a terminal's Ctrl-C (SIGINT to its foreground process group) reaches
-    the owner alone, which stops the child with one signal (a gunicorn master alone,
+    the owner alone, which stops the child with one signal (the API server alone,
     whose workers get their quit from it, never a second one from the terminal).
     `with_parent`: the child gets SIGTERM when its owner dies (`stop_with_parent`), so a
     killed `make test` or `make bench` leaves nothing behind.
@@ -90,7 +90,7 @@ def _send(process: subprocess.Popen, signum: int, group: bool) -> None:
 
 
 def child_pids(pid: int) -> list[int]:
-    """The live children of process `pid` (all its threads'), e.g. a gunicorn master's
+    """The live children of process `pid` (all its threads'), e.g. the API server's
     workers; none when `pid` is gone (Linux /proc)."""
     children: set[int] = set()
     for task in Path(f"/proc/{pid}/task").glob("*"):

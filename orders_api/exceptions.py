@@ -11,8 +11,8 @@ errors (`errors.py`), which `exception_handler` maps to their HTTP status here a
 here, or `ApplicationError` for invalid input; DRF's own exceptions, Django's `Http404`
 and `RequestDataTooBig` are turned into the same shape, and the `handler*` views at the
 end do the same for requests that never reach a DRF view (unknown URLs, oversized bodies,
-a failed CSRF check). Errors of gunicorn's own, for requests that never reach Django
-(a request line over 4094 bytes: 414), stay gunicorn's.
+a failed CSRF check). Errors of the HTTP server's own, for requests that never reach
+Django (a request head larger than its buffer), stay the server's.
 """
 
 from __future__ import annotations

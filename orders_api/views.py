@@ -103,7 +103,7 @@ class AnyAccept(BaseContentNegotiation):
 
 @extend_schema(exclude=True)  # for Prometheus, not part of the API
 class MetricsView(APIView):
-    """GET /metrics: Prometheus text of every gunicorn process of this server (see
+    """GET /metrics: Prometheus text of every process of this API server (see
     orderstream/metrics.py), with the outbox gauges read now. Open, as /health is."""
 
     authentication_classes: list = []

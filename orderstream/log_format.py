@@ -1,6 +1,6 @@
 """The format of every log line: `text` for people (the default), `json` for log shippers.
 
-LOG_FORMAT=json makes the API (Django and gunicorn), the relay and the worker write one
+LOG_FORMAT=json makes the API (Django and granian), the relay and the worker write one
 JSON object per line: `time` (UTC, RFC 3339 with milliseconds), `level`, `logger`, `pid`,
 `message`, `exc_info` when there is a traceback, and the fields a call passes with
 `extra=log_fields(...)`: `order_id`, `event_id`, `topic`, `partition` and `offset` where
@@ -17,7 +17,6 @@ import logging
 import logging.config
 from datetime import UTC, datetime
 
-from gunicorn import glogging
 from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
 
 LOG_FORMATS = ("text", "json")
@@ -88,12 +87,29 @@ def logging_configure(config: dict) -> None:
     logging.captureWarnings(True)
 
 
-class GunicornJsonLogger(glogging.Logger):
-    """gunicorn's logger with its error and access lines in the JSON format (gunicorn
-    builds plain formatters itself; `logconfig_dict` would also turn the access log on)."""
-
-    def setup(self, cfg) -> None:
-        super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            for handler in log.handlers:
-                handler.setFormatter(JsonFormatter())
+def logging_dict(log_format: str, level: str = "INFO", levels: dict | None = None) -> dict:
+    """The logging configuration of every process (Django's LOGGING, granian's
+    `log_dictconfig`): everything to stdout through the root logger, in `log_format`, at
+    `level`, with `levels` for single loggers. granian's own lines (logger `_granian`) and
+    its access log (`granian.access`) go the same way."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "text": {"format": TEXT_FORMAT},
+            "json": {"()": "orderstream.log_format.JsonFormatter"},
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": log_format,
+            },
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            "_granian": {"handlers": [], "propagate": True},
+            "granian.access": {"handlers": [], "propagate": True, "level": "INFO"},
+            **{name: {"level": value} for name, value in (levels or {}).items()},
+        },
+    }

@@ -6,13 +6,13 @@ themselves are defined beside what they count (`orderstream/http_metrics.py`,
 `orders_worker/metrics.py`). Gauges that say how things are now (the outbox, the worker's
 lag) are *collectors*, read when Prometheus scrapes, never kept up to date in between.
 
-- The API (`GET /metrics`, `metrics_page`) runs as several gunicorn processes: with
-  `PROMETHEUS_MULTIPROC_DIR` set (gunicorn.conf.py sets it to a fresh directory) every
+- The API (`GET /metrics`, `metrics_page`) runs as several processes: with
+  `PROMETHEUS_MULTIPROC_DIR` set (orderstream/api_server.py sets it to a fresh directory) every
   process writes its counters to files there and the page sums all of them, so any
   process answers for the whole server.
 - The relay and the worker are one process each: `metrics_server_start` serves their
   registry on a port of their own (RELAY_METRICS_PORT, WORKER_METRICS_PORT; 0 = off) on
-  METRICS_ADDR (127.0.0.1 by default). PROMETHEUS_MULTIPROC_DIR is for gunicorn only: a
+  METRICS_ADDR (127.0.0.1 by default). PROMETHEUS_MULTIPROC_DIR is for the API only: a
   relay or worker that has it still shows its own figures, but also leaves files there
   that an API using the same directory would add to its own.
 """

@@ -154,8 +154,9 @@ def external_id_of(payload: dict) -> str | None:
 
 
 # The longest payload.id an order may have: UTF-8 bytes of its text (a number's as rendered).
-# GET /orders/by-external/<id>?user_id=<uuid> must reach every stored id through gunicorn,
-# whose request line holds at most limit_request_line bytes (4094, its default, kept): with
+# GET /orders/by-external/<id>?user_id=<uuid> must reach every stored id, through the API's
+# server and through the proxies in front of it, many of which hold a request line to some
+# 4 KiB (gunicorn's limit_request_line, for one: 4094 bytes): with
 # every byte of the id percent-encoded (3 characters, the worst case) the line is at most
 # 3 * 1024 + 78 bytes, which leaves some 900 for other query parameters. A float renders
 # in at most some 330 characters, whichever way (repr here, PostgreSQL's numeric there).

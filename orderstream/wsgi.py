@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn orderstream.wsgi)."""
+"""WSGI entry point: the API's Django (served through orderstream/rsgi.py)."""
 
 import os
 

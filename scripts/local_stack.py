@@ -117,14 +117,14 @@ def prepare(stack: Stack, with_broker: bool) -> None:
 
 
 # How long a stopped child may take before it is killed, with what it started: longer than
-# gunicorn's graceful_timeout (20 s), after which its master kills its workers itself.
+# the API server's GRACEFUL_TIMEOUT (20 s), after which it kills its workers itself.
 CHILD_STOP_TIMEOUT = 30.0
 
 
 def api_address_free() -> None:
     """Raise StackError when the API's address (API_BIND_HOST, API_PORT) cannot be bound
-    as gunicorn binds it (SO_REUSEADDR): gunicorn would fail, and the stack run without
-    an API."""
+    as the API server binds it (SO_REUSEADDR): the server would fail, and the stack run
+    without an API."""
     host = os.environ.get("API_BIND_HOST", "127.0.0.1")
     port = int(os.environ.get("API_PORT", "8080"))
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -152,13 +152,12 @@ def start_child(command: list[str]) -> subprocess.Popen:
 
 
 def run_services() -> int:
-    """Run gunicorn, the relay and the worker in the foreground until Ctrl-C or one of them
+    """Run the API server, the relay and the worker in the foreground until Ctrl-C or one of them
     exits."""
     port = os.environ.get("API_PORT", "8080")
     python = sys.executable
-    bindir = Path(python).parent
     commands = {
-        "api": [str(bindir / "gunicorn"), "orderstream.wsgi", "-c", str(ROOT / "gunicorn.conf.py")],
+        "api": [python, "-m", "orderstream.api_server"],
         "relay": [python, "manage.py", "run_relay"],
         "worker": [python, "manage.py", "run_worker"],
     }
@@ -217,7 +216,7 @@ def supervise(children: dict[str, subprocess.Popen]) -> int:
 
 
 def stop_children(children) -> None:
-    """SIGTERM to each child (gunicorn's master stops its workers); a child still running
+    """SIGTERM to each child (the API server stops its workers); a child still running
     CHILD_STOP_TIMEOUT seconds later is killed with its process group (its workers too)."""
     stop_all(children, CHILD_STOP_TIMEOUT, kill_group=True)
 

@@ -1,6 +1,6 @@
 """The project's real processes, started by tests as a deployment starts them.
 
-The API through `compose/start-api.sh` (gunicorn), the relay as `manage.py run_relay`, the
+The API through `compose/start-api.sh` (granian), the relay as `manage.py run_relay`, the
 worker as `manage.py run_worker`, each in its own session with its output in a file,
 against scratch databases created on the test PostgreSQL server, the test Redis and the
 session's broker. Used by the compose
@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
+from email.message import Message
 from pathlib import Path
 from urllib.parse import quote
 
@@ -126,8 +127,7 @@ PASSED_ON = ("LOG_LEVEL", "LOG_LEVELS")
 def script_env(scratch: dict[str, str], topics, home: Path, **extra: str) -> dict[str, str]:
     """A container-like environment: only what the compose file would set.
 
-    HOME is the test's own directory: gunicorn keeps its control socket there, apart from
-    that of a `make run` stack on this machine.
+    HOME is the test's own directory, apart from that of a `make run` stack on this machine.
     """
     return {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -227,12 +227,14 @@ def wait_until(predicate, timeout: float, what: str, launched: Launched | None =
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{details}")
 
 
-def http_get(url: str, timeout: float = 2) -> tuple[int, dict, bytes] | None:
+def http_get(url: str, timeout: float = 2) -> tuple[int, Message, bytes] | None:
+    """Status, headers (names case-insensitive, as HTTP's) and body of a GET; None when
+    nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
     except OSError:
         return None
 
@@ -250,7 +252,7 @@ def alive(pid: int) -> bool:
 # A deployment of one test: API instances and order workers
 # ------------------------------------------------------------------------------
 class ApiInstance:
-    """One gunicorn master (start-api.sh) serving on its own free port."""
+    """One API server (start-api.sh: granian's main process) serving on its own free port."""
 
     def __init__(self, launched: Launched, port: int):
         self.launched = launched
@@ -310,14 +312,14 @@ class Deployment:
         return launched
 
     def launch(
-        self, apis: int = 1, gunicorn_workers: int = 2, workers: int = 2, relays: int = 1
+        self, apis: int = 1, api_workers: int = 2, workers: int = 2, relays: int = 1
     ) -> None:
-        """Migrate, start `apis` gunicorn masters, `relays` outbox relays and `workers`
+        """Migrate, start `apis` API servers, `relays` outbox relays and `workers`
         order workers, and return once every API answers and the workers share every
         partition."""
         self.migrate_worker_database()
         for _ in range(apis):
-            self.start_api(workers=gunicorn_workers)
+            self.start_api(workers=api_workers)
         for _ in range(relays):
             self.start_relay()
         for _ in range(workers):
@@ -348,8 +350,8 @@ class Deployment:
             "api",
             API_BIND_HOST="127.0.0.1",
             API_PORT=str(port),
-            GUNICORN_WORKERS=str(workers),
-            GUNICORN_THREADS=str(threads),
+            API_WORKERS=str(workers),
+            API_WRITE_THREADS=str(threads),
             **extra,
         )
         api = ApiInstance(launched, port)
@@ -389,7 +391,7 @@ class Deployment:
                 f"/health of {api.base_url}",
                 api.launched,
             )
-            wait_until(lambda api=api: len(api.worker_pids()) >= 1, timeout, "gunicorn workers")
+            wait_until(lambda api=api: len(api.worker_pids()) >= 1, timeout, "API workers")
 
     def wait_until_consuming(self, timeout: float = 60) -> None:
         """Every worker holds partitions and each partition has one holder."""
@@ -415,10 +417,10 @@ class Deployment:
 @contextlib.contextmanager
 def fault_deployment(prefix: str, topics, home: Path) -> Iterator[tuple[dict, Deployment]]:
     """Scratch databases and the deployment the tests under load break things in: one
-    gunicorn master with 2 workers, a relay and two order workers, launched; all gone on
+    API server with 2 workers, a relay and two order workers, launched; all gone on
     exit."""
     with scratch_databases(prefix) as scratch, Deployment(scratch, topics, home) as deployment:
-        deployment.launch(apis=1, gunicorn_workers=2, workers=2)
+        deployment.launch(apis=1, api_workers=2, workers=2)
         yield scratch, deployment
 
 

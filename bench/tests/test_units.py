@@ -202,19 +202,27 @@ def test_a_threads_cpu_is_counted_under_the_group_of_its_name():
     assert groups["librdkafka"] >= 0.2 and groups["python"] > 0
 
 
-def test_the_baseline_is_served_with_the_apis_workers_and_threads_and_no_hooks(monkeypatch):
-    import importlib
-    import runpy
+def test_the_baseline_is_served_by_the_apis_server_without_an_ack_listener(monkeypatch, tmp_path):
+    """The baseline runs `make run`'s server (its workers and threads) on the benchmark's
+    port, with its own settings, which start no ACK listener in its processes."""
+    from bench import baseline_settings, servers
 
-    from bench import baseline_gunicorn
+    started = {}
 
-    monkeypatch.setenv("GUNICORN_WORKERS", "3")
-    monkeypatch.setenv("GUNICORN_THREADS", "7")
-    config = importlib.reload(baseline_gunicorn)
-    api = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert (config.workers, config.threads, config.worker_class) == (3, 7, api["worker_class"])
-    assert "post_worker_init" in api and not hasattr(config, "post_worker_init")
-    assert not hasattr(config, "bind")  # the benchmark binds it to its own port
+    class Recorded:
+        def __init__(self, name, command, *, log_dir, env):
+            started.update(name=name, command=command, env=env)
+
+    monkeypatch.setattr(servers, "Process", Recorded)
+    monkeypatch.setattr(servers, "wait_healthy", lambda url, process: started.update(url=url))
+    servers.start_baseline(18999, tmp_path)
+    assert started["command"] == servers.api_command()
+    assert started["env"] == {
+        "DJANGO_SETTINGS_MODULE": servers.BASELINE_SETTINGS,
+        "API_PORT": "18999",
+    }
+    assert started["url"] == "http://127.0.0.1:18999"
+    assert baseline_settings.API_PROCESS_LISTENER is None
 
 
 def test_the_bench_stack_leaves_the_ports_of_make_run_alone(monkeypatch):

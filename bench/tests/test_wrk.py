@@ -25,7 +25,7 @@ def wrk_installed():
 
 
 class Recorder(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn answers wrk
+    protocol_version = "HTTP/1.1"  # keep-alive, as the API server answers wrk
     seen: list = []
 
     def _answer(self, status: int) -> None:

@@ -1,13 +1,13 @@
 """Whether a POST may wait for its ACK now: a few waiters per process, and none while the
 pipeline is known to be behind or down.
 
-A waiting POST holds a gunicorn thread for up to ORDER_ACK_WAIT_TIMEOUT. Unbounded, the
-waits fill every thread as soon as the broker, the relay or the workers stall, and
-`/health`, `/ready` and reads queue behind them: the API looks dead exactly when the
-outbox should be absorbing the writes. So a write waits only
+A waiting POST holds one of the process's write threads (orderstream/rsgi_lanes.py) for up
+to ORDER_ACK_WAIT_TIMEOUT. Unbounded, the waits fill every write thread as soon as the
+broker, the relay or the workers stall, and every other write queues behind them: writes
+look dead exactly when the outbox should be absorbing them. So a write waits only
 
-- within ORDER_ACK_MAX_WAITERS concurrent waits of its process (default: half the
-  threads; the other half always serves the rest), else `busy`;
+- within ORDER_ACK_MAX_WAITERS concurrent waits of its process (default: half the write
+  threads; the other half always serves the other writes), else `busy`;
 - while the pipeline is not known to be behind, else `pipeline-behind`: the outbox's
   oldest waiting row is older than ORDER_ACK_WAIT_MAX_OUTBOX_AGE (the relay or the broker
   is stuck: read at most every OUTBOX_AGE_REFRESH_SECONDS), or this process's last wait of
@@ -182,6 +182,6 @@ _gate = AckWaitGate()
 
 
 def ack_wait_gate() -> AckWaitGate:
-    """This process's gate (module state survives gunicorn's fork empty: no request ran
-    in the master)."""
+    """This process's gate (module state survives the server's fork empty: no request
+    ran in its main process)."""
     return _gate

@@ -1,8 +1,9 @@
 """This process's ACK listener, the one background thread of an API process.
 
-It is created on first use (or by `start()` from gunicorn's `post_worker_init`), never
-before gunicorn forks: a listener created in another process (pid) or for other broker or
-topic settings is replaced, which also keeps tests that switch brokers honest. Events are
+It is created on first use (or by `start()` when an API worker starts: orderstream/rsgi.py),
+never in the server's main process: a listener created in another process (pid) or for
+other broker or topic settings is replaced, which also keeps tests that switch brokers
+honest. Events are
 published by the relay (`manage.py run_relay`), not here.
 """
 
@@ -52,7 +53,7 @@ def _stop(listener: AckListener) -> None:
 
 
 def start(*, ready_timeout: float = 0.0) -> bool:
-    """Start the listener now (gunicorn's post_worker_init), instead of on first use.
+    """Start the listener now (as an API worker starts), instead of on first use.
 
     Waits up to `ready_timeout` seconds for it to be positioned, so that the first
     requests of a new process can wait for their ACK (a POST waits at most a second for an

@@ -179,8 +179,8 @@ def test_a_request_during_a_broker_outage_is_delivered_after_it(api, own_broker,
 
 
 def test_a_new_process_starts_serving_with_its_ack_listener_positioned(unique_topics):
-    """gunicorn's post_worker_init waits for the listener, so the first waiting POST of a
-    new worker process is not answered 202 for want of a ready listener."""
+    """An API worker waits for its listener before it serves (orderstream/rsgi.py), so its
+    first waiting POST is not answered 202 for want of a ready listener."""
     process_listener.shutdown()  # a fresh process
     assert process_listener.start(ready_timeout=10) is True
     assert process_listener.ack_listener().ready.is_set()
@@ -200,7 +200,7 @@ def test_a_process_started_while_kafka_is_down_accepts_orders_and_relays_them_la
     try:
         with relay_running(OutboxRelay()):
             started = time.monotonic()
-            # gunicorn's post_worker_init: must neither raise nor hang
+            # a new API worker (orderstream/rsgi.py): must neither raise nor hang
             assert process_listener.start(ready_timeout=1) is False
             assert time.monotonic() - started < 10
             started = time.monotonic()

@@ -1,5 +1,5 @@
 """GET /metrics of the API, in process: open, Prometheus text, the request counters and
-the outbox gauges, which the relay moves. (The gunicorn processes, the relay's and the
+the outbox gauges, which the relay moves. (The API processes, the relay's and the
 worker's ports: orderstream/tests/test_metrics_processes.py.)"""
 
 from __future__ import annotations

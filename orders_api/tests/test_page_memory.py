@@ -1,7 +1,7 @@
-"""The memory a page of large orders costs a real API process (gunicorn, as deployed).
+"""The memory a page of large orders costs a real API process (the API server, as deployed).
 
 500 orders of 880 KB each, with their worker results in Redis: a page of 500 of them used
-to load about 440 MB from PostgreSQL and as much from Redis into one gunicorn thread. The
+to load about 440 MB from PostgreSQL and as much from Redis into one API thread. The
 page is bounded by API_PAGE_MAX_BYTES now; the test measures the worker process's peak
 resident memory (VmHWM) while it serves the page, and prints the figure.
 """
@@ -136,7 +136,7 @@ def test_a_page_of_500_orders_of_880_kb_stays_within_the_memory_bound(
             with capsys.disabled():
                 print(
                     f"\nGET /orders page_size={ORDERS} of {ORDERS} x {PAYLOAD_BYTES} B orders:"
-                    f" HTTP {status}, {size / 1e6:.1f} MB in {seconds:.1f} s; gunicorn worker"
+                    f" HTTP {status}, {size / 1e6:.1f} MB in {seconds:.1f} s; API worker"
                     f" peak RSS {before / 2**20:.0f} MiB -> {watch.peak / 2**20:.0f} MiB"
                     f" (+{growth / 2**20:.0f} MiB)",
                     flush=True,

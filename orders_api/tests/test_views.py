@@ -789,7 +789,7 @@ def test_a_body_charset_that_is_not_a_text_encoding_is_415(client, charset):
 
 @pytest.mark.parametrize("charset", ["base64", "hex", "zlib"])
 def test_a_non_text_charset_with_a_query_string_is_415(charset):
-    """Through the WSGI entry point gunicorn serves (Django's test client builds requests
+    """Through the WSGI entry point the API server serves (Django's test client builds requests
     itself): Django decoded the query string with the charset while building the request,
     a 500 before any middleware ran."""
     from orderstream.wsgi import application
@@ -1073,14 +1073,15 @@ def test_a_stored_result_with_an_unusable_amount_does_not_break_reads(api, amoun
 
 
 # The longest payload.id, in the characters that percent-encode longest: 4 UTF-8 bytes each,
-# 12 characters in a URL (MAX_EXTERNAL_ID_BYTES; test_gunicorn_limits.py looks it up
-# through a real gunicorn).
+# 12 characters in a URL (MAX_EXTERNAL_ID_BYTES; test_server_limits.py looks it up
+# through the real server).
 LONGEST_EXTERNAL_ID = "\N{GRINNING FACE}" * (order_fields.MAX_EXTERNAL_ID_BYTES // 4)
 
 
 def test_the_longest_external_id_is_stored_and_found(api):
     """The md5 index (models.py) stores an id of any length; the lookup's URL is what
-    bounds it (a 4 KB id was stored, then unreachable through gunicorn: a 414)."""
+    bounds it (a 4 KB id was stored, then unreachable through gunicorn, the API's server
+    then: a 414)."""
     external_id = LONGEST_EXTERNAL_ID
     created = api.post(
         "/orders?wait=false", {"user_id": USER, "payload": {"id": external_id, "amount": 1}}
@@ -1109,7 +1110,8 @@ def test_the_longest_external_id_is_stored_and_found(api):
 )
 def test_an_external_id_too_long_to_look_up_is_refused_at_write(api, body):
     """Accepted, then unreachable: GET /orders/by-external/<id> of a 4,800-character id
-    answered gunicorn's HTML 414 (its request line is at most 4094 bytes)."""
+    answered the server of the time (gunicorn) with an HTML 414 (its request line is at
+    most 4094 bytes)."""
     response = api.post("/orders?wait=false", {"user_id": USER, **body})
     assert_error(response, 400, "payload.id", f"at most {order_fields.MAX_EXTERNAL_ID_BYTES}")
     assert not Order.objects.exists()

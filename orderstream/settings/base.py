@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from orderstream.log_format import TEXT_FORMAT, log_format_from, logger_levels_from
+from orderstream.log_format import log_format_from, logger_levels_from, logging_dict
 
 
 def env(name: str, default: str) -> str:
@@ -111,7 +111,7 @@ TEMPLATES = [
 ]
 
 # ------------------------------------------------------------------------------
-# STATIC FILES (served by WhiteNoise behind gunicorn)
+# STATIC FILES (served by WhiteNoise behind the API server)
 # ------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 # `collectstatic` writes here; the image collects into /app/staticfiles at build time.
@@ -210,14 +210,14 @@ WORKER_UNASSIGNED_MAX_SECONDS = float(env("WORKER_UNASSIGNED_MAX_SECONDS", "300"
 # ------------------------------------------------------------------------------
 # API BEHAVIOUR
 # ------------------------------------------------------------------------------
+# Threads per API worker process for everything but GET and HEAD (orderstream/rsgi_lanes.py).
+API_WRITE_THREADS = int(env("API_WRITE_THREADS", "16"))
 # How long POST /orders waits for the worker's ACK before answering 202.
 ORDER_ACK_WAIT_TIMEOUT = float(env("ORDER_ACK_WAIT_TIMEOUT", "10"))
 # Waits at most this many at a time per API process; more POSTs answer 202 at once
-# (orders_api/ack_wait/gate.py). Default: half of GUNICORN_THREADS, so the other half always
-# serves /health, /ready and reads.
-ORDER_ACK_MAX_WAITERS = int(
-    env("ORDER_ACK_MAX_WAITERS", str(max(int(env("GUNICORN_THREADS", "16")) // 2, 1)))
-)
+# (orders_api/ack_wait/gate.py). Default: half of API_WRITE_THREADS, so the other half
+# always serves the writes that do not wait (reads have a lane of their own).
+ORDER_ACK_MAX_WAITERS = int(env("ORDER_ACK_MAX_WAITERS", str(max(API_WRITE_THREADS // 2, 1))))
 # No POST waits while the outbox's oldest unpublished row is older than this many seconds
 # (the relay or the broker is stuck): 202 at once.
 ORDER_ACK_WAIT_MAX_OUTBOX_AGE = float(env("ORDER_ACK_WAIT_MAX_OUTBOX_AGE", "2"))
@@ -277,6 +277,8 @@ API_PAGE_MAX_BYTES = int(env("API_PAGE_MAX_BYTES", str(4 * 1024 * 1024)))
 # as through them (orders_api/fast_reads.py); 0 sends every read through DRF.
 API_FAST_READS = env_bool("API_FAST_READS", True)
 API_FAST_PATH = "orders_api.fast_reads.FastReads"  # what the WSGI handler asks first
+# Each API worker process's ACK listener (its start() and shutdown(); orderstream/rsgi.py).
+API_PROCESS_LISTENER = "orders_api.ack_wait.process_listener"
 # Comma-separated bearer tokens; when set, the API needs `Authorization: Bearer <token>`
 # (or a staff login). Empty = open, as the original service (production warns at start).
 API_TOKENS = env_list("API_TOKENS", "")
@@ -332,32 +334,13 @@ SPECTACULAR_SETTINGS = {
 
 # ------------------------------------------------------------------------------
 # LOGGING: one dict, everything to stdout, as text or one JSON object per line
-# (orderstream/log_format.py; gunicorn.conf.py follows the same LOG_FORMAT).
+# (orderstream/log_format.py; the API's granian follows the same LOG_FORMAT).
 # ------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = log_format_from(env("LOG_FORMAT", "text"))
 LOGGING_CONFIG = "orderstream.log_format.logging_configure"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "text": {"format": TEXT_FORMAT},
-        "json": {"()": "orderstream.log_format.JsonFormatter"},
-    },
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "formatter": LOG_FORMAT,
-        },
-    },
-    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
-    "loggers": {
-        name: {"level": level}
-        for name, level in {
-            "kafka": "WARNING",
-            "django.db.backends": "INFO",
-            **logger_levels_from(env("LOG_LEVELS", "")),
-        }.items()
-    },
-}
+LOGGING = logging_dict(
+    LOG_FORMAT,
+    LOG_LEVEL,
+    {"kafka": "WARNING", "django.db.backends": "INFO", **logger_levels_from(env("LOG_LEVELS", ""))},
+)

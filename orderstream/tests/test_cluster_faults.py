@@ -2,7 +2,7 @@
 
 Runs on the session's own cluster only (`make test BROKER=kafka KAFKA_NODES=3`: conftest.py,
 devstack/kafka_cluster.py); skipped otherwise. The real processes run as in test_faults.py
-(one gunicorn master with 2 workers, two `run_worker`, scratch databases, a 6-partition
+(one API server (granian) with 2 workers, two `run_worker`, scratch databases, a 6-partition
 events topic with 3 replicas and `min.insync.replicas=2`), six clients write through them
 (ledger.py), and one after another:
 

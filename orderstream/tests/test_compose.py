@@ -71,7 +71,7 @@ CONTAINER_SETTINGS = [
     ROOT / "orderstream/settings/base.py",
     ROOT / "orderstream/settings/production.py",
 ]
-GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+API_SERVER = ROOT / "orderstream/api_server.py"
 LOOPBACK = ("localhost", "127.0.0.1", "[::1]", "::1")
 # Read by the settings but fixed by the image, never set per service: collectstatic
 # writes the static files into the image at build time.
@@ -223,29 +223,29 @@ def test_settings_variable_parser_finds_the_known_variables():
     assert found["DJANGO_SECRET_KEY"] == ""
     assert needs_explicit_value("DJANGO_SECRET_KEY", found["DJANGO_SECRET_KEY"])
     assert not needs_explicit_value("LOG_LEVEL", found["LOG_LEVEL"])
-    assert read_env_variables(GUNICORN_CONF)["API_BIND_HOST"] == "127.0.0.1"
+    assert read_env_variables(API_SERVER)["API_BIND_HOST"] == "127.0.0.1"
 
 
 def test_every_settings_variable_reaches_api_and_worker():
     """Every variable the container's settings read is set, or may fall back to its default.
 
     The variables are parsed from orderstream/settings/base.py and production.py (and
-    gunicorn.conf.py for `api`), so one added there is classified by this rule:
+    orderstream/api_server.py for `api`), so one added there is classified by this rule:
 
     - no default, a default on loopback (inside a container that is the container itself:
-      DSNs, brokers, Redis, allowed hosts, gunicorn's bind host) or a secret: it must be set
+      DSNs, brokers, Redis, allowed hosts, the API server's bind host) or a secret: it must be set
       in the service's `environment`, resolving (with .env.example) to a non-empty value
       other than the default; the test fails until the compose file sets it;
     - any other settings variable may fall back to its default; it reaches both services
       from the repository's .env through `env_file` when the user sets it;
-    - gunicorn.conf.py uses `os.environ.get`, which keeps empty strings, so its variables
+    - orderstream/api_server.py uses `os.environ.get`, which keeps empty strings, so its variables
       are set in `api`'s environment and resolve to non-empty values;
     - variables of IMAGE_FIXED belong to the image and are not set per service.
     """
     raw = load_compose()["services"]
     resolved = resolved_compose()["services"]
     variables = settings_variables()
-    gunicorn_variables = read_env_variables(GUNICORN_CONF)
+    server_variables = read_env_variables(API_SERVER)
     must_set = {name for name, default in variables.items() if needs_explicit_value(name, default)}
     assert {"API_POSTGRES_DSN", "KAFKA_BROKERS", "REDIS_ADDR", "DJANGO_SECRET_KEY"} <= must_set
     for service_name in START_SCRIPTS:
@@ -264,17 +264,17 @@ def test_every_settings_variable_reaches_api_and_worker():
             assert name in variables, f"IMAGE_FIXED names {name}, which the settings no longer read"
             assert name not in declared, f"{service_name}: {name} is fixed by the image"
     api_values = service_env(resolved["api"])
-    for name, default in gunicorn_variables.items():
-        assert api_values.get(name), f"api: gunicorn's {name} must be set and non-empty"
+    for name, default in server_variables.items():
+        assert api_values.get(name), f"api: the server's {name} must be set and non-empty"
         if needs_explicit_value(name, default):
             assert api_values[name] != default, f"api: {name} keeps the default"
     assert api_values["API_BIND_HOST"] == "0.0.0.0"
 
 
 def test_env_example_names_only_variables_something_reads():
-    """No typo in .env.example: each name is read by the settings, gunicorn, a start script
+    """No typo in .env.example: each name is read by the settings, the API server, a start script
     or the compose file's interpolation."""
-    readers = set(settings_variables()) | set(read_env_variables(GUNICORN_CONF))
+    readers = set(settings_variables()) | set(read_env_variables(API_SERVER))
     for script in START_SCRIPTS.values():
         readers |= set(re.findall(r"\$\{(\w+)", script.read_text()))
     readers |= {
@@ -728,10 +728,11 @@ def scratch_databases():
 
 @pytest.mark.processes
 @pytest.mark.broker
-def test_api_start_script_migrates_default_and_serves_gunicorn(
+def test_api_start_script_migrates_default_and_serves_the_api_server(
     scratch_databases, unique_topics, tmp_path
 ):
-    """start-api.sh: waits, migrates only `default`, execs gunicorn; /health and static work."""
+    """start-api.sh: waits, migrates only `default`, execs the API server; /health and static
+    work."""
     static_root = tmp_path / "staticfiles"
     port = free_port()
     env = script_env(
@@ -741,8 +742,8 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
         DJANGO_STATIC_ROOT=str(static_root),
         API_BIND_HOST="127.0.0.1",
         API_PORT=str(port),
-        GUNICORN_WORKERS="1",
-        GUNICORN_THREADS="4",
+        API_WORKERS="1",
+        API_WRITE_THREADS="4",
     )
     # The image runs collectstatic at build time; here it runs into a scratch STATIC_ROOT.
     collect = subprocess.run(
@@ -772,7 +773,7 @@ def test_api_start_script_migrates_default_and_serves_gunicorn(
             "the api healthcheck (/ready) to pass",
             launched,
         )
-        assert "gunicorn" in launched.command_line()  # the shell was replaced by exec
+        assert "granian" in launched.command_line()  # exec replaced the shell
 
         status, headers, body = http_get(f"{base}/static/admin/css/base.css")
         assert status == 200 and headers["Content-Type"].startswith("text/css")

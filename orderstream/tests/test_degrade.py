@@ -1,6 +1,6 @@
 """The API keeps answering while the pipeline is down: the outbox absorbs the writes.
 
-The real processes run as a deployment runs them (one gunicorn master with 2 workers of 8
+The real processes run as a deployment runs them (one API server (granian) with 2 workers of 8
 threads, a relay, two workers; scratch databases, the session's broker), without coverage
 tracing (it measures their latencies). CLIENTS clients
 send creates that wait for their ACK (the default POST) while, one after another, the
@@ -193,7 +193,7 @@ def test_the_api_keeps_answering_while_the_pipeline_is_down(
         processes.scratch_databases("orderstream_degrade") as scratch,
         processes.Deployment(scratch, six_partition_topics, tmp_path, measured=False) as deployment,
     ):
-        deployment.launch(apis=1, gunicorn_workers=2, workers=2)
+        deployment.launch(apis=1, api_workers=2, workers=2)
         api = deployment.apis[0]
         order_id = create_order(api.base_url)
         samples_path = tmp_path / "probe.json"

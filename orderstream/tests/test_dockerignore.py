@@ -121,7 +121,6 @@ def test_no_tests_and_no_development_tooling_go_into_the_image(context):
 def test_everything_the_image_uses_is_in_the_context(context):
     needed = {
         "manage.py",
-        "gunicorn.conf.py",
         "compose/prestart.py",
         "requirements/base.txt",
         "requirements/production.txt",

@@ -1,11 +1,11 @@
 """One fault after another under a minute of load: no accepted write is lost or applied twice.
 
-The real processes run as a deployment runs them: one gunicorn master with 2 workers
+The real processes run as a deployment runs them: one API server (granian) with 2 workers
 (compose/start-api.sh) and two `manage.py run_worker` in one group, on scratch databases,
 the test Redis, the session's broker and a 6-partition events topic of the test's own.
 Six clients write (creates, updates, deletes; waiting for the ACK or not) while, one after
 another: a worker is SIGKILLed and restarted, the broker is frozen for 10 s (SIGSTOP; on
-KAFKA_NODES=3 every node at once), a gunicorn worker is SIGKILLed, Redis is paused, the
+KAFKA_NODES=3 every node at once), a API worker is SIGKILLed, Redis is paused, the
 worker database's connections are cut, and a worker is stopped with SIGTERM and restarted.
 Then every accepted write must be applied within 90 s (ledger.py). The table of what
 happened in each fault window is printed even when the test passes.
@@ -57,7 +57,7 @@ class Faults:
         with broker_frozen(self.broker):
             time.sleep(BROKER_FROZEN)
 
-    def kill_gunicorn_worker(self) -> None:
+    def kill_api_worker(self) -> None:
         pid = self.api.worker_pids()[0]
         os.kill(pid, signal.SIGKILL)
 
@@ -85,7 +85,7 @@ class Faults:
         return [
             ("worker SIGKILL", self.kill_worker),
             ("broker SIGSTOP 10 s", self.freeze_broker),
-            ("gunicorn worker SIGKILL", self.kill_gunicorn_worker),
+            ("API worker SIGKILL", self.kill_api_worker),
             ("Redis CLIENT PAUSE 5 s", self.pause_redis),
             ("worker db terminated", self.cut_worker_database),
             ("worker SIGTERM", self.stop_worker),
@@ -102,7 +102,7 @@ def test_no_accepted_write_is_lost_or_applied_twice_through_a_series_of_faults(
         processes.scratch_databases("orderstream_faults") as scratch,
         processes.Deployment(scratch, six_partition_topics, tmp_path) as deployment,
     ):
-        deployment.launch(apis=1, gunicorn_workers=2, workers=2)
+        deployment.launch(apis=1, api_workers=2, workers=2)
         api = deployment.apis[0]
 
         faults = Faults(deployment, kafka_broker, api)

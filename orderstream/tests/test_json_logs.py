@@ -2,7 +2,7 @@
 the relay and the worker, and every line each of them writes is one JSON object.
 
 The processes run as a deployment runs them (processes.Deployment: start-api.sh with
-gunicorn and its access log, `manage.py run_relay`, `manage.py run_worker`), with
+granian and its access log, `manage.py run_relay`, `manage.py run_worker`), with
 LOG_LEVEL=DEBUG, which adds the one line per write, publish and applied event.
 """
 
@@ -43,7 +43,7 @@ def lines_of_order(launched: processes.Launched, order_id: str) -> list[dict]:
 
 def write_until_answered(api: processes.ApiInstance, body: dict, key: str) -> dict:
     """POST until the worker's answer is in (one Idempotency-Key: the same write; a new
-    gunicorn worker answers 202 until its ACK listener is positioned)."""
+    API worker answers 202 until its ACK listener is positioned)."""
 
     def answered() -> dict | None:
         status, answer, _ = post_order(api.base_url, body, "wait", key)
@@ -62,10 +62,10 @@ def test_one_order_is_followed_across_api_relay_and_worker_by_its_order_id(uniqu
             tmp_path,
             LOG_FORMAT="json",
             LOG_LEVEL="DEBUG",
-            GUNICORN_ACCESS_LOG="1",
+            API_ACCESS_LOG="1",
         ) as deployment,
     ):
-        deployment.launch(apis=1, gunicorn_workers=1, workers=1, relays=1)
+        deployment.launch(apis=1, api_workers=1, workers=1, relays=1)
         api, relay, worker = deployment.apis[0], deployment.relays[0], deployment.workers[0]
 
         user_id = str(uuid.uuid4())
@@ -108,9 +108,9 @@ def test_one_order_is_followed_across_api_relay_and_worker_by_its_order_id(uniqu
                 fields["event_id"]
             ]
 
-        # gunicorn's own lines are JSON too: its start, and the access log it was asked for.
+        # granian's own lines are JSON too: its start, and the access log it was asked for.
         loggers = {f["logger"] for f in json_lines(api.launched)}
-        assert {"gunicorn.error", "gunicorn.access", "prestart"} <= loggers
+        assert {"_granian", "granian.access", "prestart"} <= loggers
         # Stopped: the last lines (after SIGTERM) are JSON as well.
         assert relay.stop() == 0 and worker.stop() == 0
         assert api.launched.stop() == 0

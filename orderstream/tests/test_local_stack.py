@@ -2,7 +2,7 @@
 
 The test's PostgreSQL, Redis and broker already answer, so the local stack uses them (its
 "already answering" path), creates its two databases, migrates them, seeds the admin user,
-creates the topics, starts gunicorn, the relay and the worker, serves a create end to end,
+creates the topics, starts the API server, the relay and the worker, serves a create end to end,
 and stops every process it started on SIGTERM, or on Ctrl-C under load (STOPS times). With
 the API's port taken it stops at once, saying so.
 """
@@ -56,7 +56,7 @@ def test_make_run_serves_a_create_end_to_end_and_stops_every_process(unique_topi
             assert "(already answering)" in output  # the test's own services were used
             assert "created the local admin user 'stack-admin'" in output
             children = child_pids(launched.process.pid)
-            assert len(children) == 3, children  # gunicorn, the relay and the worker
+            assert len(children) == 3, children  # the API server, the relay and the worker
 
             # The same request (one Idempotency-Key) until the worker's answer is in:
             # the relay published the event and the worker applied it.
@@ -70,7 +70,7 @@ def test_make_run_serves_a_create_end_to_end_and_stops_every_process(unique_topi
             order_url = f"{base}/orders/{answer['order_id']}"
 
             def processed() -> bool:
-                status, _, body = http_get(order_url) or (0, {}, b"")
+                status, _, body = http_get(order_url) or (0, None, b"")
                 order = json.loads(body)["order"] if status == 200 else {}
                 return (order.get("processing"), order.get("version")) == ("done", 1)
 
@@ -96,7 +96,7 @@ def test_make_run_serves_a_create_end_to_end_and_stops_every_process(unique_topi
 
 
 def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (gunicorn's workers are its master's children)."""
+    """Every live process below `pid` (the API server's workers are its children)."""
     found, todo = set(), [pid]
     while todo:
         children = child_pids(todo.pop())
@@ -106,7 +106,7 @@ def descendants(pid: int) -> set[int]:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether 127.0.0.1:`port` can be bound as gunicorn binds it (SO_REUSEADDR)."""
+    """Whether 127.0.0.1:`port` can be bound as the API server binds it (SO_REUSEADDR)."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -165,7 +165,7 @@ def ctrl_c_under_load(env: dict[str, str], port: int, log_path: Path) -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: url_answers(f"{base}/health"), 90, "/health", launched)
-        # gunicorn's master and its 2 workers, the relay and the worker
+        # the API server and its 2 workers, the relay and the worker
         wait_until(lambda: len(descendants(launched.process.pid)) >= 5, 30, "the processes")
         seen = descendants(launched.process.pid)
         load = Load(base)
@@ -191,14 +191,19 @@ def ctrl_c_under_load(env: dict[str, str], port: int, log_path: Path) -> None:
 def test_ctrl_c_under_load_leaves_no_process_and_the_port_free(unique_topics, tmp_path):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) to `make run`
     serving creates, STOPS times: every process it started is gone, the API's port free.
-    A gunicorn worker once outlived its master, holding the port (a second quit signal
+    A API worker once outlived its master, holding the port (a second quit signal
     hung it)."""
     port = free_port()
     with processes.scratch_databases(prefix="orderstream_stops") as scratch:
-        # Short ACK waits: a stopping gunicorn lets its requests finish (they wait for ACKs
+        # Short ACK waits: a stopping API server lets its requests finish (they wait for ACKs
         # that no stopped worker sends) before it exits.
         env = run_env(
-            scratch, unique_topics, tmp_path, port, GUNICORN_THREADS="4", ORDER_ACK_WAIT_TIMEOUT="3"
+            scratch,
+            unique_topics,
+            tmp_path,
+            port,
+            API_WRITE_THREADS="4",
+            ORDER_ACK_WAIT_TIMEOUT="3",
         )
         for stop in range(STOPS):
             ctrl_c_under_load(env, port, tmp_path / f"run-{stop}.log")

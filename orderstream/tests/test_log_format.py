@@ -1,23 +1,21 @@
 """LOG_FORMAT: the JSON formatter, the fields of a line about one order, the settings' and
-gunicorn's choice of format. (The processes' real output: test_json_logs.py.)"""
+the API server's choice of format. (The processes' real output: test_json_logs.py.)"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import runpy
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from gunicorn.config import Config
 
+from orderstream import api_server
 from orderstream.log_format import (
-    GunicornJsonLogger,
     JsonFormatter,
     log_fields,
     log_format_from,
@@ -174,52 +172,53 @@ def test_the_settings_refuse_an_unknown_log_format():
     assert "LOG_FORMAT must be one of text, json" in result.stderr
 
 
-def gunicorn_settings(monkeypatch, **env: str) -> dict:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+SERVER_LINES = """
+import logging, sys, time
+from granian.log import LogLevels, configure_logging, log_request_builder
+from orderstream.api_server import ACCESS_LOG_FORMAT
+from orderstream.log_format import logging_dict
+configure_logging(LogLevels.info, logging_dict(sys.argv[1]))
+logging.getLogger("_granian").error("worker-%s died", 2)
+request = {"addr_remote": "127.0.0.1", "path": "/orders", "qs": "", "method": "POST",
+           "scheme": "http", "protocol": "HTTP/1.1"}
+log_request_builder(ACCESS_LOG_FORMAT)(time.time(), time.perf_counter(), request, 201)
+"""
 
 
-def test_gunicorn_takes_the_json_logger_only_with_log_format_json(monkeypatch):
-    monkeypatch.delenv("LOG_FORMAT", raising=False)
-    assert "logger_class" not in gunicorn_settings(monkeypatch)
-    assert "logger_class" not in gunicorn_settings(monkeypatch, LOG_FORMAT="text")
-    chosen = gunicorn_settings(monkeypatch, LOG_FORMAT="json")["logger_class"]
-    assert chosen == f"{GunicornJsonLogger.__module__}.{GunicornJsonLogger.__name__}"
-
-
-def test_gunicorns_error_and_access_lines_are_json(capsys):
-    config = Config()
-    config.set("accesslog", "-")
-    log = GunicornJsonLogger(config)
-    log.error("Worker (pid:%s) was sent SIGKILL", 42)
-    request = SimpleNamespace(
-        method="POST", path="/orders", query="", version=(1, 1), headers=[], uri="/orders"
+def server_lines(log_format: str) -> list[str]:
+    """What granian writes, configured as orderstream/api_server.py configures it: one of
+    its own lines and one access line."""
+    result = subprocess.run(
+        [sys.executable, "-c", SERVER_LINES, log_format],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
-    response = SimpleNamespace(status="201 Created", headers=[], sent=12, response_length=12)
-    environ = {
-        "REMOTE_ADDR": "127.0.0.1",
-        "REQUEST_METHOD": "POST",
-        "RAW_URI": "/orders",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-    }
-    log.access(response, request, environ, timedelta(seconds=0.01))
-    captured = capsys.readouterr()
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
 
-    error = json.loads(captured.err)
-    assert (error["logger"], error["level"]) == ("gunicorn.error", "ERROR")
-    assert error["message"] == "Worker (pid:42) was sent SIGKILL"
-    access = json.loads(captured.out)
-    assert access["logger"] == "gunicorn.access"
+
+def test_the_api_servers_own_and_access_lines_are_json_with_log_format_json():
+    own, access = (json.loads(line) for line in server_lines("json"))
+    assert (own["logger"], own["level"], own["message"]) == ("_granian", "ERROR", "worker-2 died")
+    assert access["logger"] == "granian.access"
     assert '"POST /orders HTTP/1.1" 201' in access["message"]
 
 
-def test_gunicorns_access_log_stays_off_unless_asked():
+def test_the_api_servers_lines_are_text_by_default():
+    own, access = server_lines("text")
+    assert " ERROR " in own and own.endswith(" _granian: worker-2 died")
+    assert 'granian.access: 127.0.0.1 "POST /orders HTTP/1.1" 201' in access
+
+
+def test_the_api_servers_access_log_stays_off_unless_asked(monkeypatch):
     """LOG_FORMAT=json changes the format, not what is logged: no access lines (and no
-    per-request cost) while GUNICORN_ACCESS_LOG is off."""
-    log = GunicornJsonLogger(Config())
-    assert not log.access_log_enabled
-    assert all(isinstance(h.formatter, JsonFormatter) for h in log.error_log.handlers)
+    per-request cost) while API_ACCESS_LOG is off."""
+    monkeypatch.delenv("API_ACCESS_LOG", raising=False)
+    assert api_server.server().log_access is False
+    monkeypatch.setenv("API_ACCESS_LOG", "1")
+    assert api_server.server().log_access is True
 
 
 def test_log_fields_write_ids_as_text():

@@ -1,7 +1,7 @@
-"""The metrics of the real processes: gunicorn (2 workers, multiprocess mode), `run_relay`
+"""The metrics of the real processes: the API server (2 workers, multiprocess mode), `run_relay`
 and `run_worker`, each scraped before and after a known load.
 
-The API's counters are summed over its gunicorn processes (whichever answers the scrape);
+The API's counters are summed over its API processes (whichever answers the scrape);
 the relay's and the worker's are served on their own ports (processes.py gives each a
 free one). Every delta below is exact: the load is the only traffic of these processes.
 """
@@ -49,7 +49,7 @@ def health(base_url: str) -> int:
 
 
 def per_process(metrics_dir: Path, pid: int, scratch: Path) -> Metrics:
-    """The counters of one gunicorn process alone, read from its own file."""
+    """The counters of one API process alone, read from its own file."""
     own = scratch / str(pid)
     own.mkdir(parents=True)
     shutil.copy(metrics_dir / f"counter_{pid}.db", own)
@@ -59,7 +59,7 @@ def per_process(metrics_dir: Path, pid: int, scratch: Path) -> Metrics:
 
 
 def stale_counter_file(metrics_dir: Path) -> None:
-    """A counter file left by an earlier gunicorn (a process long gone): 1000 creates."""
+    """A counter file left by an earlier API server (a process long gone): 1000 creates."""
     metrics_dir.mkdir()
     stale = MmapedDict(str(metrics_dir / "counter_999999.db"))
     labels = ["view", "method", "status"], ["orders-list", "POST", "200"]
@@ -117,7 +117,7 @@ def test_the_processes_count_a_known_load_exactly(unique_topics, tmp_path):
             return after_api.since(before["api"], name, **labels)
 
         create_labels = {"view": "orders-list", "method": "POST"}
-        # gunicorn emptied the directory it was given: the counts start at 0 with it.
+        # the server emptied the directory it was given: the counts start at 0 with it.
         assert after_api.value(REQUESTS, status="200", **create_labels) == CREATES
         assert api_delta(REQUESTS, status="200", **create_labels) == CREATES
         assert api_delta(REQUESTS, **create_labels) == CREATES
@@ -164,7 +164,7 @@ def test_the_processes_count_a_known_load_exactly(unique_topics, tmp_path):
         poisoned = counted(worker_url, applied, dead, outcome="dead_lettered")
         assert poisoned.value(applied) == after_worker.value(applied) + 1
 
-        # Both gunicorn processes served (GETs until each has): /metrics shows their sum.
+        # Both API processes served (GETs until each has): /metrics shows their sum.
         sent = 0
 
         def both_served():

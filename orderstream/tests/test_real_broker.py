@@ -47,7 +47,7 @@ def test_a_broker_restart_under_load_loses_no_accepted_write(
         processes.Deployment(scratch, six_partition_topics, tmp_path) as deployment,
     ):
         try:
-            deployment.launch(apis=1, gunicorn_workers=2, workers=2)
+            deployment.launch(apis=1, api_workers=2, workers=2)
             api = deployment.apis[0]
             load = Load([api.base_url], scratch["worker"], writers=4, mix=Mix(delete=0))
             timings = {}
@@ -103,7 +103,7 @@ def first_200_after(load: Load, window: str) -> str:
 def test_scale_out_moves_partitions_and_applies_every_write_once(
     six_partition_topics, kafka_broker, tmp_path, capsys
 ):
-    """Two API instances (two gunicorn masters) and three workers in one group under load;
+    """Two API instances (two API servers) and three workers in one group under load;
     one worker is SIGKILLed and another started: the partitions move to the live workers,
     every accepted write is applied once in effect, the group's lag returns to 0, and a
     waiting POST through either API instance then gets its 200."""
@@ -111,7 +111,7 @@ def test_scale_out_moves_partitions_and_applies_every_write_once(
         processes.scratch_databases("orderstream_scale") as scratch,
         processes.Deployment(scratch, six_partition_topics, tmp_path) as deployment,
     ):
-        deployment.launch(apis=2, gunicorn_workers=1, workers=3)
+        deployment.launch(apis=2, api_workers=1, workers=3)
         urls = [api.base_url for api in deployment.apis]
         before = {w.process.pid: processes.worker_partitions(w) for w in deployment.workers}
         load = Load(urls, scratch["worker"], writers=6)

@@ -1,8 +1,8 @@
-"""What the API accepts, gunicorn lets through: every external id stored is found.
+"""What the API accepts, its server lets through: every external id stored is found.
 
-Through a real gunicorn (compose/start-api.sh, gunicorn.conf.py): its request line holds
-at most 4094 bytes (limit_request_line's default), so an id is refused at write when its
-lookup's URL could be longer (orderstream/order_fields.py, MAX_EXTERNAL_ID_BYTES).
+Through the real server (compose/start-api.sh): an id is refused at write when its
+lookup's URL could be longer than a common request-line limit (orderstream/order_fields.py,
+MAX_EXTERNAL_ID_BYTES), and every id accepted is found, slashes and emoji included.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ TOO_LONG = {
 }
 
 
-def test_every_external_id_the_api_accepts_is_found_through_gunicorn(unique_topics, tmp_path):
+def test_every_external_id_the_api_accepts_is_found_through_the_server(unique_topics, tmp_path):
     with (
         processes.scratch_databases("orderstream_ids") as scratch,
         processes.Deployment(scratch, unique_topics, tmp_path) as deployment,
