@@ -25,6 +25,9 @@ from orderstream.log_format import log_format_from, logging_dict
 
 DEFAULT_TARGET = "orderstream.rsgi:application"
 GRACEFUL_TIMEOUT = 20
+# orderstream.metrics.MULTIPROCESS_ENV, written out: importing that module here would import
+# prometheus_client before the variable is set, and the forked workers would inherit a
+# client that counts in memory only.
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ACCESS_LOG_FORMAT = '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3fms'
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from prometheus_client import multiprocess
 
+from orderstream.metrics import MULTIPROCESS_ENV
 from orderstream.rsgi_lanes import RsgiLanes
 from orderstream.wsgi import application as wsgi_application  # sets Django up
 
@@ -41,7 +42,7 @@ def listener_stopping() -> None:
     live gauges stop counting, its counters keep adding up)."""
     if settings.API_PROCESS_LISTENER:
         import_string(settings.API_PROCESS_LISTENER).shutdown()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(MULTIPROCESS_ENV):
         multiprocess.mark_process_dead(os.getpid())
 
 

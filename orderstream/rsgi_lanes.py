@@ -162,7 +162,7 @@ class RsgiLanes:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self.write_pool, self._answer, scope, body)
         except Exception:
-            logger.exception("%s %s failed outside the application", scope.method, scope.path)
+            logger.exception("%s %s: no answer from the application", scope.method, scope.path)
             answer = 500, [("Content-Type", "application/json")], SERVER_ERROR_BODY
         status, headers, body = answer
         proto.response_bytes(status, headers, b"" if scope.method == "HEAD" else body)
